@@ -1,0 +1,1 @@
+//! Emitter crate (skeleton; filled by the emitter issue).

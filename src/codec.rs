@@ -1,0 +1,400 @@
+//! msgpack as Node's `notepack.io` writes and reads it.
+//!
+//! Values travel as [`rmpv::Value`] trees. The writer copies notepack.io 3.0.1 byte for
+//! byte (integral numbers as the smallest int, non-negative ones from the uint family,
+//! every other number as float64). The reader accepts what notepack 2 and 3 write
+//! (ext type 0 buffers, `d4 00 00` for `undefined`, both Date encodings) and is
+//! hardened for untrusted input: bounded depth, no allocation larger than the bytes
+//! that could back it, and an error (never a panic) on anything malformed.
+
+use rmpv::Value;
+use std::io::Write;
+
+/// Deepest nesting the reader accepts. Real socket.io payloads stay far below it;
+/// the bound keeps a hostile message from exhausting the stack.
+pub const MAX_DEPTH: usize = 64;
+
+/// Why a msgpack payload could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError(pub String);
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn err<T>(msg: impl Into<String>) -> Result<T, DecodeError> {
+    Err(DecodeError(msg.into()))
+}
+
+/// Reads exactly one msgpack value that must span the whole input.
+pub fn decode(buf: &[u8]) -> Result<Value, DecodeError> {
+    let mut rd = Reader { buf, pos: 0 };
+    let v = rd.value(0)?;
+    if rd.pos != buf.len() {
+        return err(format!("{} trailing bytes", buf.len() - rd.pos));
+    }
+    Ok(v)
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len());
+        match end {
+            Some(end) => {
+                let s = &self.buf[self.pos..end];
+                self.pos = end;
+                Ok(s)
+            }
+            None => err(format!("truncated: wanted {n} bytes at offset {}", self.pos)),
+        }
+    }
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take(1)?[0])
+    }
+    fn be<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+    fn len(&mut self, bytes: usize) -> Result<usize, DecodeError> {
+        Ok(match bytes {
+            1 => self.u8()? as usize,
+            2 => u16::from_be_bytes(self.be()?) as usize,
+            _ => u32::from_be_bytes(self.be()?) as usize,
+        })
+    }
+    fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Value, DecodeError> {
+        if depth > MAX_DEPTH {
+            return err(format!("nested deeper than {MAX_DEPTH}"));
+        }
+        let m = self.u8()?;
+        Ok(match m {
+            0x00..=0x7f => Value::from(m),
+            0x80..=0x8f => self.map((m & 0x0f) as usize, depth)?,
+            0x90..=0x9f => self.array((m & 0x0f) as usize, depth)?,
+            0xa0..=0xbf => self.str((m & 0x1f) as usize)?,
+            0xc0 => Value::Nil,
+            0xc1 => return err("reserved marker 0xc1"),
+            0xc2 => Value::Boolean(false),
+            0xc3 => Value::Boolean(true),
+            0xc4..=0xc6 => {
+                let n = self.len(1 << (m - 0xc4))?;
+                Value::Binary(self.take(n)?.to_vec())
+            }
+            0xc7..=0xc9 => {
+                let n = self.len(1 << (m - 0xc7))?;
+                self.ext(n)?
+            }
+            0xca => Value::F32(f32::from_be_bytes(self.be()?)),
+            0xcb => Value::F64(f64::from_be_bytes(self.be()?)),
+            0xcc => Value::from(self.u8()?),
+            0xcd => Value::from(u16::from_be_bytes(self.be()?)),
+            0xce => Value::from(u32::from_be_bytes(self.be()?)),
+            0xcf => Value::from(u64::from_be_bytes(self.be()?)),
+            0xd0 => Value::from(i8::from_be_bytes(self.be()?)),
+            0xd1 => Value::from(i16::from_be_bytes(self.be()?)),
+            0xd2 => Value::from(i32::from_be_bytes(self.be()?)),
+            0xd3 => Value::from(i64::from_be_bytes(self.be()?)),
+            0xd4..=0xd8 => self.ext(1 << (m - 0xd4))?,
+            0xd9..=0xdb => {
+                let n = self.len(1 << (m - 0xd9))?;
+                self.str(n)?
+            }
+            0xdc | 0xdd => {
+                let n = self.len(if m == 0xdc { 2 } else { 4 })?;
+                self.array(n, depth)?
+            }
+            0xde | 0xdf => {
+                let n = self.len(if m == 0xde { 2 } else { 4 })?;
+                self.map(n, depth)?
+            }
+            0xe0..=0xff => Value::from(m as i8),
+        })
+    }
+
+    fn str(&mut self, n: usize) -> Result<Value, DecodeError> {
+        let bytes = self.take(n)?;
+        match std::str::from_utf8(bytes) {
+            Ok(s) => Ok(Value::from(s)),
+            Err(e) => err(format!("invalid UTF-8 in string: {e}")),
+        }
+    }
+
+    fn array(&mut self, n: usize, depth: usize) -> Result<Value, DecodeError> {
+        // Every element takes at least one byte: a length header larger than the rest of
+        // the message is a lie, and must not drive the allocation.
+        if n > self.remaining() {
+            return err(format!("array of {n} items in {} bytes", self.remaining()));
+        }
+        let mut items = Vec::with_capacity(n);
+        for _ in 0..n {
+            items.push(self.value(depth + 1)?);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn map(&mut self, n: usize, depth: usize) -> Result<Value, DecodeError> {
+        if n.saturating_mul(2) > self.remaining() {
+            return err(format!("map of {n} entries in {} bytes", self.remaining()));
+        }
+        let mut entries = Vec::with_capacity(n);
+        for _ in 0..n {
+            let k = self.value(depth + 1)?;
+            let v = self.value(depth + 1)?;
+            entries.push((k, v));
+        }
+        Ok(Value::Map(entries))
+    }
+
+    fn ext(&mut self, n: usize) -> Result<Value, DecodeError> {
+        let ty = self.u8()? as i8;
+        let data = self.take(n)?;
+        Ok(match (ty, n) {
+            // Node compat: notepack 2 writes `undefined` as fixext1 type 0; it reads as
+            // undefined, which every JSON encoder then turns into null.
+            (0, 1) if data == [0] => Value::Nil,
+            // Node compat: notepack 2 Date: fixext8 type 0 holding the epoch ms as float64.
+            (0, 8) => date_value(f64::from_be_bytes(data.try_into().unwrap_or([0; 8]))),
+            // Node compat: notepack 2 sends ArrayBuffer / typed arrays as ext type 0.
+            (0, _) => Value::Binary(data.to_vec()),
+            (-1, 4 | 8 | 12) => timestamp(data),
+            // notepack 3 decodes any other ext as `[type, Buffer]`.
+            _ => Value::Array(vec![Value::from(ty), Value::Binary(data.to_vec())]),
+        })
+    }
+}
+
+/// msgpack timestamp extension (type -1) → the ISO string a JS `Date` becomes in JSON.
+fn timestamp(data: &[u8]) -> Value {
+    let (secs, nanos): (i64, u32) = match data.len() {
+        4 => (u32::from_be_bytes(data.try_into().unwrap_or([0; 4])) as i64, 0),
+        8 => {
+            let v = u64::from_be_bytes(data.try_into().unwrap_or([0; 8]));
+            ((v & 0x3_ffff_ffff) as i64, (v >> 34) as u32)
+        }
+        _ => {
+            let nanos = u32::from_be_bytes(data[..4].try_into().unwrap_or([0; 4]));
+            let secs = i64::from_be_bytes(data[4..].try_into().unwrap_or([0; 8]));
+            (secs, nanos)
+        }
+    };
+    date_value(secs as f64 * 1000.0 + (nanos / 1_000_000) as f64)
+}
+
+/// Epoch milliseconds → `Date.prototype.toJSON()` text (`1970-01-01T00:00:00.000Z`).
+fn date_value(ms: f64) -> Value {
+    if !ms.is_finite() || ms.abs() > 8.64e15 {
+        return Value::Nil; // JS: an invalid Date serializes as null
+    }
+    let ms = ms.floor() as i64;
+    let days = ms.div_euclid(86_400_000);
+    let rem = ms.rem_euclid(86_400_000);
+    // Civil-from-days (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    Value::from(format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3_600_000,
+        rem / 60_000 % 60,
+        rem / 1000 % 60,
+        rem % 1000
+    ))
+}
+
+/// Writes `v` exactly as notepack.io 3.0.1 would write the equivalent JS value.
+pub fn write(buf: &mut Vec<u8>, v: &Value) {
+    // Writing into a Vec cannot fail; the `let _` keeps the signature infallible.
+    let _ = write_inner(buf, v);
+}
+
+fn write_inner(buf: &mut Vec<u8>, v: &Value) -> Option<()> {
+    use rmp::encode as enc;
+    match v {
+        Value::Nil => enc::write_nil(buf).ok()?,
+        Value::Boolean(b) => enc::write_bool(buf, *b).ok()?,
+        Value::Integer(i) => {
+            if let Some(u) = i.as_u64() {
+                enc::write_uint(buf, u).ok()?;
+            } else if let Some(s) = i.as_i64() {
+                enc::write_sint(buf, s).ok()?;
+            }
+        }
+        // Node compat: JS has one number type; notepack writes integral values as ints.
+        Value::F32(f) => write_number(buf, f64::from(*f))?,
+        Value::F64(f) => write_number(buf, *f)?,
+        Value::String(s) => {
+            let bytes = s.as_bytes();
+            enc::write_str_len(buf, bytes.len() as u32).ok()?;
+            buf.write_all(bytes).ok()?;
+        }
+        Value::Binary(b) => enc::write_bin(buf, b).ok()?,
+        Value::Array(items) => {
+            enc::write_array_len(buf, items.len() as u32).ok()?;
+            for item in items {
+                write_inner(buf, item)?;
+            }
+        }
+        Value::Map(entries) => {
+            enc::write_map_len(buf, entries.len() as u32).ok()?;
+            for (k, v) in entries {
+                write_inner(buf, k)?;
+                write_inner(buf, v)?;
+            }
+        }
+        Value::Ext(ty, data) => {
+            enc::write_ext_meta(buf, data.len() as u32, *ty).ok()?;
+            buf.write_all(data).ok()?;
+        }
+    }
+    Some(())
+}
+
+fn write_number(buf: &mut Vec<u8>, f: f64) -> Option<()> {
+    use rmp::encode as enc;
+    if f.is_finite() && f.floor() == f {
+        if f >= 0.0 && f < 18_446_744_073_709_551_616.0 {
+            enc::write_uint(buf, f as u64).ok()?;
+            return Some(());
+        }
+        if f < 0.0 && f >= -9_223_372_036_854_775_808.0 {
+            enc::write_sint(buf, f as i64).ok()?;
+            return Some(());
+        }
+    }
+    enc::write_f64(buf, f).ok()?;
+    Some(())
+}
+
+/// Encodes one value into a fresh buffer.
+pub fn to_vec(v: &Value) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(64);
+    write(&mut buf, v);
+    buf
+}
+
+/// Looks a key up in a decoded msgpack map (keys compared as strings).
+pub fn map_get<'v>(map: &'v [(Value, Value)], key: &str) -> Option<&'v Value> {
+    map.iter()
+        .find(|(k, _)| k.as_str() == Some(key))
+        .map(|(_, v)| v)
+}
+
+/// A room as Node may send it: a string, or a number when a JS app joined a number.
+/// Numbers are matched by their decimal text (`42` ⇔ `"42"`).
+pub fn room_name(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => s.as_str().map(str::to_owned),
+        Value::Integer(i) => Some(i.to_string()),
+        Value::F64(f) => Some(js_number_text(*f)),
+        Value::F32(f) => Some(js_number_text(f64::from(*f))),
+        _ => None,
+    }
+}
+
+fn js_number_text(f: f64) -> String {
+    if f.is_finite() && f.floor() == f && f.abs() < 1e21 {
+        format!("{f:.0}")
+    } else {
+        f.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    #[test]
+    fn numbers_follow_notepack() {
+        let cases: &[(Value, &str)] = &[
+            (Value::from(0), "00"),
+            (Value::from(127), "7f"),
+            (Value::from(128), "cc80"),
+            (Value::from(1000), "cd03e8"),
+            (Value::from(-1), "ff"),
+            (Value::from(-33), "d0df"),
+            (Value::F64(2.0), "02"),
+            (Value::F64(-2.0), "fe"),
+            (Value::F64(1.5), "cb3ff8000000000000"),
+            (Value::F32(1.0), "01"),
+            (Value::F64(f64::NAN), "cb7ff8000000000000"),
+        ];
+        for (v, want) in cases {
+            assert_eq!(hex(&to_vec(v)), *want, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn strings_and_binary() {
+        assert_eq!(hex(&to_vec(&Value::from("é"))), "a2c3a9");
+        let long = "x".repeat(40);
+        assert_eq!(&hex(&to_vec(&Value::from(long.as_str())))[..4], "d928");
+        assert_eq!(hex(&to_vec(&Value::Binary(vec![1, 2, 3]))), "c403010203");
+    }
+
+    #[test]
+    fn reads_notepack2_extensions() {
+        // ext8 type 0 (ArrayBuffer), fixext1 type 0 (undefined)
+        assert_eq!(
+            decode(&[0xc7, 3, 0, 4, 5, 6]).unwrap(),
+            Value::Binary(vec![4, 5, 6])
+        );
+        assert_eq!(decode(&[0xd4, 0, 0]).unwrap(), Value::Nil);
+        // timestamp32 for 2020-01-01T00:00:00Z
+        let mut ts = vec![0xd6, 0xff];
+        ts.extend_from_slice(&1_577_836_800u32.to_be_bytes());
+        assert_eq!(
+            decode(&ts).unwrap(),
+            Value::from("2020-01-01T00:00:00.000Z")
+        );
+    }
+
+    #[test]
+    fn rejects_malformed_without_panicking() {
+        let bad: &[&[u8]] = &[
+            &[],
+            &[0xc1],
+            &[0x92, 0x01],
+            &[0xdd, 0xff, 0xff, 0xff, 0xff],
+            &[0xdf, 0xff, 0xff, 0xff, 0xff],
+            &[0xa2, 0xff, 0xfe],
+            &[0xc6, 0xff, 0xff, 0xff, 0xff, 0x00],
+            &[0x01, 0x02],
+        ];
+        for b in bad {
+            assert!(decode(b).is_err(), "{b:?}");
+        }
+        let deep = vec![0x91u8; 10_000];
+        assert!(decode(&deep).is_err());
+    }
+
+    #[test]
+    fn numeric_rooms_match_their_decimal_text() {
+        assert_eq!(room_name(&Value::from(42)).as_deref(), Some("42"));
+        assert_eq!(room_name(&Value::F64(42.0)).as_deref(), Some("42"));
+        assert_eq!(room_name(&Value::F64(1.5)).as_deref(), Some("1.5"));
+        assert_eq!(room_name(&Value::from("r")).as_deref(), Some("r"));
+        assert_eq!(room_name(&Value::Nil), None);
+    }
+}

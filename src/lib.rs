@@ -1,0 +1,71 @@
+#![warn(missing_docs)]
+//! A socketioxide adapter that makes many servers one cluster through Redis, speaking
+//! the exact wire protocol of Node's `@socket.io/redis-adapter` 8.x, so Rust and Node
+//! servers share one cluster and every socket.io emitter reaches Rust clients.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//! use socketioxide::{SocketIo, extract::SocketRef};
+//! use socketioxide_cluster::{Cluster, ClusterAdapter, ClusterOptions};
+//!
+//! let cluster = Cluster::connect(
+//!     ClusterOptions::new("redis://127.0.0.1:6379")
+//!         .key("socket.io")
+//!         .requests_timeout(Duration::from_secs(5)),
+//! )
+//! .await?;
+//! let (layer, io) = SocketIo::builder()
+//!     .with_adapter::<ClusterAdapter<_>>(cluster.clone())
+//!     .build_layer();
+//! io.ns("/", async |s: SocketRef<ClusterAdapter<_>>| { s.join("room1"); }).await?;
+//! // Reaches the sockets in `room1` on every server of the cluster:
+//! io.to("room1").emit("news", "hello").await?;
+//! # let _ = layer; Ok(()) }
+//! ```
+//!
+//! # How it works
+//!
+//! * **Channels** (see [`channel`]): a server `PSUBSCRIBE`s to `<key>#<nsp>#*` for each
+//!   namespace. A broadcast goes to `<key>#<nsp>#<room>#` when it targets exactly one
+//!   room, and to `<key>#<nsp>#` otherwise.
+//! * **Messages** (see [`message`]): msgpack `[uid, {type: 2, data: [event, ...args],
+//!   nsp}, {rooms, except, flags}]`, encoded as notepack.io does ([`codec`]).
+//! * **Sending**: `io.emit`, `io.to(..)`, `socket.broadcast()` … are translated once,
+//!   queued, and pipelined to Redis by one writer task; the local sockets are served
+//!   directly. `emit` does not wait for Redis, but fails fast while Redis is down.
+//! * **Receiving**: one task owns the subscriber connection; each message is decoded,
+//!   checked (own uid, namespace, known room) and delivered through socketioxide's
+//!   local adapter. Socket ids work as rooms, as in Node.
+//! * **Nothing is dropped silently**: see [`ClusterStats`]. Note that socketioxide itself
+//!   drops packets for a socket whose buffer is full: raise `max_buffer_size` on the
+//!   `SocketIo` builder for bursty traffic.
+//!
+//! # Modules
+//!
+//! * [`channel`]: channel names.
+//! * [`codec`]: notepack-exact msgpack.
+//! * [`message`]: the broadcast message.
+//! * `packet`: socketioxide packets ⇄ Node data arrays (both parsers).
+//! * `transport`: the Redis seam (standalone Redis, in-process bus).
+//! * `cluster`: the handle and the router.
+//! * `adapter`: the `CoreAdapter` implementation.
+//! * `options`, `error`, `stats`.
+
+mod adapter;
+pub mod channel;
+mod cluster;
+pub mod codec;
+mod error;
+pub mod message;
+mod options;
+mod packet;
+mod stats;
+mod transport;
+
+pub use adapter::{ClusterAdapter, InitRes};
+pub use cluster::Cluster;
+pub use error::Error;
+pub use options::ClusterOptions;
+pub use stats::ClusterStats;
+pub use transport::memory::InProcessBus;

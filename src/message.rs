@@ -1,0 +1,279 @@
+//! The broadcast message: msgpack `[uid, packet, opts]`.
+//!
+//! ```text
+//! packet = { type: 2, data: [event, ...args], nsp }      key order: type, data, nsp
+//! opts   = { rooms: [...], except: [...], flags: {...} } key order: rooms, except, flags
+//! ```
+//!
+//! Decoding accepts every producer seen in the wild (adapter 8.x, redis-emitter 5.x whose
+//! opts order is `rooms, flags, except`, socket.io-emitter 3.x and socket.io-redis 5.x
+//! which send no `except`, packet type 5 from socket.io 2) and keeps the key order it
+//! saw, so that re-encoding a decoded message gives back the same bytes.
+
+use crate::codec::{self, DecodeError, map_get, room_name};
+use rmpv::Value;
+
+/// `packet.type` for an event (socket.io-parser `EVENT`). Node sends 2 even when the
+/// arguments carry binary.
+pub const EVENT: u8 = 2;
+/// `packet.type` for a binary event, sent by socket.io 2 and emitters ≤ 2.0.
+pub const BINARY_EVENT: u8 = 5;
+
+/// The socket.io packet inside a broadcast.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodePacket {
+    /// socket.io-parser packet type (2 = event; 5 from legacy producers).
+    pub kind: u8,
+    /// `[event, ...args]`.
+    pub data: Vec<Value>,
+    /// Namespace; Node receivers treat a missing one as `/`.
+    pub nsp: Option<String>,
+    /// Ack id (only in broadcast-with-ack requests).
+    pub id: Option<i64>,
+}
+
+/// Which key of `opts` came where, to re-encode foreign messages byte for byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OptKey {
+    Rooms,
+    Except,
+    Flags,
+}
+
+/// Broadcast options as Node puts them on the wire.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WireOptions {
+    /// Target rooms, as sent (strings, or numbers from JS apps that joined a number).
+    pub rooms: Vec<Value>,
+    /// Excluded rooms; `None` when the producer sent no `except` key (legacy emitters).
+    pub except: Option<Vec<Value>>,
+    /// socket.io `BroadcastFlags`, in the producer's key order.
+    pub flags: Vec<(String, Value)>,
+    order: Vec<OptKey>,
+}
+
+impl Default for WireOptions {
+    fn default() -> Self {
+        Self {
+            rooms: Vec::new(),
+            except: Some(Vec::new()),
+            flags: Vec::new(),
+            order: vec![OptKey::Rooms, OptKey::Except, OptKey::Flags],
+        }
+    }
+}
+
+impl WireOptions {
+    /// Options in the adapter's own layout (`rooms, except, flags`).
+    pub fn new(rooms: Vec<String>, except: Vec<String>, flags: Vec<(String, Value)>) -> Self {
+        Self {
+            rooms: rooms.into_iter().map(Value::from).collect(),
+            except: Some(except.into_iter().map(Value::from).collect()),
+            flags,
+            ..Self::default()
+        }
+    }
+
+    /// Room names; numbers become their decimal text, other types are skipped.
+    pub fn room_names(&self) -> Vec<String> {
+        self.rooms.iter().filter_map(room_name).collect()
+    }
+
+    /// Excluded room names (see [`room_names`](Self::room_names)).
+    pub fn except_names(&self) -> Vec<String> {
+        self.except
+            .iter()
+            .flatten()
+            .filter_map(room_name)
+            .collect()
+    }
+
+    /// A flag's value.
+    pub fn flag(&self, name: &str) -> Option<&Value> {
+        self.flags.iter().find(|(k, _)| k == name).map(|(_, v)| v)
+    }
+
+    /// `flags.volatile === true`.
+    pub fn is_volatile(&self) -> bool {
+        self.flag("volatile").and_then(Value::as_bool) == Some(true)
+    }
+}
+
+/// A whole broadcast message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BroadcastMessage {
+    /// The sending server's uid (`"emitter"` for emitters).
+    pub uid: String,
+    /// The packet.
+    pub packet: NodePacket,
+    /// Rooms, except and flags.
+    pub opts: WireOptions,
+}
+
+impl BroadcastMessage {
+    /// Decodes a message; any deviation from the layout is an error, never a panic.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let bad = |m: &str| DecodeError(m.to_owned());
+        let Value::Array(mut parts) = codec::decode(bytes)? else {
+            return Err(bad("broadcast is not an array"));
+        };
+        if parts.len() < 3 {
+            return Err(bad("broadcast array has fewer than 3 items"));
+        }
+        parts.truncate(3);
+        let opts = parts.pop().unwrap_or(Value::Nil);
+        let packet = parts.pop().unwrap_or(Value::Nil);
+        let uid = match parts.pop() {
+            Some(Value::String(s)) => s.into_str().unwrap_or_default(),
+            Some(other) => room_name(&other).unwrap_or_default(),
+            None => String::new(),
+        };
+        Ok(Self {
+            uid,
+            packet: decode_packet(packet)?,
+            opts: decode_opts(opts)?,
+        })
+    }
+
+    /// Encodes the message as the Node adapter does.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(128);
+        self.encode_into(&mut buf);
+        buf
+    }
+
+    /// Encodes into `buf`.
+    pub fn encode_into(&self, buf: &mut Vec<u8>) {
+        use rmp::encode as enc;
+        let _ = enc::write_array_len(buf, 3);
+        codec::write(buf, &Value::from(self.uid.as_str()));
+        encode_packet(buf, &self.packet);
+        let o = &self.opts;
+        let except = o.except.as_ref();
+        let len = o
+            .order
+            .iter()
+            .filter(|k| **k != OptKey::Except || except.is_some())
+            .count();
+        let _ = enc::write_map_len(buf, len as u32);
+        for key in &o.order {
+            match key {
+                OptKey::Rooms => {
+                    codec::write(buf, &Value::from("rooms"));
+                    write_array(buf, &o.rooms);
+                }
+                OptKey::Except => {
+                    if let Some(except) = except {
+                        codec::write(buf, &Value::from("except"));
+                        write_array(buf, except);
+                    }
+                }
+                OptKey::Flags => {
+                    codec::write(buf, &Value::from("flags"));
+                    let _ = enc::write_map_len(buf, o.flags.len() as u32);
+                    for (k, v) in &o.flags {
+                        codec::write(buf, &Value::from(k.as_str()));
+                        codec::write(buf, v);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn write_array(buf: &mut Vec<u8>, items: &[Value]) {
+    let _ = rmp::encode::write_array_len(buf, items.len() as u32);
+    for item in items {
+        codec::write(buf, item);
+    }
+}
+
+/// Writes `{type, data, nsp[, id]}` in Node's key order.
+pub fn encode_packet(buf: &mut Vec<u8>, p: &NodePacket) {
+    let len = 2 + usize::from(p.nsp.is_some()) + usize::from(p.id.is_some());
+    let _ = rmp::encode::write_map_len(buf, len as u32);
+    codec::write(buf, &Value::from("type"));
+    codec::write(buf, &Value::from(p.kind));
+    codec::write(buf, &Value::from("data"));
+    write_array(buf, &p.data);
+    if let Some(nsp) = &p.nsp {
+        codec::write(buf, &Value::from("nsp"));
+        codec::write(buf, &Value::from(nsp.as_str()));
+    }
+    if let Some(id) = p.id {
+        codec::write(buf, &Value::from("id"));
+        codec::write(buf, &Value::from(id));
+    }
+}
+
+/// Reads a Node packet map.
+pub fn decode_packet(v: Value) -> Result<NodePacket, DecodeError> {
+    let bad = |m: &str| DecodeError(m.to_owned());
+    let Value::Map(entries) = v else {
+        return Err(bad("packet is not a map"));
+    };
+    let kind = map_get(&entries, "type")
+        .and_then(Value::as_u64)
+        .and_then(|t| u8::try_from(t).ok())
+        .ok_or_else(|| bad("packet.type missing or not a small integer"))?;
+    let nsp = match map_get(&entries, "nsp") {
+        None | Some(Value::Nil) => None,
+        Some(Value::String(s)) => Some(s.as_str().ok_or_else(|| bad("bad nsp"))?.to_owned()),
+        Some(_) => return Err(bad("packet.nsp is not a string")),
+    };
+    let id = map_get(&entries, "id").and_then(Value::as_i64);
+    let data = entries
+        .into_iter()
+        .find(|(k, _)| k.as_str() == Some("data"))
+        .map(|(_, v)| v);
+    let data = match data {
+        Some(Value::Array(items)) => items,
+        _ => return Err(bad("packet.data is not an array")),
+    };
+    Ok(NodePacket {
+        kind,
+        data,
+        nsp,
+        id,
+    })
+}
+
+fn decode_opts(v: Value) -> Result<WireOptions, DecodeError> {
+    let bad = |m: &str| DecodeError(m.to_owned());
+    let entries = match v {
+        Value::Map(entries) => entries,
+        // Node compat: a receiver tolerates missing opts as "no rooms, no except".
+        Value::Nil => Vec::new(),
+        _ => return Err(bad("opts is not a map")),
+    };
+    let mut opts = WireOptions {
+        except: None,
+        order: Vec::with_capacity(3),
+        ..WireOptions::default()
+    };
+    for (k, v) in entries {
+        match (k.as_str(), v) {
+            (Some("rooms"), Value::Array(rooms)) => {
+                opts.rooms = rooms;
+                opts.order.push(OptKey::Rooms);
+            }
+            (Some("except"), Value::Array(except)) => {
+                opts.except = Some(except);
+                opts.order.push(OptKey::Except);
+            }
+            (Some("flags"), Value::Map(flags)) => {
+                opts.flags = flags
+                    .into_iter()
+                    .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), v)))
+                    .collect();
+                opts.order.push(OptKey::Flags);
+            }
+            (Some("rooms" | "except"), Value::Nil) | (Some("flags"), Value::Nil) => {}
+            (Some(key @ ("rooms" | "except" | "flags")), _) => {
+                return Err(DecodeError(format!("opts.{key} has the wrong type")));
+            }
+            _ => {}
+        }
+    }
+    Ok(opts)
+}

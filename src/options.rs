@@ -1,0 +1,176 @@
+//! Adapter options, with Node's names and defaults.
+
+use crate::error::Error;
+use crate::transport::memory::InProcessBus;
+use std::time::Duration;
+
+/// Where the cluster's messages travel.
+#[derive(Clone)]
+pub(crate) enum TransportKind {
+    /// A Redis server (standalone; RESP2 or RESP3).
+    Redis { url: String },
+    /// An in-process bus: servers in one process, no Redis needed.
+    InProcess(InProcessBus),
+}
+
+/// Options of a [`Cluster`](crate::Cluster).
+///
+/// | option | default | Node name |
+/// | --- | --- | --- |
+/// | [`key`](Self::key) | `"socket.io"` | `key` |
+/// | [`requests_timeout`](Self::requests_timeout) | 5000 ms | `requestsTimeout` |
+/// | [`connect_timeout`](Self::connect_timeout) | 5 s | (client option) |
+/// | [`publish_queue`](Self::publish_queue) | 8192 messages | — |
+///
+/// `Debug` never shows a password from the URL.
+#[derive(Clone)]
+pub struct ClusterOptions {
+    pub(crate) transport: TransportKind,
+    pub(crate) key: String,
+    pub(crate) requests_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) publish_queue: usize,
+}
+
+impl ClusterOptions {
+    /// Options for a Redis server at `url` (`redis://[user:password@]host:port[/db]`).
+    pub fn new(url: impl Into<String>) -> Self {
+        Self::with_transport(TransportKind::Redis { url: url.into() })
+    }
+
+    /// Options for an in-process cluster: every [`Cluster`](crate::Cluster) connected to
+    /// the same `bus` is one cluster. For demos and unit tests; nothing leaves the process.
+    pub fn in_process(bus: &InProcessBus) -> Self {
+        Self::with_transport(TransportKind::InProcess(bus.clone()))
+    }
+
+    fn with_transport(transport: TransportKind) -> Self {
+        Self {
+            transport,
+            key: "socket.io".into(),
+            requests_timeout: Duration::from_millis(5000),
+            connect_timeout: Duration::from_secs(5),
+            publish_queue: 8192,
+        }
+    }
+
+    /// Channel prefix (Node: `key`). Default `socket.io`. Every server of a cluster, Node
+    /// or Rust, and every emitter must use the same key.
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.key = key.into();
+        self
+    }
+
+    /// How long a cluster-wide request waits for replies (Node: `requestsTimeout`).
+    /// Default 5000 ms.
+    pub fn requests_timeout(mut self, timeout: Duration) -> Self {
+        self.requests_timeout = timeout;
+        self
+    }
+
+    /// How long [`Cluster::connect`](crate::Cluster::connect) waits for Redis. Default 5 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Capacity of the outgoing publish queue, in messages. Default 8192.
+    ///
+    /// Broadcasts are encoded once and queued; a writer task pipelines them to Redis.
+    /// When the queue is full, `emit` waits for room (backpressure) — except volatile
+    /// broadcasts, which are dropped and counted in [`ClusterStats::volatile_dropped`](crate::ClusterStats).
+    pub fn publish_queue(mut self, capacity: usize) -> Self {
+        self.publish_queue = capacity;
+        self
+    }
+
+    /// The configured key prefix.
+    pub fn get_key(&self) -> &str {
+        &self.key
+    }
+
+    /// The configured requests timeout.
+    pub fn get_requests_timeout(&self) -> Duration {
+        self.requests_timeout
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        if self.key.is_empty() {
+            return Err(Error::Config("key must not be empty".into()));
+        }
+        if self.publish_queue == 0 {
+            return Err(Error::Config("publish_queue must be at least 1".into()));
+        }
+        if self.requests_timeout.is_zero() || self.connect_timeout.is_zero() {
+            return Err(Error::Config("timeouts must be greater than zero".into()));
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for ClusterOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let transport = match &self.transport {
+            TransportKind::Redis { url } => redact_url(url),
+            TransportKind::InProcess(_) => "in-process".to_owned(),
+        };
+        f.debug_struct("ClusterOptions")
+            .field("transport", &transport)
+            .field("key", &self.key)
+            .field("requests_timeout", &self.requests_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("publish_queue", &self.publish_queue)
+            .finish()
+    }
+}
+
+/// `redis://user:secret@host` → `redis://user:***@host`.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or("", |(u, _)| u);
+            if userinfo.contains(':') {
+                format!("{scheme}://{user}:***@{host}{path}")
+            } else {
+                // `redis://secret@host` puts the password alone before '@'.
+                format!("{scheme}://***@{host}{path}")
+            }
+        }
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_node() {
+        let o = ClusterOptions::new("redis://127.0.0.1");
+        assert_eq!(o.get_key(), "socket.io");
+        assert_eq!(o.get_requests_timeout(), Duration::from_millis(5000));
+        assert!(o.validate().is_ok());
+    }
+
+    #[test]
+    fn debug_hides_password() {
+        let o = ClusterOptions::new("redis://alice:s3cret@host:6380/2");
+        let dbg = format!("{o:?}");
+        assert!(!dbg.contains("s3cret"), "{dbg}");
+        assert!(dbg.contains("redis://alice:***@host:6380/2"), "{dbg}");
+        assert!(!format!("{:?}", ClusterOptions::new("rediss://pw@h")).contains("pw@"));
+    }
+
+    #[test]
+    fn invalid_options_fail() {
+        assert!(ClusterOptions::new("redis://h").key("").validate().is_err());
+        assert!(ClusterOptions::new("redis://h").publish_queue(0).validate().is_err());
+    }
+}

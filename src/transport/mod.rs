@@ -1,0 +1,56 @@
+//! The Redis seam: publish, subscribe, count subscribers.
+//!
+//! Two implementations: [`redis`] (a standalone Redis server, RESP2 or RESP3, through a
+//! dedicated pub/sub connection plus a pipelined publishing connection) and [`memory`]
+//! (an in-process bus with the same semantics, for demos and unit tests).
+//!
+//! A transport hands every received message to a [`MessageSink`] (the cluster's router)
+//! from the one task that owns the subscriber connection.
+
+pub mod memory;
+pub mod redis;
+
+use crate::error::Error;
+use bytes::Bytes;
+use std::future::Future;
+use std::pin::Pin;
+
+/// A boxed future, to keep the transport object-safe.
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One subscription.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum Sub {
+    /// `SUBSCRIBE channel` (request/response channels, used by the request engine).
+    #[allow(dead_code)]
+    Channel(String),
+    /// `PSUBSCRIBE pattern`.
+    Pattern(String),
+}
+
+/// Receives what the subscriber connection reads. Called from the subscriber task: it
+/// must not block (hand long work to a task of its own).
+pub(crate) trait MessageSink: Send + Sync + 'static {
+    /// One message; `pattern` is set for messages matched by a `PSUBSCRIBE`.
+    fn deliver(&self, channel: &str, pattern: Option<&str>, payload: &[u8]);
+}
+
+/// Publish/subscribe operations the adapter needs from its message bus.
+pub(crate) trait Transport: Send + Sync + 'static {
+    /// Queues `payload` for `channel`. Resolves once queued (waiting for room when the
+    /// queue is full); fails fast with [`Error::Disconnected`] when the bus is known down.
+    /// A `volatile` message is never waited for: when it cannot be queued at once it is
+    /// dropped and counted.
+    fn publish(&self, channel: String, payload: Bytes, volatile: bool) -> BoxFuture<'_, Result<(), Error>>;
+    /// Adds a subscription; resolves once the server confirmed it.
+    fn subscribe(&self, sub: Sub) -> BoxFuture<'_, Result<(), Error>>;
+    /// Removes a subscription.
+    fn unsubscribe(&self, sub: Sub) -> BoxFuture<'_, Result<(), Error>>;
+    /// `PUBSUB NUMSUB channel`: how many connections subscribe to `channel`.
+    #[allow(dead_code)] // the request engine counts servers with it
+    fn num_sub(&self, channel: String) -> BoxFuture<'_, Result<usize, Error>>;
+    /// Whether the subscriber connection is currently up.
+    fn is_connected(&self) -> bool;
+    /// Stops the background tasks and drops the connections.
+    fn close(&self) -> BoxFuture<'_, ()>;
+}

@@ -1,0 +1,305 @@
+//! Standalone Redis transport (RESP2 and RESP3).
+//!
+//! Two connections, as the Node adapter uses two clients:
+//! * a dedicated pub/sub connection, owned by one subscriber task that hands every
+//!   message to the router, and that reconnects with capped exponential backoff and
+//!   re-issues every subscription when the connection drops;
+//! * a command connection ([`ConnectionManager`], reconnecting by itself) used by one
+//!   publisher task that drains a bounded queue and sends what it found as one
+//!   pipeline, so an `emit` never waits for a Redis round trip.
+
+use super::{BoxFuture, MessageSink, Sub, Transport};
+use crate::error::Error;
+use crate::options::redact_url;
+use crate::stats::Counters;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink, PubSubStream};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+/// Most messages sent in one pipeline.
+const MAX_BATCH: usize = 512;
+/// Reconnect backoff bounds for the subscriber connection.
+const BACKOFF_MIN: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+struct Outgoing {
+    channel: String,
+    payload: Bytes,
+}
+
+struct Shared {
+    client: redis::Client,
+    url: String,
+    connect_timeout: Duration,
+    sub_sink: Mutex<Option<PubSubSink>>,
+    subs: Mutex<HashSet<Sub>>,
+    connected: AtomicBool,
+    counters: Arc<Counters>,
+}
+
+pub(crate) struct RedisTransport {
+    shared: Arc<Shared>,
+    queue: mpsc::Sender<Outgoing>,
+    #[allow(dead_code)] // used by `num_sub`
+    cmd: ConnectionManager,
+    shutdown: watch::Sender<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+async fn open_pubsub(client: &redis::Client, url: &str, timeout: Duration) -> Result<redis::aio::PubSub, Error> {
+    match tokio::time::timeout(timeout, client.get_async_pubsub()).await {
+        Ok(res) => Ok(res?),
+        Err(_) => Err(Error::ConnectTimeout {
+            url: url.to_owned(),
+            timeout,
+        }),
+    }
+}
+
+impl RedisTransport {
+    pub(crate) async fn connect(
+        url: &str,
+        connect_timeout: Duration,
+        queue_capacity: usize,
+        sink: Arc<dyn MessageSink>,
+        counters: Arc<Counters>,
+    ) -> Result<Self, Error> {
+        let redacted = redact_url(url);
+        let client = redis::Client::open(url)
+            .map_err(|e| Error::Config(format!("invalid redis URL {redacted}: {e}")))?;
+        let pubsub = open_pubsub(&client, &redacted, connect_timeout).await?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(connect_timeout))
+            .set_response_timeout(Some(connect_timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(BACKOFF_MAX);
+        let cmd = match tokio::time::timeout(
+            connect_timeout,
+            ConnectionManager::new_with_config(client.clone(), config),
+        )
+        .await
+        {
+            Ok(res) => res?,
+            Err(_) => {
+                return Err(Error::ConnectTimeout {
+                    url: redacted,
+                    timeout: connect_timeout,
+                });
+            }
+        };
+        let (sub_sink, stream) = pubsub.split();
+        let shared = Arc::new(Shared {
+            client,
+            url: redacted,
+            connect_timeout,
+            sub_sink: Mutex::new(Some(sub_sink)),
+            subs: Mutex::new(HashSet::new()),
+            connected: AtomicBool::new(true),
+            counters,
+        });
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let (queue, rx) = mpsc::channel(queue_capacity);
+        let tasks = vec![
+            tokio::spawn(run_subscriber(shared.clone(), stream, sink, shutdown_rx.clone())),
+            tokio::spawn(run_publisher(shared.clone(), rx, cmd.clone(), shutdown_rx)),
+        ];
+        Ok(Self {
+            shared,
+            queue,
+            cmd,
+            shutdown,
+            tasks: Mutex::new(tasks),
+        })
+    }
+}
+
+/// The one task that owns the subscriber connection.
+async fn run_subscriber(
+    shared: Arc<Shared>,
+    mut stream: PubSubStream,
+    sink: Arc<dyn MessageSink>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        loop {
+            tokio::select! {
+                msg = stream.next() => match msg {
+                    Some(msg) => {
+                        let pattern: Option<String> = msg.get_pattern().ok().flatten();
+                        sink.deliver(msg.get_channel_name(), pattern.as_deref(), msg.get_payload_bytes());
+                    }
+                    None => break,
+                },
+                _ = shutdown.changed() => return,
+            }
+        }
+        shared.connected.store(false, Ordering::Release);
+        tracing::warn!(url = %shared.url, "redis subscriber connection lost; reconnecting");
+        let mut delay = BACKOFF_MIN;
+        stream = loop {
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = shutdown.changed() => return,
+            }
+            match resubscribe(&shared).await {
+                Ok(stream) => break stream,
+                Err(e) => {
+                    tracing::debug!(url = %shared.url, error = %e, "redis reconnect failed");
+                    delay = (delay * 2).min(BACKOFF_MAX);
+                }
+            }
+        };
+        shared.connected.store(true, Ordering::Release);
+        tracing::info!(url = %shared.url, "redis subscriber connection restored; subscriptions re-issued");
+    }
+}
+
+async fn resubscribe(shared: &Shared) -> Result<PubSubStream, Error> {
+    let pubsub = open_pubsub(&shared.client, &shared.url, shared.connect_timeout).await?;
+    let (mut sink, stream) = pubsub.split();
+    // Install the new sink before reading the subscription set, so a subscription added
+    // concurrently lands on the new connection either way.
+    *lock(&shared.sub_sink) = Some(sink.clone());
+    let subs: Vec<Sub> = lock(&shared.subs).iter().cloned().collect();
+    for sub in subs {
+        match sub {
+            Sub::Channel(c) => sink.subscribe(c).await?,
+            Sub::Pattern(p) => sink.psubscribe(p).await?,
+        }
+    }
+    Ok(stream)
+}
+
+/// The one task that writes to Redis: drains the queue into pipelines.
+async fn run_publisher(
+    shared: Arc<Shared>,
+    mut rx: mpsc::Receiver<Outgoing>,
+    mut conn: ConnectionManager,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut closing = false;
+    loop {
+        let n = if closing {
+            rx.recv_many(&mut batch, MAX_BATCH).await
+        } else {
+            tokio::select! {
+                n = rx.recv_many(&mut batch, MAX_BATCH) => n,
+                _ = shutdown.changed() => {
+                    // Flush what was accepted before the close, then stop.
+                    closing = true;
+                    rx.close();
+                    continue;
+                }
+            }
+        };
+        if n == 0 {
+            return;
+        }
+        let mut pipe = redis::pipe();
+        for m in &batch {
+            pipe.cmd("PUBLISH").arg(&m.channel).arg(&m.payload[..]).ignore();
+        }
+        match pipe.query_async::<()>(&mut conn).await {
+            Ok(()) => Counters::add(&shared.counters.published, n as u64),
+            Err(e) => {
+                Counters::add(&shared.counters.publish_failed, n as u64);
+                tracing::warn!(url = %shared.url, error = %e, lost = n, "PUBLISH failed; messages lost");
+            }
+        }
+        batch.clear();
+    }
+}
+
+impl Transport for RedisTransport {
+    fn publish(&self, channel: String, payload: Bytes, volatile: bool) -> BoxFuture<'_, Result<(), Error>> {
+        Box::pin(async move {
+            if !self.shared.connected.load(Ordering::Acquire) {
+                if volatile {
+                    Counters::add(&self.shared.counters.volatile_dropped, 1);
+                }
+                return Err(Error::Disconnected);
+            }
+            let msg = Outgoing { channel, payload };
+            if volatile {
+                match self.queue.try_send(msg) {
+                    Ok(()) => Ok(()),
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        Counters::add(&self.shared.counters.volatile_dropped, 1);
+                        Ok(())
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => Err(Error::Closed),
+                }
+            } else {
+                self.queue.send(msg).await.map_err(|_| Error::Closed)
+            }
+        })
+    }
+
+    fn subscribe(&self, sub: Sub) -> BoxFuture<'_, Result<(), Error>> {
+        Box::pin(async move {
+            lock(&self.shared.subs).insert(sub.clone());
+            let Some(mut sink) = lock(&self.shared.sub_sink).clone() else {
+                return Err(Error::Closed);
+            };
+            match sub {
+                Sub::Channel(c) => sink.subscribe(c).await?,
+                Sub::Pattern(p) => sink.psubscribe(p).await?,
+            }
+            Ok(())
+        })
+    }
+
+    fn unsubscribe(&self, sub: Sub) -> BoxFuture<'_, Result<(), Error>> {
+        Box::pin(async move {
+            lock(&self.shared.subs).remove(&sub);
+            let Some(mut sink) = lock(&self.shared.sub_sink).clone() else {
+                return Ok(());
+            };
+            match sub {
+                Sub::Channel(c) => sink.unsubscribe(c).await?,
+                Sub::Pattern(p) => sink.punsubscribe(p).await?,
+            }
+            Ok(())
+        })
+    }
+
+    fn num_sub(&self, channel: String) -> BoxFuture<'_, Result<usize, Error>> {
+        Box::pin(async move {
+            let mut conn = self.cmd.clone();
+            let counts: Vec<(String, usize)> = redis::cmd("PUBSUB")
+                .arg("NUMSUB")
+                .arg(&channel)
+                .query_async(&mut conn)
+                .await?;
+            Ok(counts.into_iter().map(|(_, n)| n).sum())
+        })
+    }
+
+    fn is_connected(&self) -> bool {
+        self.shared.connected.load(Ordering::Acquire)
+    }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        let _ = self.shutdown.send(true);
+        self.shared.connected.store(false, Ordering::Release);
+        // Dropping the sink lets the pub/sub connection close once the stream is dropped.
+        lock(&self.shared.sub_sink).take();
+        let tasks: Vec<_> = lock(&self.tasks).drain(..).collect();
+        Box::pin(async move {
+            for task in tasks {
+                let _ = task.await;
+            }
+        })
+    }
+}
