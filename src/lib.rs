@@ -26,11 +26,11 @@
 //!
 //! # How it works
 //!
-//! * **Channels** (see [`channel`]): a server `PSUBSCRIBE`s to `<key>#<nsp>#*` for each
+//! * **Channels** (see [`wire::channel`]): a server `PSUBSCRIBE`s to `<key>#<nsp>#*` for each
 //!   namespace. A broadcast goes to `<key>#<nsp>#<room>#` when it targets exactly one
 //!   room, and to `<key>#<nsp>#` otherwise.
-//! * **Messages** (see [`message`]): msgpack `[uid, {type: 2, data: [event, ...args],
-//!   nsp}, {rooms, except, flags}]`, encoded as notepack.io does ([`codec`]).
+//! * **Messages** (see [`wire::message`]): msgpack `[uid, {type: 2, data: [event, ...args],
+//!   nsp}, {rooms, except, flags}]`, encoded as notepack.io does ([`wire::codec`]).
 //! * **Sending**: `io.emit`, `io.to(..)`, `socket.broadcast()` … are translated once,
 //!   queued, and pipelined to Redis by one writer task; the local sockets are served
 //!   directly. `emit` does not wait for Redis, but fails fast while Redis is down.
@@ -43,9 +43,8 @@
 //!
 //! # Modules
 //!
-//! * [`channel`]: channel names.
-//! * [`codec`]: notepack-exact msgpack.
-//! * [`message`]: the broadcast message.
+//! * [`wire`] (its own crate, shared with the emitter): channel names, notepack-exact
+//!   msgpack, the broadcast message.
 //! * `packet`: socketioxide packets ⇄ Node data arrays (both parsers).
 //! * `transport`: the Redis seam (standalone Redis, in-process bus).
 //! * `cluster`: the handle and the router.
@@ -53,15 +52,15 @@
 //! * `options`, `error`, `stats`.
 
 mod adapter;
-pub mod channel;
 mod cluster;
-pub mod codec;
 mod error;
-pub mod message;
 mod options;
 mod packet;
 mod stats;
 mod transport;
+
+pub use socketioxide_cluster_wire as wire;
+pub(crate) use socketioxide_cluster_wire::{channel, codec, message};
 
 pub use adapter::{ClusterAdapter, InitRes};
 pub use cluster::Cluster;

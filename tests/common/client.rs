@@ -268,11 +268,26 @@ fn normalize(a: Arg) -> Arg {
 /// A decoded socket.io packet received from the server.
 #[derive(Debug)]
 enum Packet {
-    Connect { nsp: String, data: Option<Arg> },
-    Disconnect { nsp: String },
-    Event { nsp: String, event: Event },
-    Ack { nsp: String, id: i64, args: Vec<Arg> },
-    ConnectError { nsp: String, data: Arg },
+    Connect {
+        nsp: String,
+        data: Option<Arg>,
+    },
+    Disconnect {
+        nsp: String,
+    },
+    Event {
+        nsp: String,
+        event: Event,
+    },
+    Ack {
+        nsp: String,
+        id: i64,
+        args: Vec<Arg>,
+    },
+    ConnectError {
+        nsp: String,
+        data: Arg,
+    },
 }
 
 /// A socket.io packet to send.
@@ -310,7 +325,10 @@ fn encode_json(nsp: &str, out: Out<'_>) -> Vec<Message> {
     if bins.is_empty() {
         s.push_str(&ty.to_string());
     } else {
-        assert!(ty == 2 || ty == 3, "binary data only allowed in events/acks");
+        assert!(
+            ty == 2 || ty == 3,
+            "binary data only allowed in events/acks"
+        );
         s.push_str(&format!("{}{}-", ty + 3, bins.len()));
     }
     if nsp != "/" {
@@ -424,7 +442,11 @@ fn parse_json_header(s: &str) -> Result<JsonHeader<'_>, String> {
         end += 1;
     }
     let id = if end > start {
-        Some(s[start..end].parse().map_err(|e| format!("bad ack id: {e}"))?)
+        Some(
+            s[start..end]
+                .parse()
+                .map_err(|e| format!("bad ack id: {e}"))?,
+        )
     } else {
         None
     };
@@ -510,7 +532,9 @@ fn decode_msgpack_packet(buf: &[u8]) -> Result<Packet, String> {
 enum Incoming {
     /// engine.io open packet (JSON payload)
     Open(String),
-    Connected { sid: String },
+    Connected {
+        sid: String,
+    },
     ConnectError(ConnectError),
     Event(Event),
     /// socket.io disconnect packet for our namespace

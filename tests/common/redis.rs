@@ -242,7 +242,10 @@ pub fn ping(addr: SocketAddr, timeout: Duration) -> Result<(), String> {
         Ok(())
     } else {
         // e.g. "-LOADING ..." while starting
-        Err(format!("unexpected reply {:?}", String::from_utf8_lossy(&got)))
+        Err(format!(
+            "unexpected reply {:?}",
+            String::from_utf8_lossy(&got)
+        ))
     }
 }
 
@@ -317,7 +320,14 @@ fn spawn_here(args: &[String]) -> std::io::Result<Child> {
     // SAFETY: only async-signal-safe libc calls between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
                 return Err(std::io::Error::last_os_error());
             }
             // The parent may have died between fork and prctl: then nobody would

@@ -288,7 +288,7 @@ mod fixture_tests {
     use std::path::PathBuf;
 
     fn fixtures_dir() -> PathBuf {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/wire-fixtures");
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/wire-fixtures");
         assert!(
             dir.is_dir(),
             "golden fixtures not found at {}: clone the repo next to `shared/`",

@@ -1,0 +1,14 @@
+#![warn(missing_docs)]
+//! The Redis wire protocol shared by Node's `@socket.io/redis-adapter` 8.x and
+//! `@socket.io/redis-emitter` 5.x, used by both `socketioxide-cluster` (the adapter) and
+//! `socketioxide-cluster-emitter`.
+//!
+//! * [`channel`]: channel names (`<key>#<nsp>#`, `<key>-request#<nsp>#`, …).
+//! * [`codec`]: msgpack exactly as notepack.io writes it, and a hardened reader.
+//! * [`message`]: the broadcast message `[uid, packet, opts]`.
+//!
+//! `PROTOCOL.md` at the repository root documents every byte.
+
+pub mod channel;
+pub mod codec;
+pub mod message;
