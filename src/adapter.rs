@@ -49,7 +49,10 @@ pub struct InitRes(Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>);
 
 impl Future for InitRes {
     type Output = Result<(), Error>;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
         self.0.as_mut().poll(cx)
     }
 }
@@ -85,8 +88,19 @@ impl<E: SocketEmitter> CoreAdapter<E> for ClusterAdapter<E> {
         InitRes(Box::pin(async move {
             let pattern = self.channels.pattern().to_owned();
             let handler: Arc<dyn NsHandler> = Arc::new(Handler(Arc::downgrade(&self)));
-            self.cluster.register_pattern(&pattern, Route { id: self.id, handler });
-            if let Err(e) = self.cluster.transport().subscribe(Sub::Pattern(pattern.clone())).await {
+            self.cluster.register_pattern(
+                &pattern,
+                Route {
+                    id: self.id,
+                    handler,
+                },
+            );
+            if let Err(e) = self
+                .cluster
+                .transport()
+                .subscribe(Sub::Pattern(pattern.clone()))
+                .await
+            {
                 self.cluster.unregister_pattern(&pattern, self.id);
                 return Err(e);
             }
@@ -102,27 +116,35 @@ impl<E: SocketEmitter> CoreAdapter<E> for ClusterAdapter<E> {
         let cluster = self.cluster.clone();
         async move {
             if removed {
-                cluster.transport().unsubscribe(Sub::Pattern(pattern)).await?;
+                cluster
+                    .transport()
+                    .unsubscribe(Sub::Pattern(pattern))
+                    .await?;
             }
             Ok(())
         }
     }
 
-    fn broadcast(&self, packet: Packet, opts: BroadcastOptions) -> impl Future<Output = Result<(), BroadcastError>> + Send {
-        async move {
-            let mut remote = Ok(());
-            if !opts.is_local(self.cluster.uid()) {
-                remote = self.publish(&packet, &opts).await;
-            }
-            self.resolve_socket_rooms(&opts.rooms);
-            self.resolve_socket_rooms(&opts.except);
-            let local = self.local.broadcast(packet, opts);
-            if let Err(errs) = &local {
-                Counters::add(&self.cluster.inner.counters.delivery_failed, errs.len() as u64);
-            }
-            local.map_err(BroadcastError::Socket)?;
-            remote.map_err(|e| BroadcastError::Adapter(AdapterError::from(e)))
+    async fn broadcast(
+        &self,
+        packet: Packet,
+        opts: BroadcastOptions,
+    ) -> Result<(), BroadcastError> {
+        let mut remote = Ok(());
+        if !opts.is_local(self.cluster.uid()) {
+            remote = self.publish(&packet, &opts).await;
         }
+        self.resolve_socket_rooms(&opts.rooms);
+        self.resolve_socket_rooms(&opts.except);
+        let local = self.local.broadcast(packet, opts);
+        if let Err(errs) = &local {
+            Counters::add(
+                &self.cluster.inner.counters.delivery_failed,
+                errs.len() as u64,
+            );
+        }
+        local.map_err(BroadcastError::Socket)?;
+        remote.map_err(|e| BroadcastError::Adapter(AdapterError::from(e)))
     }
 
     fn broadcast_with_ack(
@@ -165,7 +187,10 @@ impl<E: SocketEmitter> ClusterAdapter<E> {
             opts: wire,
         };
         let bytes = Bytes::from(msg.encode());
-        self.cluster.transport().publish(channel, bytes, volatile).await
+        self.cluster
+            .transport()
+            .publish(channel, bytes, volatile)
+            .await
     }
 
     /// Node sockets are in a room named by their id; socketioxide sockets are not. When a
@@ -179,8 +204,14 @@ impl<E: SocketEmitter> ClusterAdapter<E> {
     }
 
     fn ensure_socket_room(&self, room: &str) -> bool {
-        let Ok(sid) = Sid::from_str(room) else { return false };
-        if self.local.fetch_sockets(BroadcastOptions::new(sid)).is_empty() {
+        let Ok(sid) = Sid::from_str(room) else {
+            return false;
+        };
+        if self
+            .local
+            .fetch_sockets(BroadcastOptions::new(sid))
+            .is_empty()
+        {
             return false;
         }
         if !self.local.socket_rooms(sid).iter().any(|r| r == room) {
@@ -200,13 +231,15 @@ impl<E: SocketEmitter> ClusterAdapter<E> {
 
     fn receive(&self, channel: &str, payload: &[u8]) {
         let counters = &self.cluster.inner.counters;
-        let Some(room) = self.channels.parse_broadcast(channel) else { return };
+        let Some(room) = self.channels.parse_broadcast(channel) else {
+            return;
+        };
         // Node compat: a single-room message is dropped before decoding when no local
         // socket is in the room.
-        if let Some(room) = room {
-            if !self.has_local_room(room) {
-                return;
-            }
+        if let Some(room) = room
+            && !self.has_local_room(room)
+        {
+            return;
         }
         let msg = match BroadcastMessage::decode(payload) {
             Ok(msg) => msg,
@@ -225,13 +258,20 @@ impl<E: SocketEmitter> ClusterAdapter<E> {
         }
         if msg.packet.kind != EVENT && msg.packet.kind != BINARY_EVENT {
             Counters::add(&counters.malformed, 1);
-            log_malformed(channel, &format!("packet type {} is not an event", msg.packet.kind));
+            log_malformed(
+                channel,
+                &format!("packet type {} is not an event", msg.packet.kind),
+            );
             return;
         }
         let opts = local_options(&msg.opts);
         self.resolve_socket_rooms(&opts.rooms);
         self.resolve_socket_rooms(&opts.except);
-        let packet = match packet::sio_event(self.local.parser(), self.local.path().clone(), &msg.packet.data) {
+        let packet = match packet::sio_event(
+            self.local.parser(),
+            self.local.path().clone(),
+            &msg.packet.data,
+        ) {
             Ok(p) => p,
             Err(e) => {
                 Counters::add(&counters.malformed, 1);
@@ -241,7 +281,10 @@ impl<E: SocketEmitter> ClusterAdapter<E> {
         };
         if let Err(errs) = self.local.broadcast(packet, opts) {
             Counters::add(&counters.delivery_failed, errs.len() as u64);
-            tracing::debug!(failed = errs.len(), "cluster adapter: local delivery refused by some sockets");
+            tracing::debug!(
+                failed = errs.len(),
+                "cluster adapter: local delivery refused by some sockets"
+            );
         }
     }
 }
@@ -298,7 +341,12 @@ fn log_malformed(channel: &str, reason: &str) {
         .unwrap_or(0);
     if LAST.swap(now, Ordering::Relaxed) != now {
         let skipped = SKIPPED.swap(0, Ordering::Relaxed);
-        tracing::warn!(channel, reason, also_skipped_since_last_log = skipped, "cluster adapter: malformed message skipped");
+        tracing::warn!(
+            channel,
+            reason,
+            also_skipped_since_last_log = skipped,
+            "cluster adapter: malformed message skipped"
+        );
     } else {
         SKIPPED.fetch_add(1, Ordering::Relaxed);
     }

@@ -110,9 +110,11 @@ impl Cluster {
                 )
                 .await?,
             ),
-            TransportKind::InProcess(bus) => {
-                Box::new(MemoryTransport::connect(bus, router.clone(), counters.clone()))
-            }
+            TransportKind::InProcess(bus) => Box::new(MemoryTransport::connect(
+                bus,
+                router.clone(),
+                counters.clone(),
+            )),
         };
         Ok(Self {
             inner: Arc::new(Inner {

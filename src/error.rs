@@ -39,7 +39,9 @@ impl Error {
     pub fn is_connection_error(&self) -> bool {
         match self {
             Error::Disconnected | Error::ConnectTimeout { .. } => true,
-            Error::Redis(e) => e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal(),
+            Error::Redis(e) => {
+                e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal()
+            }
             _ => false,
         }
     }

@@ -171,6 +171,11 @@ mod tests {
     #[test]
     fn invalid_options_fail() {
         assert!(ClusterOptions::new("redis://h").key("").validate().is_err());
-        assert!(ClusterOptions::new("redis://h").publish_queue(0).validate().is_err());
+        assert!(
+            ClusterOptions::new("redis://h")
+                .publish_queue(0)
+                .validate()
+                .is_err()
+        );
     }
 }

@@ -92,11 +92,7 @@ pub fn node_data(parser: impl Parse, packet: &Packet) -> Option<Result<Vec<Value
     // decode_value consumes the attachments of a common-parser value: work on a copy
     // (cheap: the payload is reference counted).
     let mut value = value.clone();
-    Some(
-        parser
-            .decode_value::<Args>(&mut value, false)
-            .map(|a| a.0),
-    )
+    Some(parser.decode_value::<Args>(&mut value, false).map(|a| a.0))
 }
 
 /// Builds the value the namespace's parser expects from Node's `[event, ...args]`.
@@ -125,12 +121,16 @@ mod tests {
             Value::Binary(vec![0, 1, 255]),
             Value::Map(vec![(
                 Value::from("nested"),
-                Value::Array(vec![Value::Nil, Value::Boolean(true), Value::Binary(vec![9])]),
+                Value::Array(vec![
+                    Value::Nil,
+                    Value::Boolean(true),
+                    Value::Binary(vec![9]),
+                ]),
             )]),
         ]
     }
 
-    fn roundtrip(parser: impl Parse + Copy) {
+    fn roundtrip(parser: impl Parse) {
         let data = sample();
         let packet = sio_event(parser, Str::from("/"), &data).unwrap();
         let back = node_data(parser, &packet).unwrap().unwrap();

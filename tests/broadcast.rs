@@ -70,11 +70,22 @@ async fn emit_to_all_reaches_every_server_once() {
         for n in &nodes {
             clients.push(client(n, "/", parser, &[]).await);
         }
-        nodes[0].io.emit("hello", &("world", 42, json!({"nested": ["ü", 1.5]}))).await.unwrap();
+        nodes[0]
+            .io
+            .emit("hello", &("world", 42, json!({"nested": ["ü", 1.5]})))
+            .await
+            .unwrap();
         nodes[0].io.emit("marker", &()).await.unwrap();
         for c in &mut clients {
             let ev = c.recv_event_named("hello", T).await;
-            assert_eq!(ev.args, vec![arg(json!("world")), arg(json!(42)), arg(json!({"nested": ["ü", 1.5]}))]);
+            assert_eq!(
+                ev.args,
+                vec![
+                    arg(json!("world")),
+                    arg(json!(42)),
+                    arg(json!({"nested": ["ü", 1.5]}))
+                ]
+            );
             // Exactly once: the server's own message coming back from Redis is ignored.
             c.expect_no_event_before("marker", T).await;
         }
@@ -123,13 +134,24 @@ async fn socket_broadcast_excludes_the_sender_everywhere() {
     let mut sender = client(&nodes[0], "/", parser, &["r"]).await;
     let mut peer0 = client(&nodes[0], "/", parser, &["r"]).await;
     let mut peer1 = client(&nodes[1], "/", parser, &["r"]).await;
-    let sock = nodes[0].io.get_socket(sender.sid().parse().unwrap()).expect("socket");
+    let sock = nodes[0]
+        .io
+        .get_socket(sender.sid().parse().unwrap())
+        .expect("socket");
     sock.broadcast().emit("from-socket", &"x").await.unwrap();
     sock.to("r").emit("from-socket-to-r", &"y").await.unwrap();
     nodes[0].io.emit("marker", &()).await.unwrap();
     for peer in [&mut peer0, &mut peer1] {
-        assert_eq!(peer.recv_event_named("from-socket", T).await.str_arg(0), "x");
-        assert_eq!(peer.recv_event_named("from-socket-to-r", T).await.str_arg(0), "y");
+        assert_eq!(
+            peer.recv_event_named("from-socket", T).await.str_arg(0),
+            "x"
+        );
+        assert_eq!(
+            peer.recv_event_named("from-socket-to-r", T)
+                .await
+                .str_arg(0),
+            "y"
+        );
         peer.expect_no_event_before("marker", T).await;
     }
     sender.expect_no_event_before("marker", T).await;
@@ -157,7 +179,11 @@ async fn binary_payloads_cross_servers_intact() {
             .await
             .unwrap();
         let ev = c.recv_event_named("bin", T).await;
-        assert_eq!(ev.args, vec![bin(&payload), arg(json!("text")), arg(json!({"k": [1, 2]}))], "{parser:?}");
+        assert_eq!(
+            ev.args,
+            vec![bin(&payload), arg(json!("text")), arg(json!({"k": [1, 2]}))],
+            "{parser:?}"
+        );
     }
 }
 
@@ -167,10 +193,29 @@ async fn namespaces_are_kept_apart() {
     let nodes = cluster_of(2, parser).await;
     let mut root = client(&nodes[1], "/", parser, &[]).await;
     let mut admin = client(&nodes[1], "/admin", parser, &["staff"]).await;
-    nodes[0].io.of("/admin").unwrap().emit("adm", &1).await.unwrap();
-    nodes[0].io.of("/admin").unwrap().to("staff").emit("adm-staff", &2).await.unwrap();
+    nodes[0]
+        .io
+        .of("/admin")
+        .unwrap()
+        .emit("adm", &1)
+        .await
+        .unwrap();
+    nodes[0]
+        .io
+        .of("/admin")
+        .unwrap()
+        .to("staff")
+        .emit("adm-staff", &2)
+        .await
+        .unwrap();
     nodes[0].io.emit("marker", &()).await.unwrap();
-    nodes[0].io.of("/admin").unwrap().emit("marker", &()).await.unwrap();
+    nodes[0]
+        .io
+        .of("/admin")
+        .unwrap()
+        .emit("marker", &())
+        .await
+        .unwrap();
     assert_eq!(admin.recv_event_named("adm", T).await.i64_arg(0), 1);
     assert_eq!(admin.recv_event_named("adm-staff", T).await.i64_arg(0), 2);
     admin.expect_no_event_before("marker", T).await;
@@ -184,9 +229,27 @@ async fn dynamic_namespaces_get_their_own_channels() {
     let mut d1_on_0 = client(&nodes[0], "/dyn-1", parser, &[]).await;
     let mut d1_on_1 = client(&nodes[1], "/dyn-1", parser, &[]).await;
     let mut d2_on_1 = client(&nodes[1], "/dyn-2", parser, &[]).await;
-    nodes[0].io.of("/dyn-1").unwrap().emit("dyn", &"one").await.unwrap();
-    nodes[1].io.of("/dyn-2").unwrap().emit("marker", &()).await.unwrap();
-    nodes[0].io.of("/dyn-1").unwrap().emit("marker", &()).await.unwrap();
+    nodes[0]
+        .io
+        .of("/dyn-1")
+        .unwrap()
+        .emit("dyn", &"one")
+        .await
+        .unwrap();
+    nodes[1]
+        .io
+        .of("/dyn-2")
+        .unwrap()
+        .emit("marker", &())
+        .await
+        .unwrap();
+    nodes[0]
+        .io
+        .of("/dyn-1")
+        .unwrap()
+        .emit("marker", &())
+        .await
+        .unwrap();
     assert_eq!(d1_on_0.recv_event_named("dyn", T).await.str_arg(0), "one");
     assert_eq!(d1_on_1.recv_event_named("dyn", T).await.str_arg(0), "one");
     d2_on_1.expect_no_event_before("marker", T).await;
@@ -199,8 +262,19 @@ async fn socket_ids_work_as_rooms_across_servers() {
     let mut target = client(&nodes[1], "/", parser, &["g"]).await;
     let mut other = client(&nodes[1], "/", parser, &["g"]).await;
     let sid = target.sid().to_owned();
-    nodes[0].io.to(sid.clone()).emit("direct", &1).await.unwrap();
-    nodes[0].io.to("g").except(sid.clone()).emit("not-target", &2).await.unwrap();
+    nodes[0]
+        .io
+        .to(sid.clone())
+        .emit("direct", &1)
+        .await
+        .unwrap();
+    nodes[0]
+        .io
+        .to("g")
+        .except(sid.clone())
+        .emit("not-target", &2)
+        .await
+        .unwrap();
     nodes[0].io.emit("marker", &()).await.unwrap();
     assert_eq!(target.recv_event_named("direct", T).await.i64_arg(0), 1);
     target.expect_no_event_before("marker", T).await;
@@ -221,17 +295,27 @@ async fn malformed_messages_are_skipped_and_counted() {
         vec![0xc1],
         vec![0x93, 0xa1, b'x'],
         vec![0xdd, 0xff, 0xff, 0xff, 0xff],
-        vec![0x93, 0xa1, b'x', 0x81, 0xa4, b't', b'y', b'p', b'e', 0x02, 0x80],
+        vec![
+            0x93, 0xa1, b'x', 0x81, 0xa4, b't', b'y', b'p', b'e', 0x02, 0x80,
+        ],
         vec![0x91; 5000],
         vec![0xa2, 0xff, 0xfe],
     ];
     for g in &garbage {
         for ch in [format!("{key}#/#"), format!("{key}#/#room#")] {
-            let _: () = redis::cmd("PUBLISH").arg(ch).arg(g.as_slice()).query_async(&mut conn).await.unwrap();
+            let _: () = redis::cmd("PUBLISH")
+                .arg(ch)
+                .arg(g.as_slice())
+                .query_async(&mut conn)
+                .await
+                .unwrap();
         }
     }
     nodes[0].io.emit("after-garbage", &"ok").await.unwrap();
-    assert_eq!(c.recv_event_named("after-garbage", T).await.str_arg(0), "ok");
+    assert_eq!(
+        c.recv_event_named("after-garbage", T).await.str_arg(0),
+        "ok"
+    );
     assert_eq!(nodes[1].cluster.stats().malformed, 2 * garbage.len() as u64);
 }
 
@@ -249,13 +333,20 @@ async fn resp3_connections_work() {
 
 #[tokio::test]
 async fn bad_url_and_unreachable_redis_fail_from_connect() {
-    let err = Cluster::connect(ClusterOptions::new("not a url")).await.unwrap_err();
+    let err = Cluster::connect(ClusterOptions::new("not a url"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Config(_)), "{err}");
     // A port nobody listens on: refused at once, not a hang.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let started = std::time::Instant::now();
     let err = Cluster::connect(
-        ClusterOptions::new(format!("redis://127.0.0.1:{port}")).connect_timeout(Duration::from_secs(2)),
+        ClusterOptions::new(format!("redis://127.0.0.1:{port}"))
+            .connect_timeout(Duration::from_secs(2)),
     )
     .await
     .unwrap_err();
@@ -274,7 +365,10 @@ async fn close_flushes_then_refuses() {
     nodes[0].cluster.close().await;
     assert_eq!(c.count_events_in_order("before-close", 100, T).await, 100);
     let err = nodes[0].io.emit("after-close", &()).await.unwrap_err();
-    assert!(err.to_string().contains("redis") || err.to_string().contains("closed"), "{err}");
+    assert!(
+        err.to_string().contains("redis") || err.to_string().contains("closed"),
+        "{err}"
+    );
     assert!(!nodes[0].cluster.is_connected());
 }
 
@@ -300,7 +394,8 @@ async fn burst_of_20000_broadcasts_to_50_clients_arrives_complete() {
     let mut tasks = Vec::new();
     for mut c in clients {
         tasks.push(tokio::spawn(async move {
-            c.count_events_in_order("burst", N, Duration::from_secs(120)).await
+            c.count_events_in_order("burst", N, Duration::from_secs(120))
+                .await
         }));
     }
     sender.await.unwrap();

@@ -59,7 +59,11 @@ pub(crate) struct MemoryTransport {
 }
 
 impl MemoryTransport {
-    pub(crate) fn connect(bus: &InProcessBus, sink: Arc<dyn MessageSink>, counters: Arc<Counters>) -> Self {
+    pub(crate) fn connect(
+        bus: &InProcessBus,
+        sink: Arc<dyn MessageSink>,
+        counters: Arc<Counters>,
+    ) -> Self {
         let (tx, mut rx) = mpsc::channel::<Delivery>(INBOX);
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let subs = Arc::new(Mutex::new(HashSet::new()));
@@ -90,27 +94,35 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Transport for MemoryTransport {
-    fn publish(&self, channel: String, payload: Bytes, volatile: bool) -> BoxFuture<'_, Result<(), Error>> {
+    fn publish(
+        &self,
+        channel: String,
+        payload: Bytes,
+        volatile: bool,
+    ) -> BoxFuture<'_, Result<(), Error>> {
         Box::pin(async move {
             if !self.open.load(Ordering::Acquire) {
                 return Err(Error::Closed);
             }
             let channel: Arc<str> = channel.into();
-            let targets: Vec<(mpsc::Sender<Delivery>, Vec<Option<String>>)> = lock(&self.bus.members)
-                .iter()
-                .filter_map(|m| {
-                    let subs = lock(&m.subs);
-                    let hits: Vec<Option<String>> = subs
-                        .iter()
-                        .filter_map(|s| match s {
-                            Sub::Channel(c) if **c == *channel => Some(None),
-                            Sub::Pattern(p) if pattern_matches(p, &channel) => Some(Some(p.clone())),
-                            _ => None,
-                        })
-                        .collect();
-                    (!hits.is_empty()).then(|| (m.inbox.clone(), hits))
-                })
-                .collect();
+            let targets: Vec<(mpsc::Sender<Delivery>, Vec<Option<String>>)> =
+                lock(&self.bus.members)
+                    .iter()
+                    .filter_map(|m| {
+                        let subs = lock(&m.subs);
+                        let hits: Vec<Option<String>> = subs
+                            .iter()
+                            .filter_map(|s| match s {
+                                Sub::Channel(c) if **c == *channel => Some(None),
+                                Sub::Pattern(p) if pattern_matches(p, &channel) => {
+                                    Some(Some(p.clone()))
+                                }
+                                _ => None,
+                            })
+                            .collect();
+                        (!hits.is_empty()).then(|| (m.inbox.clone(), hits))
+                    })
+                    .collect();
             for (inbox, hits) in targets {
                 for pattern in hits {
                     let d = Delivery {

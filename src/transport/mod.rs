@@ -41,7 +41,12 @@ pub(crate) trait Transport: Send + Sync + 'static {
     /// queue is full); fails fast with [`Error::Disconnected`] when the bus is known down.
     /// A `volatile` message is never waited for: when it cannot be queued at once it is
     /// dropped and counted.
-    fn publish(&self, channel: String, payload: Bytes, volatile: bool) -> BoxFuture<'_, Result<(), Error>>;
+    fn publish(
+        &self,
+        channel: String,
+        payload: Bytes,
+        volatile: bool,
+    ) -> BoxFuture<'_, Result<(), Error>>;
     /// Adds a subscription; resolves once the server confirmed it.
     fn subscribe(&self, sub: Sub) -> BoxFuture<'_, Result<(), Error>>;
     /// Removes a subscription.

@@ -56,7 +56,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-async fn open_pubsub(client: &redis::Client, url: &str, timeout: Duration) -> Result<redis::aio::PubSub, Error> {
+async fn open_pubsub(
+    client: &redis::Client,
+    url: &str,
+    timeout: Duration,
+) -> Result<redis::aio::PubSub, Error> {
     match tokio::time::timeout(timeout, client.get_async_pubsub()).await {
         Ok(res) => Ok(res?),
         Err(_) => Err(Error::ConnectTimeout {
@@ -110,7 +114,12 @@ impl RedisTransport {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (queue, rx) = mpsc::channel(queue_capacity);
         let tasks = vec![
-            tokio::spawn(run_subscriber(shared.clone(), stream, sink, shutdown_rx.clone())),
+            tokio::spawn(run_subscriber(
+                shared.clone(),
+                stream,
+                sink,
+                shutdown_rx.clone(),
+            )),
             tokio::spawn(run_publisher(shared.clone(), rx, cmd.clone(), shutdown_rx)),
         ];
         Ok(Self {
@@ -208,7 +217,10 @@ async fn run_publisher(
         }
         let mut pipe = redis::pipe();
         for m in &batch {
-            pipe.cmd("PUBLISH").arg(&m.channel).arg(&m.payload[..]).ignore();
+            pipe.cmd("PUBLISH")
+                .arg(&m.channel)
+                .arg(&m.payload[..])
+                .ignore();
         }
         match pipe.query_async::<()>(&mut conn).await {
             Ok(()) => Counters::add(&shared.counters.published, n as u64),
@@ -222,7 +234,12 @@ async fn run_publisher(
 }
 
 impl Transport for RedisTransport {
-    fn publish(&self, channel: String, payload: Bytes, volatile: bool) -> BoxFuture<'_, Result<(), Error>> {
+    fn publish(
+        &self,
+        channel: String,
+        payload: Bytes,
+        volatile: bool,
+    ) -> BoxFuture<'_, Result<(), Error>> {
         Box::pin(async move {
             if !self.shared.connected.load(Ordering::Acquire) {
                 if volatile {

@@ -578,6 +578,8 @@ impl Reader {
                 }
             }
         };
+        // Fail pending `emit_with_ack` calls now rather than at their timeout.
+        self.acks.lock().unwrap().clear();
         self.incoming.send(Incoming::Closed(reason)).ok();
     }
 

@@ -52,7 +52,10 @@ impl<'a> Reader<'a> {
                 self.pos = end;
                 Ok(s)
             }
-            None => err(format!("truncated: wanted {n} bytes at offset {}", self.pos)),
+            None => err(format!(
+                "truncated: wanted {n} bytes at offset {}",
+                self.pos
+            )),
         }
     }
     fn u8(&mut self) -> Result<u8, DecodeError> {
@@ -178,7 +181,10 @@ impl<'a> Reader<'a> {
 /// msgpack timestamp extension (type -1) → the ISO string a JS `Date` becomes in JSON.
 fn timestamp(data: &[u8]) -> Value {
     let (secs, nanos): (i64, u32) = match data.len() {
-        4 => (u32::from_be_bytes(data.try_into().unwrap_or([0; 4])) as i64, 0),
+        4 => (
+            u32::from_be_bytes(data.try_into().unwrap_or([0; 4])) as i64,
+            0,
+        ),
         8 => {
             let v = u64::from_be_bytes(data.try_into().unwrap_or([0; 8]));
             ((v & 0x3_ffff_ffff) as i64, (v >> 34) as u32)
@@ -270,11 +276,11 @@ fn write_inner(buf: &mut Vec<u8>, v: &Value) -> Option<()> {
 fn write_number(buf: &mut Vec<u8>, f: f64) -> Option<()> {
     use rmp::encode as enc;
     if f.is_finite() && f.floor() == f {
-        if f >= 0.0 && f < 18_446_744_073_709_551_616.0 {
+        if (0.0..18_446_744_073_709_551_616.0).contains(&f) {
             enc::write_uint(buf, f as u64).ok()?;
             return Some(());
         }
-        if f < 0.0 && f >= -9_223_372_036_854_775_808.0 {
+        if (-9_223_372_036_854_775_808.0..0.0).contains(&f) {
             enc::write_sint(buf, f as i64).ok()?;
             return Some(());
         }

@@ -81,11 +81,7 @@ impl WireOptions {
 
     /// Excluded room names (see [`room_names`](Self::room_names)).
     pub fn except_names(&self) -> Vec<String> {
-        self.except
-            .iter()
-            .flatten()
-            .filter_map(room_name)
-            .collect()
+        self.except.iter().flatten().filter_map(room_name).collect()
     }
 
     /// A flag's value.
@@ -352,7 +348,10 @@ mod fixture_tests {
                 else {
                     continue;
                 };
-                if e["encoding"] == "msgpack" && !channel.contains("-request#") && !channel.contains("-response#") {
+                if e["encoding"] == "msgpack"
+                    && !channel.contains("-request#")
+                    && !channel.contains("-response#")
+                {
                     out.push((set.join("..").join(file), e.clone()));
                 }
             }
@@ -363,7 +362,11 @@ mod fixture_tests {
     #[test]
     fn every_broadcast_fixture_decodes_and_reencodes_to_the_same_bytes() {
         let entries = broadcast_entries();
-        assert!(entries.len() >= 40, "only {} broadcast fixtures found", entries.len());
+        assert!(
+            entries.len() >= 40,
+            "only {} broadcast fixtures found",
+            entries.len()
+        );
         for (path, entry) in entries {
             let bytes = std::fs::read(&path).unwrap();
             let msg = BroadcastMessage::decode(&bytes)
@@ -380,7 +383,10 @@ mod fixture_tests {
                 path.display()
             );
             let opts = &decoded[2];
-            assert_eq!(Value::Array(msg.opts.rooms.clone()), expected(&opts["rooms"]));
+            assert_eq!(
+                Value::Array(msg.opts.rooms.clone()),
+                expected(&opts["rooms"])
+            );
             match opts.get("except") {
                 Some(e) => assert_eq!(msg.opts.except.clone().map(Value::Array), Some(expected(e))),
                 None => assert!(msg.opts.except.is_none()),
@@ -395,7 +401,8 @@ mod fixture_tests {
             assert_eq!(flags, expected(&opts["flags"]), "{}", path.display());
             // notepack 2 ext/undefined encodings are read, not written: re-encode only
             // what notepack 3 (adapter 8.x, emitter 5.x) and plain values produced.
-            let legacy_ext = bytes.windows(3).any(|w| w == [0xd4, 0, 0]) || bytes.windows(3).any(|w| w[0] == 0xc7 && w[2] == 0);
+            let legacy_ext = bytes.windows(3).any(|w| w == [0xd4, 0, 0])
+                || bytes.windows(3).any(|w| w[0] == 0xc7 && w[2] == 0);
             if !legacy_ext {
                 assert_eq!(msg.encode(), bytes, "re-encoding {}", path.display());
             }
@@ -404,7 +411,8 @@ mod fixture_tests {
 
     #[test]
     fn adapter_layout_matches_node_bytes() {
-        let bytes = std::fs::read(fixtures_dir().join("redis-adapter-8.3.0/broadcast-all.bin")).unwrap();
+        let bytes =
+            std::fs::read(fixtures_dir().join("redis-adapter-8.3.0/broadcast-all.bin")).unwrap();
         let msg = BroadcastMessage {
             uid: "zvx_1S".into(),
             packet: NodePacket {
@@ -420,7 +428,9 @@ mod fixture_tests {
 
     #[test]
     fn numeric_room_fixture_matches_by_decimal_text() {
-        let bytes = std::fs::read(fixtures_dir().join("redis-adapter-8.3.0/broadcast-numeric-room.bin")).unwrap();
+        let bytes =
+            std::fs::read(fixtures_dir().join("redis-adapter-8.3.0/broadcast-numeric-room.bin"))
+                .unwrap();
         let msg = BroadcastMessage::decode(&bytes).unwrap();
         assert_eq!(msg.opts.room_names(), vec!["42".to_owned()]);
     }
