@@ -6,9 +6,11 @@
 //! * [`channel`]: channel names (`<key>#<nsp>#`, `<key>-request#<nsp>#`, …).
 //! * [`codec`]: msgpack exactly as notepack.io writes it, and a hardened reader.
 //! * [`message`]: the broadcast message `[uid, packet, opts]`.
+//! * [`request`]: requests and responses (JSON, or msgpack when they carry binary).
 //!
 //! `PROTOCOL.md` at the repository root documents every byte.
 
 pub mod channel;
 pub mod codec;
 pub mod message;
+pub mod request;

@@ -74,6 +74,14 @@ impl WireOptions {
         }
     }
 
+    /// Options in `@socket.io/redis-emitter` 5.x's layout (`rooms, flags, except`).
+    pub fn emitter(rooms: Vec<String>, except: Vec<String>, flags: Vec<(String, Value)>) -> Self {
+        Self {
+            order: vec![OptKey::Rooms, OptKey::Flags, OptKey::Except],
+            ..Self::new(rooms, except, flags)
+        }
+    }
+
     /// Room names; numbers become their decimal text, other types are skipped.
     pub fn room_names(&self) -> Vec<String> {
         self.rooms.iter().filter_map(room_name).collect()
@@ -144,33 +152,39 @@ impl BroadcastMessage {
         let _ = enc::write_array_len(buf, 3);
         codec::write(buf, &Value::from(self.uid.as_str()));
         encode_packet(buf, &self.packet);
-        let o = &self.opts;
-        let except = o.except.as_ref();
-        let len = o
-            .order
-            .iter()
-            .filter(|k| **k != OptKey::Except || except.is_some())
-            .count();
-        let _ = enc::write_map_len(buf, len as u32);
-        for key in &o.order {
-            match key {
-                OptKey::Rooms => {
-                    codec::write(buf, &Value::from("rooms"));
-                    write_array(buf, &o.rooms);
+        encode_opts(buf, &self.opts);
+    }
+}
+
+/// Writes `{rooms, except, flags}` in the order the options were decoded with (the
+/// adapter's `rooms, except, flags` for options built here).
+pub(crate) fn encode_opts(buf: &mut Vec<u8>, o: &WireOptions) {
+    use rmp::encode as enc;
+    let except = o.except.as_ref();
+    let len = o
+        .order
+        .iter()
+        .filter(|k| **k != OptKey::Except || except.is_some())
+        .count();
+    let _ = enc::write_map_len(buf, len as u32);
+    for key in &o.order {
+        match key {
+            OptKey::Rooms => {
+                codec::write(buf, &Value::from("rooms"));
+                write_array(buf, &o.rooms);
+            }
+            OptKey::Except => {
+                if let Some(except) = except {
+                    codec::write(buf, &Value::from("except"));
+                    write_array(buf, except);
                 }
-                OptKey::Except => {
-                    if let Some(except) = except {
-                        codec::write(buf, &Value::from("except"));
-                        write_array(buf, except);
-                    }
-                }
-                OptKey::Flags => {
-                    codec::write(buf, &Value::from("flags"));
-                    let _ = enc::write_map_len(buf, o.flags.len() as u32);
-                    for (k, v) in &o.flags {
-                        codec::write(buf, &Value::from(k.as_str()));
-                        codec::write(buf, v);
-                    }
+            }
+            OptKey::Flags => {
+                codec::write(buf, &Value::from("flags"));
+                let _ = enc::write_map_len(buf, o.flags.len() as u32);
+                for (k, v) in &o.flags {
+                    codec::write(buf, &Value::from(k.as_str()));
+                    codec::write(buf, v);
                 }
             }
         }
@@ -234,7 +248,7 @@ pub fn decode_packet(v: Value) -> Result<NodePacket, DecodeError> {
     })
 }
 
-fn decode_opts(v: Value) -> Result<WireOptions, DecodeError> {
+pub(crate) fn decode_opts(v: Value) -> Result<WireOptions, DecodeError> {
     let bad = |m: &str| DecodeError(m.to_owned());
     let entries = match v {
         Value::Map(entries) => entries,
