@@ -1,49 +1,51 @@
-//! The socketioxide [`CoreAdapter`] implementation.
+//! The socketioxide [`CoreAdapter`] implementation: one per namespace, static or dynamic.
 //!
-//! Sending: a broadcast that is not local-only is translated to Node's message, encoded
-//! once, queued for Redis, then delivered to this server's own sockets.
-//! Receiving: the router hands over messages from `<key>#<nsp>#*`; the adapter filters
-//! them as Node does and delivers them through the local adapter.
+//! Operations that reach other servers publish on the namespace's channels (see
+//! `broadcast.rs` for broadcasts, `requester.rs` for requests); what other servers
+//! publish arrives through the cluster's router (`on_broadcast`, `on_request`, responses
+//! to the requester). Local delivery always goes through socketioxide's local adapter.
 
-use crate::channel::Channels;
-use crate::cluster::{Cluster, NsHandler, Route};
-use crate::error::Error;
-use crate::message::{BINARY_EVENT, BroadcastMessage, EVENT, NodePacket, WireOptions};
-use crate::packet;
-use crate::stats::Counters;
+use crate::SocketInfo;
+use crate::ack_stream::AckStream;
+use crate::broadcast::selector;
+use crate::cluster::{Cluster, NsOps, RouteKind};
+use crate::error::{Error, Partial};
+use crate::message::{EVENT, NodePacket};
+use crate::packet::{self, ParserKind};
+use crate::requester::Requester;
 use crate::transport::Sub;
-use bytes::Bytes;
+use crate::wire::request::{Request, Response, Selector};
 use rmpv::Value;
 use socketioxide_core::{
-    Sid,
+    Sid, Uid,
     adapter::{
-        BroadcastFlags, BroadcastOptions, CoreAdapter, CoreLocalAdapter, DefinedAdapter, Room,
-        SocketEmitter, Spawnable,
+        BroadcastFlags, BroadcastOptions, CoreAdapter, CoreLocalAdapter, DefinedAdapter,
+        RemoteSocketData, Room, RoomParam, SocketEmitter, Spawnable,
         errors::{AdapterError, BroadcastError},
     },
     packet::Packet,
 };
-use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
+
+pub(crate) use crate::broadcast::log_malformed;
 
 /// The cluster adapter. Name it in `SocketIo::builder().with_adapter::<ClusterAdapter<_>>(cluster)`.
 pub struct ClusterAdapter<E> {
-    cluster: Cluster,
-    local: CoreLocalAdapter<E>,
-    channels: Channels,
-    nsp: String,
+    pub(crate) req: Requester,
+    pub(crate) local: CoreLocalAdapter<E>,
+    pub(crate) parser_kind: ParserKind,
     id: u64,
 }
 
 impl<E> DefinedAdapter for ClusterAdapter<E> {}
 
 /// Returned by `io.ns(..)`: await it (or let socketioxide spawn it for dynamic
-/// namespaces). The namespace exists once its Redis subscription is confirmed.
+/// namespaces). The namespace exists once its Redis subscriptions are confirmed.
 #[must_use = "the namespace is only registered once this future completes"]
 pub struct InitRes(Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>);
 
@@ -67,42 +69,62 @@ impl Spawnable for InitRes {
     }
 }
 
+impl<E: SocketEmitter> ClusterAdapter<E> {
+    /// The subscriptions of this namespace: broadcast pattern, request channel, shared and
+    /// own response channels (Node subscribes to the same set).
+    fn subscriptions(&self) -> Vec<(String, RouteKind)> {
+        let c = &self.req.channels;
+        vec![
+            (c.pattern().to_owned(), RouteKind::Broadcast),
+            (c.request().to_owned(), RouteKind::Request),
+            (c.response().to_owned(), RouteKind::Response),
+            (self.req.own_response.clone(), RouteKind::Response),
+        ]
+    }
+
+    fn cluster(&self) -> &Cluster {
+        &self.req.cluster
+    }
+
+    fn adapter_err(e: Error) -> BroadcastError {
+        BroadcastError::Adapter(AdapterError::from(e))
+    }
+}
+
+fn sub_of((s, kind): &(String, RouteKind)) -> Sub {
+    match kind {
+        RouteKind::Broadcast => Sub::Pattern(s.clone()),
+        _ => Sub::Channel(s.clone()),
+    }
+}
+
 impl<E: SocketEmitter> CoreAdapter<E> for ClusterAdapter<E> {
     type Error = Error;
     type State = Cluster;
-    type AckStream = E::AckStream;
+    type AckStream = AckStream<E>;
     type InitRes = InitRes;
 
     fn new(state: &Cluster, local: CoreLocalAdapter<E>) -> Self {
         let nsp = local.path().to_string();
         Self {
-            channels: Channels::new(state.options().get_key(), &nsp),
-            cluster: state.clone(),
+            req: Requester::new(state.clone(), &nsp),
+            parser_kind: ParserKind::detect(local.parser()),
             local,
-            nsp,
             id: state.next_id(),
         }
     }
 
     fn init(self: Arc<Self>, on_success: impl FnOnce() + Send + 'static) -> InitRes {
         InitRes(Box::pin(async move {
-            let pattern = self.channels.pattern().to_owned();
-            let handler: Arc<dyn NsHandler> = Arc::new(Handler(Arc::downgrade(&self)));
-            self.cluster.register_pattern(
-                &pattern,
-                Route {
-                    id: self.id,
-                    handler,
-                },
-            );
-            if let Err(e) = self
-                .cluster
-                .transport()
-                .subscribe(Sub::Pattern(pattern.clone()))
-                .await
-            {
-                self.cluster.unregister_pattern(&pattern, self.id);
-                return Err(e);
+            let subs = self.subscriptions();
+            let weak: std::sync::Weak<dyn NsOps> =
+                Arc::downgrade(&(self.clone() as Arc<dyn NsOps>));
+            self.cluster().register(&self.req.nsp, self.id, weak, &subs);
+            for sub in &subs {
+                if let Err(e) = self.cluster().transport().subscribe(sub_of(sub)).await {
+                    self.cluster().unregister(&self.req.nsp, self.id, &subs);
+                    return Err(e);
+                }
             }
             on_success();
             Ok(())
@@ -110,19 +132,23 @@ impl<E: SocketEmitter> CoreAdapter<E> for ClusterAdapter<E> {
     }
 
     fn close(&self) -> impl Future<Output = Result<(), Error>> + Send {
-        // Unregister synchronously: `io.delete_ns` polls this future only once.
-        let pattern = self.channels.pattern().to_owned();
-        let removed = self.cluster.unregister_pattern(&pattern, self.id);
-        let cluster = self.cluster.clone();
-        async move {
-            if removed {
-                cluster
-                    .transport()
-                    .unsubscribe(Sub::Pattern(pattern))
-                    .await?;
+        // Unregister synchronously: `io.delete_ns` polls this future only once. The
+        // unsubscribes then run on their own so they happen even then.
+        let subs = self.subscriptions();
+        let removed = self.cluster().unregister(&self.req.nsp, self.id, &subs);
+        let cluster = self.cluster().clone();
+        let task = tokio::spawn(async move {
+            for sub in subs.iter().filter(|(s, _)| removed.contains(s)) {
+                cluster.transport().unsubscribe(sub_of(sub)).await?;
             }
-            Ok(())
-        }
+            Ok::<(), Error>(())
+        });
+        async move { task.await.unwrap_or(Ok(())) }
+    }
+
+    async fn server_count(&self) -> Result<u16, Error> {
+        let n = self.req.server_count().await?;
+        Ok(u16::try_from(n).unwrap_or(u16::MAX))
     }
 
     async fn broadcast(
@@ -131,32 +157,152 @@ impl<E: SocketEmitter> CoreAdapter<E> for ClusterAdapter<E> {
         opts: BroadcastOptions,
     ) -> Result<(), BroadcastError> {
         let mut remote = Ok(());
-        if !opts.is_local(self.cluster.uid()) {
-            remote = self.publish(&packet, &opts).await;
+        if !opts.is_local(self.cluster().uid()) {
+            remote = self.publish_broadcast(&packet, &opts).await;
         }
         self.resolve_socket_rooms(&opts.rooms);
         self.resolve_socket_rooms(&opts.except);
         let local = self.local.broadcast(packet, opts);
         if let Err(errs) = &local {
-            Counters::add(
-                &self.cluster.inner.counters.delivery_failed,
+            crate::stats::Counters::add(
+                &self.cluster().inner.counters.delivery_failed,
                 errs.len() as u64,
             );
         }
         local.map_err(BroadcastError::Socket)?;
-        remote.map_err(|e| BroadcastError::Adapter(AdapterError::from(e)))
+        remote.map_err(Self::adapter_err)
     }
 
-    fn broadcast_with_ack(
+    async fn broadcast_with_ack(
         &self,
         packet: Packet,
         opts: BroadcastOptions,
         timeout: Option<Duration>,
-    ) -> impl Future<Output = Result<Self::AckStream, Self::Error>> + Send {
+    ) -> Result<Self::AckStream, Error> {
         self.resolve_socket_rooms(&opts.rooms);
         self.resolve_socket_rooms(&opts.except);
-        let (stream, _) = self.local.broadcast_with_ack(packet, opts, timeout);
-        async move { Ok(stream) }
+        if opts.is_local(self.cluster().uid()) {
+            let (stream, _) = self.local.broadcast_with_ack(packet, opts, timeout);
+            return Ok(AckStream::local(stream));
+        }
+        let timeout = timeout.unwrap_or_else(|| self.local.ack_timeout());
+        let data = packet::node_data(self.local.parser(), &packet)
+            .transpose()?
+            .unwrap_or_default();
+        let others = self.req.server_count().await? - 1;
+        let pending = self.req.register();
+        if others > 0
+            && let Some(mut wire) = crate::broadcast::wire_options(&opts)
+        {
+            // Node compat: the requester tells receivers how long acks are awaited.
+            wire.flags.push((
+                "timeout".to_owned(),
+                Value::from(timeout.as_millis() as u64),
+            ));
+            let req = Request::Broadcast {
+                uid: Some(self.req.uid()),
+                request_id: pending.id.clone(),
+                packet: NodePacket {
+                    kind: EVENT,
+                    data,
+                    nsp: Some(self.req.nsp.clone()),
+                    id: None,
+                },
+                opts: wire,
+            };
+            self.req.send(&req).await?;
+        }
+        let (stream, _) = self.local.broadcast_with_ack(packet, opts, Some(timeout));
+        Ok(AckStream::cluster(
+            stream,
+            pending,
+            others,
+            timeout,
+            self.parser_kind,
+        ))
+    }
+
+    async fn add_sockets(
+        &self,
+        opts: BroadcastOptions,
+        rooms: impl RoomParam,
+    ) -> Result<(), Error> {
+        let rooms: Vec<Room> = rooms.into_room_iter().collect();
+        self.join_leave(opts, rooms, true).await
+    }
+
+    async fn del_sockets(
+        &self,
+        opts: BroadcastOptions,
+        rooms: impl RoomParam,
+    ) -> Result<(), Error> {
+        let rooms: Vec<Room> = rooms.into_room_iter().collect();
+        self.join_leave(opts, rooms, false).await
+    }
+
+    async fn disconnect_socket(&self, opts: BroadcastOptions) -> Result<(), BroadcastError> {
+        if !opts.is_local(self.cluster().uid())
+            && let Some(sel) = selector(&opts)
+        {
+            let req = Request::Disconnect {
+                uid: Some(self.req.uid()),
+                opts: sel,
+                close: false,
+            };
+            self.req.send(&req).await.map_err(Self::adapter_err)?;
+        }
+        self.resolve_socket_rooms(&opts.rooms);
+        self.resolve_socket_rooms(&opts.except);
+        self.local
+            .disconnect_socket(opts)
+            .map_err(BroadcastError::Socket)
+    }
+
+    async fn rooms(&self, opts: BroadcastOptions) -> Result<Vec<Room>, Error> {
+        self.resolve_socket_rooms(&opts.rooms);
+        self.resolve_socket_rooms(&opts.except);
+        let mut rooms: BTreeSet<String> = self
+            .local
+            .rooms(opts.clone())
+            .into_iter()
+            .map(|r| r.to_string())
+            .collect();
+        if !opts.is_local(self.cluster().uid())
+            && let Some(sel) = selector(&opts)
+        {
+            let everyone = sel.rooms.is_empty() && sel.except.is_empty();
+            if everyone {
+                // io.rooms(): every room of the cluster (ALL_ROOMS).
+                rooms.extend(self.remote_all_rooms().await?);
+            } else {
+                for s in self.remote_fetch(sel).await? {
+                    rooms.extend(s.rooms);
+                }
+            }
+        }
+        Ok(rooms.into_iter().map(Room::Owned).collect())
+    }
+
+    async fn fetch_sockets(&self, opts: BroadcastOptions) -> Result<Vec<RemoteSocketData>, Error> {
+        self.resolve_socket_rooms(&opts.rooms);
+        self.resolve_socket_rooms(&opts.except);
+        let mut out = self.local.fetch_sockets(opts.clone());
+        if !opts.is_local(self.cluster().uid())
+            && let Some(sel) = selector(&opts)
+        {
+            let ns = self.local.path().clone();
+            // socketioxide ids are 16 characters; Node socket ids (20) cannot be
+            // represented as `RemoteSocketData` and are left out here (the handle's
+            // string-id calls include them).
+            out.extend(self.remote_fetch(sel).await?.into_iter().filter_map(|s| {
+                Some(RemoteSocketData {
+                    id: Sid::from_str(&s.id).ok()?,
+                    server_id: Uid::ZERO,
+                    ns: ns.clone(),
+                })
+            }));
+        }
+        Ok(out)
     }
 
     fn get_local(&self) -> &CoreLocalAdapter<E> {
@@ -165,241 +311,200 @@ impl<E: SocketEmitter> CoreAdapter<E> for ClusterAdapter<E> {
 }
 
 impl<E: SocketEmitter> ClusterAdapter<E> {
-    /// Translates, encodes once and queues a broadcast for the other servers.
-    async fn publish(&self, packet: &Packet, opts: &BroadcastOptions) -> Result<(), Error> {
-        let Some(data) = packet::node_data(self.local.parser(), packet) else {
-            return Ok(()); // not an event: nothing Node could deliver
-        };
-        let data = data?;
-        let Some(wire) = wire_options(opts) else {
-            return Ok(()); // targets nobody
-        };
-        let channel = self.channels.for_rooms(&wire.room_names());
-        let volatile = wire.is_volatile();
-        let msg = BroadcastMessage {
-            uid: self.cluster.uid().to_string(),
-            packet: NodePacket {
-                kind: EVENT,
-                data,
-                nsp: Some(self.nsp.clone()),
-                id: None,
-            },
-            opts: wire,
-        };
-        let bytes = Bytes::from(msg.encode());
-        self.cluster
-            .transport()
-            .publish(channel, bytes, volatile)
-            .await
-    }
-
-    /// Node sockets are in a room named by their id; socketioxide sockets are not. When a
-    /// room names a socket of this server, join the socket to it (lazily, once), so
-    /// `to(<id>)` / `except(<id>)` from anywhere in the cluster behave as in Node. The
-    /// room disappears with the socket.
-    fn resolve_socket_rooms(&self, rooms: &[Room]) {
-        for room in rooms {
-            self.ensure_socket_room(room);
-        }
-    }
-
-    fn ensure_socket_room(&self, room: &str) -> bool {
-        let Ok(sid) = Sid::from_str(room) else {
-            return false;
-        };
-        if self
-            .local
-            .fetch_sockets(BroadcastOptions::new(sid))
-            .is_empty()
+    async fn join_leave(
+        &self,
+        opts: BroadcastOptions,
+        rooms: Vec<Room>,
+        join: bool,
+    ) -> Result<(), Error> {
+        if !opts.is_local(self.cluster().uid())
+            && let Some(sel) = selector(&opts)
         {
-            return false;
+            let req = Request::JoinLeave {
+                uid: Some(self.req.uid()),
+                join,
+                opts: sel,
+                rooms: rooms.iter().map(|r| Value::from(r.as_ref())).collect(),
+            };
+            self.req.send(&req).await?;
         }
-        if !self.local.socket_rooms(sid).iter().any(|r| r == room) {
-            self.local.add_all(sid, Room::Owned(room.to_owned()));
-        }
-        true
-    }
-
-    fn has_local_room(&self, room: &str) -> bool {
-        if self.ensure_socket_room(room) {
-            return true;
-        }
-        let mut opts = BroadcastOptions::default();
-        opts.rooms.push(Room::Owned(room.to_owned()));
-        !self.local.sockets(opts).is_empty()
-    }
-
-    fn receive(&self, channel: &str, payload: &[u8]) {
-        let counters = &self.cluster.inner.counters;
-        let Some(room) = self.channels.parse_broadcast(channel) else {
-            return;
-        };
-        // Node compat: a single-room message is dropped before decoding when no local
-        // socket is in the room.
-        if let Some(room) = room
-            && !self.has_local_room(room)
-        {
-            return;
-        }
-        let msg = match BroadcastMessage::decode(payload) {
-            Ok(msg) => msg,
-            Err(e) => {
-                Counters::add(&counters.malformed, 1);
-                log_malformed(channel, &e.0);
-                return;
-            }
-        };
-        if msg.uid == self.cluster.uid().as_str() {
-            return;
-        }
-        // Node compat: a missing nsp means "/".
-        if msg.packet.nsp.as_deref().unwrap_or("/") != self.nsp {
-            return;
-        }
-        if msg.packet.kind != EVENT && msg.packet.kind != BINARY_EVENT {
-            Counters::add(&counters.malformed, 1);
-            log_malformed(
-                channel,
-                &format!("packet type {} is not an event", msg.packet.kind),
-            );
-            return;
-        }
-        let opts = local_options(&msg.opts);
         self.resolve_socket_rooms(&opts.rooms);
         self.resolve_socket_rooms(&opts.except);
-        let packet = match packet::sio_event(
-            self.local.parser(),
-            self.local.path().clone(),
-            &msg.packet.data,
-        ) {
-            Ok(p) => p,
-            Err(e) => {
-                Counters::add(&counters.malformed, 1);
-                log_malformed(channel, &e.to_string());
-                return;
-            }
-        };
-        if let Err(errs) = self.local.broadcast(packet, opts) {
-            Counters::add(&counters.delivery_failed, errs.len() as u64);
+        if join {
+            self.local.add_sockets(opts, rooms);
+        } else {
+            self.local.del_sockets(opts, rooms);
+        }
+        Ok(())
+    }
+
+    /// REMOTE_FETCH on the other servers.
+    pub(crate) async fn remote_fetch(&self, sel: Selector) -> Result<Vec<SocketInfo>, Error> {
+        remote_fetch(&self.req, sel).await
+    }
+
+    /// ALL_ROOMS on the other servers.
+    pub(crate) async fn remote_all_rooms(&self) -> Result<Vec<String>, Error> {
+        remote_all_rooms(&self.req).await
+    }
+}
+
+/// REMOTE_FETCH: the matching sockets of every other server.
+pub(crate) async fn remote_fetch(req: &Requester, sel: Selector) -> Result<Vec<SocketInfo>, Error> {
+    let uid = req.uid();
+    let g = req
+        .ask(
+            |request_id| Request::Fetch {
+                uid: Some(uid),
+                request_id,
+                opts: sel,
+            },
+            |r| r.get("sockets").is_some(),
+        )
+        .await?;
+    g.into_result(
+        "fetchSockets",
+        req,
+        |replies| {
+            replies
+                .iter()
+                .filter_map(|r| match r.get("sockets") {
+                    Some(Value::Array(s)) => Some(
+                        s.iter()
+                            .filter_map(SocketInfo::from_node)
+                            .collect::<Vec<_>>(),
+                    ),
+                    _ => None,
+                })
+                .flatten()
+                .collect()
+        },
+        |s: &Vec<SocketInfo>| Partial::Sockets(s.clone()),
+    )
+}
+
+/// ALL_ROOMS: every room of every other server.
+pub(crate) async fn remote_all_rooms(req: &Requester) -> Result<Vec<String>, Error> {
+    let uid = req.uid();
+    let g = req
+        .ask(
+            |request_id| Request::AllRooms {
+                uid: Some(uid),
+                request_id,
+            },
+            |r| r.get("rooms").is_some(),
+        )
+        .await?;
+    g.into_result("allRooms", req, names_of("rooms"), |n: &Vec<String>| {
+        Partial::Names(n.clone())
+    })
+}
+
+/// Collects the names in field `field` of every reply.
+pub(crate) fn names_of(field: &'static str) -> impl FnOnce(Vec<Response>) -> Vec<String> {
+    move |replies| {
+        replies
+            .iter()
+            .filter_map(|r| match r.get(field) {
+                Some(Value::Array(a)) => Some(
+                    a.iter()
+                        .filter_map(crate::codec::room_name)
+                        .collect::<Vec<_>>(),
+                ),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+}
+
+/// A minimal socket.io handshake for our sockets in fetchSockets replies: socketioxide
+/// does not expose a socket's handshake to the adapter, and Node code may read fields.
+fn handshake_placeholder() -> serde_json::Value {
+    serde_json::json!({
+        "headers": {}, "time": "", "address": "", "xdomain": false, "secure": false,
+        "issued": 0, "url": "", "query": {}, "auth": {}
+    })
+}
+
+impl<E: SocketEmitter> NsOps for ClusterAdapter<E> {
+    fn requester(&self) -> &Requester {
+        &self.req
+    }
+
+    fn on_broadcast(&self, channel: &str, payload: &[u8]) {
+        self.receive_broadcast(channel, payload);
+    }
+
+    fn on_request(&self, payload: &[u8]) {
+        self.receive_request(payload);
+    }
+
+    fn local_ids(&self, sel: &Selector) -> Vec<String> {
+        let opts = self.selector_options(sel);
+        self.local
+            .sockets(opts)
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    }
+
+    fn local_all_rooms(&self) -> Vec<String> {
+        let mut all = BroadcastOptions::default();
+        all.add_flag(BroadcastFlags::Broadcast);
+        let sids = self.local.sockets(all.clone());
+        let mut rooms: BTreeSet<String> = self
+            .local
+            .rooms(all)
+            .into_iter()
+            .map(|r| r.to_string())
+            .collect();
+        // Node compat: every socket is in the room named by its id.
+        rooms.extend(sids.iter().map(|s| s.to_string()));
+        rooms.into_iter().collect()
+    }
+
+    fn local_fetch(&self, sel: &Selector) -> Vec<SocketInfo> {
+        let opts = self.selector_options(sel);
+        self.local
+            .sockets(opts)
+            .into_iter()
+            .map(|sid| {
+                let id = sid.to_string();
+                let mut rooms: BTreeSet<String> = self
+                    .local
+                    .socket_rooms(sid)
+                    .into_iter()
+                    .map(|r| r.to_string())
+                    .collect();
+                rooms.insert(id.clone());
+                SocketInfo {
+                    id,
+                    rooms: rooms.into_iter().collect(),
+                    data: serde_json::json!({}),
+                    handshake: handshake_placeholder(),
+                }
+            })
+            .collect()
+    }
+
+    fn apply_join_leave(&self, sel: &Selector, rooms: &[String], join: bool) {
+        let opts = self.selector_options(sel);
+        let rooms: Vec<Room> = rooms.iter().cloned().map(Room::Owned).collect();
+        if join {
+            self.local.add_sockets(opts, rooms);
+        } else {
+            self.local.del_sockets(opts, rooms);
+        }
+    }
+
+    fn apply_disconnect(&self, sel: &Selector) {
+        let opts = self.selector_options(sel);
+        if let Err(errs) = self.local.disconnect_socket(opts) {
             tracing::debug!(
                 failed = errs.len(),
-                "cluster adapter: local delivery refused by some sockets"
+                "cluster adapter: some sockets could not be disconnected"
             );
         }
-    }
-}
-
-/// socketioxide options → Node's `{rooms, except, flags}`; `None` when nobody is targeted.
-fn wire_options(opts: &BroadcastOptions) -> Option<WireOptions> {
-    let broadcast = opts.has_flag(BroadcastFlags::Broadcast);
-    let mut rooms: Vec<String> = opts.rooms.iter().map(|r| r.to_string()).collect();
-    let mut except: Vec<String> = Vec::with_capacity(opts.except.len() + 1);
-    for r in &opts.except {
-        if !except.iter().any(|e| e == r) {
-            except.push(r.to_string());
-        }
-    }
-    match opts.sid {
-        // `socket.broadcast()` / `socket.to(..)`: everyone but the sender.
-        Some(sid) if broadcast => {
-            let sid = sid.to_string();
-            if !except.contains(&sid) {
-                except.push(sid);
-            }
-        }
-        // A single socket (remote socket operations): its id is its room.
-        Some(sid) if rooms.is_empty() => rooms.push(sid.to_string()),
-        None if rooms.is_empty() && !broadcast => return None,
-        _ => {}
-    }
-    let mut flags = Vec::new();
-    if opts.has_flag(BroadcastFlags::Volatile) {
-        flags.push(("volatile".to_owned(), Value::Boolean(true)));
-    }
-    Some(WireOptions::new(rooms, except, flags))
-}
-
-/// Node's `{rooms, except, flags}` → options for the local adapter.
-fn local_options(wire: &WireOptions) -> BroadcastOptions {
-    let mut opts = BroadcastOptions::default();
-    opts.add_flag(BroadcastFlags::Broadcast);
-    if wire.is_volatile() {
-        opts.add_flag(BroadcastFlags::Volatile);
-    }
-    opts.rooms = wire.room_names().into_iter().map(Cow::Owned).collect();
-    opts.except = wire.except_names().into_iter().map(Cow::Owned).collect();
-    opts
-}
-
-/// Logs a malformed message at most about once per second, with the count skipped.
-fn log_malformed(channel: &str, reason: &str) {
-    static LAST: AtomicU64 = AtomicU64::new(0);
-    static SKIPPED: AtomicU64 = AtomicU64::new(0);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    if LAST.swap(now, Ordering::Relaxed) != now {
-        let skipped = SKIPPED.swap(0, Ordering::Relaxed);
-        tracing::warn!(
-            channel,
-            reason,
-            also_skipped_since_last_log = skipped,
-            "cluster adapter: malformed message skipped"
-        );
-    } else {
-        SKIPPED.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// The router's view of an adapter. Weak, so a namespace that went away is not kept alive.
-struct Handler<E>(Weak<ClusterAdapter<E>>);
-
-impl<E: SocketEmitter> NsHandler for Handler<E> {
-    fn on_broadcast(&self, channel: &str, payload: &[u8]) {
-        if let Some(adapter) = self.0.upgrade() {
-            adapter.receive(channel, payload);
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn socket_broadcast_excludes_sender() {
-        let sid = Sid::new();
-        let mut opts = BroadcastOptions::new(sid);
-        opts.add_flag(BroadcastFlags::Broadcast);
-        let wire = wire_options(&opts).unwrap();
-        assert!(wire.room_names().is_empty());
-        assert_eq!(wire.except_names(), vec![sid.to_string()]);
-    }
-
-    #[test]
-    fn remote_socket_targets_its_id_room() {
-        let sid = Sid::new();
-        let wire = wire_options(&BroadcastOptions::new(sid)).unwrap();
-        assert_eq!(wire.room_names(), vec![sid.to_string()]);
-    }
-
-    #[test]
-    fn nothing_targeted_publishes_nothing() {
-        assert!(wire_options(&BroadcastOptions::default()).is_none());
-    }
-
-    #[test]
-    fn received_options_keep_rooms_except_and_volatile() {
-        let wire = WireOptions::new(
-            vec!["a".into(), "b".into()],
-            vec!["c".into()],
-            vec![("volatile".into(), Value::Boolean(true))],
-        );
-        let opts = local_options(&wire);
-        assert!(opts.has_flag(BroadcastFlags::Broadcast));
-        assert!(opts.has_flag(BroadcastFlags::Volatile));
-        assert_eq!(opts.rooms.len(), 2);
-        assert_eq!(opts.except.len(), 1);
     }
 }

@@ -5,45 +5,83 @@
 //! It is a cheap clone (an `Arc`); keep a copy before passing it to `with_adapter` to
 //! read [`stats`](Cluster::stats) or to [`close`](Cluster::close) it.
 
+use crate::SocketInfo;
 use crate::error::Error;
+use crate::handle::Namespace;
 use crate::options::{ClusterOptions, TransportKind};
+use crate::requester::Requester;
+use crate::server_side::ServerSide;
 use crate::stats::{ClusterStats, Counters};
 use crate::transport::{MessageSink, Transport, memory::MemoryTransport, redis::RedisTransport};
+use crate::wire::request::Selector;
 use dashmap::DashMap;
 use socketioxide_core::Uid;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 
-/// What the router calls for a namespace. Implemented by the adapter, type-erased so
-/// the handle does not carry the socketioxide emitter type.
-pub(crate) trait NsHandler: Send + Sync + 'static {
+/// What the router and the namespace handle need from a namespace's adapter.
+/// Implemented by the adapter and type-erased, so the handle does not carry the
+/// socketioxide emitter type.
+pub(crate) trait NsOps: Send + Sync + 'static {
+    /// The non-generic request machinery of the namespace.
+    fn requester(&self) -> &Requester;
     /// A message on the namespace's broadcast pattern.
     fn on_broadcast(&self, channel: &str, payload: &[u8]);
+    /// A message on the namespace's request channel.
+    fn on_request(&self, payload: &[u8]);
+    /// Ids of the local sockets `sel` selects.
+    fn local_ids(&self, sel: &Selector) -> Vec<String>;
+    /// Every local room, socket-id rooms included (Node compat).
+    fn local_all_rooms(&self) -> Vec<String>;
+    /// The local sockets `sel` selects, with their rooms.
+    fn local_fetch(&self, sel: &Selector) -> Vec<SocketInfo>;
+    /// Local sockets `sel` selects join (`join`) or leave `rooms`.
+    fn apply_join_leave(&self, sel: &Selector, rooms: &[String], join: bool);
+    /// Disconnect the local sockets `sel` selects.
+    fn apply_disconnect(&self, sel: &Selector);
 }
 
-/// A registered namespace: `id` tells apart two adapters created for the same path
-/// (socketioxide may build a dynamic namespace twice when connects race).
+/// Which kind of subscription a route serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RouteKind {
+    /// `PSUBSCRIBE <key>#<nsp>#*`.
+    Broadcast,
+    /// `SUBSCRIBE <key>-request#<nsp>#`.
+    Request,
+    /// `SUBSCRIBE <key>-response#<nsp>#` and `<key>-response#<nsp>#<uid>#`.
+    Response,
+}
+
 #[derive(Clone)]
-pub(crate) struct Route {
-    pub id: u64,
-    pub handler: Arc<dyn NsHandler>,
+struct Route {
+    id: u64,
+    kind: RouteKind,
+    ns: Weak<dyn NsOps>,
 }
 
-/// Routes by subscription pattern / channel name.
+/// Routes what the subscriber reads, by subscription (pattern or channel name).
 #[derive(Default)]
 pub(crate) struct Router {
-    patterns: DashMap<String, Route>,
+    routes: DashMap<String, Route>,
+    namespaces: DashMap<String, (u64, Weak<dyn NsOps>)>,
     counters: Arc<Counters>,
 }
 
 impl MessageSink for Router {
     fn deliver(&self, channel: &str, pattern: Option<&str>, payload: &[u8]) {
-        let Some(pattern) = pattern else { return };
+        let key = pattern.unwrap_or(channel);
         // Clone the route out so no map lock is held while the adapter works.
-        let route = self.patterns.get(pattern).map(|r| r.handler.clone());
-        if let Some(handler) = route {
-            Counters::add(&self.counters.received, 1);
-            handler.on_broadcast(channel, payload);
+        let Some(route) = self.routes.get(key).map(|r| r.clone()) else {
+            return;
+        };
+        let Some(ns) = route.ns.upgrade() else { return };
+        match route.kind {
+            RouteKind::Broadcast => {
+                Counters::add(&self.counters.received, 1);
+                ns.on_broadcast(channel, payload);
+            }
+            RouteKind::Request => ns.on_request(payload),
+            RouteKind::Response => ns.requester().on_response(payload),
         }
     }
 }
@@ -54,6 +92,7 @@ pub(crate) struct Inner {
     pub transport: Box<dyn Transport>,
     pub router: Arc<Router>,
     pub counters: Arc<Counters>,
+    pub server_side: ServerSide,
     next_id: AtomicU64,
 }
 
@@ -96,7 +135,8 @@ impl Cluster {
         opts.validate()?;
         let counters = Arc::new(Counters::default());
         let router = Arc::new(Router {
-            patterns: DashMap::new(),
+            routes: DashMap::new(),
+            namespaces: DashMap::new(),
             counters: counters.clone(),
         });
         let transport: Box<dyn Transport> = match &opts.transport {
@@ -123,6 +163,7 @@ impl Cluster {
                 transport,
                 router,
                 counters,
+                server_side: ServerSide::default(),
                 next_id: AtomicU64::new(1),
             }),
         })
@@ -149,10 +190,33 @@ impl Cluster {
         self.inner.transport.is_connected()
     }
 
+    /// Requests of this server still waiting for replies, over all namespaces, plus
+    /// pending [`wait_server_side`](Namespace::wait_server_side) calls. Zero when idle:
+    /// entries never outlive their call.
+    pub fn pending_requests(&self) -> usize {
+        let router = &self.inner.router;
+        let requests: usize = router
+            .namespaces
+            .iter()
+            .filter_map(|e| e.1.upgrade())
+            .map(|ns| ns.requester().pending.len())
+            .sum();
+        requests + self.inner.server_side.waiter_count()
+    }
+
+    /// The classic adapter API of one namespace (`"/"`, `"/admin"`, a dynamic one once
+    /// created): cluster-wide socket ids, rooms, remote join/leave/disconnect, custom
+    /// requests and server-side events.
+    pub fn of(&self, nsp: &str) -> Namespace {
+        Namespace::new(self.clone(), nsp)
+    }
+
     /// Stops the background tasks, after flushing broadcasts already queued, and closes
-    /// the Redis connections. Broadcasts after this fail with [`Error::Closed`].
+    /// the Redis connections. Requests in flight fail; broadcasts after this fail with
+    /// [`Error::Closed`].
     pub async fn close(&self) {
-        self.inner.router.patterns.clear();
+        self.inner.router.routes.clear();
+        self.inner.router.namespaces.clear();
         self.inner.transport.close().await;
     }
 
@@ -164,16 +228,60 @@ impl Cluster {
         &*self.inner.transport
     }
 
-    pub(crate) fn register_pattern(&self, pattern: &str, route: Route) {
-        self.inner.router.patterns.insert(pattern.to_owned(), route);
-    }
-
-    /// Removes the route if it still belongs to adapter `id`; true when removed.
-    pub(crate) fn unregister_pattern(&self, pattern: &str, id: u64) -> bool {
+    /// Routes `subs` to adapter `id` of namespace `nsp`.
+    pub(crate) fn register(
+        &self,
+        nsp: &str,
+        id: u64,
+        ns: Weak<dyn NsOps>,
+        subs: &[(String, RouteKind)],
+    ) {
+        for (sub, kind) in subs {
+            self.inner.router.routes.insert(
+                sub.clone(),
+                Route {
+                    id,
+                    kind: *kind,
+                    ns: ns.clone(),
+                },
+            );
+        }
         self.inner
             .router
-            .patterns
-            .remove_if(pattern, |_, r| r.id == id)
-            .is_some()
+            .namespaces
+            .insert(nsp.to_owned(), (id, ns));
+    }
+
+    /// Removes the routes of adapter `id` (a newer adapter for the same namespace keeps
+    /// its own). Returns the subscriptions that were removed.
+    pub(crate) fn unregister(
+        &self,
+        nsp: &str,
+        id: u64,
+        subs: &[(String, RouteKind)],
+    ) -> Vec<String> {
+        self.inner
+            .router
+            .namespaces
+            .remove_if(nsp, |_, (i, _)| *i == id);
+        subs.iter()
+            .filter(|(sub, _)| {
+                self.inner
+                    .router
+                    .routes
+                    .remove_if(sub, |_, r| r.id == id)
+                    .is_some()
+            })
+            .map(|(sub, _)| sub.clone())
+            .collect()
+    }
+
+    /// The live adapter of namespace `nsp`.
+    pub(crate) fn namespace(&self, nsp: &str) -> Option<Arc<dyn NsOps>> {
+        self.inner
+            .router
+            .namespaces
+            .get(nsp)
+            .and_then(|e| e.1.upgrade())
     }
 }

@@ -32,6 +32,44 @@ pub enum Error {
     /// The cluster handle was closed.
     #[error("the cluster handle is closed")]
     Closed,
+    /// A cluster-wide request did not get every reply within `requests_timeout`.
+    /// `partial` holds what the servers that did answer replied.
+    #[error(
+        "{operation} timed out after {timeout:?}: {received} of {expected} servers replied ({} missing)",
+        expected.saturating_sub(*received)
+    )]
+    Timeout {
+        /// Which operation (`fetchSockets`, `allRooms`, `serverSideEmit`, …).
+        operation: &'static str,
+        /// Replies expected (other servers subscribed to the namespace's request channel).
+        expected: usize,
+        /// Replies received.
+        received: usize,
+        /// How long the call waited.
+        timeout: Duration,
+        /// The replies that did arrive.
+        partial: Partial,
+    },
+    /// No server of the cluster knows this socket id.
+    #[error("no server of the cluster has a socket with id {0:?} in this namespace")]
+    SocketNotFound(String),
+    /// This server has no such namespace (yet).
+    #[error("namespace {0:?} is not registered on this server")]
+    UnknownNamespace(String),
+}
+
+/// What the servers that answered a timed-out request replied.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Partial {
+    /// Nothing useful to keep.
+    None,
+    /// Socket ids or room names.
+    Names(Vec<String>),
+    /// Sockets with their rooms and data.
+    Sockets(Vec<crate::SocketInfo>),
+    /// One reply per server that answered (server-side emit acks, custom requests).
+    Replies(Vec<rmpv::Value>),
 }
 
 impl Error {
@@ -43,6 +81,19 @@ impl Error {
                 e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal()
             }
             _ => false,
+        }
+    }
+
+    /// True when a cluster-wide request timed out (see [`Error::Timeout`]).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Timeout { .. })
+    }
+
+    /// The partial results of a timed-out request.
+    pub fn partial(&self) -> Option<&Partial> {
+        match self {
+            Error::Timeout { partial, .. } => Some(partial),
+            _ => None,
         }
     }
 

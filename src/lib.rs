@@ -51,20 +51,30 @@
 //! * `adapter`: the `CoreAdapter` implementation.
 //! * `options`, `error`, `stats`.
 
+mod ack_stream;
 mod adapter;
+mod broadcast;
 mod cluster;
+mod correlation;
 mod error;
+mod handle;
 mod options;
 mod packet;
+mod requester;
+mod responder;
+mod server_side;
 mod stats;
 mod transport;
 
 pub use socketioxide_cluster_wire as wire;
 pub(crate) use socketioxide_cluster_wire::{channel, codec, message};
 
+pub use ack_stream::AckStream;
 pub use adapter::{ClusterAdapter, InitRes};
 pub use cluster::Cluster;
-pub use error::Error;
+pub use error::{Error, Partial};
+pub use handle::{Namespace, SocketInfo};
 pub use options::ClusterOptions;
+pub use server_side::{CUSTOM_REQUEST_EVENT, ServerSideEvent};
 pub use stats::ClusterStats;
 pub use transport::memory::InProcessBus;

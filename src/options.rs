@@ -21,6 +21,7 @@ pub(crate) enum TransportKind {
 /// | [`requests_timeout`](Self::requests_timeout) | 5000 ms | `requestsTimeout` |
 /// | [`connect_timeout`](Self::connect_timeout) | 5 s | (client option) |
 /// | [`publish_queue`](Self::publish_queue) | 8192 messages | — |
+/// | [`publish_on_specific_response_channel`](Self::publish_on_specific_response_channel) | false | `publishOnSpecificResponseChannel` |
 ///
 /// `Debug` never shows a password from the URL.
 #[derive(Clone)]
@@ -30,6 +31,7 @@ pub struct ClusterOptions {
     pub(crate) requests_timeout: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) publish_queue: usize,
+    pub(crate) specific_response_channel: bool,
 }
 
 impl ClusterOptions {
@@ -51,6 +53,7 @@ impl ClusterOptions {
             requests_timeout: Duration::from_millis(5000),
             connect_timeout: Duration::from_secs(5),
             publish_queue: 8192,
+            specific_response_channel: false,
         }
     }
 
@@ -81,6 +84,16 @@ impl ClusterOptions {
     /// broadcasts, which are dropped and counted in [`ClusterStats::volatile_dropped`](crate::ClusterStats).
     pub fn publish_queue(mut self, capacity: usize) -> Self {
         self.publish_queue = capacity;
+        self
+    }
+
+    /// Answer requests on the requester's own channel `<key>-response#<nsp>#<uid>#`
+    /// instead of the shared `<key>-response#<nsp>#` (Node:
+    /// `publishOnSpecificResponseChannel`, default false). Every server listens to both,
+    /// so servers with either setting interoperate; the specific channel spares the
+    /// other servers from decoding replies meant for someone else.
+    pub fn publish_on_specific_response_channel(mut self, yes: bool) -> Self {
+        self.specific_response_channel = yes;
         self
     }
 
@@ -120,6 +133,7 @@ impl std::fmt::Debug for ClusterOptions {
             .field("requests_timeout", &self.requests_timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field("publish_queue", &self.publish_queue)
+            .field("specific_response_channel", &self.specific_response_channel)
             .finish()
     }
 }

@@ -105,6 +105,47 @@ pub fn sio_event(parser: impl Parse, nsp: Str, data: &[Value]) -> Result<Packet,
     Ok(Packet::event(nsp, sio_value(parser, data)?))
 }
 
+/// Which of socketioxide's two parsers a namespace uses, as a `'static` value (the
+/// adapter only gets the parser borrowed; ack streams outlive that borrow).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ParserKind {
+    Common,
+    MsgPack,
+}
+
+impl ParserKind {
+    /// Tells the parsers apart by what they produce: text for the common parser, bytes
+    /// for msgpack.
+    pub fn detect(parser: impl Parse) -> Self {
+        match parser.encode_value(&(), None) {
+            Ok(SioValue::Bytes(_)) => ParserKind::MsgPack,
+            _ => ParserKind::Common,
+        }
+    }
+
+    /// The first argument of a client's acknowledgement.
+    pub fn first_arg(self, v: &mut SioValue) -> Option<Value> {
+        let args = match self {
+            ParserKind::Common => {
+                socketioxide_parser_common::CommonParser.decode_value::<Args>(v, false)
+            }
+            ParserKind::MsgPack => {
+                socketioxide_parser_msgpack::MsgPackParser.decode_value::<Args>(v, false)
+            }
+        };
+        args.ok()?.0.into_iter().next()
+    }
+
+    /// An acknowledgement argument as the value socketioxide's ack stream decodes.
+    pub fn ack_value(self, arg: Value) -> Result<SioValue, ParserError> {
+        let args = [arg];
+        match self {
+            ParserKind::Common => sio_value(socketioxide_parser_common::CommonParser, &args),
+            ParserKind::MsgPack => sio_value(socketioxide_parser_msgpack::MsgPackParser, &args),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

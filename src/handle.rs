@@ -1,0 +1,425 @@
+//! The classic adapter API of one namespace, cluster-wide: what Node users know as
+//! `adapter.allRooms()`, `fetchSockets()`, `remoteJoin`, `serverSideEmit`, `customRequest`…
+//!
+//! Socket ids are strings here, so Node sockets of a mixed cluster (20-character ids that
+//! socketioxide's `Sid` cannot hold) are included.
+
+use crate::Cluster;
+use crate::adapter::{remote_all_rooms, remote_fetch};
+use crate::cluster::NsOps;
+use crate::error::{Error, Partial};
+use crate::server_side::{CUSTOM_REQUEST_EVENT, ServerSideEvent};
+use crate::wire::request::{Request, Selector, kind};
+use rmpv::Value;
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A socket anywhere in the cluster, as `fetchSockets` describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SocketInfo {
+    /// Socket id (16 characters for socketioxide sockets, 20 for Node ones).
+    pub id: String,
+    /// Its rooms, its own id included (as in Node).
+    pub rooms: Vec<String>,
+    /// `socket.data` (Node sockets; `{}` for socketioxide sockets, whose data the adapter
+    /// cannot see).
+    pub data: serde_json::Value,
+    /// The socket.io handshake (Node sockets; a placeholder for socketioxide sockets).
+    pub handshake: serde_json::Value,
+}
+
+/// Cluster-wide operations on one namespace. Get it with [`Cluster::of`].
+#[derive(Clone)]
+pub struct Namespace {
+    cluster: Cluster,
+    nsp: String,
+}
+
+impl std::fmt::Debug for Namespace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Namespace").field("nsp", &self.nsp).finish()
+    }
+}
+
+/// Spreads a tuple into arguments, as socketioxide's `emit` does; any other value is one
+/// argument.
+fn args_of(args: &impl Serialize) -> Result<Vec<Value>, Error> {
+    let v = rmpv::ext::to_value(args).map_err(|e| Error::Encode(e.to_string()))?;
+    Ok(match v {
+        Value::Array(items) if socketioxide_core::parser::is_ser_tuple(args) => items,
+        Value::Nil if socketioxide_core::parser::is_ser_tuple(args) => Vec::new(),
+        other => vec![other],
+    })
+}
+
+impl Namespace {
+    pub(crate) fn new(cluster: Cluster, nsp: &str) -> Self {
+        Self {
+            cluster,
+            nsp: nsp.to_owned(),
+        }
+    }
+
+    fn ops(&self) -> Result<Arc<dyn NsOps>, Error> {
+        self.cluster
+            .namespace(&self.nsp)
+            .ok_or_else(|| Error::UnknownNamespace(self.nsp.clone()))
+    }
+
+    /// The namespace's path.
+    pub fn name(&self) -> &str {
+        &self.nsp
+    }
+
+    /// Servers of the cluster that have this namespace, this one included (Node:
+    /// `serverCount()`, `PUBSUB NUMSUB` of the request channel).
+    pub async fn server_count(&self) -> Result<usize, Error> {
+        self.ops()?.requester().server_count().await
+    }
+
+    /// Sockets in any of `rooms` (all when empty) minus those in `except`, on every server.
+    pub async fn fetch_sockets(
+        &self,
+        rooms: &[&str],
+        except: &[&str],
+    ) -> Result<Vec<SocketInfo>, Error> {
+        let ops = self.ops()?;
+        let sel = Selector::new(to_strings(rooms), to_strings(except));
+        let mut out = ops.local_fetch(&sel);
+        match remote_fetch(ops.requester(), sel).await {
+            Ok(remote) => {
+                out.extend(remote);
+                Ok(out)
+            }
+            Err(Error::Timeout {
+                operation,
+                expected,
+                received,
+                timeout,
+                partial: Partial::Sockets(mut p),
+            }) => {
+                out.append(&mut p);
+                Err(Error::Timeout {
+                    operation,
+                    expected,
+                    received,
+                    timeout,
+                    partial: Partial::Sockets(out),
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Ids of the sockets in any of `rooms` (all sockets when empty), on every server
+    /// (Node: `clients(rooms)` / `allSockets()`).
+    pub async fn clients(&self, rooms: &[&str]) -> Result<Vec<String>, Error> {
+        let ids = |s: Vec<SocketInfo>| s.into_iter().map(|s| s.id).collect::<Vec<_>>();
+        match self.fetch_sockets(rooms, &[]).await {
+            Ok(s) => Ok(ids(s)),
+            Err(Error::Timeout {
+                operation,
+                expected,
+                received,
+                timeout,
+                partial: Partial::Sockets(s),
+            }) => Err(Error::Timeout {
+                operation,
+                expected,
+                received,
+                timeout,
+                partial: Partial::Names(ids(s)),
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Rooms of socket `id`, wherever it is connected (Node: `clientRooms(id)`).
+    pub async fn client_rooms(&self, id: &str) -> Result<Vec<String>, Error> {
+        let ops = self.ops()?;
+        let sel = Selector::new(vec![id.to_owned()], vec![]);
+        if let Some(s) = ops.local_fetch(&sel).into_iter().find(|s| s.id == id) {
+            return Ok(s.rooms);
+        }
+        let found = match remote_fetch(ops.requester(), sel).await {
+            Ok(s) => s,
+            Err(Error::Timeout {
+                partial: Partial::Sockets(s),
+                ..
+            }) if s.iter().any(|s| s.id == id) => s,
+            Err(e) => return Err(e),
+        };
+        found
+            .into_iter()
+            .find(|s| s.id == id)
+            .map(|s| s.rooms)
+            .ok_or_else(|| Error::SocketNotFound(id.to_owned()))
+    }
+
+    /// Every room of every server, socket-id rooms included (Node: `allRooms()`).
+    pub async fn all_rooms(&self) -> Result<Vec<String>, Error> {
+        let ops = self.ops()?;
+        let mut rooms: BTreeSet<String> = ops.local_all_rooms().into_iter().collect();
+        match remote_all_rooms(ops.requester()).await {
+            Ok(r) => {
+                rooms.extend(r);
+                Ok(rooms.into_iter().collect())
+            }
+            Err(Error::Timeout {
+                operation,
+                expected,
+                received,
+                timeout,
+                partial: Partial::Names(r),
+            }) => {
+                rooms.extend(r);
+                Err(Error::Timeout {
+                    operation,
+                    expected,
+                    received,
+                    timeout,
+                    partial: Partial::Names(rooms.into_iter().collect()),
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Makes socket `id` join `room`, wherever it is connected (Node: `remoteJoin`).
+    /// [`Error::SocketNotFound`] when no server has it.
+    pub async fn remote_join(&self, id: &str, room: &str) -> Result<(), Error> {
+        self.remote_op(id, RemoteOp::Join(room.to_owned())).await
+    }
+
+    /// Makes socket `id` leave `room` (Node: `remoteLeave`).
+    pub async fn remote_leave(&self, id: &str, room: &str) -> Result<(), Error> {
+        self.remote_op(id, RemoteOp::Leave(room.to_owned())).await
+    }
+
+    /// Disconnects socket `id` (Node: `remoteDisconnect`). `close` is forwarded to Node
+    /// servers (close the underlying connection); socketioxide sockets are disconnected
+    /// from the namespace either way.
+    pub async fn remote_disconnect(&self, id: &str, close: bool) -> Result<(), Error> {
+        self.remote_op(id, RemoteOp::Disconnect(close)).await
+    }
+
+    async fn remote_op(&self, id: &str, op: RemoteOp) -> Result<(), Error> {
+        let ops = self.ops()?;
+        let sel = Selector::new(vec![id.to_owned()], vec![]);
+        let apply_local = |ops: &Arc<dyn NsOps>| match &op {
+            RemoteOp::Join(room) => ops.apply_join_leave(&sel, std::slice::from_ref(room), true),
+            RemoteOp::Leave(room) => ops.apply_join_leave(&sel, std::slice::from_ref(room), false),
+            RemoteOp::Disconnect(_) => ops.apply_disconnect(&sel),
+        };
+        if !ops.local_ids(&sel).is_empty() {
+            apply_local(&ops);
+            return Ok(());
+        }
+        let known = match remote_fetch(ops.requester(), sel.clone()).await {
+            Ok(s) => s.iter().any(|s| s.id == id),
+            Err(Error::Timeout {
+                partial: Partial::Sockets(s),
+                ..
+            }) if s.iter().any(|s| s.id == id) => true,
+            Err(e) => return Err(e),
+        };
+        if !known {
+            return Err(Error::SocketNotFound(id.to_owned()));
+        }
+        let uid = Some(ops.requester().uid());
+        let req = match op {
+            RemoteOp::Join(room) => Request::JoinLeave {
+                uid,
+                join: true,
+                opts: sel,
+                rooms: vec![Value::from(room)],
+            },
+            RemoteOp::Leave(room) => Request::JoinLeave {
+                uid,
+                join: false,
+                opts: sel,
+                rooms: vec![Value::from(room)],
+            },
+            RemoteOp::Disconnect(close) => Request::Disconnect {
+                uid,
+                opts: sel,
+                close,
+            },
+        };
+        ops.requester().send(&req).await
+    }
+}
+
+/// Sends a server-side event, or a custom request, to the other servers.
+impl Namespace {
+    /// Emits `event` with `args` (a tuple spreads into several arguments) to every other
+    /// server (Node: `io.serverSideEmit(event, ...args)`). Arguments travel as JSON.
+    pub async fn server_side_emit(&self, event: &str, args: &impl Serialize) -> Result<(), Error> {
+        let ops = self.ops()?;
+        let mut data = vec![Value::from(event)];
+        data.extend(args_of(args)?);
+        ops.requester()
+            .send(&Request::ServerSideEmit {
+                uid: Some(ops.requester().uid()),
+                request_id: None,
+                data,
+            })
+            .await
+    }
+
+    /// Like [`server_side_emit`](Self::server_side_emit), and gathers one acknowledgement
+    /// per other server within `requests_timeout` (Node: `serverSideEmit(.., cb)`). On
+    /// timeout the error holds the replies that arrived ([`Partial::Replies`]).
+    pub async fn server_side_emit_with_ack(
+        &self,
+        event: &str,
+        args: &impl Serialize,
+    ) -> Result<Vec<Value>, Error> {
+        let ops = self.ops()?;
+        let mut data = vec![Value::from(event)];
+        data.extend(args_of(args)?);
+        let uid = ops.requester().uid();
+        let g = ops
+            .requester()
+            .ask(
+                |request_id| Request::ServerSideEmit {
+                    uid: Some(uid),
+                    request_id: Some(request_id),
+                    data,
+                },
+                |r| r.kind == Some(kind::SERVER_SIDE_EMIT),
+            )
+            .await?;
+        g.into_result(
+            "serverSideEmit",
+            ops.requester(),
+            |replies| {
+                replies
+                    .into_iter()
+                    .map(|mut r| r.take("data").unwrap_or(Value::Nil))
+                    .collect()
+            },
+            |r: &Vec<Value>| Partial::Replies(r.clone()),
+        )
+    }
+
+    /// Registers `handler` for server-side event `event` of this namespace. It receives
+    /// the arguments and may [`ack`](ServerSideEvent::ack) when the sender waits for it.
+    /// Can be called before the namespace exists.
+    pub fn on_server_side(
+        &self,
+        event: &str,
+        handler: impl Fn(&ServerSideEvent) + Send + Sync + 'static,
+    ) {
+        self.cluster
+            .inner
+            .server_side
+            .on(&self.nsp, event, Arc::new(handler));
+    }
+
+    /// Waits for one server-side event named `event` whose arguments satisfy `matches`
+    /// (e.g. a job id), at most `timeout`: the "reply when the worker's result arrives,
+    /// or fail with a controlled error" pattern. Register before triggering the work.
+    pub fn wait_server_side(
+        &self,
+        event: &str,
+        matches: impl Fn(&[Value]) -> bool + Send + Sync + 'static,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Vec<Value>, Error>> + Send + 'static {
+        let side = self.cluster.clone();
+        let (id, rx) = side
+            .inner
+            .server_side
+            .wait(&self.nsp, event, Box::new(matches));
+        async move {
+            struct Cancel(Cluster, u64);
+            impl Drop for Cancel {
+                fn drop(&mut self) {
+                    self.0.inner.server_side.cancel_wait(self.1);
+                }
+            }
+            let _cancel = Cancel(side, id);
+            match tokio::time::timeout(timeout, rx).await {
+                Ok(Ok(args)) => Ok(args),
+                Ok(Err(_)) => Err(Error::Closed),
+                Err(_) => Err(Error::Timeout {
+                    operation: "waitServerSide",
+                    expected: 1,
+                    received: 0,
+                    timeout,
+                    partial: Partial::None,
+                }),
+            }
+        }
+    }
+
+    /// Asks every server, this one included, to run its custom-request hook on `data`;
+    /// one reply per server (Node 5.x: `customRequest`). Travels as the reserved
+    /// server-side event [`CUSTOM_REQUEST_EVENT`] with an ack, so a Node server answers
+    /// it with `io.on(CUSTOM_REQUEST_EVENT, (data, cb) => cb(reply))`.
+    pub async fn custom_request(&self, data: &impl Serialize) -> Result<Vec<Value>, Error> {
+        let data = rmpv::ext::to_value(data).map_err(|e| Error::Encode(e.to_string()))?;
+        let hook = self.cluster.inner.server_side.hook(&self.nsp);
+        let own = match hook {
+            Some(hook) => hook(data.clone()).await,
+            None => Value::Nil,
+        };
+        let mut replies = vec![own];
+        match self
+            .server_side_emit_with_ack(CUSTOM_REQUEST_EVENT, &(data,))
+            .await
+        {
+            Ok(r) => {
+                replies.extend(r);
+                Ok(replies)
+            }
+            Err(Error::Timeout {
+                operation,
+                expected,
+                received,
+                timeout,
+                partial: Partial::Replies(r),
+            }) => {
+                replies.extend(r);
+                Err(Error::Timeout {
+                    operation,
+                    expected,
+                    received,
+                    timeout,
+                    partial: Partial::Replies(replies),
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Registers this server's answer to [`custom_request`](Self::custom_request)
+    /// (Node 5.x: `customHook`). Without a hook a server answers `null`.
+    pub fn on_custom_request<F, Fut>(&self, hook: F)
+    where
+        F: Fn(Value) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Value> + Send + 'static,
+    {
+        let hook = Arc::new(hook);
+        self.cluster.inner.server_side.set_hook(
+            &self.nsp,
+            Arc::new(move |v| {
+                let hook = hook.clone();
+                Box::pin(async move { hook(v).await })
+            }),
+        );
+    }
+}
+
+enum RemoteOp {
+    Join(String),
+    Leave(String),
+    Disconnect(bool),
+}
+
+fn to_strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| (*s).to_owned()).collect()
+}

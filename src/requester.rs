@@ -1,0 +1,171 @@
+//! Issuing cluster-wide requests for one namespace and collecting their replies.
+//!
+//! Node compat: the number of replies to wait for is `PUBSUB NUMSUB
+//! <key>-request#<nsp>#` minus this server (every server, Node or Rust, subscribes to that
+//! channel), so a call returns as soon as every server answered and only waits for the
+//! timeout when one does not.
+
+use crate::Cluster;
+use crate::channel::Channels;
+use crate::correlation::{Pending, PendingTable};
+use crate::error::{Error, Partial};
+use crate::stats::Counters;
+use crate::wire::request::{Request, Response};
+use bytes::Bytes;
+use std::sync::Arc;
+
+/// The non-generic half of a namespace adapter: channels, pending requests, publishing.
+pub(crate) struct Requester {
+    pub cluster: Cluster,
+    pub channels: Channels,
+    pub nsp: String,
+    pub pending: Arc<PendingTable>,
+    /// `<key>-response#<nsp>#<uid>#`.
+    pub own_response: String,
+}
+
+/// The replies of one request.
+pub(crate) struct Gathered {
+    pub replies: Vec<Response>,
+    pub expected: usize,
+    pub complete: bool,
+}
+
+impl Gathered {
+    /// `Ok(replies)` when complete, else the timeout error with `partial`.
+    pub fn into_result<T>(
+        self,
+        operation: &'static str,
+        req: &Requester,
+        convert: impl FnOnce(Vec<Response>) -> T,
+        partial: impl FnOnce(&T) -> Partial,
+    ) -> Result<T, Error> {
+        let received = self.replies.len();
+        let out = convert(self.replies);
+        if self.complete {
+            Ok(out)
+        } else {
+            Err(Error::Timeout {
+                operation,
+                expected: self.expected,
+                received,
+                timeout: req.timeout(),
+                partial: partial(&out),
+            })
+        }
+    }
+}
+
+impl Requester {
+    pub fn new(cluster: Cluster, nsp: &str) -> Self {
+        let channels = Channels::new(cluster.options().get_key(), nsp);
+        let own_response = channels.response_for(&cluster.uid().to_string());
+        Self {
+            cluster,
+            channels,
+            nsp: nsp.to_owned(),
+            pending: Arc::new(PendingTable::default()),
+            own_response,
+        }
+    }
+
+    pub fn uid(&self) -> String {
+        self.cluster.uid().to_string()
+    }
+
+    pub fn timeout(&self) -> std::time::Duration {
+        self.cluster.options().get_requests_timeout()
+    }
+
+    /// Queues `bytes` on `channel`.
+    pub async fn publish(&self, channel: String, bytes: Vec<u8>) -> Result<(), Error> {
+        self.cluster
+            .transport()
+            .publish(channel, Bytes::from(bytes), false)
+            .await
+    }
+
+    /// Publishes a request on the namespace's request channel.
+    pub async fn send(&self, req: &Request) -> Result<(), Error> {
+        self.publish(self.channels.request().to_owned(), req.encode())
+            .await
+    }
+
+    /// Servers subscribed to this namespace's request channel, this one included.
+    pub async fn server_count(&self) -> Result<usize, Error> {
+        let n = self
+            .cluster
+            .transport()
+            .num_sub(self.channels.request().to_owned())
+            .await?;
+        Ok(n.max(1))
+    }
+
+    /// Registers a request, publishes it and gathers one counted reply per other server.
+    pub async fn ask(
+        &self,
+        build: impl FnOnce(String) -> Request,
+        counts: impl Fn(&Response) -> bool,
+    ) -> Result<Gathered, Error> {
+        let expected = self.server_count().await? - 1;
+        if expected == 0 {
+            return Ok(Gathered {
+                replies: Vec::new(),
+                expected,
+                complete: true,
+            });
+        }
+        let mut pending = self.pending.register();
+        self.send(&build(pending.id.clone())).await?;
+        let (replies, complete) = pending.gather(expected, self.timeout(), counts).await;
+        Ok(Gathered {
+            replies,
+            expected,
+            complete,
+        })
+    }
+
+    /// Registers a request id without sending anything (broadcast with acks).
+    pub fn register(&self) -> Pending {
+        self.pending.register()
+    }
+
+    /// A reply arrived on one of our response channels.
+    pub fn on_response(&self, payload: &[u8]) {
+        match Response::decode(payload) {
+            // Replies to other servers' requests also arrive on the shared channel.
+            Ok(res) => {
+                self.pending.route(res);
+            }
+            Err(e) => {
+                Counters::add(&self.cluster.inner.counters.malformed, 1);
+                crate::adapter::log_malformed(self.channels.response(), &e.0);
+            }
+        }
+    }
+
+    /// Sends a reply to `requester` (a uid, when the request carried one).
+    pub fn respond(&self, requester: Option<&str>, bytes: Vec<u8>) {
+        let channel = match requester {
+            Some(uid) if self.cluster.options().specific_response_channel => {
+                self.channels.response_for(uid)
+            }
+            _ => self.channels.response().to_owned(),
+        };
+        self.respond_on(channel, bytes);
+    }
+
+    /// Sends a reply on `channel` without blocking the subscriber task.
+    pub fn respond_on(&self, channel: String, bytes: Vec<u8>) {
+        let cluster = self.cluster.clone();
+        tokio::spawn(async move {
+            if let Err(e) = cluster
+                .transport()
+                .publish(channel, Bytes::from(bytes), false)
+                .await
+            {
+                tracing::warn!(error = %e, "cluster adapter: reply not sent");
+            }
+        });
+    }
+}
