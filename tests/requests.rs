@@ -1,0 +1,437 @@
+//! Cluster-wide requests between socketioxide servers through a real `redis-server`:
+//! fetch_sockets, rooms, join/leave/disconnect, remote sockets, emit_with_ack, the
+//! classic handle API, server-side events, timeouts and concurrency.
+
+mod common;
+
+use common::{AutoAck, Client, Parser, arg};
+use futures_util::StreamExt;
+use serde_json::json;
+use socketioxide::{SocketIo, adapter::Emitter};
+use socketioxide_cluster::{Cluster, ClusterAdapter, ClusterOptions, Error, Partial};
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(10);
+
+type Io = SocketIo<ClusterAdapter<Emitter>>;
+
+struct Node {
+    io: Io,
+    cluster: Cluster,
+    addr: SocketAddr,
+}
+
+async fn node(key: &str, timeout: Duration) -> Node {
+    let cluster = Cluster::connect(
+        ClusterOptions::new(common::shared().url())
+            .key(key)
+            .requests_timeout(timeout),
+    )
+    .await
+    .expect("connect");
+    let (layer, io) = common::builder(Parser::Json)
+        .with_adapter::<ClusterAdapter<_>>(cluster.clone())
+        .build_layer();
+    common::test_ns(&io, "/").await.expect("ns /");
+    common::test_ns(&io, "/admin").await.expect("ns /admin");
+    let addr = common::serve(layer).await;
+    Node { io, cluster, addr }
+}
+
+async fn cluster_of(n: usize, timeout: Duration) -> Vec<Node> {
+    common::init_tracing();
+    let key = common::unique_key("rq");
+    let mut nodes = Vec::new();
+    for _ in 0..n {
+        nodes.push(node(&key, timeout).await);
+    }
+    nodes
+}
+
+async fn client(node: &Node, rooms: &[&str]) -> Client {
+    let c = Client::connect(node.addr, "/", Parser::Json).await;
+    if !rooms.is_empty() {
+        assert_eq!(
+            c.emit_with_ack("join", vec![json!(rooms)], T).await,
+            vec![arg(json!("ok"))]
+        );
+    }
+    c
+}
+
+async fn rooms_of(c: &Client) -> Vec<String> {
+    let ack = c.emit_with_ack("rooms", vec![], T).await;
+    serde_json::from_value(common::to_json(&ack[0])).unwrap()
+}
+
+fn set<I: IntoIterator<Item = S>, S: ToString>(i: I) -> BTreeSet<String> {
+    i.into_iter().map(|s| s.to_string()).collect()
+}
+
+#[tokio::test]
+async fn fetch_sockets_and_rooms_span_the_cluster() {
+    let nodes = cluster_of(3, T).await;
+    let a = client(&nodes[0], &["r1"]).await;
+    let b = client(&nodes[1], &["r1", "r2"]).await;
+    let c = client(&nodes[2], &["r3"]).await;
+    for n in &nodes {
+        assert_eq!(n.io.fetch_sockets().await.unwrap().len(), 3);
+    }
+    let in_r1: BTreeSet<String> = nodes[2]
+        .io
+        .to("r1")
+        .fetch_sockets()
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.data().id.to_string())
+        .collect();
+    assert_eq!(in_r1, set([a.sid(), b.sid()]));
+    let r1_not_r2: Vec<_> = nodes[2]
+        .io
+        .to("r1")
+        .except("r2")
+        .fetch_sockets()
+        .await
+        .unwrap();
+    assert_eq!(r1_not_r2.len(), 1);
+    assert_eq!(r1_not_r2[0].data().id.to_string(), a.sid());
+    // io.rooms(): every room of the cluster.
+    let rooms = set(nodes[0].io.rooms().await.unwrap());
+    for r in ["r1", "r2", "r3"] {
+        assert!(rooms.contains(r), "{rooms:?}");
+    }
+    // Rooms of a selection: only the rooms of the selected sockets.
+    let rooms_of_r3 = set(nodes[0].io.to("r3").rooms().await.unwrap());
+    assert!(
+        rooms_of_r3.contains("r3") && !rooms_of_r3.contains("r1"),
+        "{rooms_of_r3:?}"
+    );
+    // Handle API, string ids.
+    let ns = nodes[1].cluster.of("/");
+    assert_eq!(ns.server_count().await.unwrap(), 3);
+    assert_eq!(
+        set(ns.clients(&[]).await.unwrap()),
+        set([a.sid(), b.sid(), c.sid()])
+    );
+    assert_eq!(
+        set(ns.clients(&["r2", "r3"]).await.unwrap()),
+        set([b.sid(), c.sid()])
+    );
+    let all = set(ns.all_rooms().await.unwrap());
+    assert!(
+        ["r1", "r2", "r3", a.sid(), b.sid(), c.sid()]
+            .iter()
+            .all(|r| all.contains(*r)),
+        "{all:?}"
+    );
+    let c_rooms = set(ns.client_rooms(c.sid()).await.unwrap());
+    assert_eq!(c_rooms, set(["r3", c.sid()]));
+    assert!(matches!(
+        ns.client_rooms("nobody-has-this-id").await,
+        Err(Error::SocketNotFound(_))
+    ));
+    assert_eq!(nodes[0].cluster.pending_requests(), 0);
+}
+
+#[tokio::test]
+async fn join_leave_and_disconnect_apply_everywhere() {
+    let nodes = cluster_of(3, T).await;
+    let a = client(&nodes[0], &["src"]).await;
+    let b = client(&nodes[1], &["src"]).await;
+    let c = client(&nodes[2], &[]).await;
+    nodes[2].io.within("src").join("joined").await.unwrap();
+    // Join is fire-and-forget (as in Node); a request from the same server is ordered
+    // after it on every server's subscription, so it sees the result.
+    let ns2 = nodes[2].cluster.of("/");
+    for x in [&a, &b] {
+        assert!(
+            ns2.client_rooms(x.sid())
+                .await
+                .unwrap()
+                .contains(&"joined".to_owned())
+        );
+    }
+    assert!(
+        !ns2.client_rooms(c.sid())
+            .await
+            .unwrap()
+            .contains(&"joined".to_owned())
+    );
+    // The client itself sees it too (its own server applied it).
+    assert!(rooms_of(&a).await.contains(&"joined".to_owned()));
+    nodes[0].io.within("joined").leave("src").await.unwrap();
+    // Leave is visible from any server once it returned, as fetch goes through the same
+    // ordered channels.
+    assert!(
+        nodes[2]
+            .io
+            .to("src")
+            .fetch_sockets()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Handle API by id.
+    let ns = nodes[0].cluster.of("/");
+    ns.remote_join(c.sid(), "by-id").await.unwrap();
+    assert_eq!(
+        set(ns.client_rooms(c.sid()).await.unwrap()),
+        set(["by-id", c.sid()])
+    );
+    ns.remote_leave(c.sid(), "by-id").await.unwrap();
+    assert_eq!(set(ns.client_rooms(c.sid()).await.unwrap()), set([c.sid()]));
+    assert!(matches!(
+        ns.remote_join("no-such-socket", "x").await,
+        Err(Error::SocketNotFound(_))
+    ));
+    // Disconnect across servers.
+    let mut b = b;
+    let mut c = c;
+    nodes[0].io.within("joined").disconnect().await.unwrap();
+    b.expect_disconnect(T).await;
+    ns.remote_disconnect(c.sid(), false).await.unwrap();
+    c.expect_disconnect(T).await;
+    drop(a);
+}
+
+#[tokio::test]
+async fn remote_sockets_can_be_driven_from_another_server() {
+    let nodes = cluster_of(2, T).await;
+    let mut b = client(&nodes[1], &["x"]).await;
+    let remote = nodes[0].io.to("x").fetch_sockets().await.unwrap();
+    assert_eq!(remote.len(), 1);
+    let remote = &remote[0];
+    remote.emit("direct", &"hi").await.unwrap();
+    assert_eq!(b.recv_event_named("direct", T).await.str_arg(0), "hi");
+    remote.join("rj").await.unwrap();
+    // Ordered after the join on the target server's subscription:
+    let rooms = set(remote.rooms().await.unwrap());
+    assert!(rooms.contains("rj") && rooms.contains("x"), "{rooms:?}");
+}
+
+#[tokio::test]
+async fn emit_with_ack_gathers_acks_from_every_server() {
+    let nodes = cluster_of(3, T).await;
+    let mut clients = Vec::new();
+    for (i, n) in nodes.iter().enumerate() {
+        for j in 0..2 {
+            let c = client(n, &["acks"]).await;
+            c.set_auto_ack(Some(AutoAck::With(vec![arg(json!(format!("{i}-{j}")))])));
+            clients.push(c);
+        }
+    }
+    let started = Instant::now();
+    let stream = nodes[0]
+        .io
+        .to("acks")
+        .timeout(Duration::from_secs(5))
+        .emit_with_ack::<_, String>("ask", &"q")
+        .await
+        .unwrap();
+    let acks: Vec<String> = stream.map(|(_, r)| r.unwrap()).collect().await;
+    assert_eq!(set(acks), set(["0-0", "0-1", "1-0", "1-1", "2-0", "2-1"]));
+    // Complete as soon as every ack is in, not at the timeout.
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(nodes[0].cluster.pending_requests(), 0);
+}
+
+#[tokio::test]
+async fn server_side_events_and_acks() {
+    let nodes = cluster_of(3, T).await;
+    let seen = Arc::new(AtomicUsize::new(0));
+    for (i, n) in nodes.iter().enumerate() {
+        let seen = seen.clone();
+        n.cluster.of("/").on_server_side("ping", move |ev| {
+            assert_eq!(ev.arg::<String>(0).unwrap(), "p");
+            assert_eq!(ev.arg::<u32>(1).unwrap(), 7);
+            seen.fetch_add(1, Ordering::SeqCst);
+            ev.ack(format!("pong from {i}"));
+        });
+    }
+    let ns = nodes[0].cluster.of("/");
+    let replies = ns
+        .server_side_emit_with_ack("ping", &("p", 7))
+        .await
+        .unwrap();
+    let replies: BTreeSet<String> = replies
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(replies, set(["pong from 1", "pong from 2"]));
+    assert_eq!(
+        seen.load(Ordering::SeqCst),
+        2,
+        "the sender does not receive its own event"
+    );
+    // Without ack, and waiting for a specific result.
+    let wait = nodes[0].cluster.of("/").wait_server_side(
+        "job-done",
+        |args| args.first().and_then(|v| v.as_u64()) == Some(42),
+        T,
+    );
+    nodes[2]
+        .cluster
+        .of("/")
+        .server_side_emit("job-done", &(41, "other"))
+        .await
+        .unwrap();
+    nodes[1]
+        .cluster
+        .of("/")
+        .server_side_emit("job-done", &(42, "result"))
+        .await
+        .unwrap();
+    let args = wait.await.unwrap();
+    assert_eq!(args[1].as_str(), Some("result"));
+    let err = nodes[0]
+        .cluster
+        .of("/")
+        .wait_server_side("never", |_| true, Duration::from_millis(200))
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert_eq!(nodes[0].cluster.pending_requests(), 0);
+}
+
+#[tokio::test]
+async fn custom_requests_reach_every_server_hook() {
+    let nodes = cluster_of(3, T).await;
+    for (i, n) in nodes.iter().enumerate() {
+        n.cluster.of("/").on_custom_request(move |data| async move {
+            rmpv::Value::from(format!("{i}:{}", data.as_str().unwrap_or("?")))
+        });
+    }
+    let replies = nodes[1]
+        .cluster
+        .of("/")
+        .custom_request(&"hello")
+        .await
+        .unwrap();
+    let replies: BTreeSet<String> = replies
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(replies, set(["0:hello", "1:hello", "2:hello"]));
+}
+
+/// A "server" that is subscribed but never answers (a hung process keeps its Redis
+/// connection): calls fail at the timeout with the partial results, and nothing leaks.
+#[tokio::test]
+async fn a_silent_subscriber_makes_calls_time_out_with_partial_results() {
+    let timeout = Duration::from_millis(700);
+    let nodes = cluster_of(2, timeout).await;
+    let _b = client(&nodes[1], &["room"]).await;
+    let key = nodes[0].cluster.options().get_key().to_owned();
+    let redis = redis::Client::open(common::shared().url()).unwrap();
+    let mut silent = redis.get_async_pubsub().await.unwrap();
+    silent.subscribe(format!("{key}-request#/#")).await.unwrap();
+    let ns = nodes[0].cluster.of("/");
+    assert_eq!(ns.server_count().await.unwrap(), 3);
+    let started = Instant::now();
+    let err = ns.all_rooms().await.unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(elapsed >= timeout && elapsed < timeout * 3, "{elapsed:?}");
+    match &err {
+        Error::Timeout {
+            expected,
+            received,
+            partial: Partial::Names(rooms),
+            ..
+        } => {
+            assert_eq!((*expected, *received), (2, 1));
+            assert!(
+                rooms.contains(&"room".to_owned()),
+                "partial results kept: {rooms:?}"
+            );
+        }
+        other => panic!("{other}"),
+    }
+    assert!(err.to_string().contains("1 of 2"), "{err}");
+    assert!(nodes[0].io.fetch_sockets().await.unwrap_err().is_timeout());
+    let err = ns
+        .server_side_emit_with_ack("nobody-listens", &())
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout());
+    assert_eq!(
+        nodes[0].cluster.pending_requests(),
+        0,
+        "no entry survives a timeout"
+    );
+    // Once the silent subscriber leaves, calls complete at once again.
+    drop(silent);
+    let started = Instant::now();
+    loop {
+        if ns.server_count().await.unwrap() == 2 {
+            break;
+        }
+        assert!(started.elapsed() < T, "silent subscriber still counted");
+        tokio::task::yield_now().await;
+    }
+    assert!(ns.all_rooms().await.unwrap().contains(&"room".to_owned()));
+}
+
+#[tokio::test]
+async fn a_closed_server_is_no_longer_counted() {
+    let nodes = cluster_of(3, Duration::from_secs(3)).await;
+    let _c = client(&nodes[1], &["kept"]).await;
+    nodes[2].cluster.close().await;
+    let ns = nodes[0].cluster.of("/");
+    let started = Instant::now();
+    loop {
+        if ns.server_count().await.unwrap() == 2 {
+            break;
+        }
+        assert!(started.elapsed() < T, "closed server still counted");
+        tokio::task::yield_now().await;
+    }
+    let started = Instant::now();
+    assert!(ns.all_rooms().await.unwrap().contains(&"kept".to_owned()));
+    assert!(started.elapsed() < Duration::from_secs(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_hundred_concurrent_calls_get_their_own_replies() {
+    let nodes = cluster_of(3, T).await;
+    let _a = client(&nodes[1], &["one"]).await;
+    let _b = client(&nodes[2], &["two"]).await;
+    let ns = nodes[0].cluster.of("/");
+    let mut tasks = Vec::new();
+    for i in 0..500 {
+        let ns = ns.clone();
+        tasks.push(tokio::spawn(async move {
+            if i % 2 == 0 {
+                let c = ns.clients(&["one"]).await.unwrap();
+                assert_eq!(c.len(), 1);
+            } else {
+                let c = ns.clients(&["two"]).await.unwrap();
+                assert_eq!(c.len(), 1);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(nodes[0].cluster.pending_requests(), 0);
+}
+
+#[tokio::test]
+async fn unknown_namespace_is_an_error() {
+    let nodes = cluster_of(1, T).await;
+    let err = nodes[0].cluster.of("/nope").all_rooms().await.unwrap_err();
+    assert!(matches!(err, Error::UnknownNamespace(_)), "{err}");
+    // A single server answers locally, without waiting.
+    assert_eq!(
+        nodes[0].cluster.of("/admin").server_count().await.unwrap(),
+        1
+    );
+}
