@@ -75,9 +75,9 @@ impl<E: SocketEmitter> Stream for AckStream<E> {
             return Poll::Ready(Some(item));
         }
         if let Some(remote) = self.remote.as_mut() {
-            loop {
-                match remote.pending.poll_recv(cx) {
-                    Poll::Ready(Some(mut res)) => match res.kind {
+            while let Poll::Ready(Some(mut res)) = remote.pending.poll_recv(cx) {
+                {
+                    match res.kind {
                         Some(kind::BROADCAST_CLIENT_COUNT) => {
                             remote.servers_left = remote.servers_left.saturating_sub(1);
                             remote.acks_left += res
@@ -96,8 +96,7 @@ impl<E: SocketEmitter> Stream for AckStream<E> {
                             }
                         }
                         _ => {}
-                    },
-                    Poll::Ready(None) | Poll::Pending => break,
+                    }
                 }
             }
             let all_in = remote.servers_left == 0 && remote.acks_left == 0;

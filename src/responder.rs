@@ -62,18 +62,11 @@ impl<E: SocketEmitter> ClusterAdapter<E> {
                 join,
                 opts,
                 rooms,
-            } => {
-                if !mine(&uid) {
-                    let rooms: Vec<String> =
-                        rooms.iter().filter_map(crate::codec::room_name).collect();
-                    self.apply_join_leave(&opts, &rooms, join);
-                }
+            } if !mine(&uid) => {
+                let rooms: Vec<String> = rooms.iter().filter_map(crate::codec::room_name).collect();
+                self.apply_join_leave(&opts, &rooms, join);
             }
-            Request::Disconnect { uid, opts, .. } => {
-                if !mine(&uid) {
-                    self.apply_disconnect(&opts);
-                }
-            }
+            Request::Disconnect { uid, opts, .. } if !mine(&uid) => self.apply_disconnect(&opts),
             Request::Legacy {
                 request_id,
                 kind: k,

@@ -100,11 +100,14 @@ type Handler = Arc<dyn Fn(&ServerSideEvent) + Send + Sync>;
 /// An async custom-request hook.
 pub(crate) type Hook = Arc<dyn Fn(Value) -> BoxFuture<'static, Value> + Send + Sync>;
 
+/// Which events a waiter wants.
+pub(crate) type Matcher = Box<dyn Fn(&[Value]) -> bool + Send + Sync>;
+
 struct Waiter {
     id: u64,
     nsp: String,
     event: String,
-    pred: Box<dyn Fn(&[Value]) -> bool + Send + Sync>,
+    pred: Matcher,
     tx: Option<oneshot::Sender<Vec<Value>>>,
 }
 
@@ -142,7 +145,7 @@ impl ServerSide {
         &self,
         nsp: &str,
         event: &str,
-        pred: Box<dyn Fn(&[Value]) -> bool + Send + Sync>,
+        pred: Matcher,
     ) -> (u64, oneshot::Receiver<Vec<Value>>) {
         let (tx, rx) = oneshot::channel();
         let id = self.next.fetch_add(1, Ordering::Relaxed);
