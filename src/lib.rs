@@ -41,6 +41,11 @@
 //!   drops packets for a socket whose buffer is full: raise `max_buffer_size` on the
 //!   `SocketIo` builder for bursty traffic.
 //!
+//! * **Requests** (see `requester`, `responder`): cluster-wide operations are JSON
+//!   requests on `<key>-request#<nsp>#`, answered on `<key>-response#<nsp>#[<uid>#]`,
+//!   matched by `requestId`; the number of replies to wait for is the request channel's
+//!   subscriber count. [`Cluster::of`] gives the classic API ([`Namespace`]).
+//!
 //! # Modules
 //!
 //! * [`wire`] (its own crate, shared with the emitter): channel names, notepack-exact
@@ -48,7 +53,10 @@
 //! * `packet`: socketioxide packets ⇄ Node data arrays (both parsers).
 //! * `transport`: the Redis seam (standalone Redis, in-process bus).
 //! * `cluster`: the handle and the router.
-//! * `adapter`: the `CoreAdapter` implementation.
+//! * `adapter`: the `CoreAdapter` implementation; `broadcast`: the broadcast path.
+//! * `requester`, `responder`, `correlation`: requests, replies, pending table.
+//! * `ack_stream`: cluster-wide acknowledgements; `handle`: the classic API;
+//!   `server_side`: server-side events.
 //! * `options`, `error`, `stats`.
 
 mod ack_stream;
