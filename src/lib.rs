@@ -86,3 +86,8 @@ pub use options::ClusterOptions;
 pub use server_side::{CUSTOM_REQUEST_EVENT, ServerSideEvent};
 pub use stats::ClusterStats;
 pub use transport::memory::InProcessBus;
+
+/// The README's examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
