@@ -27,7 +27,10 @@ use std::time::{Duration, Instant};
 type Io = SocketIo<ClusterAdapter<Emitter>>;
 
 fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn report(name: &str, mut samples: Vec<Duration>) {
@@ -46,7 +49,9 @@ fn report(name: &str, mut samples: Vec<Duration>) {
 }
 
 async fn node(url: &str) -> (Io, Cluster, std::net::SocketAddr) {
-    let cluster = Cluster::connect(ClusterOptions::new(url).key("bench-rq")).await.expect("connect");
+    let cluster = Cluster::connect(ClusterOptions::new(url).key("bench-rq"))
+        .await
+        .expect("connect");
     let (layer, io) = SocketIo::builder()
         .with_adapter::<ClusterAdapter<_>>(cluster.clone())
         .build_layer();
@@ -68,7 +73,12 @@ async fn main() {
     let mut conns = Vec::new();
     for i in 0..clients {
         let c = Client::connect(nodes[i % 3].2, "/", Parser::Json).await;
-        c.emit_with_ack("join", vec![json!(format!("room{}", i % 10))], Duration::from_secs(10)).await;
+        c.emit_with_ack(
+            "join",
+            vec![json!(format!("room{}", i % 10))],
+            Duration::from_secs(10),
+        )
+        .await;
         conns.push(c);
     }
     for (_, c, _) in &nodes[1..] {
@@ -77,7 +87,9 @@ async fn main() {
     let (io, cluster, _) = &nodes[0];
     let ns = cluster.of("/");
     assert_eq!(ns.server_count().await.unwrap(), 3);
-    println!("3 servers, {clients} clients in 10 rooms, {calls} sequential calls each, from server A:");
+    println!(
+        "3 servers, {clients} clients in 10 rooms, {calls} sequential calls each, from server A:"
+    );
 
     macro_rules! run {
         ($name:expr, $call:expr) => {{
@@ -93,12 +105,23 @@ async fn main() {
             report($name, samples);
         }};
     }
-    run!("io.fetch_sockets()", assert_eq!(io.fetch_sockets().await.unwrap().len(), clients));
-    run!("io.to(room3).fetch_sockets()", io.to("room3").fetch_sockets().await.unwrap());
+    run!(
+        "io.fetch_sockets()",
+        assert_eq!(io.fetch_sockets().await.unwrap().len(), clients)
+    );
+    run!(
+        "io.to(room3).fetch_sockets()",
+        io.to("room3").fetch_sockets().await.unwrap()
+    );
     run!("cluster.of(/).all_rooms()", ns.all_rooms().await.unwrap());
     run!("io.rooms()", io.rooms().await.unwrap());
-    run!("server_side_emit_with_ack", { let _ = ns.server_side_emit_with_ack("bench", &()).await; });
+    run!("server_side_emit_with_ack", {
+        let _ = ns.server_side_emit_with_ack("bench", &()).await;
+    });
     let stats = cluster.stats();
-    println!("server A stats: {stats:?}; pending requests {}", cluster.pending_requests());
+    println!(
+        "server A stats: {stats:?}; pending requests {}",
+        cluster.pending_requests()
+    );
     drop(conns);
 }

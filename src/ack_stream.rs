@@ -75,32 +75,40 @@ impl<E: SocketEmitter> Stream for AckStream<E> {
             return Poll::Ready(Some(item));
         }
         if let Some(remote) = self.remote.as_mut() {
-            while let Poll::Ready(Some(mut res)) = remote.pending.poll_recv(cx) {
-                {
-                    match res.kind {
-                        Some(kind::BROADCAST_CLIENT_COUNT) => {
-                            remote.servers_left = remote.servers_left.saturating_sub(1);
-                            remote.acks_left += res
-                                .get("clientCount")
-                                .and_then(rmpv::Value::as_u64)
-                                .unwrap_or(0);
-                        }
-                        Some(kind::BROADCAST_ACK) => {
-                            remote.acks_left = remote.acks_left.saturating_sub(1);
-                            let arg = res.take("packet").unwrap_or(rmpv::Value::Nil);
-                            match remote.parser.ack_value(arg) {
-                                Ok(v) => return Poll::Ready(Some((Sid::ZERO, Ok(v)))),
-                                Err(e) => {
-                                    tracing::warn!(error = %e, "remote ack could not be re-encoded")
-                                }
+            let mut lost = false;
+            loop {
+                let mut res = match remote.pending.poll_recv(cx) {
+                    Poll::Ready(Some(res)) => res,
+                    // The connection dropped: no more acks can arrive.
+                    Poll::Ready(None) => {
+                        lost = true;
+                        break;
+                    }
+                    Poll::Pending => break,
+                };
+                match res.kind {
+                    Some(kind::BROADCAST_CLIENT_COUNT) => {
+                        remote.servers_left = remote.servers_left.saturating_sub(1);
+                        remote.acks_left += res
+                            .get("clientCount")
+                            .and_then(rmpv::Value::as_u64)
+                            .unwrap_or(0);
+                    }
+                    Some(kind::BROADCAST_ACK) => {
+                        remote.acks_left = remote.acks_left.saturating_sub(1);
+                        let arg = res.take("packet").unwrap_or(rmpv::Value::Nil);
+                        match remote.parser.ack_value(arg) {
+                            Ok(v) => return Poll::Ready(Some((Sid::ZERO, Ok(v)))),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "remote ack could not be re-encoded")
                             }
                         }
-                        _ => {}
                     }
+                    _ => {}
                 }
             }
             let all_in = remote.servers_left == 0 && remote.acks_left == 0;
-            if all_in || remote.deadline.as_mut().poll(cx).is_ready() {
+            if lost || all_in || remote.deadline.as_mut().poll(cx).is_ready() {
                 self.remote = None;
             }
         }

@@ -189,7 +189,8 @@ impl<E: SocketEmitter> CoreAdapter<E> for ClusterAdapter<E> {
         let data = packet::node_data(self.local.parser(), &packet)
             .transpose()?
             .unwrap_or_default();
-        let others = self.req.server_count().await? - 1;
+        // Hung peers (see `liveness`) would never send their count: not waited for.
+        let (others, _hung) = self.req.others().await?;
         let pending = self.req.register();
         if others > 0
             && let Some(mut wire) = crate::broadcast::wire_options(&opts)

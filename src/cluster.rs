@@ -8,10 +8,12 @@
 use crate::SocketInfo;
 use crate::error::Error;
 use crate::handle::Namespace;
+use crate::liveness::Liveness;
 use crate::options::{ClusterOptions, TransportKind};
 use crate::requester::Requester;
 use crate::server_side::ServerSide;
 use crate::stats::{ClusterStats, Counters};
+use crate::transport::Sub;
 use crate::transport::{MessageSink, Transport, memory::MemoryTransport, redis::RedisTransport};
 use crate::wire::request::Selector;
 use dashmap::DashMap;
@@ -52,6 +54,11 @@ pub(crate) enum RouteKind {
     Response,
 }
 
+/// `<key>-heartbeat`: liveness between our servers (see `liveness.rs`).
+pub(crate) fn heartbeat_channel(key: &str) -> String {
+    format!("{key}-heartbeat")
+}
+
 #[derive(Clone)]
 struct Route {
     id: u64,
@@ -60,15 +67,24 @@ struct Route {
 }
 
 /// Routes what the subscriber reads, by subscription (pattern or channel name).
-#[derive(Default)]
 pub(crate) struct Router {
     routes: DashMap<String, Route>,
     namespaces: DashMap<String, (u64, Weak<dyn NsOps>)>,
     counters: Arc<Counters>,
+    liveness: Arc<Liveness>,
+    heartbeat: String,
+    uid: String,
 }
 
 impl MessageSink for Router {
     fn deliver(&self, channel: &str, pattern: Option<&str>, payload: &[u8]) {
+        if pattern.is_none() && channel == self.heartbeat {
+            if let Err(e) = self.liveness.on_heartbeat(&self.uid, payload) {
+                Counters::add(&self.counters.malformed, 1);
+                crate::adapter::log_malformed(channel, &e);
+            }
+            return;
+        }
         let key = pattern.unwrap_or(channel);
         // Clone the route out so no map lock is held while the adapter works.
         let Some(route) = self.routes.get(key).map(|r| r.clone()) else {
@@ -84,6 +100,14 @@ impl MessageSink for Router {
             RouteKind::Response => ns.requester().on_response(payload),
         }
     }
+
+    fn connection_lost(&self) {
+        for entry in self.namespaces.iter() {
+            if let Some(ns) = entry.1.upgrade() {
+                ns.requester().pending.fail_all();
+            }
+        }
+    }
 }
 
 pub(crate) struct Inner {
@@ -93,6 +117,9 @@ pub(crate) struct Inner {
     pub router: Arc<Router>,
     pub counters: Arc<Counters>,
     pub server_side: ServerSide,
+    pub liveness: Arc<Liveness>,
+    heartbeat_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    closed: std::sync::atomic::AtomicBool,
     next_id: AtomicU64,
 }
 
@@ -125,6 +152,25 @@ impl std::fmt::Debug for Cluster {
     }
 }
 
+/// Publishes this server's heartbeat until the handle is closed or dropped.
+async fn heartbeat_loop(inner: Weak<Inner>, channel: String) {
+    let Some(interval) = inner.upgrade().map(|i| i.opts.heartbeat_interval) else {
+        return;
+    };
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(inner) = inner.upgrade() else { return };
+        let beat = crate::liveness::heartbeat(&inner.uid.to_string());
+        // A failure is already counted and logged by the transport; the next tick retries.
+        let _ = inner
+            .transport
+            .publish(channel.clone(), beat.into(), true)
+            .await;
+    }
+}
+
 impl Cluster {
     /// Connects to Redis (or the in-process bus) with `opts`.
     ///
@@ -134,10 +180,16 @@ impl Cluster {
     pub async fn connect(opts: ClusterOptions) -> Result<Self, Error> {
         opts.validate()?;
         let counters = Arc::new(Counters::default());
+        let uid = Uid::new();
+        let liveness = Arc::new(Liveness::default());
+        let heartbeat = heartbeat_channel(&opts.key);
         let router = Arc::new(Router {
             routes: DashMap::new(),
             namespaces: DashMap::new(),
             counters: counters.clone(),
+            liveness: liveness.clone(),
+            heartbeat: heartbeat.clone(),
+            uid: uid.to_string(),
         });
         let transport: Box<dyn Transport> = match &opts.transport {
             TransportKind::Redis { url } => Box::new(
@@ -156,17 +208,28 @@ impl Cluster {
                 counters.clone(),
             )),
         };
-        Ok(Self {
+        transport.subscribe(Sub::Channel(heartbeat.clone())).await?;
+        let cluster = Self {
             inner: Arc::new(Inner {
-                uid: Uid::new(),
+                uid,
                 opts,
                 transport,
                 router,
                 counters,
                 server_side: ServerSide::default(),
+                liveness,
+                heartbeat_task: std::sync::Mutex::new(None),
+                closed: std::sync::atomic::AtomicBool::new(false),
                 next_id: AtomicU64::new(1),
             }),
-        })
+        };
+        let task = tokio::spawn(heartbeat_loop(Arc::downgrade(&cluster.inner), heartbeat));
+        *cluster
+            .inner
+            .heartbeat_task
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(task);
+        Ok(cluster)
     }
 
     /// This server's uid: the first element of every message it publishes.
@@ -215,9 +278,35 @@ impl Cluster {
     /// the Redis connections. Requests in flight fail; broadcasts after this fail with
     /// [`Error::Closed`].
     pub async fn close(&self) {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let task = self
+            .inner
+            .heartbeat_task
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(task) = task {
+            task.abort();
+        }
+        // Tell our peers at once rather than letting them find out by silence.
+        let leave = crate::liveness::leave(&self.inner.uid.to_string());
+        let channel = heartbeat_channel(&self.inner.opts.key);
+        let _ = self
+            .inner
+            .transport
+            .publish(channel, leave.into(), false)
+            .await;
+        self.inner.router.connection_lost();
         self.inner.router.routes.clear();
         self.inner.router.namespaces.clear();
         self.inner.transport.close().await;
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
     }
 
     pub(crate) fn next_id(&self) -> u64 {

@@ -43,6 +43,12 @@ impl PendingTable {
         }
     }
 
+    /// Ends every request in flight: their replies can no longer arrive (the subscriber
+    /// connection dropped, or the handle closed).
+    pub fn fail_all(&self) {
+        self.entries.clear();
+    }
+
     /// Whether `id` is one of our requests in flight.
     pub fn contains(&self, id: &str) -> bool {
         self.entries.contains_key(id)
@@ -52,6 +58,17 @@ impl PendingTable {
     pub fn len(&self) -> usize {
         self.entries.len()
     }
+}
+
+/// How gathering replies ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum End {
+    /// Every expected reply arrived.
+    Complete,
+    /// The timeout elapsed first.
+    TimedOut,
+    /// The connection dropped: the missing replies cannot arrive any more.
+    Lost,
 }
 
 /// One request in flight.
@@ -68,17 +85,17 @@ impl Drop for Pending {
 }
 
 impl Pending {
-    /// Collects replies until `expected` arrived (those for which `counts` is true) or
-    /// `timeout` elapsed. Returns the replies and whether all arrived.
+    /// Collects replies until `expected` arrived (those for which `counts` is true),
+    /// `timeout` elapsed, or the request was ended by [`PendingTable::fail_all`].
     pub async fn gather(
         &mut self,
         expected: usize,
         timeout: Duration,
         counts: impl Fn(&Response) -> bool,
-    ) -> (Vec<Response>, bool) {
+    ) -> (Vec<Response>, End) {
         let mut out = Vec::with_capacity(expected);
         if expected == 0 {
-            return (out, true);
+            return (out, End::Complete);
         }
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
@@ -87,11 +104,12 @@ impl Pending {
                     if counts(&res) {
                         out.push(res);
                         if out.len() >= expected {
-                            return (out, true);
+                            return (out, End::Complete);
                         }
                     }
                 }
-                Ok(None) | Err(_) => return (out, false),
+                Ok(None) => return (out, End::Lost),
+                Err(_) => return (out, End::TimedOut),
             }
         }
     }
@@ -127,13 +145,13 @@ mod tests {
         assert!(table.route(reply(&b.id)));
         assert!(table.route(reply(&a.id)));
         assert!(!table.route(reply("unknown")));
-        let (ra, all_a) = a.gather(1, Duration::from_secs(5), |_| true).await;
-        assert!(all_a);
+        let (ra, end_a) = a.gather(1, Duration::from_secs(5), |_| true).await;
+        assert_eq!(end_a, End::Complete);
         assert_eq!(ra[0].request_id, a.id);
         // b expects two replies, gets one: times out at the deadline with the partial reply.
         let started = tokio::time::Instant::now();
-        let (rb, all_b) = b.gather(2, Duration::from_secs(5), |_| true).await;
-        assert!(!all_b);
+        let (rb, end_b) = b.gather(2, Duration::from_secs(5), |_| true).await;
+        assert_eq!(end_b, End::TimedOut);
         assert_eq!(rb.len(), 1);
         assert_eq!(started.elapsed(), Duration::from_secs(5));
         drop(a);
@@ -152,6 +170,19 @@ mod tests {
                 .await
                 .is_err()
         );
+        assert_eq!(table.len(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn lost_connection_ends_requests_at_once() {
+        let table = Arc::new(PendingTable::default());
+        let mut p = table.register();
+        table.fail_all();
+        let started = tokio::time::Instant::now();
+        let (_, end) = p.gather(2, Duration::from_secs(60), |_| true).await;
+        assert_eq!(end, End::Lost);
+        assert_eq!(started.elapsed(), Duration::ZERO);
+        drop(p);
         assert_eq!(table.len(), 0);
     }
 

@@ -50,6 +50,22 @@ pub enum Error {
         /// The replies that did arrive.
         partial: Partial,
     },
+    /// Some servers are hung (subscribed to the namespace but silent, no heartbeat for
+    /// `heartbeat_timeout`): the call did not wait for them and returned as soon as the
+    /// others answered. `partial` holds those answers.
+    #[error(
+        "{operation}: {received} servers replied; not waited for unresponsive servers {servers:?}"
+    )]
+    Unresponsive {
+        /// Which operation.
+        operation: &'static str,
+        /// uids of the hung servers.
+        servers: Vec<String>,
+        /// Replies received.
+        received: usize,
+        /// The replies that did arrive.
+        partial: Partial,
+    },
     /// No server of the cluster knows this socket id.
     #[error("no server of the cluster has a socket with id {0:?} in this namespace")]
     SocketNotFound(String),
@@ -92,7 +108,7 @@ impl Error {
     /// The partial results of a timed-out request.
     pub fn partial(&self) -> Option<&Partial> {
         match self {
-            Error::Timeout { partial, .. } => Some(partial),
+            Error::Timeout { partial, .. } | Error::Unresponsive { partial, .. } => Some(partial),
             _ => None,
         }
     }

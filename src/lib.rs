@@ -66,6 +66,7 @@ mod cluster;
 mod correlation;
 mod error;
 mod handle;
+mod liveness;
 mod options;
 mod packet;
 mod requester;

@@ -2,15 +2,24 @@
 
 use crate::error::Error;
 use crate::transport::memory::InProcessBus;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Where the cluster's messages travel.
 #[derive(Clone)]
 pub(crate) enum TransportKind {
     /// A Redis server (standalone; RESP2 or RESP3).
-    Redis { url: String },
+    Redis { url: RedisEndpoint },
     /// An in-process bus: servers in one process, no Redis needed.
     InProcess(InProcessBus),
+}
+
+/// A Redis URL and the TLS material to reach it with.
+#[derive(Clone)]
+pub(crate) struct RedisEndpoint {
+    pub(crate) url: String,
+    /// PEM root certificate(s) trusted for `rediss://` instead of the system's.
+    pub(crate) tls_root_cert: Option<Arc<[u8]>>,
 }
 
 /// Options of a [`Cluster`](crate::Cluster).
@@ -22,6 +31,8 @@ pub(crate) enum TransportKind {
 /// | [`connect_timeout`](Self::connect_timeout) | 5 s | (client option) |
 /// | [`publish_queue`](Self::publish_queue) | 8192 messages | — |
 /// | [`publish_on_specific_response_channel`](Self::publish_on_specific_response_channel) | false | `publishOnSpecificResponseChannel` |
+/// | [`heartbeat`](Self::heartbeat) | 2 s / 8 s | (ours: liveness between Rust servers) |
+/// | [`tls_root_cert`](Self::tls_root_cert) | system roots | (client `tls.ca`) |
 ///
 /// `Debug` never shows a password from the URL.
 #[derive(Clone)]
@@ -32,12 +43,21 @@ pub struct ClusterOptions {
     pub(crate) connect_timeout: Duration,
     pub(crate) publish_queue: usize,
     pub(crate) specific_response_channel: bool,
+    pub(crate) heartbeat_interval: Duration,
+    pub(crate) heartbeat_timeout: Duration,
 }
 
 impl ClusterOptions {
-    /// Options for a Redis server at `url` (`redis://[user:password@]host:port[/db]`).
+    /// Options for a Redis server at `url` (`redis://[user:password@]host:port[/db]`;
+    /// `rediss://…` for TLS, see [`tls_root_cert`](Self::tls_root_cert)). The user and
+    /// password are sent with `AUTH` (Redis 6 ACL users or `requirepass`).
     pub fn new(url: impl Into<String>) -> Self {
-        Self::with_transport(TransportKind::Redis { url: url.into() })
+        Self::with_transport(TransportKind::Redis {
+            url: RedisEndpoint {
+                url: url.into(),
+                tls_root_cert: None,
+            },
+        })
     }
 
     /// Options for an in-process cluster: every [`Cluster`](crate::Cluster) connected to
@@ -54,6 +74,8 @@ impl ClusterOptions {
             connect_timeout: Duration::from_secs(5),
             publish_queue: 8192,
             specific_response_channel: false,
+            heartbeat_interval: Duration::from_secs(2),
+            heartbeat_timeout: Duration::from_secs(8),
         }
     }
 
@@ -97,6 +119,28 @@ impl ClusterOptions {
         self
     }
 
+    /// Trust the CA certificate(s) in `pem` (PEM, one or more `CERTIFICATE` blocks) for a
+    /// `rediss://` URL, instead of the system's root certificates. Default: none, the
+    /// system roots are used. Fails at [`Cluster::connect`](crate::Cluster::connect) if the
+    /// URL is not `rediss://` or `pem` holds no valid certificate. Ignored by
+    /// [`in_process`](Self::in_process) options.
+    pub fn tls_root_cert(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        if let TransportKind::Redis { url } = &mut self.transport {
+            url.tls_root_cert = Some(pem.into().into());
+        }
+        self
+    }
+
+    /// Liveness between our servers: each server publishes a heartbeat every `interval`
+    /// on `<key>-heartbeat` (Node ignores that channel); a peer silent for `timeout` that
+    /// is still subscribed is *hung*, and requests stop waiting for it (see
+    /// [`Error::Unresponsive`]). Defaults 2 s and 8 s; `timeout` must exceed `interval`.
+    pub fn heartbeat(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.heartbeat_interval = interval;
+        self.heartbeat_timeout = timeout;
+        self
+    }
+
     /// The configured key prefix.
     pub fn get_key(&self) -> &str {
         &self.key
@@ -114,8 +158,32 @@ impl ClusterOptions {
         if self.publish_queue == 0 {
             return Err(Error::Config("publish_queue must be at least 1".into()));
         }
-        if self.requests_timeout.is_zero() || self.connect_timeout.is_zero() {
-            return Err(Error::Config("timeouts must be greater than zero".into()));
+        if self.requests_timeout.is_zero()
+            || self.connect_timeout.is_zero()
+            || self.heartbeat_interval.is_zero()
+        {
+            return Err(Error::Config(
+                "timeouts and intervals must be greater than zero".into(),
+            ));
+        }
+        if self.heartbeat_timeout <= self.heartbeat_interval {
+            return Err(Error::Config(
+                "heartbeat timeout must exceed the heartbeat interval".into(),
+            ));
+        }
+        if let TransportKind::Redis { url } = &self.transport
+            && let Some(pem) = &url.tls_root_cert
+        {
+            use rustls::pki_types::{CertificateDer, pem::PemObject};
+            match CertificateDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>() {
+                Ok(certs) if !certs.is_empty() => {}
+                Ok(_) => {
+                    return Err(Error::Config(
+                        "tls_root_cert holds no PEM CERTIFICATE block".into(),
+                    ));
+                }
+                Err(e) => return Err(Error::Config(format!("tls_root_cert: invalid PEM: {e}"))),
+            }
         }
         Ok(())
     }
@@ -124,7 +192,10 @@ impl ClusterOptions {
 impl std::fmt::Debug for ClusterOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let transport = match &self.transport {
-            TransportKind::Redis { url } => redact_url(url),
+            TransportKind::Redis { url } => match url.tls_root_cert {
+                Some(_) => format!("{} (custom TLS root cert)", redact_url(&url.url)),
+                None => redact_url(&url.url),
+            },
             TransportKind::InProcess(_) => "in-process".to_owned(),
         };
         f.debug_struct("ClusterOptions")
@@ -134,6 +205,8 @@ impl std::fmt::Debug for ClusterOptions {
             .field("connect_timeout", &self.connect_timeout)
             .field("publish_queue", &self.publish_queue)
             .field("specific_response_channel", &self.specific_response_channel)
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("heartbeat_timeout", &self.heartbeat_timeout)
             .finish()
     }
 }

@@ -7,7 +7,7 @@
 
 use crate::Cluster;
 use crate::channel::Channels;
-use crate::correlation::{Pending, PendingTable};
+use crate::correlation::{End, Pending, PendingTable};
 use crate::error::{Error, Partial};
 use crate::stats::Counters;
 use crate::wire::request::{Request, Response};
@@ -28,7 +28,9 @@ pub(crate) struct Requester {
 pub(crate) struct Gathered {
     pub replies: Vec<Response>,
     pub expected: usize,
-    pub complete: bool,
+    /// Hung peers that were not waited for.
+    pub hung: Vec<String>,
+    pub end: End,
 }
 
 impl Gathered {
@@ -42,16 +44,23 @@ impl Gathered {
     ) -> Result<T, Error> {
         let received = self.replies.len();
         let out = convert(self.replies);
-        if self.complete {
-            Ok(out)
-        } else {
-            Err(Error::Timeout {
+        match self.end {
+            End::Complete if self.hung.is_empty() => Ok(out),
+            End::Complete => Err(Error::Unresponsive {
+                operation,
+                servers: self.hung,
+                received,
+                partial: partial(&out),
+            }),
+            End::Lost if req.cluster.is_closed() => Err(Error::Closed),
+            End::Lost => Err(Error::Disconnected),
+            End::TimedOut => Err(Error::Timeout {
                 operation,
                 expected: self.expected,
                 received,
                 timeout: req.timeout(),
                 partial: partial(&out),
-            })
+            }),
         }
     }
 }
@@ -96,9 +105,30 @@ impl Requester {
         let n = self
             .cluster
             .transport()
-            .num_sub(self.channels.request().to_owned())
+            .num_sub(vec![self.channels.request().to_owned()])
             .await?;
-        Ok(n.max(1))
+        Ok(n.first().copied().unwrap_or(0).max(1))
+    }
+
+    /// How many other servers to wait for, and which of our peers are hung: stale
+    /// (no heartbeat) yet still subscribed, asked in the same `PUBSUB NUMSUB`.
+    pub async fn others(&self) -> Result<(usize, Vec<String>), Error> {
+        let stale = self
+            .cluster
+            .inner
+            .liveness
+            .stale(self.cluster.options().heartbeat_timeout);
+        let mut channels = vec![self.channels.request().to_owned()];
+        channels.extend(stale.iter().map(|uid| self.channels.response_for(uid)));
+        let counts = self.cluster.transport().num_sub(channels).await?;
+        let total = counts.first().copied().unwrap_or(0);
+        let hung: Vec<String> = stale
+            .into_iter()
+            .zip(counts.iter().skip(1))
+            .filter(|(_, n)| **n > 0)
+            .map(|(uid, _)| uid)
+            .collect();
+        Ok((total.saturating_sub(1 + hung.len()), hung))
     }
 
     /// Registers a request, publishes it and gathers one counted reply per other server.
@@ -107,21 +137,23 @@ impl Requester {
         build: impl FnOnce(String) -> Request,
         counts: impl Fn(&Response) -> bool,
     ) -> Result<Gathered, Error> {
-        let expected = self.server_count().await? - 1;
-        if expected == 0 {
+        let (expected, hung) = self.others().await?;
+        if expected == 0 && hung.is_empty() {
             return Ok(Gathered {
                 replies: Vec::new(),
                 expected,
-                complete: true,
+                hung,
+                end: End::Complete,
             });
         }
         let mut pending = self.pending.register();
         self.send(&build(pending.id.clone())).await?;
-        let (replies, complete) = pending.gather(expected, self.timeout(), counts).await;
+        let (replies, end) = pending.gather(expected, self.timeout(), counts).await;
         Ok(Gathered {
             replies,
             expected,
-            complete,
+            hung,
+            end,
         })
     }
 

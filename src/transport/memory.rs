@@ -154,12 +154,19 @@ impl Transport for MemoryTransport {
         Box::pin(async { Ok(()) })
     }
 
-    fn num_sub(&self, channel: String) -> BoxFuture<'_, Result<usize, Error>> {
-        let n = lock(&self.bus.members)
-            .iter()
-            .filter(|m| lock(&m.subs).contains(&Sub::Channel(channel.clone())))
-            .count();
-        Box::pin(async move { Ok(n) })
+    fn num_sub(&self, channels: Vec<String>) -> BoxFuture<'_, Result<Vec<usize>, Error>> {
+        let members = lock(&self.bus.members);
+        let counts = channels
+            .into_iter()
+            .map(|c| {
+                let sub = Sub::Channel(c);
+                members
+                    .iter()
+                    .filter(|m| lock(&m.subs).contains(&sub))
+                    .count()
+            })
+            .collect();
+        Box::pin(async move { Ok(counts) })
     }
 
     fn is_connected(&self) -> bool {

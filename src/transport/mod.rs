@@ -21,8 +21,7 @@ pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// One subscription.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum Sub {
-    /// `SUBSCRIBE channel` (request/response channels, used by the request engine).
-    #[allow(dead_code)]
+    /// `SUBSCRIBE channel`.
     Channel(String),
     /// `PSUBSCRIBE pattern`.
     Pattern(String),
@@ -33,6 +32,9 @@ pub(crate) enum Sub {
 pub(crate) trait MessageSink: Send + Sync + 'static {
     /// One message; `pattern` is set for messages matched by a `PSUBSCRIBE`.
     fn deliver(&self, channel: &str, pattern: Option<&str>, payload: &[u8]);
+    /// The subscriber connection dropped (or the transport closed): replies to requests
+    /// in flight can no longer arrive.
+    fn connection_lost(&self);
 }
 
 /// Publish/subscribe operations the adapter needs from its message bus.
@@ -51,9 +53,8 @@ pub(crate) trait Transport: Send + Sync + 'static {
     fn subscribe(&self, sub: Sub) -> BoxFuture<'_, Result<(), Error>>;
     /// Removes a subscription.
     fn unsubscribe(&self, sub: Sub) -> BoxFuture<'_, Result<(), Error>>;
-    /// `PUBSUB NUMSUB channel`: how many connections subscribe to `channel`.
-    #[allow(dead_code)] // the request engine counts servers with it
-    fn num_sub(&self, channel: String) -> BoxFuture<'_, Result<usize, Error>>;
+    /// `PUBSUB NUMSUB c1 c2 …`: how many connections subscribe to each channel, in order.
+    fn num_sub(&self, channels: Vec<String>) -> BoxFuture<'_, Result<Vec<usize>, Error>>;
     /// Whether the subscriber connection is currently up.
     fn is_connected(&self) -> bool;
     /// Stops the background tasks and drops the connections.

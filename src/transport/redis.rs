@@ -10,7 +10,7 @@
 
 use super::{BoxFuture, MessageSink, Sub, Transport};
 use crate::error::Error;
-use crate::options::redact_url;
+use crate::options::{RedisEndpoint, redact_url};
 use crate::stats::Counters;
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -24,9 +24,10 @@ use tokio::task::JoinHandle;
 
 /// Most messages sent in one pipeline.
 const MAX_BATCH: usize = 512;
-/// Reconnect backoff bounds for the subscriber connection.
+/// Reconnect backoff bounds for the subscriber connection (capped low so delivery
+/// resumes within about half a second of Redis answering again).
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
-const BACKOFF_MAX: Duration = Duration::from_secs(2);
+const BACKOFF_MAX: Duration = Duration::from_millis(500);
 
 struct Outgoing {
     channel: String,
@@ -46,7 +47,6 @@ struct Shared {
 pub(crate) struct RedisTransport {
     shared: Arc<Shared>,
     queue: mpsc::Sender<Outgoing>,
-    #[allow(dead_code)] // used by `num_sub`
     cmd: ConnectionManager,
     shutdown: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -72,14 +72,14 @@ async fn open_pubsub(
 
 impl RedisTransport {
     pub(crate) async fn connect(
-        url: &str,
+        endpoint: &RedisEndpoint,
         connect_timeout: Duration,
         queue_capacity: usize,
         sink: Arc<dyn MessageSink>,
         counters: Arc<Counters>,
     ) -> Result<Self, Error> {
-        let redacted = redact_url(url);
-        let client = redis::Client::open(url)
+        let redacted = redact_url(&endpoint.url);
+        let client = open_client(endpoint)
             .map_err(|e| Error::Config(format!("invalid redis URL {redacted}: {e}")))?;
         let pubsub = open_pubsub(&client, &redacted, connect_timeout).await?;
         let config = ConnectionManagerConfig::new()
@@ -132,6 +132,26 @@ impl RedisTransport {
     }
 }
 
+fn open_client(endpoint: &RedisEndpoint) -> redis::RedisResult<redis::Client> {
+    let url = endpoint.url.as_str();
+    if url.starts_with("rediss:") {
+        // What rustls would pick by itself with only the `ring` feature; installed here
+        // so that an application that also enables rustls' `aws_lc_rs` does not panic.
+        // No-op when the application installed a provider already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    match &endpoint.tls_root_cert {
+        None => redis::Client::open(url),
+        Some(pem) => redis::Client::build_with_tls(
+            url,
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.to_vec()),
+            },
+        ),
+    }
+}
+
 /// The one task that owns the subscriber connection.
 async fn run_subscriber(
     shared: Arc<Shared>,
@@ -154,6 +174,7 @@ async fn run_subscriber(
         }
         shared.connected.store(false, Ordering::Release);
         tracing::warn!(url = %shared.url, "redis subscriber connection lost; reconnecting");
+        sink.connection_lost();
         let mut delay = BACKOFF_MIN;
         stream = loop {
             tokio::select! {
@@ -291,15 +312,24 @@ impl Transport for RedisTransport {
         })
     }
 
-    fn num_sub(&self, channel: String) -> BoxFuture<'_, Result<usize, Error>> {
+    fn num_sub(&self, channels: Vec<String>) -> BoxFuture<'_, Result<Vec<usize>, Error>> {
         Box::pin(async move {
             let mut conn = self.cmd.clone();
             let counts: Vec<(String, usize)> = redis::cmd("PUBSUB")
                 .arg("NUMSUB")
-                .arg(&channel)
+                .arg(&channels)
                 .query_async(&mut conn)
                 .await?;
-            Ok(counts.into_iter().map(|(_, n)| n).sum())
+            // Matched by name: RESP3 answers with a map.
+            Ok(channels
+                .iter()
+                .map(|c| {
+                    counts
+                        .iter()
+                        .find(|(name, _)| name == c)
+                        .map_or(0, |(_, n)| *n)
+                })
+                .collect())
         })
     }
 

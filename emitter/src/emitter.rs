@@ -1,0 +1,506 @@
+//! [`Emitter`] and [`BroadcastOperator`].
+
+use crate::args::to_args;
+use crate::options::redact_url;
+use crate::rooms::{self, IntoRooms, Room};
+use crate::{EmitterOptions, Error};
+use rmpv::Value;
+use serde::Serialize;
+use socketioxide_cluster_wire::channel::Channels;
+use socketioxide_cluster_wire::message::{BroadcastMessage, EVENT, NodePacket, WireOptions};
+use socketioxide_cluster_wire::request::{Request, Selector};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The uid of every emitter message (Node: the constant `"emitter"`). It never equals a
+/// server's uid, so every server, the emitting one included, handles what an emitter sends.
+pub const EMITTER_UID: &str = "emitter";
+
+/// Event names [`emit`](Emitter::emit) refuses, as `@socket.io/redis-emitter` does: a
+/// client would take them for socket.io's own events.
+pub const RESERVED_EVENTS: [&str; 6] = [
+    "connect",
+    "connect_error",
+    "disconnect",
+    "disconnecting",
+    "newListener",
+    "removeListener",
+];
+
+/// Event names [`server_side_emit`](Emitter::server_side_emit) refuses, as socket.io's
+/// `namespace.serverSideEmit` does: a Node server would hand them to its connection
+/// listeners.
+pub const RESERVED_SERVER_SIDE_EVENTS: [&str; 3] = ["connect", "connection", "new_namespace"];
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Where the encoded messages go. One implementation per connection type; tests
+/// capture instead.
+pub(crate) trait Publish: Send + Sync + 'static {
+    /// `PUBLISH channel payload`: how many subscribers received it.
+    fn publish(
+        &self,
+        channel: String,
+        payload: Vec<u8>,
+    ) -> BoxFuture<'static, Result<usize, redis::RedisError>>;
+}
+
+struct RedisPublisher<C>(C);
+
+impl<C> Publish for RedisPublisher<C>
+where
+    C: redis::aio::ConnectionLike + Clone + Send + Sync + 'static,
+{
+    fn publish(
+        &self,
+        channel: String,
+        payload: Vec<u8>,
+    ) -> BoxFuture<'static, Result<usize, redis::RedisError>> {
+        let mut conn = self.0.clone();
+        Box::pin(async move {
+            redis::cmd("PUBLISH")
+                .arg(channel)
+                .arg(payload)
+                .query_async::<usize>(&mut conn)
+                .await
+        })
+    }
+}
+
+struct Shared {
+    key: String,
+    publish_timeout: Duration,
+    publisher: Box<dyn Publish>,
+}
+
+/// Sends events and cluster-wide operations to the socket.io servers sharing a Redis,
+/// without being a server: `@socket.io/redis-emitter` for Rust.
+///
+/// A cheap clone (one connection shared by every clone and every [`of`](Self::of)).
+/// Every operation encodes its message at call time and completes once Redis has
+/// acknowledged the `PUBLISH`; the `usize` it returns is Redis' count of subscribers that
+/// received it (the servers listening on that namespace; 0 means none is).
+///
+/// ```no_run
+/// # async fn run() -> Result<(), socketioxide_cluster_emitter::Error> {
+/// use socketioxide_cluster_emitter::{Emitter, EmitterOptions};
+///
+/// let emitter = Emitter::connect(EmitterOptions::new("redis://127.0.0.1:6379")).await?;
+/// emitter.emit("announcement", &("hello", 42)).await?;
+/// emitter.of("/admin").to("room1").except("room2").emit("event", &1).await?;
+/// emitter.in_("room1").sockets_join("room2").await?;
+/// emitter.server_side_emit("job-done", &("job-7", "ok")).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Emitter {
+    shared: Arc<Shared>,
+    nsp: Arc<str>,
+    channels: Arc<Channels>,
+}
+
+impl std::fmt::Debug for Emitter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emitter")
+            .field("key", &self.shared.key)
+            .field("nsp", &self.nsp)
+            .finish()
+    }
+}
+
+impl Emitter {
+    /// Connects to Redis at the options' URL, within the connect timeout.
+    ///
+    /// The connection is a [`redis::aio::ConnectionManager`]: after a connection loss,
+    /// the operation that noticed it fails with [`Error::Redis`], and the manager
+    /// reconnects in the background for the next ones.
+    pub async fn connect(opts: EmitterOptions) -> Result<Self, Error> {
+        opts.validate()?;
+        let url = redact_url(&opts.url);
+        let client = redis::Client::open(opts.url.as_str())
+            .map_err(|e| Error::Config(format!("invalid Redis URL {url}: {e}")))?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(opts.connect_timeout))
+            .set_response_timeout(Some(opts.publish_timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_secs(2));
+        let conn = match tokio::time::timeout(
+            opts.connect_timeout,
+            redis::aio::ConnectionManager::new_with_config(client, config),
+        )
+        .await
+        {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(source)) => return Err(Error::Connect { url, source }),
+            Err(_) => {
+                return Err(Error::ConnectTimeout {
+                    url,
+                    timeout: opts.connect_timeout,
+                });
+            }
+        };
+        Ok(Self::with_publisher(Box::new(RedisPublisher(conn)), &opts))
+    }
+
+    /// An emitter on a connection you already have (Node: `new Emitter(redisClient)`):
+    /// a [`redis::aio::ConnectionManager`], a [`redis::aio::MultiplexedConnection`], or
+    /// any cloneable async connection. The options' URL and connect timeout are unused.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use socketioxide_cluster_emitter::{Emitter, EmitterOptions, redis};
+    ///
+    /// let client = redis::Client::open("redis://127.0.0.1:6379")?;
+    /// let conn = client.get_multiplexed_async_connection().await?;
+    /// let emitter = Emitter::from_connection(conn, EmitterOptions::default().key("my-app"))?;
+    /// emitter.emit("ready", &()).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn from_connection<C>(conn: C, opts: EmitterOptions) -> Result<Self, Error>
+    where
+        C: redis::aio::ConnectionLike + Clone + Send + Sync + 'static,
+    {
+        opts.validate()?;
+        Ok(Self::with_publisher(Box::new(RedisPublisher(conn)), &opts))
+    }
+
+    pub(crate) fn with_publisher(publisher: Box<dyn Publish>, opts: &EmitterOptions) -> Self {
+        let shared = Arc::new(Shared {
+            key: opts.key.clone(),
+            publish_timeout: opts.publish_timeout,
+            publisher,
+        });
+        Self::for_nsp(shared, "/")
+    }
+
+    fn for_nsp(shared: Arc<Shared>, nsp: &str) -> Self {
+        let channels = Arc::new(Channels::new(&shared.key, nsp));
+        Self {
+            shared,
+            nsp: nsp.into(),
+            channels,
+        }
+    }
+
+    /// The emitter of namespace `nsp` (Node compat: a missing leading `/` is added, so
+    /// `of("admin")` is `/admin`). Shares this emitter's connection.
+    pub fn of(&self, nsp: &str) -> Self {
+        if nsp.starts_with('/') {
+            Self::for_nsp(self.shared.clone(), nsp)
+        } else {
+            Self::for_nsp(self.shared.clone(), &format!("/{nsp}"))
+        }
+    }
+
+    /// This emitter's namespace (`/` unless made by [`of`](Self::of)).
+    pub fn nsp(&self) -> &str {
+        &self.nsp
+    }
+
+    /// The key prefix of the channels.
+    pub fn key(&self) -> &str {
+        &self.shared.key
+    }
+
+    fn operator(&self) -> BroadcastOperator {
+        BroadcastOperator {
+            emitter: self.clone(),
+            rooms: Vec::new(),
+            except: Vec::new(),
+            flags: Vec::new(),
+        }
+    }
+
+    /// Emits `event` to every client of the namespace, on every server.
+    /// See [`BroadcastOperator::emit`] for the arguments.
+    pub fn emit<T: ?Sized + Serialize>(&self, event: &str, args: &T) -> PublishFuture {
+        self.operator().emit(event, args)
+    }
+
+    /// Targets the clients in `rooms` (one or several; accumulates).
+    pub fn to(&self, rooms: impl IntoRooms) -> BroadcastOperator {
+        self.operator().to(rooms)
+    }
+
+    /// Same as [`to`](Self::to) (Node: `in`, a Rust keyword).
+    pub fn in_(&self, rooms: impl IntoRooms) -> BroadcastOperator {
+        self.operator().to(rooms)
+    }
+
+    /// Excludes the clients in `rooms` (one or several; accumulates).
+    pub fn except(&self, rooms: impl IntoRooms) -> BroadcastOperator {
+        self.operator().except(rooms)
+    }
+
+    /// The event may be dropped for clients that are not ready to receive it
+    /// (`flags.volatile`).
+    pub fn volatile(&self) -> BroadcastOperator {
+        self.operator().volatile()
+    }
+
+    /// Whether the servers should compress the event (`flags.compress`).
+    pub fn compress(&self, compress: bool) -> BroadcastOperator {
+        self.operator().compress(compress)
+    }
+
+    /// Makes every socket of the namespace join `rooms`, on every server.
+    pub fn sockets_join(&self, rooms: impl IntoRooms) -> PublishFuture {
+        self.operator().sockets_join(rooms)
+    }
+
+    /// Makes every socket of the namespace leave `rooms`, on every server.
+    pub fn sockets_leave(&self, rooms: impl IntoRooms) -> PublishFuture {
+        self.operator().sockets_leave(rooms)
+    }
+
+    /// Disconnects every socket of the namespace; `close` also closes the underlying
+    /// connections (Node's default is `false`).
+    pub fn disconnect_sockets(&self, close: bool) -> PublishFuture {
+        self.operator().disconnect_sockets(close)
+    }
+
+    /// Emits the server-side event `event` to every server of the namespace (Node:
+    /// `emitter.serverSideEmit(event, ...args)`; servers receive it with
+    /// `io.on(event, (...args) => ..)`, or `cluster.of(nsp).on_server_side(..)`).
+    ///
+    /// Arguments follow the rules of [`BroadcastOperator::emit`] but travel as JSON, as
+    /// Node's do: binaries arrive as `{"type":"Buffer","data":[..]}`. Acknowledgements are
+    /// not supported (as in Node). The names in [`RESERVED_SERVER_SIDE_EVENTS`] are
+    /// refused.
+    pub fn server_side_emit<T: ?Sized + Serialize>(&self, event: &str, args: &T) -> PublishFuture {
+        let msg = (|| {
+            if RESERVED_SERVER_SIDE_EVENTS.contains(&event) {
+                return Err(Error::ReservedEvent(event.to_owned()));
+            }
+            let mut data = vec![Value::from(event)];
+            data.extend(to_args(args)?);
+            let req = Request::ServerSideEmit {
+                uid: Some(EMITTER_UID.to_owned()),
+                request_id: None,
+                data,
+            };
+            Ok((self.channels.request().to_owned(), req.encode()))
+        })();
+        self.send(msg)
+    }
+
+    /// Publishes a prepared message, bounded by the publish timeout.
+    fn send(&self, msg: Result<(String, Vec<u8>), Error>) -> PublishFuture {
+        let shared = self.shared.clone();
+        PublishFuture(Box::pin(async move {
+            let (channel, payload) = msg?;
+            let timeout = shared.publish_timeout;
+            match tokio::time::timeout(timeout, shared.publisher.publish(channel, payload)).await {
+                Ok(res) => Ok(res?),
+                Err(_) => Err(Error::Timeout(timeout)),
+            }
+        }))
+    }
+}
+
+/// The future of one operation: resolves to the number of Redis subscribers (servers)
+/// that received the message, once Redis has acknowledged the `PUBLISH`.
+///
+/// The message is encoded when the operation is called and sent when this future is first
+/// polled; dropping it unpolled sends nothing. It borrows nothing (`'static`, `Send`), so
+/// it can be spawned.
+#[must_use = "nothing is sent unless the future is awaited"]
+pub struct PublishFuture(BoxFuture<'static, Result<usize, Error>>);
+
+impl Future for PublishFuture {
+    type Output = Result<usize, Error>;
+
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+impl std::fmt::Debug for PublishFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PublishFuture")
+    }
+}
+
+/// Targets (rooms, exceptions) and flags of one operation, built from an [`Emitter`].
+///
+/// Immutable, as in Node: every method returns a new operator and leaves this one as it
+/// was, so a partial target can be reused:
+///
+/// ```no_run
+/// # async fn run(emitter: socketioxide_cluster_emitter::Emitter) -> Result<(), socketioxide_cluster_emitter::Error> {
+/// let staff = emitter.of("/admin").to("staff");
+/// staff.emit("shift", &"starts").await?;
+/// staff.except("interns").volatile().emit("salary", &()).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+#[must_use = "an operator does nothing until an operation (emit, sockets_join, …) is awaited"]
+pub struct BroadcastOperator {
+    emitter: Emitter,
+    rooms: Vec<Room>,
+    except: Vec<Room>,
+    flags: Vec<(String, Value)>,
+}
+
+impl std::fmt::Debug for BroadcastOperator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BroadcastOperator")
+            .field("nsp", &self.emitter.nsp)
+            .field("rooms", &self.rooms)
+            .field("except", &self.except)
+            .field("flags", &self.flags)
+            .finish()
+    }
+}
+
+impl BroadcastOperator {
+    /// Also targets the clients in `rooms` (duplicates are ignored, as in Node's `Set`).
+    pub fn to(&self, rooms: impl IntoRooms) -> Self {
+        let mut next = self.clone();
+        rooms::add_all(&mut next.rooms, rooms);
+        next
+    }
+
+    /// Same as [`to`](Self::to).
+    pub fn in_(&self, rooms: impl IntoRooms) -> Self {
+        self.to(rooms)
+    }
+
+    /// Also excludes the clients in `rooms`.
+    pub fn except(&self, rooms: impl IntoRooms) -> Self {
+        let mut next = self.clone();
+        rooms::add_all(&mut next.except, rooms);
+        next
+    }
+
+    /// Sets `flags.volatile = true`.
+    pub fn volatile(&self) -> Self {
+        self.flag("volatile", Value::Boolean(true))
+    }
+
+    /// Sets `flags.compress`.
+    pub fn compress(&self, compress: bool) -> Self {
+        self.flag("compress", Value::Boolean(compress))
+    }
+
+    /// JS `Object.assign({}, flags, {name: value})`: an existing key keeps its place.
+    fn flag(&self, name: &str, value: Value) -> Self {
+        let mut next = self.clone();
+        match next.flags.iter_mut().find(|(k, _)| k == name) {
+            Some((_, v)) => *v = value,
+            None => next.flags.push((name.to_owned(), value)),
+        }
+        next
+    }
+
+    /// The rooms targeted so far.
+    pub fn rooms(&self) -> &[Room] {
+        &self.rooms
+    }
+
+    /// The rooms excluded so far.
+    pub fn excepted(&self) -> &[Room] {
+        &self.except
+    }
+
+    fn selector(&self) -> Selector {
+        Selector {
+            rooms: self.rooms.iter().map(Room::to_value).collect(),
+            except: self.except.iter().map(Room::to_value).collect(),
+        }
+    }
+
+    /// Emits `event` with `args` to the targeted clients on every server.
+    ///
+    /// Arguments: a tuple (or array, tuple struct) is spread into several arguments
+    /// (`&("a", 1)` → `socket.on("ev", (a, n) => ..)`), `&()` sends none, any other value
+    /// is one argument (`&vec![1, 2]` is one array, `&json!({..})` one object). Structs
+    /// become objects. Byte buffers serialized as bytes (`bytes::Bytes`,
+    /// `serde_bytes::ByteBuf`, fields with `#[serde(with = "serde_bytes")]`) arrive as
+    /// binary (`Buffer` / `ArrayBuffer`); a plain `Vec<u8>` arrives as an array of numbers.
+    ///
+    /// Fails with [`Error::ReservedEvent`] for the names in [`RESERVED_EVENTS`].
+    /// Acknowledgements are not supported (as in Node).
+    pub fn emit<T: ?Sized + Serialize>(&self, event: &str, args: &T) -> PublishFuture {
+        let msg = self.broadcast(event, args);
+        self.emitter.send(msg)
+    }
+
+    /// The channel and bytes of a broadcast, exactly as `@socket.io/redis-emitter` 5.1.0.
+    fn broadcast<T: ?Sized + Serialize>(
+        &self,
+        event: &str,
+        args: &T,
+    ) -> Result<(String, Vec<u8>), Error> {
+        if RESERVED_EVENTS.contains(&event) {
+            return Err(Error::ReservedEvent(event.to_owned()));
+        }
+        let mut data = vec![Value::from(event)];
+        data.extend(to_args(args)?);
+        let mut opts = WireOptions::emitter(Vec::new(), Vec::new(), self.flags.clone());
+        let selector = self.selector();
+        opts.rooms = selector.rooms;
+        opts.except = Some(selector.except);
+        let msg = BroadcastMessage {
+            uid: EMITTER_UID.to_owned(),
+            packet: NodePacket {
+                kind: EVENT,
+                data,
+                nsp: Some(self.emitter.nsp.to_string()),
+                id: None,
+            },
+            opts,
+        };
+        let channels = &self.emitter.channels;
+        let channel = match self.rooms.as_slice() {
+            [room] => channels.room(&room.as_text()),
+            _ => channels.broadcast().to_owned(),
+        };
+        Ok((channel, msg.encode()))
+    }
+
+    /// Makes the targeted sockets join `rooms`, on every server (Node: `socketsJoin`).
+    pub fn sockets_join(&self, rooms: impl IntoRooms) -> PublishFuture {
+        self.join_leave(true, rooms)
+    }
+
+    /// Makes the targeted sockets leave `rooms`, on every server (Node: `socketsLeave`).
+    pub fn sockets_leave(&self, rooms: impl IntoRooms) -> PublishFuture {
+        self.join_leave(false, rooms)
+    }
+
+    fn join_leave(&self, join: bool, rooms: impl IntoRooms) -> PublishFuture {
+        let req = Request::JoinLeave {
+            uid: None,
+            join,
+            opts: self.selector(),
+            // Node compat: the rooms to join are sent as given (no deduplication).
+            rooms: rooms.into_rooms().iter().map(Room::to_value).collect(),
+        };
+        self.request(req)
+    }
+
+    /// Disconnects the targeted sockets, on every server; `close` also closes their
+    /// underlying connections (Node: `disconnectSockets(close = false)`).
+    pub fn disconnect_sockets(&self, close: bool) -> PublishFuture {
+        let req = Request::Disconnect {
+            uid: None,
+            opts: self.selector(),
+            close,
+        };
+        self.request(req)
+    }
+
+    fn request(&self, req: Request) -> PublishFuture {
+        let channel = self.emitter.channels.request().to_owned();
+        self.emitter.send(Ok((channel, req.encode())))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,47 @@
+//! The one error type of the crate.
+
+use std::time::Duration;
+
+/// Why an emitter operation failed.
+///
+/// URLs in messages never show a password (`redis://user:***@host`).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The event name is reserved by socket.io and cannot be emitted (Node's emitter
+    /// throws `"<event>" is a reserved event name`).
+    #[error("{0:?} is a reserved event name")]
+    ReservedEvent(String),
+    /// The options are invalid (bad URL, empty key, zero timeout).
+    #[error("invalid emitter options: {0}")]
+    Config(String),
+    /// Redis refused or failed the initial connection.
+    #[error("cannot connect to Redis at {url}: {source}")]
+    Connect {
+        /// The URL, password redacted.
+        url: String,
+        /// What Redis or the network said.
+        #[source]
+        source: redis::RedisError,
+    },
+    /// Redis did not accept the initial connection within the connect timeout.
+    #[error("cannot connect to Redis at {url}: no answer within {timeout:?}")]
+    ConnectTimeout {
+        /// The URL, password redacted.
+        url: String,
+        /// The configured connect timeout.
+        timeout: Duration,
+    },
+    /// A `PUBLISH` failed (connection lost, Redis error). The message may not have been
+    /// delivered; a connection made by [`Emitter::connect`](crate::Emitter::connect)
+    /// reconnects by itself, so a later call may succeed.
+    #[error("Redis error: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// Redis did not answer a `PUBLISH` within the publish timeout. The message may or
+    /// may not have been delivered.
+    #[error("Redis did not answer PUBLISH within {0:?}")]
+    Timeout(Duration),
+    /// The arguments could not be serialized to msgpack.
+    #[error("cannot encode the arguments: {0}")]
+    Encode(String),
+}

@@ -1,0 +1,192 @@
+//! Emitter options, with Node's names and defaults.
+
+use crate::Error;
+use std::time::Duration;
+
+/// Default Redis URL of [`EmitterOptions::default`].
+pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
+/// Default key prefix, as in Node (`socket.io`).
+pub const DEFAULT_KEY: &str = "socket.io";
+
+/// Options of an [`Emitter`](crate::Emitter).
+///
+/// | option | default | Node name |
+/// | --- | --- | --- |
+/// | URL ([`new`](Self::new)) | `redis://127.0.0.1:6379` ([`Default`]) | (the redis client) |
+/// | [`key`](Self::key) | `"socket.io"` | `key` |
+/// | [`connect_timeout`](Self::connect_timeout) | 5 s | (client option) |
+/// | [`publish_timeout`](Self::publish_timeout) | 5 s | — |
+///
+/// The key must be the one the servers use (Node adapter `key`, `ClusterOptions::key`).
+///
+/// `Debug` never shows a password from the URL.
+#[derive(Clone)]
+pub struct EmitterOptions {
+    pub(crate) url: String,
+    pub(crate) key: String,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) publish_timeout: Duration,
+}
+
+impl EmitterOptions {
+    /// Options for the Redis server at `url`
+    /// (`redis://[user:password@]host:port[/db]`, `rediss://…` needs TLS support in
+    /// `redis`, `redis+unix:///path`).
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            key: DEFAULT_KEY.into(),
+            connect_timeout: Duration::from_secs(5),
+            publish_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// Channel prefix (Node: `key`). Default `socket.io`.
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.key = key.into();
+        self
+    }
+
+    /// How long [`Emitter::connect`](crate::Emitter::connect) waits for Redis. Default 5 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long one operation waits for Redis to acknowledge its `PUBLISH`. Default 5 s.
+    /// Applies to connections given to [`Emitter::from_connection`](crate::Emitter::from_connection) too.
+    pub fn publish_timeout(mut self, timeout: Duration) -> Self {
+        self.publish_timeout = timeout;
+        self
+    }
+
+    /// The configured key prefix.
+    pub fn get_key(&self) -> &str {
+        &self.key
+    }
+
+    /// The URL with its password replaced by `***`.
+    pub fn redacted_url(&self) -> String {
+        redact_url(&self.url)
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        if self.key.is_empty() {
+            return Err(Error::Config("key must not be empty".into()));
+        }
+        if self.connect_timeout.is_zero() || self.publish_timeout.is_zero() {
+            return Err(Error::Config("timeouts must be greater than zero".into()));
+        }
+        Ok(())
+    }
+}
+
+impl Default for EmitterOptions {
+    /// `redis://127.0.0.1:6379`, key `socket.io`.
+    fn default() -> Self {
+        Self::new(DEFAULT_URL)
+    }
+}
+
+impl std::fmt::Debug for EmitterOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmitterOptions")
+            .field("url", &redact_url(&self.url))
+            .field("key", &self.key)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("publish_timeout", &self.publish_timeout)
+            .finish()
+    }
+}
+
+/// Hides the credentials of a Redis URL: `redis://user:secret@host` →
+/// `redis://user:***@host`, `redis://secret@host` → `redis://***@host`, and the `pass`
+/// / `password` query parameters of `redis+unix://` URLs.
+pub(crate) fn redact_url(url: &str) -> String {
+    let (main, query) = match url.split_once('?') {
+        Some((m, q)) => (m, Some(q)),
+        None => (url, None),
+    };
+    let mut out = match main.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = match rest.find('/') {
+                Some(i) => rest.split_at(i),
+                None => (rest, ""),
+            };
+            match authority.rsplit_once('@') {
+                Some((userinfo, host)) => match userinfo.split_once(':') {
+                    Some((user, _)) => format!("{scheme}://{user}:***@{host}{path}"),
+                    None => format!("{scheme}://***@{host}{path}"),
+                },
+                None => main.to_owned(),
+            }
+        }
+        None => main.to_owned(),
+    };
+    if let Some(query) = query {
+        out.push('?');
+        let parts: Vec<String> = query
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _))
+                    if k.eq_ignore_ascii_case("pass") || k.eq_ignore_ascii_case("password") =>
+                {
+                    format!("{k}=***")
+                }
+                _ => kv.to_owned(),
+            })
+            .collect();
+        out.push_str(&parts.join("&"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_node() {
+        let o = EmitterOptions::new("redis://h");
+        assert_eq!(o.get_key(), "socket.io");
+        assert!(o.validate().is_ok());
+        assert_eq!(EmitterOptions::default().url, "redis://127.0.0.1:6379");
+    }
+
+    #[test]
+    fn debug_never_shows_a_password() {
+        for (url, secret, shown) in [
+            (
+                "redis://alice:s3cret@host:6380/2",
+                "s3cret",
+                "redis://alice:***@host:6380/2",
+            ),
+            ("redis://:s3cret@host", "s3cret", "redis://:***@host"),
+            ("rediss://s3cret@host", "s3cret", "rediss://***@host"),
+            (
+                "redis+unix:///tmp/r.sock?db=1&pass=s3cret",
+                "s3cret",
+                "redis+unix:///tmp/r.sock?db=1&pass=***",
+            ),
+        ] {
+            let dbg = format!("{:?}", EmitterOptions::new(url));
+            assert!(!dbg.contains(secret), "{dbg}");
+            assert!(dbg.contains(shown), "{dbg}");
+        }
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
+    }
+
+    #[test]
+    fn invalid_options_fail() {
+        assert!(EmitterOptions::new("redis://h").key("").validate().is_err());
+        assert!(
+            EmitterOptions::new("redis://h")
+                .publish_timeout(Duration::ZERO)
+                .validate()
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,304 @@
+//! `socketio-emit`, the built binary, against a real `redis-server`: what it publishes
+//! (channel and decoded payload, read by a pattern subscriber), its output, its errors and
+//! exit codes.
+
+#[allow(dead_code)]
+#[path = "../../tests/common/redis.rs"]
+mod redis_server;
+
+use futures_util::StreamExt;
+use redis_server::{RedisServer, unique_key};
+use socketioxide_cluster_wire::message::BroadcastMessage;
+use socketioxide_cluster_wire::request::Request;
+use std::process::{Output, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(15);
+const BIN: &str = env!("CARGO_BIN_EXE_socketio-emit");
+
+fn redis() -> &'static RedisServer {
+    static R: OnceLock<RedisServer> = OnceLock::new();
+    R.get_or_init(RedisServer::start)
+}
+
+/// Runs the binary (bounded by `T`), without `REDIS_URL` from the environment.
+async fn run(args: &[&str]) -> Output {
+    let child = tokio::process::Command::new(BIN)
+        .args(args)
+        .env_remove("REDIS_URL")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn socketio-emit");
+    tokio::time::timeout(T, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("socketio-emit {args:?} did not exit within {T:?}"))
+        .expect("wait socketio-emit")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A subscriber to every channel of `key`.
+struct Sub {
+    stream: std::pin::Pin<Box<dyn futures_util::Stream<Item = redis::Msg> + Send>>,
+}
+
+impl Sub {
+    async fn new(key: &str) -> Sub {
+        let client = redis::Client::open(redis().url()).unwrap();
+        let mut pubsub = client.get_async_pubsub().await.unwrap();
+        pubsub.psubscribe(format!("{key}*")).await.unwrap();
+        Sub {
+            stream: Box::pin(pubsub.into_on_message()),
+        }
+    }
+
+    async fn next(&mut self) -> (String, Vec<u8>) {
+        let msg = tokio::time::timeout(T, self.stream.next())
+            .await
+            .expect("no message within the timeout")
+            .expect("subscription closed");
+        (
+            msg.get_channel_name().to_owned(),
+            msg.get_payload_bytes().to_vec(),
+        )
+    }
+}
+
+#[tokio::test]
+async fn emits_with_rooms_flags_and_namespaces() {
+    let key = unique_key("cli");
+    let mut sub = Sub::new(&key).await;
+    let url = redis().url();
+
+    let out = run(&[
+        "--redis",
+        &url,
+        "--key",
+        &key,
+        "--to",
+        "r1",
+        "news",
+        "\"hello\"",
+        "42",
+        "1.5",
+        "{\"a\":[true,null]}",
+    ])
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (channel, payload) = sub.next().await;
+    assert_eq!(channel, format!("{key}#/#r1#"));
+    let msg = BroadcastMessage::decode(&payload).unwrap();
+    assert_eq!(msg.uid, "emitter");
+    assert_eq!(msg.packet.nsp.as_deref(), Some("/"));
+    let data: Vec<serde_json::Value> = msg
+        .packet
+        .data
+        .iter()
+        .map(socketioxide_cluster_wire::request::value_to_json)
+        .collect();
+    assert_eq!(
+        data,
+        [
+            serde_json::json!("news"),
+            serde_json::json!("hello"),
+            serde_json::json!(42),
+            serde_json::json!(1.5),
+            serde_json::json!({"a": [true, null]})
+        ]
+    );
+    // This test's subscriber is the only one.
+    assert_eq!(
+        text(&out.stdout).trim(),
+        "event \"news\" (namespace /, rooms [\"r1\"]): received by 1 subscriber(s)"
+    );
+
+    let out = run(&[
+        "--redis",
+        &url,
+        "--key",
+        &key,
+        "--nsp",
+        "admin",
+        "--in",
+        "a",
+        "--to=b",
+        "--except",
+        "c",
+        "--volatile",
+        "--no-compress",
+        "--",
+        "--odd-event",
+    ])
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout).trim(),
+        "event \"--odd-event\" (namespace /admin, rooms [\"a\", \"b\"], except [\"c\"]): received by 1 subscriber(s)"
+    );
+    let (channel, payload) = sub.next().await;
+    assert_eq!(channel, format!("{key}#/admin#"));
+    let msg = BroadcastMessage::decode(&payload).unwrap();
+    assert_eq!(msg.opts.room_names(), ["a", "b"]);
+    assert_eq!(msg.opts.except_names(), ["c"]);
+    assert!(msg.opts.is_volatile());
+    assert_eq!(
+        msg.opts.flag("compress"),
+        Some(&rmpv::Value::Boolean(false))
+    );
+    assert_eq!(msg.packet.data, vec![rmpv::Value::from("--odd-event")]);
+
+    // -q: silent on success
+    let out = run(&["-q", "--redis", &url, "--key", &key, "quiet"]).await;
+    assert!(out.status.success());
+    assert!(out.stdout.is_empty() && out.stderr.is_empty(), "{out:?}");
+    sub.next().await;
+}
+
+#[tokio::test]
+async fn join_leave_disconnect_and_server_side_requests() {
+    let key = unique_key("cli-req");
+    let mut sub = Sub::new(&key).await;
+    let url = redis().url();
+    let base = ["--redis", url.as_str(), "--key", key.as_str()];
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["--to", "a", "--except", "b", "--join", "j1", "--join", "j2"],
+            r#"{"type":2,"opts":{"rooms":["a"],"except":["b"]},"rooms":["j1","j2"]}"#,
+        ),
+        (
+            &["--leave", "j1"],
+            r#"{"type":3,"opts":{"rooms":[],"except":[]},"rooms":["j1"]}"#,
+        ),
+        (
+            &["--to", "d", "--disconnect", "--close"],
+            r#"{"type":4,"opts":{"rooms":["d"],"except":[]},"close":true}"#,
+        ),
+        (
+            &["--disconnect"],
+            r#"{"type":4,"opts":{"rooms":[],"except":[]},"close":false}"#,
+        ),
+        (
+            &["--server-side", "job-done", "\"job-7\"", "{\"ok\":true}"],
+            r#"{"uid":"emitter","type":6,"data":["job-done","job-7",{"ok":true}]}"#,
+        ),
+    ];
+    for (args, want) in cases {
+        let all: Vec<&str> = base.iter().copied().chain(args.iter().copied()).collect();
+        let out = run(&all).await;
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        let (channel, payload) = sub.next().await;
+        assert_eq!(channel, format!("{key}-request#/#"), "{args:?}");
+        assert_eq!(text(&payload), want, "{args:?}");
+        Request::decode(&payload).unwrap();
+    }
+    // Namespaced request.
+    let out = run(&[&base[..], &["--nsp", "/admin", "--join", "x"]].concat()).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(sub.next().await.0, format!("{key}-request#/admin#"));
+}
+
+#[tokio::test]
+async fn bad_input_exits_2_with_a_clear_message_and_publishes_nothing() {
+    let key = unique_key("cli-bad");
+    let mut sub = Sub::new(&key).await;
+    let url = redis().url();
+    for (args, needle) in [
+        (vec!["ev", "hello"], "JSON-ARG 1 is not valid JSON"),
+        (vec!["ev", "1", "{\"a\":"], "JSON-ARG 2 is not valid JSON"),
+        (vec!["connect"], "\"connect\" is a reserved event name"),
+        (vec!["--join", "a", "--leave", "b"], "choose one of"),
+        (vec!["--frobnicate"], "unknown option --frobnicate"),
+        (vec![], "missing EVENT"),
+    ] {
+        let all: Vec<&str> = ["--redis", url.as_str(), "--key", key.as_str()]
+            .into_iter()
+            .chain(args.iter().copied())
+            .collect();
+        let out = run(&all).await;
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        let err = text(&out.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    assert!(text(&run(&["ev", "hello"]).await.stderr).contains("quote it: '\"hello\"'"));
+    // Nothing was published: the next message is this marker.
+    let out = run(&["--redis", &url, "--key", &key, "marker"]).await;
+    assert!(out.status.success());
+    let (_, payload) = sub.next().await;
+    assert_eq!(
+        BroadcastMessage::decode(&payload).unwrap().packet.data,
+        vec![rmpv::Value::from("marker")]
+    );
+}
+
+#[tokio::test]
+async fn unreachable_redis_exits_1_quickly_without_showing_the_password() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://user:hunter2@127.0.0.1:{port}");
+    let started = std::time::Instant::now();
+    let out = run(&["--redis", &url, "--timeout", "2", "ev", "1"]).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("cannot connect to Redis at redis://user:***@127.0.0.1"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(4));
+
+    // A listener that never answers: the connect timeout applies.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("redis://{}", silent.local_addr().unwrap());
+    let started = std::time::Instant::now();
+    let out = run(&["--redis", &url, "--timeout", "0.5", "ev"]).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        text(&out.stderr).contains("no answer within"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+
+    let out = run(&["--redis", "not a url", "ev"]).await;
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(text(&out.stderr).contains("invalid Redis URL"));
+}
+
+#[tokio::test]
+async fn help_version_and_redis_url_from_the_environment() {
+    let out = run(&["--help"]).await;
+    assert!(out.status.success());
+    assert!(text(&out.stdout).contains("USAGE:"));
+    let out = run(&["-V"]).await;
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!("socketio-emit {}", env!("CARGO_PKG_VERSION"))
+    );
+
+    let key = unique_key("cli-env");
+    let mut sub = Sub::new(&key).await;
+    let child = tokio::process::Command::new(BIN)
+        .args(["--key", &key, "from-env"])
+        .env("REDIS_URL", redis().url())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let out = tokio::time::timeout(T, child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(sub.next().await.0, format!("{key}#/#"));
+}

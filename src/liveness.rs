@@ -1,0 +1,90 @@
+//! Liveness between our servers, so a hung server (process stopped, its Redis connection
+//! still open) does not cost every request the full timeout.
+//!
+//! Each server publishes `{"uid":"<uid>"}` on `<key>-heartbeat` every
+//! `heartbeat_interval`; a channel Node servers neither publish nor subscribe to. A peer
+//! not heard from for `heartbeat_timeout` is *stale*. Before a request, the requester asks
+//! Redis, in the same `PUBSUB NUMSUB` as the request channel, whether each stale peer is
+//! still subscribed to its own response channel (`<key>-response#<nsp>#<uid>#`): those are
+//! hung (subscribed but silent) and are not waited for; the call ends as soon as the
+//! others answered, with [`Error::Unresponsive`](crate::Error::Unresponsive) naming them.
+//! A peer that heartbeats again counts again at once. A peer that closes sends
+//! `{"uid":"<uid>","leave":true}`.
+
+use dashmap::DashMap;
+use std::time::{Duration, Instant};
+
+/// How long a stale peer is remembered before it is forgotten (bounded memory).
+const FORGET_AFTER: Duration = Duration::from_secs(600);
+
+#[derive(Default)]
+pub(crate) struct Liveness {
+    peers: DashMap<String, Instant>,
+}
+
+impl Liveness {
+    /// A heartbeat payload arrived.
+    pub fn on_heartbeat(&self, own_uid: &str, payload: &[u8]) -> Result<(), String> {
+        let v: serde_json::Value = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
+        let uid = v
+            .get("uid")
+            .and_then(|u| u.as_str())
+            .ok_or("heartbeat without uid")?;
+        if uid == own_uid || uid.len() > 64 {
+            return Ok(());
+        }
+        if v.get("leave").and_then(|l| l.as_bool()) == Some(true) {
+            self.peers.remove(uid);
+        } else {
+            self.peers.insert(uid.to_owned(), Instant::now());
+        }
+        Ok(())
+    }
+
+    /// Peers not heard from for `timeout`.
+    pub fn stale(&self, timeout: Duration) -> Vec<String> {
+        let now = Instant::now();
+        self.peers
+            .retain(|_, seen| now.duration_since(*seen) < FORGET_AFTER);
+        self.peers
+            .iter()
+            .filter(|e| now.duration_since(*e.value()) >= timeout)
+            .map(|e| e.key().clone())
+            .collect()
+    }
+
+    /// Peers currently known (live or stale).
+    #[cfg(test)]
+    pub fn known(&self) -> usize {
+        self.peers.len()
+    }
+}
+
+/// `{"uid":"<uid>"}`.
+pub(crate) fn heartbeat(uid: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({ "uid": uid })).unwrap_or_default()
+}
+
+/// `{"uid":"<uid>","leave":true}`.
+pub(crate) fn leave(uid: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({ "uid": uid, "leave": true })).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peers_go_stale_and_leave() {
+        let l = Liveness::default();
+        l.on_heartbeat("me", &heartbeat("other")).unwrap();
+        l.on_heartbeat("me", &heartbeat("me")).unwrap();
+        assert_eq!(l.known(), 1);
+        assert!(l.stale(Duration::from_secs(60)).is_empty());
+        assert_eq!(l.stale(Duration::ZERO), vec!["other".to_owned()]);
+        l.on_heartbeat("me", &leave("other")).unwrap();
+        assert_eq!(l.known(), 0);
+        assert!(l.on_heartbeat("me", b"garbage").is_err());
+        assert!(l.on_heartbeat("me", br#"{"nouid":1}"#).is_err());
+    }
+}

@@ -1,0 +1,604 @@
+//! The Rust emitter (`socketioxide-cluster-emitter`) through a real `redis-server`:
+//!
+//! * to socketioxide servers on `ClusterAdapter` (both parsers): all, one room, several
+//!   rooms, except, namespaces, socket ids, binary, volatile/compress, existing
+//!   connections;
+//! * to Node socket.io 4.8.4 servers on `@socket.io/redis-adapter` 8.3.0 with Node
+//!   `socket.io-client` clients: events, binary as `Buffer`, numeric rooms,
+//!   socketsJoin/socketsLeave/disconnectSockets/serverSideEmit;
+//! * to a mixed Node + Rust cluster.
+//!
+//! The request operations against Rust servers are in `tests/emitter_requests.rs`.
+//!
+//! Absence is proven with a marker emitted afterwards by the same emitter (one publisher
+//! connection, so Redis keeps the order, and each server handles its messages in order).
+//!
+//! Requires `redis-server`, and for the Node tests Node.js 20 and `npm ci` in
+//! `tests/interop`.
+
+mod common;
+
+use bytes::Bytes;
+use common::node::{self as nd, NodeProcess, start_client, start_server};
+use common::{Arg, Client, Parser, arg, bin};
+use serde::Serialize;
+use serde_json::{Value, json};
+use socketioxide::{SocketIo, adapter::Emitter as LocalEmitter};
+use socketioxide_cluster::{Cluster, ClusterAdapter, ClusterOptions};
+use socketioxide_cluster_emitter::{Emitter, EmitterOptions, Error};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Bound of one wait.
+const T: Duration = Duration::from_secs(15);
+
+type Io = SocketIo<ClusterAdapter<LocalEmitter>>;
+
+struct RustNode {
+    #[allow(dead_code)]
+    io: Io,
+    cluster: Cluster,
+    addr: SocketAddr,
+}
+
+impl RustNode {
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+async fn rust_node(key: &str, parser: Parser) -> RustNode {
+    let cluster = Cluster::connect(ClusterOptions::new(common::shared().url()).key(key))
+        .await
+        .expect("connect");
+    let (layer, io) = common::builder(parser)
+        .max_buffer_size(100_000)
+        .with_adapter::<ClusterAdapter<_>>(cluster.clone())
+        .build_layer();
+    common::test_ns(&io, "/").await.expect("ns /");
+    common::test_ns(&io, "/admin").await.expect("ns /admin");
+    let addr = common::serve(layer).await;
+    RustNode { io, cluster, addr }
+}
+
+/// Two Rust servers and an emitter on one fresh key.
+async fn rust_cluster(parser: Parser) -> (Vec<RustNode>, Emitter) {
+    common::init_tracing();
+    let key = common::unique_key("em");
+    let nodes = vec![rust_node(&key, parser).await, rust_node(&key, parser).await];
+    (nodes, emitter(&key).await)
+}
+
+async fn emitter(key: &str) -> Emitter {
+    Emitter::connect(EmitterOptions::new(common::shared().url()).key(key))
+        .await
+        .expect("emitter connect")
+}
+
+async fn client(node: &RustNode, nsp: &str, parser: Parser, rooms: &[&str]) -> Client {
+    let c = Client::connect(node.addr, nsp, parser).await;
+    if !rooms.is_empty() {
+        let ack = c.emit_with_ack("join", vec![json!(rooms)], T).await;
+        assert_eq!(ack, vec![arg(json!("ok"))]);
+    }
+    c
+}
+
+/// The next events of `c` are exactly `names`, in order; returns them.
+async fn expect(c: &mut Client, names: &[&str]) -> Vec<common::Event> {
+    let mut out = Vec::new();
+    for n in names {
+        out.push(c.recv_event_named(n, T).await);
+    }
+    out
+}
+
+/// A msgpack-style map with sorted keys (as the test client normalises maps).
+fn amap(pairs: Vec<(&str, Arg)>) -> Arg {
+    let mut m: Vec<(Arg, Arg)> = pairs.into_iter().map(|(k, v)| (Arg::from(k), v)).collect();
+    m.sort_by(|a, b| a.0.as_str().cmp(&b.0.as_str()));
+    Arg::Map(m)
+}
+
+// ---------------------------------------------------------------------------
+// Rust servers
+
+#[tokio::test]
+async fn emit_to_all_reaches_every_client_of_every_server_once() {
+    for parser in Parser::ALL {
+        let (nodes, em) = rust_cluster(parser).await;
+        let mut clients = vec![
+            client(&nodes[0], "/", parser, &[]).await,
+            client(&nodes[1], "/", parser, &[]).await,
+            client(&nodes[1], "/", parser, &["x"]).await,
+        ];
+        let n = em
+            .emit("hello", &("world", 42, json!({"nested": ["ü", 1.5]})))
+            .await
+            .unwrap();
+        assert_eq!(n, 2, "both servers subscribe to the namespace");
+        em.emit("one-arg", &vec![1, 2]).await.unwrap();
+        em.emit("no-arg", &()).await.unwrap();
+        em.emit("marker", &()).await.unwrap();
+        for c in &mut clients {
+            let evs = expect(c, &["hello", "one-arg", "no-arg", "marker"]).await;
+            assert_eq!(
+                evs[0].args,
+                vec![
+                    arg(json!("world")),
+                    arg(json!(42)),
+                    arg(json!({"nested": ["ü", 1.5]}))
+                ],
+                "{parser:?}"
+            );
+            assert_eq!(
+                evs[1].args,
+                vec![arg(json!([1, 2]))],
+                "a Vec is one argument"
+            );
+            assert!(evs[2].args.is_empty(), "() is no argument: {:?}", evs[2]);
+        }
+    }
+}
+
+#[tokio::test]
+async fn rooms_several_rooms_and_except() {
+    for parser in Parser::ALL {
+        let (nodes, em) = rust_cluster(parser).await;
+        let mut a0 = client(&nodes[0], "/", parser, &["a"]).await;
+        let mut ab1 = client(&nodes[1], "/", parser, &["a", "b"]).await;
+        let mut b1 = client(&nodes[1], "/", parser, &["b"]).await;
+        let mut none0 = client(&nodes[0], "/", parser, &[]).await;
+
+        em.to("a").emit("to-a", &1).await.unwrap();
+        em.to(["a", "b"]).emit("to-ab", &2).await.unwrap();
+        em.to("a")
+            .to("b")
+            .to("a")
+            .emit("to-ab-chained", &3)
+            .await
+            .unwrap();
+        em.except("b").emit("except-b", &4).await.unwrap();
+        em.to("a").except("b").emit("a-not-b", &5).await.unwrap();
+        em.in_(["a", "b"])
+            .except(["a"])
+            .emit("b-not-a", &6)
+            .await
+            .unwrap();
+        em.to("nobody").emit("to-nobody", &7).await.unwrap();
+        em.emit("marker", &()).await.unwrap();
+
+        expect(
+            &mut a0,
+            &[
+                "to-a",
+                "to-ab",
+                "to-ab-chained",
+                "except-b",
+                "a-not-b",
+                "marker",
+            ],
+        )
+        .await;
+        // In both rooms: each event once.
+        expect(&mut ab1, &["to-a", "to-ab", "to-ab-chained", "marker"]).await;
+        let evs = expect(&mut b1, &["to-ab", "to-ab-chained", "b-not-a", "marker"]).await;
+        assert_eq!(evs[2].i64_arg(0), 6);
+        expect(&mut none0, &["except-b", "marker"]).await;
+    }
+}
+
+#[tokio::test]
+async fn namespaces_are_kept_apart_and_of_adds_the_slash() {
+    let parser = Parser::MsgPack;
+    let (nodes, em) = rust_cluster(parser).await;
+    let mut root = client(&nodes[1], "/", parser, &["staff"]).await;
+    let mut admin = client(&nodes[1], "/admin", parser, &["staff"]).await;
+    let mut admin0 = client(&nodes[0], "/admin", parser, &[]).await;
+    em.of("/admin").emit("adm", &1).await.unwrap();
+    em.of("admin")
+        .to("staff")
+        .emit("adm-staff", &2)
+        .await
+        .unwrap();
+    em.emit("marker", &()).await.unwrap();
+    em.of("/admin").emit("marker", &()).await.unwrap();
+    let evs = expect(&mut admin, &["adm", "adm-staff", "marker"]).await;
+    assert_eq!(evs[1].i64_arg(0), 2);
+    expect(&mut admin0, &["adm", "marker"]).await;
+    expect(&mut root, &["marker"]).await;
+    // A namespace no server has: published, nobody listens.
+    assert_eq!(em.of("/none").emit("void", &()).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn socket_ids_work_as_rooms() {
+    let parser = Parser::Json;
+    let (nodes, em) = rust_cluster(parser).await;
+    let mut target = client(&nodes[1], "/", parser, &["g"]).await;
+    let mut other = client(&nodes[0], "/", parser, &["g"]).await;
+    let sid = target.sid().to_owned();
+    em.to(sid.as_str()).emit("direct", &1).await.unwrap();
+    em.to("g")
+        .except(sid.as_str())
+        .emit("not-target", &2)
+        .await
+        .unwrap();
+    em.emit("marker", &()).await.unwrap();
+    expect(&mut target, &["direct", "marker"]).await;
+    expect(&mut other, &["not-target", "marker"]).await;
+}
+
+#[derive(Serialize)]
+struct Upload {
+    name: &'static str,
+    #[serde(with = "serde_bytes_like")]
+    data: Vec<u8>,
+}
+
+/// `#[serde(with = "serde_bytes")]` without the dependency: a `Vec<u8>` as msgpack bin.
+mod serde_bytes_like {
+    pub fn serialize<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+}
+
+#[tokio::test]
+async fn binary_arrives_as_binary_with_both_parsers() {
+    for parser in Parser::ALL {
+        let (nodes, em) = rust_cluster(parser).await;
+        let mut c = client(&nodes[1], "/", parser, &[]).await;
+        let payload = Bytes::from_static(&[0, 1, 2, 254, 255]);
+        em.emit("bin", &(payload.clone(), "text", json!({"k": [1, 2]})))
+            .await
+            .unwrap();
+        em.emit(
+            "struct",
+            &Upload {
+                name: "f",
+                data: vec![9, 8],
+            },
+        )
+        .await
+        .unwrap();
+        em.emit("vec-u8", &vec![1u8, 2]).await.unwrap();
+        let evs = expect(&mut c, &["bin", "struct", "vec-u8"]).await;
+        assert_eq!(
+            evs[0].args,
+            vec![bin(&payload), arg(json!("text")), arg(json!({"k": [1, 2]}))],
+            "{parser:?}"
+        );
+        assert_eq!(
+            evs[1].args,
+            vec![amap(vec![("data", bin([9, 8])), ("name", arg(json!("f")))])],
+            "{parser:?}: structs are objects, serialize_bytes is binary"
+        );
+        assert_eq!(
+            evs[2].args,
+            vec![arg(json!([1, 2]))],
+            "plain Vec<u8>: numbers"
+        );
+    }
+}
+
+#[tokio::test]
+async fn volatile_and_compress_flags_are_delivered() {
+    let parser = Parser::Json;
+    let (nodes, em) = rust_cluster(parser).await;
+    let mut c0 = client(&nodes[0], "/", parser, &["v"]).await;
+    let mut c1 = client(&nodes[1], "/", parser, &["v"]).await;
+    // socketioxide sends volatile packets outside the ordered queue: one at a time.
+    em.to("v").volatile().emit("vol", &1).await.unwrap();
+    for c in [&mut c0, &mut c1] {
+        assert_eq!(c.recv_event_named("vol", T).await.i64_arg(0), 1);
+    }
+    em.volatile()
+        .compress(false)
+        .emit("vol-all", &2)
+        .await
+        .unwrap();
+    for c in [&mut c0, &mut c1] {
+        assert_eq!(c.recv_event_named("vol-all", T).await.i64_arg(0), 2);
+    }
+    em.compress(false).emit("uncompressed", &3).await.unwrap();
+    em.emit("marker", &()).await.unwrap();
+    for c in [&mut c0, &mut c1] {
+        expect(c, &["uncompressed", "marker"]).await;
+    }
+    for n in &nodes {
+        let stats = n.cluster.stats();
+        assert_eq!(stats.malformed, 0, "{stats:?}");
+    }
+}
+
+#[tokio::test]
+async fn existing_connections_and_keys() {
+    let parser = Parser::Json;
+    let (nodes, _) = rust_cluster(parser).await;
+    let key = nodes[0].cluster.options().get_key().to_owned();
+    let mut c = client(&nodes[1], "/", parser, &[]).await;
+
+    let redis = redis::Client::open(common::shared().url()).unwrap();
+    let multiplexed = redis.get_multiplexed_async_connection().await.unwrap();
+    let em = Emitter::from_connection(multiplexed, EmitterOptions::default().key(&key)).unwrap();
+    em.emit("via-multiplexed", &1).await.unwrap();
+    let manager = redis::aio::ConnectionManager::new(redis.clone())
+        .await
+        .unwrap();
+    let em2 = Emitter::from_connection(manager, EmitterOptions::default().key(&key)).unwrap();
+    em2.emit("via-manager", &2).await.unwrap();
+    // Another key: another cluster.
+    let stranger = emitter("someone-else").await;
+    assert_eq!(stranger.emit("stranger", &()).await.unwrap(), 0);
+    // Clones and spawned futures share the connection.
+    let em3 = em.clone();
+    tokio::spawn(em3.emit("spawned", &3))
+        .await
+        .unwrap()
+        .unwrap();
+    em.emit("marker", &()).await.unwrap();
+    expect(
+        &mut c,
+        &["via-multiplexed", "via-manager", "spawned", "marker"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn reserved_events_and_unreachable_redis_fail_cleanly() {
+    let (_nodes, em) = rust_cluster(Parser::Json).await;
+    let err = em.emit("disconnect", &()).await.unwrap_err();
+    assert!(matches!(err, Error::ReservedEvent(_)), "{err}");
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let started = std::time::Instant::now();
+    let err = Emitter::connect(
+        EmitterOptions::new(format!("redis://user:hunter2@127.0.0.1:{port}"))
+            .connect_timeout(Duration::from_secs(2)),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, Error::Connect { .. } | Error::ConnectTimeout { .. }),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let err = Emitter::connect(EmitterOptions::new("not a url"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err}");
+}
+
+#[tokio::test]
+async fn publish_fails_while_redis_is_down_then_recovers() {
+    let redis = common::RedisServer::start();
+    let key = common::unique_key("em-down");
+    let em = Emitter::connect(
+        EmitterOptions::new(redis.url())
+            .key(&key)
+            .publish_timeout(Duration::from_secs(2)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(em.emit("before", &()).await.unwrap(), 0);
+    redis.kill();
+    let err = em.emit("during", &()).await.unwrap_err();
+    assert!(matches!(err, Error::Redis(_) | Error::Timeout(_)), "{err}");
+    redis.restart();
+    // The connection manager reconnects in the background: bounded retries.
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        match em.emit("after", &()).await {
+            Ok(_) => break,
+            Err(e) if std::time::Instant::now() < deadline => {
+                tracing::debug!("not reconnected yet: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("no reconnection within {T:?}: {e}"),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Node servers
+
+/// A Node server on a fresh key, and an emitter on that key.
+async fn node_server(name: &str) -> (NodeProcess, Emitter, String) {
+    common::init_tracing();
+    let key = common::unique_key("em-node");
+    let server = start_server(name, &common::shared().url(), &key, &[]).await;
+    let em = emitter(&key).await;
+    (server, em, key)
+}
+
+/// The next `{"event": ..}` lines of a Node client are exactly `names`; their args.
+async fn node_expect(c: &mut NodeProcess, names: &[&str]) -> Vec<Value> {
+    let mut out = Vec::new();
+    for n in names {
+        let what = format!("client event {n:?} (expected sequence {names:?})");
+        let ev = c
+            .next_matching_described(|v| v.get("event").is_some(), T, &what)
+            .await;
+        assert_eq!(ev["event"], json!(n), "node {}: got {ev}", c.name());
+        out.push(ev["args"].clone());
+    }
+    out
+}
+
+async fn shutdown_all(procs: Vec<NodeProcess>) {
+    for p in procs {
+        let name = p.name().to_string();
+        let status = p.shutdown(Duration::from_secs(10)).await;
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "node {name} did not exit cleanly: {status:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_clients_receive_events_rooms_namespaces_and_buffers() {
+    let (server, em, _) = node_server("emN").await;
+    let mut c1 = start_client("emN-c1", &server.url(), "/", json!(["r1"]), &[]).await;
+    let mut c2 = start_client("emN-c2", &server.url(), "/", json!(["r2", 42]), &[]).await;
+    let mut adm = start_client("emN-adm", &server.url(), "/admin", json!(["r1"]), &[]).await;
+
+    em.emit(
+        "all",
+        &("s", Bytes::from_static(&[1, 2]), json!({"k": 1.5})),
+    )
+    .await
+    .unwrap();
+    em.to("r1").emit("room", &1).await.unwrap();
+    em.to(["r1", "r2"])
+        .except("r2")
+        .emit("r1-only", &())
+        .await
+        .unwrap();
+    em.to(42).emit("numeric", &"n").await.unwrap();
+    em.to("42").emit("text-42", &()).await.unwrap(); // JS rooms compare with ===
+    em.emit("undef", &(None::<()>, 1)).await.unwrap();
+    em.of("admin").to("r1").emit("adm", &2).await.unwrap();
+    em.emit("marker", &()).await.unwrap();
+    em.of("/admin").emit("marker", &()).await.unwrap();
+
+    let evs = node_expect(&mut c1, &["all", "room", "r1-only", "undef", "marker"]).await;
+    assert_eq!(evs[0][0], json!("s"));
+    assert_eq!(
+        nd::as_bin(&evs[0][1]),
+        Some(vec![1, 2]),
+        "arrives as a Buffer: {}",
+        evs[0][1]
+    );
+    assert_eq!(evs[0][2], json!({"k": 1.5}));
+    assert_eq!(evs[1], json!([1]));
+    assert_eq!(evs[3], json!([null, 1]));
+    let evs = node_expect(&mut c2, &["all", "numeric", "undef", "marker"]).await;
+    assert_eq!(evs[1], json!(["n"]));
+    let evs = node_expect(&mut adm, &["adm", "marker"]).await;
+    assert_eq!(evs[0], json!([2]));
+
+    // Volatile: Node drops it for a client whose transport is busy writing, so it is sent
+    // once every client is idle (all markers received), and alone.
+    em.volatile()
+        .compress(false)
+        .emit("flags", &true)
+        .await
+        .unwrap();
+    for c in [&mut c1, &mut c2] {
+        assert_eq!(node_expect(c, &["flags"]).await[0], json!([true]));
+    }
+    shutdown_all(vec![c1, c2, adm, server]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_servers_apply_join_leave_disconnect_and_server_side_emit() {
+    let (mut server, em, _) = node_server("emR").await;
+    let mut a = start_client("emR-a", &server.url(), "/", json!(["a"]), &[]).await;
+    let mut b = start_client("emR-b", &server.url(), "/", json!(["b"]), &[]).await;
+    let mut d = start_client("emR-d", &server.url(), "/", json!(["d"]), &[]).await;
+    let mut adm = start_client("emR-adm", &server.url(), "/admin", json!([]), &[]).await;
+
+    // socketsJoin: only the sockets in "a"; then a broadcast to the new room.
+    em.in_("a").sockets_join(["j1", "j2"]).await.unwrap();
+    em.to("j2").emit("in-j2", &()).await.unwrap();
+    // socketsLeave
+    em.in_("a").sockets_leave("j2").await.unwrap();
+    em.to("j2").emit("still-in-j2", &()).await.unwrap();
+    em.to("j1").emit("in-j1", &()).await.unwrap();
+    // namespaced join
+    em.of("/admin").sockets_join("adm-joined").await.unwrap();
+    em.of("/admin")
+        .to("adm-joined")
+        .emit("adm-j", &())
+        .await
+        .unwrap();
+    em.emit("marker", &()).await.unwrap();
+    node_expect(&mut a, &["in-j2", "in-j1", "marker"]).await;
+    node_expect(&mut b, &["marker"]).await;
+    node_expect(&mut d, &["marker"]).await;
+    node_expect(&mut adm, &["adm-j"]).await;
+    // The server's own view.
+    let r = server.request(json!({"cmd": "localRooms"}), T).await;
+    let rooms: Vec<&str> = r["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["room"].as_str())
+        .collect();
+    assert!(rooms.contains(&"j1") && !rooms.contains(&"j2"), "{r}");
+
+    // serverSideEmit: JSON, binaries become Node's Buffer JSON.
+    em.server_side_emit(
+        "job-done",
+        &("job-7", json!({"ok": true}), Bytes::from_static(&[9])),
+    )
+    .await
+    .unwrap();
+    let ev = server
+        .next_matching(|v| v["serverSideEvent"]["event"] == "job-done", T)
+        .await;
+    assert_eq!(
+        ev["serverSideEvent"]["args"],
+        json!(["job-7", {"ok": true}, {"type": "Buffer", "data": [9]}])
+    );
+    assert_eq!(ev["serverSideEvent"]["nsp"], "/");
+    assert_eq!(ev["serverSideEvent"]["ack"], false);
+
+    // disconnectSockets: only "d"; b stays connected.
+    em.in_("d").disconnect_sockets(true).await.unwrap();
+    let ev = d
+        .next_matching(|v| v.get("disconnected").is_some(), T)
+        .await;
+    assert!(ev["disconnected"].is_string(), "{ev}");
+    em.except("a").disconnect_sockets(false).await.unwrap();
+    let ev = b
+        .next_matching(|v| v.get("disconnected").is_some(), T)
+        .await;
+    assert_eq!(ev["disconnected"], "io server disconnect");
+    em.emit("after", &()).await.unwrap();
+    node_expect(&mut a, &["after"]).await;
+    a.assert_none_received(|v| v.get("disconnected").is_some());
+
+    shutdown_all(vec![a, b, d, adm, server]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mixed_node_and_rust_cluster_receives_everything_once() {
+    for parser in Parser::ALL {
+        let (node, em, key) = node_server(&format!("emMix-{parser:?}")).await;
+        let rust = rust_node(&key, parser).await;
+        let mut node_clients =
+            vec![start_client("emMix-nc", &node.url(), "/", json!(["r"]), &[]).await];
+        if parser == Parser::Json {
+            // client.js speaks the default (JSON) parser only.
+            node_clients.push(start_client("emMix-nr", &rust.url(), "/", json!(["r"]), &[]).await);
+        }
+        let mut rc = client(&rust, "/", parser, &["r"]).await;
+        let mut rc_other = client(&rust, "/", parser, &[]).await;
+
+        let n = em
+            .to("r")
+            .emit("mixed", &(Bytes::from_static(&[7]), "x"))
+            .await
+            .unwrap();
+        assert_eq!(n, 2, "the Node and the Rust server");
+        em.emit("marker", &()).await.unwrap();
+
+        for c in &mut node_clients {
+            let evs = node_expect(c, &["mixed", "marker"]).await;
+            assert_eq!(nd::as_bin(&evs[0][0]), Some(vec![7]), "{}", evs[0][0]);
+            assert_eq!(evs[0][1], json!("x"));
+        }
+        let evs = expect(&mut rc, &["mixed", "marker"]).await;
+        assert_eq!(evs[0].args, vec![bin([7]), arg(json!("x"))]);
+        expect(&mut rc_other, &["marker"]).await;
+        node_clients.push(node);
+        shutdown_all(node_clients).await;
+    }
+}
