@@ -22,6 +22,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+/// Wait before retrying a pipeline whose connection dropped.
+const RETRY_DELAY: Duration = Duration::from_millis(50);
 /// Most messages sent in one pipeline.
 const MAX_BATCH: usize = 512;
 /// Reconnect backoff bounds for the subscriber connection (capped low so delivery
@@ -47,7 +49,8 @@ struct Shared {
 pub(crate) struct RedisTransport {
     shared: Arc<Shared>,
     queue: mpsc::Sender<Outgoing>,
-    cmd: ConnectionManager,
+    /// Taken on close so the connection (and its driver task) goes away.
+    cmd: Mutex<Option<ConnectionManager>>,
     shutdown: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -125,7 +128,7 @@ impl RedisTransport {
         Ok(Self {
             shared,
             queue,
-            cmd,
+            cmd: Mutex::new(Some(cmd)),
             shutdown,
             tasks: Mutex::new(tasks),
         })
@@ -243,7 +246,25 @@ async fn run_publisher(
                 .arg(&m.payload[..])
                 .ignore();
         }
-        match pipe.query_async::<()>(&mut conn).await {
+        let mut result = pipe.query_async::<()>(&mut conn).await;
+        // The connection manager reports a dropped connection on the first command after
+        // the drop and reconnects in the background: retry the pipeline on the new
+        // connection (twice at most) instead of losing it. A pipeline Redis executed just
+        // before its connection died may then be delivered twice (rare; see PROTOCOL.md).
+        for delay in [RETRY_DELAY, RETRY_DELAY * 4] {
+            match &result {
+                Err(e)
+                    if e.is_io_error()
+                        || e.is_connection_dropped()
+                        || e.is_connection_refusal() =>
+                {
+                    tokio::time::sleep(delay).await;
+                    result = pipe.query_async::<()>(&mut conn).await;
+                }
+                _ => break,
+            }
+        }
+        match result {
             Ok(()) => Counters::add(&shared.counters.published, n as u64),
             Err(e) => {
                 Counters::add(&shared.counters.publish_failed, n as u64);
@@ -314,7 +335,9 @@ impl Transport for RedisTransport {
 
     fn num_sub(&self, channels: Vec<String>) -> BoxFuture<'_, Result<Vec<usize>, Error>> {
         Box::pin(async move {
-            let mut conn = self.cmd.clone();
+            let Some(mut conn) = lock(&self.cmd).clone() else {
+                return Err(Error::Closed);
+            };
             let counts: Vec<(String, usize)> = redis::cmd("PUBSUB")
                 .arg("NUMSUB")
                 .arg(&channels)
@@ -342,6 +365,7 @@ impl Transport for RedisTransport {
         self.shared.connected.store(false, Ordering::Release);
         // Dropping the sink lets the pub/sub connection close once the stream is dropped.
         lock(&self.shared.sub_sink).take();
+        lock(&self.cmd).take();
         let tasks: Vec<_> = lock(&self.tasks).drain(..).collect();
         Box::pin(async move {
             for task in tasks {

@@ -1,0 +1,268 @@
+//! Faults: Redis killed and restarted, connections killed, a subscriber cut off for a
+//! full output buffer, a hung server process (SIGSTOP), malformed floods, clean shutdown.
+//! Each test has its own `redis-server`.
+
+mod common;
+
+use common::{Client, Parser, RedisServer, arg};
+use serde_json::json;
+use socketioxide::{SocketIo, adapter::Emitter};
+use socketioxide_cluster::{Cluster, ClusterAdapter, ClusterOptions, Error};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(15);
+
+type Io = SocketIo<ClusterAdapter<Emitter>>;
+
+struct Node {
+    io: Io,
+    cluster: Cluster,
+    addr: SocketAddr,
+}
+
+async fn node(opts: ClusterOptions) -> Node {
+    let cluster = Cluster::connect(opts).await.expect("connect");
+    let (layer, io) = common::builder(Parser::Json)
+        .max_buffer_size(100_000)
+        .with_adapter::<ClusterAdapter<_>>(cluster.clone())
+        .build_layer();
+    common::test_ns(&io, "/").await.expect("ns /");
+    let addr = common::serve(layer).await;
+    Node { io, cluster, addr }
+}
+
+fn opts(redis: &RedisServer) -> ClusterOptions {
+    ClusterOptions::new(redis.url())
+        .key("res")
+        .connect_timeout(Duration::from_secs(2))
+}
+
+async fn wait_until(what: &str, mut cond: impl AsyncFnMut() -> bool) {
+    let started = Instant::now();
+    while !cond().await {
+        assert!(started.elapsed() < T, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Sends `probe` broadcasts from `from` until `to` receives one; returns how long it took.
+async fn until_delivered(from: &Io, to: &mut Client) -> Duration {
+    let started = Instant::now();
+    loop {
+        let _ = from.emit("probe", &()).await;
+        if let Some(ev) = to.try_recv_event(Duration::from_millis(50)).await {
+            assert_eq!(ev.name, "probe");
+            // Drain probes still in flight.
+            while to
+                .try_recv_event(Duration::from_millis(100))
+                .await
+                .is_some()
+            {}
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < T, "delivery did not resume");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restart_while_broadcasting_recovers_and_reports_the_gap() {
+    common::init_tracing();
+    let redis = RedisServer::start();
+    let a = node(opts(&redis)).await;
+    let b = node(opts(&redis)).await;
+    let mut c = Client::connect(b.addr, "/", Parser::Json).await;
+    until_delivered(&a.io, &mut c).await;
+
+    // Kill Redis: broadcasts fail fast instead of vanishing.
+    redis.kill();
+    wait_until("the adapter notices", async || !a.cluster.is_connected()).await;
+    let started = Instant::now();
+    let err = a.io.emit("lost", &()).await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_millis(100),
+        "not a fast failure"
+    );
+    assert!(
+        err.to_string().contains("redis connection is down"),
+        "{err}"
+    );
+    // Requests fail at once too.
+    let err = a.cluster.of("/").all_rooms().await.unwrap_err();
+    assert!(err.is_connection_error(), "{err}");
+
+    // Restart on the same port: delivery resumes by itself.
+    tokio::task::spawn_blocking({
+        let url = redis.url();
+        move || url
+    })
+    .await
+    .unwrap();
+    let redis2 = redis; // restart() blocks: run it off the runtime threads
+    let redis2 = tokio::task::spawn_blocking(move || {
+        redis2.restart();
+        redis2
+    })
+    .await
+    .unwrap();
+    let answering = Instant::now();
+    let resumed = until_delivered(&a.io, &mut c).await;
+    let total = answering.elapsed();
+    eprintln!(
+        "redis restart: delivery resumed {resumed:?} after the first probe, {total:?} after Redis answered"
+    );
+    assert!(total < Duration::from_secs(2), "{total:?}");
+    assert!(a.cluster.is_connected() && b.cluster.is_connected());
+    drop(redis2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_kill_of_every_connection_is_survived() {
+    let redis = RedisServer::start();
+    let a = node(opts(&redis)).await;
+    let b = node(opts(&redis)).await;
+    let mut c = Client::connect(b.addr, "/", Parser::Json).await;
+    until_delivered(&a.io, &mut c).await;
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+    // Kill the subscribers (pub/sub connections), then every other normal connection
+    // except ours.
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert!(killed >= 2, "{killed}");
+    let took = until_delivered(&a.io, &mut c).await;
+    eprintln!("CLIENT KILL TYPE pubsub: delivery resumed within {took:?}");
+    let _: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("normal")
+        .arg("SKIPME")
+        .arg("yes")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let took = until_delivered(&a.io, &mut c).await;
+    eprintln!("CLIENT KILL TYPE normal: delivery resumed within {took:?}");
+    // Requests work again as well.
+    assert_eq!(a.cluster.of("/").server_count().await.unwrap(), 2);
+    let rooms = a.cluster.of("/").all_rooms().await;
+    assert!(rooms.is_ok(), "{rooms:?}");
+}
+
+/// Redis cuts off a subscriber whose output buffer exceeds the limit; it must come back
+/// subscribed and receiving, not subscribed-but-deaf.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriber_cut_off_for_output_buffer_comes_back() {
+    let redis =
+        RedisServer::start_with_args(&["--client-output-buffer-limit", "pubsub 32kb 16kb 1"]);
+    let a = node(opts(&redis)).await;
+    let b = node(opts(&redis)).await;
+    let mut c = Client::connect(b.addr, "/", Parser::Json).await;
+    until_delivered(&a.io, &mut c).await;
+    // One message larger than the hard limit: Redis drops every subscriber of the channel.
+    let big = "x".repeat(256 * 1024);
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg("res#/#")
+        .arg(big.as_bytes())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let took = until_delivered(&a.io, &mut c).await;
+    eprintln!("output-buffer cut-off: delivery resumed within {took:?}");
+    assert!(b.cluster.stats().malformed >= 1 || took > Duration::ZERO);
+}
+
+#[tokio::test]
+async fn malformed_flood_does_not_hide_valid_messages() {
+    let redis = RedisServer::start();
+    let a = node(opts(&redis)).await;
+    let b = node(opts(&redis)).await;
+    let mut c = Client::connect(b.addr, "/", Parser::Json).await;
+    assert_eq!(
+        c.emit_with_ack("join", vec![json!("r")], T).await,
+        vec![arg(json!("ok"))]
+    );
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let garbage: [&[u8]; 6] = [
+        b"\xc1",
+        b"{\"type\":7}",
+        b"\x93\xa1x\x80\x80",
+        b"\xdd\xff\xff\xff\xff",
+        b"not msgpack",
+        b"\x91\x91\x91",
+    ];
+    for i in 0..200u32 {
+        for (j, g) in garbage.iter().enumerate() {
+            let ch = match j % 3 {
+                0 => "res#/#",
+                1 => "res-request#/#",
+                _ => "res#/#r#",
+            };
+            let _: i64 = redis::cmd("PUBLISH")
+                .arg(ch)
+                .arg(*g)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
+        a.io.to("r").emit("valid", &i).await.unwrap();
+    }
+    assert_eq!(c.count_events_in_order("valid", 200, T).await, 200);
+    assert!(
+        b.cluster.stats().malformed >= 400,
+        "{:?}",
+        b.cluster.stats()
+    );
+}
+
+#[tokio::test]
+async fn close_ends_requests_and_leaves_no_task_behind() {
+    let redis = RedisServer::start();
+    let rt = tokio::runtime::Handle::current();
+    let before = rt.metrics().num_alive_tasks();
+    let a = node(opts(&redis).requests_timeout(Duration::from_secs(30))).await;
+    let b = node(opts(&redis)).await;
+    // A silent subscriber keeps a request waiting.
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut silent = client.get_async_pubsub().await.unwrap();
+    silent.subscribe("res-request#/#").await.unwrap();
+    let ns = a.cluster.of("/");
+    let call = tokio::spawn(async move { ns.all_rooms().await });
+    wait_until("the request is in flight", async || {
+        a.cluster.pending_requests() == 1
+    })
+    .await;
+    let started = Instant::now();
+    a.cluster.close().await;
+    let err = call.await.unwrap().unwrap_err();
+    assert!(matches!(err, Error::Closed), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(a.cluster.pending_requests(), 0);
+    assert!(a.io.emit("x", &()).await.is_err());
+    // b no longer counts a.
+    wait_until("b stops counting a", async || {
+        b.cluster.of("/").server_count().await.unwrap() == 2
+    })
+    .await;
+    b.cluster.close().await;
+    drop(silent);
+    drop(a);
+    drop(b);
+    eprintln!(
+        "tasks before {before}, now {}",
+        rt.metrics().num_alive_tasks()
+    );
+    // Only the HTTP servers of the two nodes (2 tasks) remain.
+    wait_until("adapter tasks end", async || {
+        rt.metrics().num_alive_tasks() <= before + 2
+    })
+    .await;
+}
