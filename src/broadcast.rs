@@ -114,6 +114,11 @@ impl<E: SocketEmitter> ClusterAdapter<E> {
         {
             return;
         }
+        // Our own messages come back from Redis: skip them before decoding the whole
+        // payload (`93` + the uid string in first position).
+        if is_from(payload, self.req.uid().as_bytes()) {
+            return;
+        }
         let msg = match BroadcastMessage::decode(payload) {
             Ok(msg) => msg,
             Err(e) => {
@@ -164,6 +169,20 @@ impl<E: SocketEmitter> ClusterAdapter<E> {
                 "cluster adapter: local delivery refused by some sockets"
             );
         }
+    }
+}
+
+/// Whether a broadcast message starts with `[uid, …` for this `uid` (fixstr or str8).
+fn is_from(payload: &[u8], uid: &[u8]) -> bool {
+    match payload {
+        [0x93, m, rest @ ..] if (0xa0..=0xbf).contains(m) => {
+            let len = (*m & 0x1f) as usize;
+            len == uid.len() && rest.get(..len) == Some(uid)
+        }
+        [0x93, 0xd9, len, rest @ ..] => {
+            *len as usize == uid.len() && rest.get(..uid.len()) == Some(uid)
+        }
+        _ => false,
     }
 }
 
@@ -248,6 +267,25 @@ mod tests {
         let sid = Sid::new();
         let wire = wire_options(&BroadcastOptions::new(sid)).unwrap();
         assert_eq!(wire.room_names(), vec![sid.to_string()]);
+    }
+
+    #[test]
+    fn own_messages_are_recognised_before_decoding() {
+        let msg = BroadcastMessage {
+            uid: "abcdefghijklmnop".into(),
+            packet: NodePacket {
+                kind: EVENT,
+                data: vec![],
+                nsp: Some("/".into()),
+                id: None,
+            },
+            opts: WireOptions::default(),
+        }
+        .encode();
+        assert!(is_from(&msg, b"abcdefghijklmnop"));
+        assert!(!is_from(&msg, b"abcdefghijklmnoq"));
+        assert!(!is_from(&msg, b"emitter"));
+        assert!(!is_from(&[0x93], b"x"));
     }
 
     #[test]

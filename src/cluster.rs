@@ -267,6 +267,17 @@ impl Cluster {
         requests + self.inner.server_side.waiter_count()
     }
 
+    /// Other servers of ours (this crate) heard from within the heartbeat timeout, by
+    /// uid. Node servers do not heartbeat and are not listed.
+    pub fn live_peers(&self) -> Vec<String> {
+        self.inner.liveness.live(self.inner.opts.heartbeat_timeout)
+    }
+
+    /// Servers of ours that stopped heartbeating (hung, or gone without saying so).
+    pub fn stale_peers(&self) -> Vec<String> {
+        self.inner.liveness.stale(self.inner.opts.heartbeat_timeout)
+    }
+
     /// The classic adapter API of one namespace (`"/"`, `"/admin"`, a dynamic one once
     /// created): cluster-wide socket ids, rooms, remote join/leave/disconnect, custom
     /// requests and server-side events.

@@ -58,6 +58,16 @@ impl Liveness {
     pub fn known(&self) -> usize {
         self.peers.len()
     }
+
+    /// Peers heard from within `timeout`.
+    pub fn live(&self, timeout: Duration) -> Vec<String> {
+        let now = Instant::now();
+        self.peers
+            .iter()
+            .filter(|e| now.duration_since(*e.value()) < timeout)
+            .map(|e| e.key().clone())
+            .collect()
+    }
 }
 
 /// `{"uid":"<uid>"}`.

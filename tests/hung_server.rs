@@ -1,0 +1,161 @@
+//! A hung server: a child process in the cluster stopped with SIGSTOP, its Redis
+//! connections still open. Node waits the full timeout on every request forever; we detect
+//! it by its missing heartbeats, stop waiting for it, name it in the error, and count it
+//! again as soon as it heartbeats again.
+//!
+//! `harness = false`: the binary re-executes itself as the child server.
+
+#[allow(dead_code, unused_imports)]
+mod common;
+
+use common::RedisServer;
+use socketioxide::{SocketIo, extract::SocketRef};
+use socketioxide_cluster::{Cluster, ClusterAdapter, ClusterOptions, Error};
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CHILD_ENV: &str = "SIO_CLUSTER_HUNG_CHILD";
+
+fn opts(url: &str) -> ClusterOptions {
+    ClusterOptions::new(url)
+        .key("hung")
+        .requests_timeout(Duration::from_secs(2))
+        .heartbeat(Duration::from_millis(200), Duration::from_millis(1000))
+}
+
+async fn server(
+    url: &str,
+) -> (
+    Cluster,
+    SocketIo<ClusterAdapter<socketioxide::adapter::Emitter>>,
+) {
+    let cluster = Cluster::connect(opts(url)).await.expect("connect");
+    let (_svc, io) = SocketIo::builder()
+        .with_adapter::<ClusterAdapter<_>>(cluster.clone())
+        .build_svc();
+    io.ns("/", async |_s: SocketRef<ClusterAdapter<_>>| {})
+        .await
+        .expect("ns");
+    (cluster, io)
+}
+
+/// The child: one cluster server; prints its uid, runs until stdin closes.
+fn child() {
+    let url = std::env::var(CHILD_ENV).expect("url");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let (cluster, _io) = server(&url).await;
+        println!("READY {}", cluster.uid());
+        tokio::task::spawn_blocking(|| {
+            let mut sink = Vec::new();
+            let _ = std::io::stdin().read_to_end(&mut sink);
+        })
+        .await
+        .ok();
+    });
+}
+
+fn main() {
+    if std::env::var(CHILD_ENV).is_ok() {
+        child();
+        return;
+    }
+    let redis = RedisServer::start();
+    let mut child = Command::new(std::env::current_exe().expect("exe"))
+        .env(CHILD_ENV, redis.url())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn child server");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("child output");
+    let child_uid = line
+        .trim()
+        .strip_prefix("READY ")
+        .expect("child ready line")
+        .to_owned();
+    let pid = child.id() as i32;
+    // Whatever happens below, the child ends with this process (continued, then killed).
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            unsafe { libc::kill(self.0.id() as i32, libc::SIGCONT) };
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let child = Reap(child);
+
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let outcome = rt.block_on(async {
+        let (cluster, _io) = server(&redis.url()).await;
+        let ns = cluster.of("/");
+        assert_eq!(ns.server_count().await.unwrap(), 2);
+        // Healthy: the child answers, and heartbeats.
+        ns.all_rooms().await.expect("healthy cluster");
+        let known = Instant::now();
+        while !cluster.live_peers().contains(&child_uid) {
+            assert!(
+                known.elapsed() < Duration::from_secs(10),
+                "child heartbeat never seen"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+
+        // SIGSTOP: the child's connections stay open; it stops answering and heartbeating.
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+        let stopped = Instant::now();
+        let detected = loop {
+            let call = Instant::now();
+            match ns.all_rooms().await {
+                Err(Error::Unresponsive { servers, .. }) => {
+                    assert_eq!(servers, vec![child_uid.clone()], "names the hung server");
+                    // Once known, calls do not wait for it at all.
+                    assert!(
+                        call.elapsed() < Duration::from_millis(500),
+                        "{:?}",
+                        call.elapsed()
+                    );
+                    break stopped.elapsed();
+                }
+                Err(e) if e.is_timeout() => {} // before the heartbeat timeout: Node's behaviour
+                other => panic!("unexpected while the child is stopped: {other:?}"),
+            }
+            assert!(
+                stopped.elapsed() < Duration::from_secs(15),
+                "hung server never detected"
+            );
+        };
+        // Every later call is fast too.
+        for _ in 0..5 {
+            let call = Instant::now();
+            let err = ns.all_rooms().await.unwrap_err();
+            assert!(matches!(err, Error::Unresponsive { .. }), "{err}");
+            assert!(call.elapsed() < Duration::from_millis(500));
+        }
+        // SIGCONT: it heartbeats again and counts again.
+        unsafe { libc::kill(pid, libc::SIGCONT) };
+        let resumed = Instant::now();
+        loop {
+            if ns.all_rooms().await.is_ok() {
+                break;
+            }
+            assert!(
+                resumed.elapsed() < Duration::from_secs(15),
+                "resumed server never counted again"
+            );
+        }
+        let back = resumed.elapsed();
+        cluster.close().await;
+        (detected, back)
+    });
+    drop(child);
+    println!(
+        "hung server: detected {:?} after SIGSTOP (heartbeat timeout 1 s), counted again {:?} after SIGCONT",
+        outcome.0, outcome.1
+    );
+    println!("1 passed, 0 failed");
+}
