@@ -44,10 +44,17 @@ impl std::fmt::Debug for Namespace {
     }
 }
 
+/// A serializable value as a msgpack tree, structs as maps (as JS objects), so Node
+/// servers receive objects rather than arrays.
+fn to_value(v: &impl Serialize) -> Result<Value, Error> {
+    let bytes = rmp_serde::to_vec_named(v).map_err(|e| Error::Encode(e.to_string()))?;
+    crate::codec::decode(&bytes).map_err(|e| Error::Encode(e.0))
+}
+
 /// Spreads a tuple into arguments, as socketioxide's `emit` does; any other value is one
 /// argument.
 fn args_of(args: &impl Serialize) -> Result<Vec<Value>, Error> {
-    let v = rmpv::ext::to_value(args).map_err(|e| Error::Encode(e.to_string()))?;
+    let v = to_value(args)?;
     Ok(match v {
         Value::Array(items) if socketioxide_core::parser::is_ser_tuple(args) => items,
         Value::Nil if socketioxide_core::parser::is_ser_tuple(args) => Vec::new(),
@@ -323,12 +330,15 @@ impl Namespace {
     /// Waits for one server-side event named `event` whose arguments satisfy `matches`
     /// (e.g. a job id), at most `timeout`: the "reply when the worker's result arrives,
     /// or fail with a controlled error" pattern. Register before triggering the work.
-    pub fn wait_server_side(
+    pub fn wait_server_side<M>(
         &self,
         event: &str,
-        matches: impl Fn(&[Value]) -> bool + Send + Sync + 'static,
+        matches: M,
         timeout: Duration,
-    ) -> impl Future<Output = Result<Vec<Value>, Error>> + Send + 'static {
+    ) -> impl Future<Output = Result<Vec<Value>, Error>> + Send + 'static + use<M>
+    where
+        M: Fn(&[Value]) -> bool + Send + Sync + 'static,
+    {
         let side = self.cluster.clone();
         let (id, rx) = side
             .inner
@@ -361,7 +371,7 @@ impl Namespace {
     /// server-side event [`CUSTOM_REQUEST_EVENT`] with an ack, so a Node server answers
     /// it with `io.on(CUSTOM_REQUEST_EVENT, (data, cb) => cb(reply))`.
     pub async fn custom_request(&self, data: &impl Serialize) -> Result<Vec<Value>, Error> {
-        let data = rmpv::ext::to_value(data).map_err(|e| Error::Encode(e.to_string()))?;
+        let data = to_value(data)?;
         let hook = self.cluster.inner.server_side.hook(&self.nsp);
         let own = match hook {
             Some(hook) => hook(data.clone()).await,
@@ -422,4 +432,30 @@ enum RemoteOp {
 
 fn to_strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize)]
+    struct Job {
+        id: u32,
+        name: &'static str,
+    }
+
+    #[test]
+    fn tuples_spread_and_structs_stay_objects() {
+        assert_eq!(args_of(&("a", 1)).unwrap(), vec![Value::from("a"), Value::from(1)]);
+        assert_eq!(args_of(&()).unwrap(), Vec::<Value>::new());
+        assert_eq!(args_of(&vec![1, 2]).unwrap(), vec![Value::Array(vec![Value::from(1), Value::from(2)])]);
+        let job = args_of(&Job { id: 7, name: "x" }).unwrap();
+        assert_eq!(
+            job,
+            vec![Value::Map(vec![
+                (Value::from("id"), Value::from(7)),
+                (Value::from("name"), Value::from("x")),
+            ])]
+        );
+    }
 }

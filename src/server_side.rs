@@ -58,7 +58,10 @@ impl ServerSideEvent {
     /// the sender did not ask for one.
     pub fn ack(&self, reply: impl serde::Serialize) {
         if let Some(acker) = &self.ack {
-            match rmpv::ext::to_value(reply) {
+            let encoded = rmp_serde::to_vec_named(&reply)
+                .map_err(|e| e.to_string())
+                .and_then(|b| crate::codec::decode(&b).map_err(|e| e.0));
+            match encoded {
                 Ok(v) => acker.send(&v),
                 Err(e) => tracing::warn!(error = %e, "server-side ack could not be encoded"),
             }
