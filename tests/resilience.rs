@@ -266,3 +266,45 @@ async fn close_ends_requests_and_leaves_no_task_behind() {
     })
     .await;
 }
+
+/// The requester's subscriber connection is killed while a request waits for replies:
+/// the call ends at once with a disconnect error (its replies can no longer arrive), and
+/// the next call works on the re-established connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_killed_mid_request_fails_that_request_fast() {
+    let redis = RedisServer::start();
+    let a = node(opts(&redis).requests_timeout(Duration::from_secs(30))).await;
+    let _b = node(opts(&redis)).await;
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut silent = client.get_async_pubsub().await.unwrap();
+    silent.subscribe("res-request#/#").await.unwrap();
+    let ns = a.cluster.of("/");
+    let call = tokio::spawn({
+        let ns = ns.clone();
+        async move { ns.all_rooms().await }
+    });
+    wait_until("the request is in flight", async || {
+        a.cluster.pending_requests() == 1
+    })
+    .await;
+    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+    let started = Instant::now();
+    let _: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let err = call.await.unwrap().unwrap_err();
+    assert!(matches!(err, Error::Disconnected), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(a.cluster.pending_requests(), 0);
+    drop(silent);
+    wait_until("reconnected", async || a.cluster.is_connected()).await;
+    wait_until("requests work again", async || ns.all_rooms().await.is_ok()).await;
+}
