@@ -10,7 +10,7 @@ use crate::ack_stream::AckStream;
 use crate::broadcast::selector;
 use crate::cluster::{Cluster, NsOps, RouteKind};
 use crate::error::{Error, Partial};
-use crate::message::{EVENT, NodePacket};
+use crate::message::NodePacket;
 use crate::packet::{self, ParserKind};
 use crate::requester::Requester;
 use crate::transport::Sub;
@@ -203,12 +203,7 @@ impl<E: SocketEmitter> CoreAdapter<E> for ClusterAdapter<E> {
             let req = Request::Broadcast {
                 uid: Some(self.req.uid()),
                 request_id: pending.id.clone(),
-                packet: NodePacket {
-                    kind: EVENT,
-                    data,
-                    nsp: Some(self.req.nsp.clone()),
-                    id: None,
-                },
+                packet: NodePacket::event(data, &self.req.nsp),
                 opts: wire,
             };
             self.req.send(&req).await?;

@@ -36,12 +36,7 @@ impl<E: SocketEmitter> ClusterAdapter<E> {
         let volatile = wire.is_volatile();
         let msg = BroadcastMessage {
             uid: self.req.uid(),
-            packet: NodePacket {
-                kind: EVENT,
-                data,
-                nsp: Some(self.req.nsp.clone()),
-                id: None,
-            },
+            packet: NodePacket::event(data, &self.req.nsp),
             opts: wire,
         };
         let bytes = Bytes::from(msg.encode());

@@ -1,5 +1,7 @@
 //! Emitter options, with Node's names and defaults.
 
+pub(crate) use socketioxide_cluster_wire::redact_url;
+
 use crate::Error;
 use std::time::Duration;
 
@@ -97,48 +99,6 @@ impl std::fmt::Debug for EmitterOptions {
             .field("publish_timeout", &self.publish_timeout)
             .finish()
     }
-}
-
-/// Hides the credentials of a Redis URL: `redis://user:secret@host` →
-/// `redis://user:***@host`, `redis://secret@host` → `redis://***@host`, and the `pass`
-/// / `password` query parameters of `redis+unix://` URLs.
-pub(crate) fn redact_url(url: &str) -> String {
-    let (main, query) = match url.split_once('?') {
-        Some((m, q)) => (m, Some(q)),
-        None => (url, None),
-    };
-    let mut out = match main.split_once("://") {
-        Some((scheme, rest)) => {
-            let (authority, path) = match rest.find('/') {
-                Some(i) => rest.split_at(i),
-                None => (rest, ""),
-            };
-            match authority.rsplit_once('@') {
-                Some((userinfo, host)) => match userinfo.split_once(':') {
-                    Some((user, _)) => format!("{scheme}://{user}:***@{host}{path}"),
-                    None => format!("{scheme}://***@{host}{path}"),
-                },
-                None => main.to_owned(),
-            }
-        }
-        None => main.to_owned(),
-    };
-    if let Some(query) = query {
-        out.push('?');
-        let parts: Vec<String> = query
-            .split('&')
-            .map(|kv| match kv.split_once('=') {
-                Some((k, _))
-                    if k.eq_ignore_ascii_case("pass") || k.eq_ignore_ascii_case("password") =>
-                {
-                    format!("{k}=***")
-                }
-                _ => kv.to_owned(),
-            })
-            .collect();
-        out.push_str(&parts.join("&"));
-    }
-    out
 }
 
 #[cfg(test)]

@@ -13,4 +13,7 @@
 pub mod channel;
 pub mod codec;
 pub mod message;
+mod redact;
 pub mod request;
+
+pub use redact::redact_url;

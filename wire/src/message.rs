@@ -32,6 +32,18 @@ pub struct NodePacket {
     pub id: Option<i64>,
 }
 
+impl NodePacket {
+    /// An event packet (`type: 2`) of namespace `nsp`, as the adapter sends it.
+    pub fn event(data: Vec<Value>, nsp: &str) -> Self {
+        Self {
+            kind: EVENT,
+            data,
+            nsp: Some(nsp.to_owned()),
+            id: None,
+        }
+    }
+}
+
 /// Which key of `opts` came where, to re-encode foreign messages byte for byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum OptKey {

@@ -115,12 +115,15 @@ pub const SMALL_INPUT: usize = 20;
 pub const SMALL_INPUT_MAX_PEAK: usize = 64 * 1024;
 
 /// Bytes of heap a decode may hold per input byte. A decoded value costs a few dozen
-/// bytes per input byte (an `rmpv::Value` is 32–40 bytes, JSON goes through a
-/// `serde_json::Value` first); this leaves room for that, not for a length header
-/// multiplying the input.
+/// bytes per input byte (an `rmpv::Value` is 40 bytes, JSON goes through a
+/// `serde_json::Value` first: 40–60 per byte measured for flat containers of the
+/// cheapest items); this leaves room for that, not for length headers multiplying the
+/// input.
 pub const PEAK_PER_INPUT_BYTE: usize = 256;
-/// Fixed allowance on top of [`PEAK_PER_INPUT_BYTE`].
-pub const PEAK_BASE: usize = 64 * 1024;
+/// Fixed allowance on top of [`PEAK_PER_INPUT_BYTE`]: room for a reader that
+/// pre-allocates up to a constant number of items per container level, whatever the
+/// header claims (64 levels × 1024 items × 40 bytes = 2.5 MiB).
+pub const PEAK_BASE: usize = 4 << 20;
 
 /// The heap budget of one decode of `len` bytes.
 pub fn peak_budget(len: usize) -> usize {
