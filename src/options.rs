@@ -45,6 +45,7 @@ pub struct ClusterOptions {
     pub(crate) specific_response_channel: bool,
     pub(crate) heartbeat_interval: Duration,
     pub(crate) heartbeat_timeout: Duration,
+    pub(crate) count_peers_only: bool,
 }
 
 impl ClusterOptions {
@@ -76,6 +77,7 @@ impl ClusterOptions {
             specific_response_channel: false,
             heartbeat_interval: Duration::from_secs(2),
             heartbeat_timeout: Duration::from_secs(8),
+            count_peers_only: false,
         }
     }
 
@@ -138,6 +140,17 @@ impl ClusterOptions {
     pub fn heartbeat(mut self, interval: Duration, timeout: Duration) -> Self {
         self.heartbeat_interval = interval;
         self.heartbeat_timeout = timeout;
+        self
+    }
+
+    /// Count only servers of ours (known by their heartbeats and subscribed to the
+    /// namespace) when deciding how many replies a request waits for, instead of every
+    /// subscriber of the request channel (Node's rule). Then a monitoring client or any
+    /// other foreign subscriber of `<key>-request#<nsp>#` no longer makes every request
+    /// wait for the timeout. **Only for clusters without Node servers**: Node servers do
+    /// not heartbeat, so their replies would not be waited for. Default false.
+    pub fn count_peers_only(mut self, yes: bool) -> Self {
+        self.count_peers_only = yes;
         self
     }
 
@@ -207,6 +220,7 @@ impl std::fmt::Debug for ClusterOptions {
             .field("specific_response_channel", &self.specific_response_channel)
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("heartbeat_timeout", &self.heartbeat_timeout)
+            .field("count_peers_only", &self.count_peers_only)
             .finish()
     }
 }

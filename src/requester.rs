@@ -113,22 +113,41 @@ impl Requester {
     /// How many other servers to wait for, and which of our peers are hung: stale
     /// (no heartbeat) yet still subscribed, asked in the same `PUBSUB NUMSUB`.
     pub async fn others(&self) -> Result<(usize, Vec<String>), Error> {
-        let stale = self
-            .cluster
-            .inner
-            .liveness
-            .stale(self.cluster.options().heartbeat_timeout);
+        let opts = self.cluster.options();
+        let liveness = &self.cluster.inner.liveness;
+        let stale = liveness.stale(opts.heartbeat_timeout);
+        let live = if opts.count_peers_only {
+            liveness.live(opts.heartbeat_timeout)
+        } else {
+            Vec::new()
+        };
         let mut channels = vec![self.channels.request().to_owned()];
-        channels.extend(stale.iter().map(|uid| self.channels.response_for(uid)));
+        channels.extend(
+            stale
+                .iter()
+                .chain(&live)
+                .map(|uid| self.channels.response_for(uid)),
+        );
         let counts = self.cluster.transport().num_sub(channels).await?;
-        let total = counts.first().copied().unwrap_or(0);
-        let hung: Vec<String> = stale
-            .into_iter()
-            .zip(counts.iter().skip(1))
-            .filter(|(_, n)| **n > 0)
-            .map(|(uid, _)| uid)
+        let subscribed = |i: usize| counts.get(1 + i).copied().unwrap_or(0) > 0;
+        let hung: Vec<String> = (0..stale.len())
+            .filter(|&i| subscribed(i))
+            .map(|i| stale[i].clone())
             .collect();
-        Ok((total.saturating_sub(1 + hung.len()), hung))
+        let expected = if opts.count_peers_only {
+            // Live peers of ours that have this namespace.
+            (0..live.len())
+                .filter(|&i| subscribed(stale.len() + i))
+                .count()
+        } else {
+            // Node's rule: every subscriber of the request channel but us, minus hung peers.
+            counts
+                .first()
+                .copied()
+                .unwrap_or(0)
+                .saturating_sub(1 + hung.len())
+        };
+        Ok((expected, hung))
     }
 
     /// Registers a request, publishes it and gathers one counted reply per other server.

@@ -435,3 +435,68 @@ async fn unknown_namespace_is_an_error() {
         1
     );
 }
+
+/// Opt-in for clusters without Node servers: a foreign subscriber of the request channel
+/// (a monitoring client) no longer makes every request wait for the timeout.
+#[tokio::test]
+async fn counting_peers_only_ignores_foreign_subscribers() {
+    common::init_tracing();
+    let key = common::unique_key("peers");
+    let opts = || {
+        ClusterOptions::new(common::shared().url())
+            .key(&key)
+            .requests_timeout(Duration::from_secs(1))
+            .count_peers_only(true)
+    };
+    let a = Cluster::connect(opts()).await.unwrap();
+    let b = Cluster::connect(opts()).await.unwrap();
+    let mut ios = Vec::new();
+    for c in [&a, &b] {
+        let (_svc, io) = SocketIo::builder()
+            .with_adapter::<ClusterAdapter<_>>(c.clone())
+            .build_svc();
+        common::test_ns(&io, "/").await.unwrap();
+        ios.push(io);
+    }
+    let started = Instant::now();
+    while !a.live_peers().contains(&b.uid().to_string()) {
+        assert!(started.elapsed() < T, "peer heartbeat never seen");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let redis = redis::Client::open(common::shared().url()).unwrap();
+    let mut monitor = redis.get_async_pubsub().await.unwrap();
+    monitor
+        .subscribe(format!("{key}-request#/#"))
+        .await
+        .unwrap();
+    assert_eq!(
+        a.of("/").server_count().await.unwrap(),
+        3,
+        "Node's count includes the monitor"
+    );
+    let started = Instant::now();
+    a.of("/")
+        .server_side_emit_with_ack("nobody-acks", &())
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "b does not ack: waits for b only"
+    );
+    b.of("/").on_server_side("ack-me", |ev| ev.ack(1));
+    let started = Instant::now();
+    let replies = a
+        .of("/")
+        .server_side_emit_with_ack("ack-me", &())
+        .await
+        .unwrap();
+    assert_eq!(replies.len(), 1);
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+    let started = Instant::now();
+    a.of("/").all_rooms().await.unwrap();
+    assert!(started.elapsed() < Duration::from_millis(500));
+}
