@@ -35,6 +35,12 @@
 //! Latency is `arrival - sent_at`, both read from one `Instant` in this process. For the
 //! test client the arrival is taken when the consumer task dequeues the decoded event;
 //! for the light client right after the websocket frame is read.
+//!
+//! Each phase also prints a timeline (when A's publisher had all its messages accepted by
+//! Redis, when B's subscriber had received them all, when the last client was done) and
+//! how much CPU the run got: everything (servers, clients, redis-server) shares the
+//! machine's cores, and "waiting for a CPU" (run-queue time, from
+//! `/proc/self/task/*/schedstat`) shows when other processes took them.
 
 #[allow(dead_code, unused_imports)]
 #[path = "../tests/common/client.rs"]
@@ -167,6 +173,8 @@ struct CpuSnap {
     wall: Instant,
     own: Duration,
     redis: Duration,
+    /// Time this process' threads spent runnable but waiting for a CPU.
+    waited: Duration,
 }
 
 impl CpuSnap {
@@ -181,15 +189,17 @@ impl CpuSnap {
             wall: Instant::now(),
             own,
             redis: proc_cpu(redis_pid),
+            waited: runqueue_wait(),
         }
     }
 
-    /// "this process 1.93 cores, redis-server 0.05 cores"
+    /// "cpu: this process 1.93 cores (+0.02 waiting for a CPU), redis-server 0.05 cores; ..."
     fn cores_since(&self, start: &CpuSnap) -> String {
         let wall = (self.wall - start.wall).as_secs_f64();
         format!(
-            "cpu: this process {:.2} cores, redis-server {:.2} cores; peak RSS {} MB",
+            "cpu: this process {:.2} cores (+{:.2} waiting for a CPU), redis-server {:.2} cores; peak RSS {} MB",
             (self.own - start.own).as_secs_f64() / wall,
+            (self.waited.saturating_sub(start.waited)).as_secs_f64() / wall,
             (self.redis.saturating_sub(start.redis)).as_secs_f64() / wall,
             peak_rss_mb(),
         )
@@ -214,6 +224,20 @@ fn proc_cpu(pid: u32) -> Duration {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     Duration::from_secs_f64((ticks(11) + ticks(12)) as f64 / hz)
+}
+
+/// Sum over this process' threads of the run-queue wait time (`/proc/self/task/*/schedstat`,
+/// second field, ns). Large values mean other processes took the CPUs.
+fn runqueue_wait() -> Duration {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Duration::ZERO;
+    };
+    let ns: u64 = tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum();
+    Duration::from_nanos(ns)
 }
 
 fn peak_rss_mb() -> u64 {

@@ -446,10 +446,16 @@ mod tests {
 
     #[test]
     fn tuples_spread_and_structs_stay_objects() {
-        assert_eq!(args_of(&("a", 1)).unwrap(), vec![Value::from("a"), Value::from(1)]);
+        assert_eq!(
+            args_of(&("a", 1)).unwrap(),
+            vec![Value::from("a"), Value::from(1)]
+        );
         // As socketioxide's emit: `()` is one null argument.
         assert_eq!(args_of(&()).unwrap(), vec![Value::Nil]);
-        assert_eq!(args_of(&vec![1, 2]).unwrap(), vec![Value::Array(vec![Value::from(1), Value::from(2)])]);
+        assert_eq!(
+            args_of(&vec![1, 2]).unwrap(),
+            vec![Value::Array(vec![Value::from(1), Value::from(2)])]
+        );
         let job = args_of(&Job { id: 7, name: "x" }).unwrap();
         assert_eq!(
             job,
