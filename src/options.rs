@@ -225,28 +225,7 @@ impl std::fmt::Debug for ClusterOptions {
     }
 }
 
-/// `redis://user:secret@host` → `redis://user:***@host`.
-pub(crate) fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split_once(':').map_or("", |(u, _)| u);
-            if userinfo.contains(':') {
-                format!("{scheme}://{user}:***@{host}{path}")
-            } else {
-                // `redis://secret@host` puts the password alone before '@'.
-                format!("{scheme}://***@{host}{path}")
-            }
-        }
-        None => url.to_owned(),
-    }
-}
+pub(crate) use crate::wire::redact_url;
 
 #[cfg(test)]
 mod tests {

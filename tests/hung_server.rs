@@ -5,7 +5,6 @@
 //!
 //! `harness = false`: the binary re-executes itself as the child server.
 
-#[allow(dead_code, unused_imports)]
 mod common;
 
 use common::RedisServer;

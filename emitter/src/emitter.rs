@@ -119,6 +119,11 @@ impl Emitter {
     pub async fn connect(opts: EmitterOptions) -> Result<Self, Error> {
         opts.validate()?;
         let url = redact_url(&opts.url);
+        if opts.url.starts_with("rediss:") {
+            // redis' rustls needs a crypto provider: the one rustls would pick itself
+            // (no-op when the application installed one already).
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
         let client = redis::Client::open(opts.url.as_str())
             .map_err(|e| Error::Config(format!("invalid Redis URL {url}: {e}")))?;
         let config = redis::aio::ConnectionManagerConfig::new()

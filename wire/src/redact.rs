@@ -4,42 +4,40 @@
 /// `redis://user:***@host`, `redis://secret@host` → `redis://***@host`, and the `pass`
 /// / `password` query parameters of `redis+unix://` URLs.
 pub fn redact_url(url: &str) -> String {
-    let (main, query) = match url.split_once('?') {
-        Some((m, q)) => (m, Some(q)),
-        None => (url, None),
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return redact_query(url);
     };
-    let mut out = match main.split_once("://") {
-        Some((scheme, rest)) => {
-            let (authority, path) = match rest.find('/') {
-                Some(i) => rest.split_at(i),
-                None => (rest, ""),
+    // The credentials end at the *last* `@`: a password may hold unencoded `/`, `?`, `#`
+    // or `@`, so the authority cannot be cut at the first of those.
+    match rest.rsplit_once('@') {
+        Some((userinfo, after)) => {
+            let shown = match userinfo.split_once(':') {
+                Some((user, _)) if !user.contains(['/', '?', '#']) => format!("{user}:***"),
+                _ => "***".to_owned(),
             };
-            match authority.rsplit_once('@') {
-                Some((userinfo, host)) => match userinfo.split_once(':') {
-                    Some((user, _)) => format!("{scheme}://{user}:***@{host}{path}"),
-                    None => format!("{scheme}://***@{host}{path}"),
-                },
-                None => main.to_owned(),
-            }
+            format!("{scheme}://{shown}@{}", redact_query(after))
         }
-        None => main.to_owned(),
-    };
-    if let Some(query) = query {
-        out.push('?');
-        let parts: Vec<String> = query
-            .split('&')
-            .map(|kv| match kv.split_once('=') {
-                Some((k, _))
-                    if k.eq_ignore_ascii_case("pass") || k.eq_ignore_ascii_case("password") =>
-                {
-                    format!("{k}=***")
-                }
-                _ => kv.to_owned(),
-            })
-            .collect();
-        out.push_str(&parts.join("&"));
+        None => format!("{scheme}://{}", redact_query(rest)),
     }
-    out
+}
+
+/// Hides `pass=` / `password=` query parameters (`redis+unix://` URLs).
+fn redact_query(s: &str) -> String {
+    let Some((main, query)) = s.split_once('?') else {
+        return s.to_owned();
+    };
+    let parts: Vec<String> = query
+        .split('&')
+        .map(|kv| match kv.split_once('=') {
+            Some((k, _))
+                if k.eq_ignore_ascii_case("pass") || k.eq_ignore_ascii_case("password") =>
+            {
+                format!("{k}=***")
+            }
+            _ => kv.to_owned(),
+        })
+        .collect();
+    format!("{main}?{}", parts.join("&"))
 }
 
 #[cfg(test)]
@@ -60,6 +58,15 @@ mod tests {
                 "redis+unix:///tmp/r.sock?db=1&pass=***",
             ),
             ("redis://127.0.0.1:6379", "redis://127.0.0.1:6379"),
+            (
+                "redis://app:pa/ss#x@127.0.0.1:1",
+                "redis://app:***@127.0.0.1:1",
+            ),
+            (
+                "redis://app:p?a@s@h:1/0?protocol=resp3",
+                "redis://app:***@h:1/0?protocol=resp3",
+            ),
+            ("not a url", "not a url"),
         ] {
             assert_eq!(redact_url(url), shown);
         }
