@@ -14,6 +14,9 @@ use std::io::Write;
 /// the bound keeps a hostile message from exhausting the stack.
 pub const MAX_DEPTH: usize = 64;
 
+/// Most items reserved up front for one array or map.
+const PREALLOC_MAX: usize = 1024;
+
 /// Why a msgpack payload could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecodeError(pub String);
@@ -140,7 +143,10 @@ impl<'a> Reader<'a> {
         if n > self.remaining() {
             return err(format!("array of {n} items in {} bytes", self.remaining()));
         }
-        let mut items = Vec::with_capacity(n);
+        // Each nesting level could claim "all the bytes left": cap what is reserved up
+        // front so nested headers cannot multiply the input size; the Vec grows as items
+        // actually decode.
+        let mut items = Vec::with_capacity(n.min(PREALLOC_MAX));
         for _ in 0..n {
             items.push(self.value(depth + 1)?);
         }
@@ -151,7 +157,7 @@ impl<'a> Reader<'a> {
         if n.saturating_mul(2) > self.remaining() {
             return err(format!("map of {n} entries in {} bytes", self.remaining()));
         }
-        let mut entries = Vec::with_capacity(n);
+        let mut entries = Vec::with_capacity(n.min(PREALLOC_MAX));
         for _ in 0..n {
             let k = self.value(depth + 1)?;
             let v = self.value(depth + 1)?;

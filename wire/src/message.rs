@@ -260,6 +260,13 @@ pub fn decode_packet(v: Value) -> Result<NodePacket, DecodeError> {
     })
 }
 
+/// A repeated key keeps its first position (its last value wins, as in JS).
+fn push_once(order: &mut Vec<OptKey>, key: OptKey) {
+    if !order.contains(&key) {
+        order.push(key);
+    }
+}
+
 pub(crate) fn decode_opts(v: Value) -> Result<WireOptions, DecodeError> {
     let bad = |m: &str| DecodeError(m.to_owned());
     let entries = match v {
@@ -277,18 +284,18 @@ pub(crate) fn decode_opts(v: Value) -> Result<WireOptions, DecodeError> {
         match (k.as_str(), v) {
             (Some("rooms"), Value::Array(rooms)) => {
                 opts.rooms = rooms;
-                opts.order.push(OptKey::Rooms);
+                push_once(&mut opts.order, OptKey::Rooms);
             }
             (Some("except"), Value::Array(except)) => {
                 opts.except = Some(except);
-                opts.order.push(OptKey::Except);
+                push_once(&mut opts.order, OptKey::Except);
             }
             (Some("flags"), Value::Map(flags)) => {
                 opts.flags = flags
                     .into_iter()
                     .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), v)))
                     .collect();
-                opts.order.push(OptKey::Flags);
+                push_once(&mut opts.order, OptKey::Flags);
             }
             (Some("rooms" | "except"), Value::Nil) | (Some("flags"), Value::Nil) => {}
             (Some(key @ ("rooms" | "except" | "flags")), _) => {

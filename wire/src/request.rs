@@ -304,7 +304,9 @@ impl Request {
                 .clone()
                 .ok_or_else(|| DecodeError(format!("request type {kind} without requestId")))
         };
-        Ok(match kind as u8 {
+        let kind =
+            u8::try_from(kind).map_err(|_| DecodeError(format!("unknown request type {kind}")))?;
+        Ok(match kind {
             kind::SOCKETS => Request::Sockets {
                 request_id: need_id()?,
                 rooms: array(map_get(&m, "rooms")),

@@ -122,8 +122,8 @@ pub const SMALL_INPUT_MAX_PEAK: usize = 64 * 1024;
 pub const PEAK_PER_INPUT_BYTE: usize = 256;
 /// Fixed allowance on top of [`PEAK_PER_INPUT_BYTE`]: room for a reader that
 /// pre-allocates up to a constant number of items per container level, whatever the
-/// header claims (64 levels × 1024 items × 40 bytes = 2.5 MiB).
-pub const PEAK_BASE: usize = 4 << 20;
+/// header claims (64 levels × 1024 map entries × 80 bytes = 5 MiB).
+pub const PEAK_BASE: usize = 6 << 20;
 
 /// The heap budget of one decode of `len` bytes.
 pub fn peak_budget(len: usize) -> usize {
