@@ -4,62 +4,16 @@
 mod common;
 
 use bytes::Bytes;
-use common::{Client, Parser, arg, bin};
+use common::cluster::{Node, Serve, client, fresh_nodes, node_with};
+use common::{Parser, arg, bin};
 use serde_json::json;
-use socketioxide::{SocketIo, adapter::Emitter, extract::SocketRef, handler::ConnectHandler};
-use socketioxide_cluster::{Cluster, ClusterAdapter, ClusterOptions, Error};
-use std::net::SocketAddr;
+use socketioxide_cluster::{Cluster, ClusterOptions, Error};
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(10);
 
-type Io = SocketIo<ClusterAdapter<Emitter>>;
-
-struct Node {
-    io: Io,
-    cluster: Cluster,
-    addr: SocketAddr,
-}
-
-async fn node(key: &str, parser: Parser) -> Node {
-    node_with(ClusterOptions::new(common::shared().url()).key(key), parser).await
-}
-
-async fn node_with(opts: ClusterOptions, parser: Parser) -> Node {
-    let cluster = Cluster::connect(opts).await.expect("connect");
-    let (layer, io) = common::builder(parser)
-        .max_buffer_size(100_000)
-        .with_adapter::<ClusterAdapter<_>>(cluster.clone())
-        .build_layer();
-    common::test_ns(&io, "/").await.expect("ns /");
-    common::test_ns(&io, "/admin").await.expect("ns /admin");
-    io.dyn_ns(
-        "/dyn-{id}",
-        (async |_s: SocketRef<ClusterAdapter<Emitter>>| {})
-            .with(common::test_handlers_middleware::<ClusterAdapter<Emitter>>),
-    )
-    .expect("dyn ns");
-    let addr = common::serve(layer).await;
-    Node { io, cluster, addr }
-}
-
 async fn cluster_of(n: usize, parser: Parser) -> Vec<Node> {
-    common::init_tracing();
-    let key = common::unique_key("bc");
-    let mut nodes = Vec::new();
-    for _ in 0..n {
-        nodes.push(node(&key, parser).await);
-    }
-    nodes
-}
-
-async fn client(node: &Node, nsp: &str, parser: Parser, rooms: &[&str]) -> Client {
-    let c = Client::connect(node.addr, nsp, parser).await;
-    if !rooms.is_empty() {
-        let ack = c.emit_with_ack("join", vec![json!(rooms)], T).await;
-        assert_eq!(ack, vec![arg(json!("ok"))]);
-    }
-    c
+    fresh_nodes(n, "bc", parser, Serve::ALL).await.0
 }
 
 #[tokio::test]
@@ -68,7 +22,7 @@ async fn emit_to_all_reaches_every_server_once() {
         let nodes = cluster_of(3, parser).await;
         let mut clients = Vec::new();
         for n in &nodes {
-            clients.push(client(n, "/", parser, &[]).await);
+            clients.push(client(n, "/", parser, &[], T).await);
         }
         nodes[0]
             .io
@@ -96,10 +50,10 @@ async fn emit_to_all_reaches_every_server_once() {
 async fn to_room_and_several_rooms_and_except() {
     for parser in Parser::ALL {
         let nodes = cluster_of(3, parser).await;
-        let mut a0 = client(&nodes[0], "/", parser, &["a"]).await;
-        let mut ab1 = client(&nodes[1], "/", parser, &["a", "b"]).await;
-        let mut b2 = client(&nodes[2], "/", parser, &["b"]).await;
-        let mut none2 = client(&nodes[2], "/", parser, &[]).await;
+        let mut a0 = client(&nodes[0], "/", parser, &["a"], T).await;
+        let mut ab1 = client(&nodes[1], "/", parser, &["a", "b"], T).await;
+        let mut b2 = client(&nodes[2], "/", parser, &["b"], T).await;
+        let mut none2 = client(&nodes[2], "/", parser, &[], T).await;
 
         // One origin, so every receiver sees the same order (per-publisher ordering);
         // the receivers sit on the origin itself and on two other servers.
@@ -131,9 +85,9 @@ async fn to_room_and_several_rooms_and_except() {
 async fn socket_broadcast_excludes_the_sender_everywhere() {
     let parser = Parser::Json;
     let nodes = cluster_of(2, parser).await;
-    let mut sender = client(&nodes[0], "/", parser, &["r"]).await;
-    let mut peer0 = client(&nodes[0], "/", parser, &["r"]).await;
-    let mut peer1 = client(&nodes[1], "/", parser, &["r"]).await;
+    let mut sender = client(&nodes[0], "/", parser, &["r"], T).await;
+    let mut peer0 = client(&nodes[0], "/", parser, &["r"], T).await;
+    let mut peer1 = client(&nodes[1], "/", parser, &["r"], T).await;
     let sock = nodes[0]
         .io
         .get_socket(sender.sid().parse().unwrap())
@@ -161,7 +115,7 @@ async fn socket_broadcast_excludes_the_sender_everywhere() {
 async fn volatile_broadcasts_are_delivered_when_nothing_is_congested() {
     let parser = Parser::Json;
     let nodes = cluster_of(2, parser).await;
-    let mut c = client(&nodes[1], "/", parser, &[]).await;
+    let mut c = client(&nodes[1], "/", parser, &[], T).await;
     nodes[0].io.volatile().emit("vol", &1).await.unwrap();
     assert_eq!(c.recv_event_named("vol", T).await.i64_arg(0), 1);
     assert_eq!(nodes[0].cluster.stats().volatile_dropped, 0);
@@ -171,7 +125,7 @@ async fn volatile_broadcasts_are_delivered_when_nothing_is_congested() {
 async fn binary_payloads_cross_servers_intact() {
     for parser in Parser::ALL {
         let nodes = cluster_of(2, parser).await;
-        let mut c = client(&nodes[1], "/", parser, &[]).await;
+        let mut c = client(&nodes[1], "/", parser, &[], T).await;
         let payload = Bytes::from_static(&[0, 1, 2, 254, 255]);
         nodes[0]
             .io
@@ -191,8 +145,8 @@ async fn binary_payloads_cross_servers_intact() {
 async fn namespaces_are_kept_apart() {
     let parser = Parser::MsgPack;
     let nodes = cluster_of(2, parser).await;
-    let mut root = client(&nodes[1], "/", parser, &[]).await;
-    let mut admin = client(&nodes[1], "/admin", parser, &["staff"]).await;
+    let mut root = client(&nodes[1], "/", parser, &[], T).await;
+    let mut admin = client(&nodes[1], "/admin", parser, &["staff"], T).await;
     nodes[0]
         .io
         .of("/admin")
@@ -226,9 +180,9 @@ async fn namespaces_are_kept_apart() {
 async fn dynamic_namespaces_get_their_own_channels() {
     let parser = Parser::Json;
     let nodes = cluster_of(2, parser).await;
-    let mut d1_on_0 = client(&nodes[0], "/dyn-1", parser, &[]).await;
-    let mut d1_on_1 = client(&nodes[1], "/dyn-1", parser, &[]).await;
-    let mut d2_on_1 = client(&nodes[1], "/dyn-2", parser, &[]).await;
+    let mut d1_on_0 = client(&nodes[0], "/dyn-1", parser, &[], T).await;
+    let mut d1_on_1 = client(&nodes[1], "/dyn-1", parser, &[], T).await;
+    let mut d2_on_1 = client(&nodes[1], "/dyn-2", parser, &[], T).await;
     nodes[0]
         .io
         .of("/dyn-1")
@@ -259,8 +213,8 @@ async fn dynamic_namespaces_get_their_own_channels() {
 async fn socket_ids_work_as_rooms_across_servers() {
     let parser = Parser::Json;
     let nodes = cluster_of(2, parser).await;
-    let mut target = client(&nodes[1], "/", parser, &["g"]).await;
-    let mut other = client(&nodes[1], "/", parser, &["g"]).await;
+    let mut target = client(&nodes[1], "/", parser, &["g"], T).await;
+    let mut other = client(&nodes[1], "/", parser, &["g"], T).await;
     let sid = target.sid().to_owned();
     nodes[0]
         .io
@@ -286,7 +240,7 @@ async fn socket_ids_work_as_rooms_across_servers() {
 async fn malformed_messages_are_skipped_and_counted() {
     let parser = Parser::Json;
     let nodes = cluster_of(2, parser).await;
-    let mut c = client(&nodes[1], "/", parser, &["room"]).await;
+    let mut c = client(&nodes[1], "/", parser, &["room"], T).await;
     let key = nodes[1].cluster.options().get_key().to_owned();
     let redis = redis::Client::open(common::shared().url()).unwrap();
     let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
@@ -326,7 +280,7 @@ async fn resp3_connections_work() {
     let url = format!("{}?protocol=resp3", common::shared().url());
     let a = node_with(ClusterOptions::new(&url).key(&key), Parser::Json).await;
     let b = node_with(ClusterOptions::new(&url).key(&key), Parser::Json).await;
-    let mut c = client(&b, "/", Parser::Json, &[]).await;
+    let mut c = client(&b, "/", Parser::Json, &[], T).await;
     a.io.emit("resp3", &1).await.unwrap();
     assert_eq!(c.recv_event_named("resp3", T).await.i64_arg(0), 1);
 }
@@ -358,7 +312,7 @@ async fn bad_url_and_unreachable_redis_fail_from_connect() {
 async fn close_flushes_then_refuses() {
     let parser = Parser::Json;
     let nodes = cluster_of(2, parser).await;
-    let mut c = client(&nodes[1], "/", parser, &[]).await;
+    let mut c = client(&nodes[1], "/", parser, &[], T).await;
     for i in 0..100 {
         nodes[0].io.emit("before-close", &i).await.unwrap();
     }
@@ -383,7 +337,7 @@ async fn burst_of_20000_broadcasts_to_50_clients_arrives_complete() {
     let nodes = cluster_of(2, parser).await;
     let mut clients = Vec::new();
     for _ in 0..CLIENTS {
-        clients.push(client(&nodes[1], "/", parser, &[]).await);
+        clients.push(client(&nodes[1], "/", parser, &[], T).await);
     }
     let io = nodes[0].io.clone();
     let sender = tokio::spawn(async move {

@@ -19,53 +19,29 @@
 mod common;
 
 use bytes::Bytes;
-use common::node::{self as nd, NodeProcess, start_client, start_server};
-use common::{Arg, Client, Parser, arg, bin};
+use common::cluster::{
+    self, Serve, amap, client, expect_events, fresh_node_server, fresh_nodes, node_expect,
+    node_serving, shared_opts, shutdown_all,
+};
+use common::node::{self as nd, NodeProcess, start_client};
+use common::{Parser, arg, bin};
 use serde::Serialize;
-use serde_json::{Value, json};
-use socketioxide::{SocketIo, adapter::Emitter as LocalEmitter};
-use socketioxide_cluster::{Cluster, ClusterAdapter, ClusterOptions};
+use serde_json::json;
 use socketioxide_cluster_emitter::{Emitter, EmitterOptions, Error};
-use std::net::SocketAddr;
 use std::time::Duration;
 
 /// Bound of one wait.
 const T: Duration = Duration::from_secs(15);
 
-type Io = SocketIo<ClusterAdapter<LocalEmitter>>;
-
-struct RustNode {
-    #[allow(dead_code)]
-    io: Io,
-    cluster: Cluster,
-    addr: SocketAddr,
-}
-
-impl RustNode {
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-}
-
-async fn rust_node(key: &str, parser: Parser) -> RustNode {
-    let cluster = Cluster::connect(ClusterOptions::new(common::shared().url()).key(key))
-        .await
-        .expect("connect");
-    let (layer, io) = common::builder(parser)
-        .max_buffer_size(100_000)
-        .with_adapter::<ClusterAdapter<_>>(cluster.clone())
-        .build_layer();
-    common::test_ns(&io, "/").await.expect("ns /");
-    common::test_ns(&io, "/admin").await.expect("ns /admin");
-    let addr = common::serve(layer).await;
-    RustNode { io, cluster, addr }
-}
+/// The Rust servers serve `/` and `/admin`, with a buffer of 100,000 packets per socket.
+const SERVE: Serve = Serve {
+    dyn_ns: false,
+    ..Serve::ALL
+};
 
 /// Two Rust servers and an emitter on one fresh key.
-async fn rust_cluster(parser: Parser) -> (Vec<RustNode>, Emitter) {
-    common::init_tracing();
-    let key = common::unique_key("em");
-    let nodes = vec![rust_node(&key, parser).await, rust_node(&key, parser).await];
+async fn rust_cluster(parser: Parser) -> (Vec<cluster::Node>, Emitter) {
+    let (nodes, key) = fresh_nodes(2, "em", parser, SERVE).await;
     (nodes, emitter(&key).await)
 }
 
@@ -73,31 +49,6 @@ async fn emitter(key: &str) -> Emitter {
     Emitter::connect(EmitterOptions::new(common::shared().url()).key(key))
         .await
         .expect("emitter connect")
-}
-
-async fn client(node: &RustNode, nsp: &str, parser: Parser, rooms: &[&str]) -> Client {
-    let c = Client::connect(node.addr, nsp, parser).await;
-    if !rooms.is_empty() {
-        let ack = c.emit_with_ack("join", vec![json!(rooms)], T).await;
-        assert_eq!(ack, vec![arg(json!("ok"))]);
-    }
-    c
-}
-
-/// The next events of `c` are exactly `names`, in order; returns them.
-async fn expect(c: &mut Client, names: &[&str]) -> Vec<common::Event> {
-    let mut out = Vec::new();
-    for n in names {
-        out.push(c.recv_event_named(n, T).await);
-    }
-    out
-}
-
-/// A msgpack-style map with sorted keys (as the test client normalises maps).
-fn amap(pairs: Vec<(&str, Arg)>) -> Arg {
-    let mut m: Vec<(Arg, Arg)> = pairs.into_iter().map(|(k, v)| (Arg::from(k), v)).collect();
-    m.sort_by(|a, b| a.0.as_str().cmp(&b.0.as_str()));
-    Arg::Map(m)
 }
 
 // ---------------------------------------------------------------------------
@@ -108,9 +59,9 @@ async fn emit_to_all_reaches_every_client_of_every_server_once() {
     for parser in Parser::ALL {
         let (nodes, em) = rust_cluster(parser).await;
         let mut clients = vec![
-            client(&nodes[0], "/", parser, &[]).await,
-            client(&nodes[1], "/", parser, &[]).await,
-            client(&nodes[1], "/", parser, &["x"]).await,
+            client(&nodes[0], "/", parser, &[], T).await,
+            client(&nodes[1], "/", parser, &[], T).await,
+            client(&nodes[1], "/", parser, &["x"], T).await,
         ];
         let n = em
             .emit("hello", &("world", 42, json!({"nested": ["ü", 1.5]})))
@@ -121,7 +72,7 @@ async fn emit_to_all_reaches_every_client_of_every_server_once() {
         em.emit("no-arg", &()).await.unwrap();
         em.emit("marker", &()).await.unwrap();
         for c in &mut clients {
-            let evs = expect(c, &["hello", "one-arg", "no-arg", "marker"]).await;
+            let evs = expect_events(c, &["hello", "one-arg", "no-arg", "marker"], T).await;
             assert_eq!(
                 evs[0].args,
                 vec![
@@ -145,10 +96,10 @@ async fn emit_to_all_reaches_every_client_of_every_server_once() {
 async fn rooms_several_rooms_and_except() {
     for parser in Parser::ALL {
         let (nodes, em) = rust_cluster(parser).await;
-        let mut a0 = client(&nodes[0], "/", parser, &["a"]).await;
-        let mut ab1 = client(&nodes[1], "/", parser, &["a", "b"]).await;
-        let mut b1 = client(&nodes[1], "/", parser, &["b"]).await;
-        let mut none0 = client(&nodes[0], "/", parser, &[]).await;
+        let mut a0 = client(&nodes[0], "/", parser, &["a"], T).await;
+        let mut ab1 = client(&nodes[1], "/", parser, &["a", "b"], T).await;
+        let mut b1 = client(&nodes[1], "/", parser, &["b"], T).await;
+        let mut none0 = client(&nodes[0], "/", parser, &[], T).await;
 
         em.to("a").emit("to-a", &1).await.unwrap();
         em.to(["a", "b"]).emit("to-ab", &2).await.unwrap();
@@ -168,7 +119,7 @@ async fn rooms_several_rooms_and_except() {
         em.to("nobody").emit("to-nobody", &7).await.unwrap();
         em.emit("marker", &()).await.unwrap();
 
-        expect(
+        expect_events(
             &mut a0,
             &[
                 "to-a",
@@ -178,13 +129,14 @@ async fn rooms_several_rooms_and_except() {
                 "a-not-b",
                 "marker",
             ],
+            T,
         )
         .await;
         // In both rooms: each event once.
-        expect(&mut ab1, &["to-a", "to-ab", "to-ab-chained", "marker"]).await;
-        let evs = expect(&mut b1, &["to-ab", "to-ab-chained", "b-not-a", "marker"]).await;
+        expect_events(&mut ab1, &["to-a", "to-ab", "to-ab-chained", "marker"], T).await;
+        let evs = expect_events(&mut b1, &["to-ab", "to-ab-chained", "b-not-a", "marker"], T).await;
         assert_eq!(evs[2].i64_arg(0), 6);
-        expect(&mut none0, &["except-b", "marker"]).await;
+        expect_events(&mut none0, &["except-b", "marker"], T).await;
     }
 }
 
@@ -192,9 +144,9 @@ async fn rooms_several_rooms_and_except() {
 async fn namespaces_are_kept_apart_and_of_adds_the_slash() {
     let parser = Parser::MsgPack;
     let (nodes, em) = rust_cluster(parser).await;
-    let mut root = client(&nodes[1], "/", parser, &["staff"]).await;
-    let mut admin = client(&nodes[1], "/admin", parser, &["staff"]).await;
-    let mut admin0 = client(&nodes[0], "/admin", parser, &[]).await;
+    let mut root = client(&nodes[1], "/", parser, &["staff"], T).await;
+    let mut admin = client(&nodes[1], "/admin", parser, &["staff"], T).await;
+    let mut admin0 = client(&nodes[0], "/admin", parser, &[], T).await;
     em.of("/admin").emit("adm", &1).await.unwrap();
     em.of("admin")
         .to("staff")
@@ -203,10 +155,10 @@ async fn namespaces_are_kept_apart_and_of_adds_the_slash() {
         .unwrap();
     em.emit("marker", &()).await.unwrap();
     em.of("/admin").emit("marker", &()).await.unwrap();
-    let evs = expect(&mut admin, &["adm", "adm-staff", "marker"]).await;
+    let evs = expect_events(&mut admin, &["adm", "adm-staff", "marker"], T).await;
     assert_eq!(evs[1].i64_arg(0), 2);
-    expect(&mut admin0, &["adm", "marker"]).await;
-    expect(&mut root, &["marker"]).await;
+    expect_events(&mut admin0, &["adm", "marker"], T).await;
+    expect_events(&mut root, &["marker"], T).await;
     // A namespace no server has: published, nobody listens.
     assert_eq!(em.of("/none").emit("void", &()).await.unwrap(), 0);
 }
@@ -215,8 +167,8 @@ async fn namespaces_are_kept_apart_and_of_adds_the_slash() {
 async fn socket_ids_work_as_rooms() {
     let parser = Parser::Json;
     let (nodes, em) = rust_cluster(parser).await;
-    let mut target = client(&nodes[1], "/", parser, &["g"]).await;
-    let mut other = client(&nodes[0], "/", parser, &["g"]).await;
+    let mut target = client(&nodes[1], "/", parser, &["g"], T).await;
+    let mut other = client(&nodes[0], "/", parser, &["g"], T).await;
     let sid = target.sid().to_owned();
     em.to(sid.as_str()).emit("direct", &1).await.unwrap();
     em.to("g")
@@ -225,8 +177,8 @@ async fn socket_ids_work_as_rooms() {
         .await
         .unwrap();
     em.emit("marker", &()).await.unwrap();
-    expect(&mut target, &["direct", "marker"]).await;
-    expect(&mut other, &["not-target", "marker"]).await;
+    expect_events(&mut target, &["direct", "marker"], T).await;
+    expect_events(&mut other, &["not-target", "marker"], T).await;
 }
 
 #[derive(Serialize)]
@@ -247,7 +199,7 @@ mod serde_bytes_like {
 async fn binary_arrives_as_binary_with_both_parsers() {
     for parser in Parser::ALL {
         let (nodes, em) = rust_cluster(parser).await;
-        let mut c = client(&nodes[1], "/", parser, &[]).await;
+        let mut c = client(&nodes[1], "/", parser, &[], T).await;
         let payload = Bytes::from_static(&[0, 1, 2, 254, 255]);
         em.emit("bin", &(payload.clone(), "text", json!({"k": [1, 2]})))
             .await
@@ -262,7 +214,7 @@ async fn binary_arrives_as_binary_with_both_parsers() {
         .await
         .unwrap();
         em.emit("vec-u8", &vec![1u8, 2]).await.unwrap();
-        let evs = expect(&mut c, &["bin", "struct", "vec-u8"]).await;
+        let evs = expect_events(&mut c, &["bin", "struct", "vec-u8"], T).await;
         assert_eq!(
             evs[0].args,
             vec![bin(&payload), arg(json!("text")), arg(json!({"k": [1, 2]}))],
@@ -285,8 +237,8 @@ async fn binary_arrives_as_binary_with_both_parsers() {
 async fn volatile_and_compress_flags_are_delivered() {
     let parser = Parser::Json;
     let (nodes, em) = rust_cluster(parser).await;
-    let mut c0 = client(&nodes[0], "/", parser, &["v"]).await;
-    let mut c1 = client(&nodes[1], "/", parser, &["v"]).await;
+    let mut c0 = client(&nodes[0], "/", parser, &["v"], T).await;
+    let mut c1 = client(&nodes[1], "/", parser, &["v"], T).await;
     // socketioxide sends volatile packets outside the ordered queue: one at a time.
     em.to("v").volatile().emit("vol", &1).await.unwrap();
     for c in [&mut c0, &mut c1] {
@@ -303,7 +255,7 @@ async fn volatile_and_compress_flags_are_delivered() {
     em.compress(false).emit("uncompressed", &3).await.unwrap();
     em.emit("marker", &()).await.unwrap();
     for c in [&mut c0, &mut c1] {
-        expect(c, &["uncompressed", "marker"]).await;
+        expect_events(c, &["uncompressed", "marker"], T).await;
     }
     for n in &nodes {
         let stats = n.cluster.stats();
@@ -316,7 +268,7 @@ async fn existing_connections_and_keys() {
     let parser = Parser::Json;
     let (nodes, _) = rust_cluster(parser).await;
     let key = nodes[0].cluster.options().get_key().to_owned();
-    let mut c = client(&nodes[1], "/", parser, &[]).await;
+    let mut c = client(&nodes[1], "/", parser, &[], T).await;
 
     let redis = redis::Client::open(common::shared().url()).unwrap();
     let multiplexed = redis.get_multiplexed_async_connection().await.unwrap();
@@ -337,9 +289,10 @@ async fn existing_connections_and_keys() {
         .unwrap()
         .unwrap();
     em.emit("marker", &()).await.unwrap();
-    expect(
+    expect_events(
         &mut c,
         &["via-multiplexed", "via-manager", "spawned", "marker"],
+        T,
     )
     .await;
 }
@@ -409,36 +362,9 @@ async fn publish_fails_while_redis_is_down_then_recovers() {
 
 /// A Node server on a fresh key, and an emitter on that key.
 async fn node_server(name: &str) -> (NodeProcess, Emitter, String) {
-    common::init_tracing();
-    let key = common::unique_key("em-node");
-    let server = start_server(name, &common::shared().url(), &key, &[]).await;
+    let (server, key) = fresh_node_server(name, "em-node").await;
     let em = emitter(&key).await;
     (server, em, key)
-}
-
-/// The next `{"event": ..}` lines of a Node client are exactly `names`; their args.
-async fn node_expect(c: &mut NodeProcess, names: &[&str]) -> Vec<Value> {
-    let mut out = Vec::new();
-    for n in names {
-        let what = format!("client event {n:?} (expected sequence {names:?})");
-        let ev = c
-            .next_matching_described(|v| v.get("event").is_some(), T, &what)
-            .await;
-        assert_eq!(ev["event"], json!(n), "node {}: got {ev}", c.name());
-        out.push(ev["args"].clone());
-    }
-    out
-}
-
-async fn shutdown_all(procs: Vec<NodeProcess>) {
-    for p in procs {
-        let name = p.name().to_string();
-        let status = p.shutdown(Duration::from_secs(10)).await;
-        assert!(
-            status.is_some_and(|s| s.success()),
-            "node {name} did not exit cleanly: {status:?}"
-        );
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -467,7 +393,7 @@ async fn node_clients_receive_events_rooms_namespaces_and_buffers() {
     em.emit("marker", &()).await.unwrap();
     em.of("/admin").emit("marker", &()).await.unwrap();
 
-    let evs = node_expect(&mut c1, &["all", "room", "r1-only", "undef", "marker"]).await;
+    let evs = node_expect(&mut c1, &["all", "room", "r1-only", "undef", "marker"], T).await;
     assert_eq!(evs[0][0], json!("s"));
     assert_eq!(
         nd::as_bin(&evs[0][1]),
@@ -478,9 +404,9 @@ async fn node_clients_receive_events_rooms_namespaces_and_buffers() {
     assert_eq!(evs[0][2], json!({"k": 1.5}));
     assert_eq!(evs[1], json!([1]));
     assert_eq!(evs[3], json!([null, 1]));
-    let evs = node_expect(&mut c2, &["all", "numeric", "undef", "marker"]).await;
+    let evs = node_expect(&mut c2, &["all", "numeric", "undef", "marker"], T).await;
     assert_eq!(evs[1], json!(["n"]));
-    let evs = node_expect(&mut adm, &["adm", "marker"]).await;
+    let evs = node_expect(&mut adm, &["adm", "marker"], T).await;
     assert_eq!(evs[0], json!([2]));
 
     // Volatile: Node drops it for a client whose transport is busy writing, so it is sent
@@ -491,7 +417,7 @@ async fn node_clients_receive_events_rooms_namespaces_and_buffers() {
         .await
         .unwrap();
     for c in [&mut c1, &mut c2] {
-        assert_eq!(node_expect(c, &["flags"]).await[0], json!([true]));
+        assert_eq!(node_expect(c, &["flags"], T).await[0], json!([true]));
     }
     shutdown_all(vec![c1, c2, adm, server]).await;
 }
@@ -519,10 +445,10 @@ async fn node_servers_apply_join_leave_disconnect_and_server_side_emit() {
         .await
         .unwrap();
     em.emit("marker", &()).await.unwrap();
-    node_expect(&mut a, &["in-j2", "in-j1", "marker"]).await;
-    node_expect(&mut b, &["marker"]).await;
-    node_expect(&mut d, &["marker"]).await;
-    node_expect(&mut adm, &["adm-j"]).await;
+    node_expect(&mut a, &["in-j2", "in-j1", "marker"], T).await;
+    node_expect(&mut b, &["marker"], T).await;
+    node_expect(&mut d, &["marker"], T).await;
+    node_expect(&mut adm, &["adm-j"], T).await;
     // The server's own view.
     let r = server.request(json!({"cmd": "localRooms"}), T).await;
     let rooms: Vec<&str> = r["rooms"]
@@ -562,7 +488,7 @@ async fn node_servers_apply_join_leave_disconnect_and_server_side_emit() {
         .await;
     assert_eq!(ev["disconnected"], "io server disconnect");
     em.emit("after", &()).await.unwrap();
-    node_expect(&mut a, &["after"]).await;
+    node_expect(&mut a, &["after"], T).await;
     a.assert_none_received(|v| v.get("disconnected").is_some());
 
     shutdown_all(vec![a, b, d, adm, server]).await;
@@ -572,15 +498,15 @@ async fn node_servers_apply_join_leave_disconnect_and_server_side_emit() {
 async fn mixed_node_and_rust_cluster_receives_everything_once() {
     for parser in Parser::ALL {
         let (node, em, key) = node_server(&format!("emMix-{parser:?}")).await;
-        let rust = rust_node(&key, parser).await;
+        let rust = node_serving(shared_opts(&key), parser, SERVE).await;
         let mut node_clients =
             vec![start_client("emMix-nc", &node.url(), "/", json!(["r"]), &[]).await];
         if parser == Parser::Json {
             // client.js speaks the default (JSON) parser only.
             node_clients.push(start_client("emMix-nr", &rust.url(), "/", json!(["r"]), &[]).await);
         }
-        let mut rc = client(&rust, "/", parser, &["r"]).await;
-        let mut rc_other = client(&rust, "/", parser, &[]).await;
+        let mut rc = client(&rust, "/", parser, &["r"], T).await;
+        let mut rc_other = client(&rust, "/", parser, &[], T).await;
 
         let n = em
             .to("r")
@@ -591,13 +517,13 @@ async fn mixed_node_and_rust_cluster_receives_everything_once() {
         em.emit("marker", &()).await.unwrap();
 
         for c in &mut node_clients {
-            let evs = node_expect(c, &["mixed", "marker"]).await;
+            let evs = node_expect(c, &["mixed", "marker"], T).await;
             assert_eq!(nd::as_bin(&evs[0][0]), Some(vec![7]), "{}", evs[0][0]);
             assert_eq!(evs[0][1], json!("x"));
         }
-        let evs = expect(&mut rc, &["mixed", "marker"]).await;
+        let evs = expect_events(&mut rc, &["mixed", "marker"], T).await;
         assert_eq!(evs[0].args, vec![bin([7]), arg(json!("x"))]);
-        expect(&mut rc_other, &["marker"]).await;
+        expect_events(&mut rc_other, &["marker"], T).await;
         node_clients.push(node);
         shutdown_all(node_clients).await;
     }

@@ -10,61 +10,27 @@
 mod common;
 
 use bytes::Bytes;
-use common::{Client, Parser, arg};
+use common::cluster::{self, Serve, client, expect_events, fresh_nodes};
+use common::{Client, Parser};
 use rmpv::Value;
 use serde_json::json;
-use socketioxide::{SocketIo, adapter::Emitter as LocalEmitter};
-use socketioxide_cluster::{Cluster, ClusterAdapter, ClusterOptions};
 use socketioxide_cluster_emitter::{Emitter, EmitterOptions};
-use std::net::SocketAddr;
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(15);
 
-struct RustNode {
-    #[allow(dead_code)]
-    io: SocketIo<ClusterAdapter<LocalEmitter>>,
-    cluster: Cluster,
-    addr: SocketAddr,
-}
+/// The Rust servers serve `/` and `/admin`, with socketioxide's default buffer.
+const SERVE: Serve = Serve {
+    admin: true,
+    ..Serve::ROOT
+};
 
-async fn rust_node(key: &str, parser: Parser) -> RustNode {
-    let cluster = Cluster::connect(ClusterOptions::new(common::shared().url()).key(key))
-        .await
-        .expect("connect");
-    let (layer, io) = common::builder(parser)
-        .with_adapter::<ClusterAdapter<_>>(cluster.clone())
-        .build_layer();
-    common::test_ns(&io, "/").await.expect("ns /");
-    common::test_ns(&io, "/admin").await.expect("ns /admin");
-    let addr = common::serve(layer).await;
-    RustNode { io, cluster, addr }
-}
-
-async fn setup(parser: Parser) -> (Vec<RustNode>, Emitter) {
-    common::init_tracing();
-    let key = common::unique_key("em-req");
-    let nodes = vec![rust_node(&key, parser).await, rust_node(&key, parser).await];
+async fn setup(parser: Parser) -> (Vec<cluster::Node>, Emitter) {
+    let (nodes, key) = fresh_nodes(2, "em-req", parser, SERVE).await;
     let em = Emitter::connect(EmitterOptions::new(common::shared().url()).key(&key))
         .await
         .expect("emitter connect");
     (nodes, em)
-}
-
-async fn client(node: &RustNode, nsp: &str, parser: Parser, rooms: &[&str]) -> Client {
-    let c = Client::connect(node.addr, nsp, parser).await;
-    if !rooms.is_empty() {
-        let ack = c.emit_with_ack("join", vec![json!(rooms)], T).await;
-        assert_eq!(ack, vec![arg(json!("ok"))]);
-    }
-    c
-}
-
-/// The next events of `c` are exactly `names`, in order.
-async fn expect(c: &mut Client, names: &[&str]) {
-    for n in names {
-        c.recv_event_named(n, T).await;
-    }
 }
 
 /// The socket's rooms on its server (the `"rooms"` test handler), its own id removed.
@@ -85,10 +51,10 @@ async fn rooms_of(c: &Client) -> Vec<String> {
 async fn sockets_join_applies_on_every_server_to_the_selected_sockets() {
     for parser in Parser::ALL {
         let (nodes, em) = setup(parser).await;
-        let mut a0 = client(&nodes[0], "/", parser, &["a"]).await;
-        let mut a1 = client(&nodes[1], "/", parser, &["a"]).await;
-        let mut ab1 = client(&nodes[1], "/", parser, &["a", "b"]).await;
-        let mut none1 = client(&nodes[1], "/", parser, &[]).await;
+        let mut a0 = client(&nodes[0], "/", parser, &["a"], T).await;
+        let mut a1 = client(&nodes[1], "/", parser, &["a"], T).await;
+        let mut ab1 = client(&nodes[1], "/", parser, &["a", "b"], T).await;
+        let mut none1 = client(&nodes[1], "/", parser, &[], T).await;
 
         em.in_("a")
             .except("b")
@@ -98,11 +64,11 @@ async fn sockets_join_applies_on_every_server_to_the_selected_sockets() {
         em.to("j2").emit("in-j2", &()).await.unwrap();
         em.emit("marker", &()).await.unwrap();
         for c in [&mut a0, &mut a1] {
-            expect(c, &["in-j2", "marker"]).await;
+            expect_events(c, &["in-j2", "marker"], T).await;
             assert_eq!(rooms_of(c).await, ["a", "j1", "j2"], "{parser:?}");
         }
         for c in [&mut ab1, &mut none1] {
-            expect(c, &["marker"]).await;
+            expect_events(c, &["marker"], T).await;
         }
         assert_eq!(rooms_of(&ab1).await, ["a", "b"]);
         assert!(rooms_of(&none1).await.is_empty());
@@ -111,7 +77,7 @@ async fn sockets_join_applies_on_every_server_to_the_selected_sockets() {
         em.sockets_join("everyone").await.unwrap();
         em.to("everyone").emit("all-joined", &()).await.unwrap();
         for c in [&mut a0, &mut a1, &mut ab1, &mut none1] {
-            expect(c, &["all-joined"]).await;
+            expect_events(c, &["all-joined"], T).await;
         }
     }
 }
@@ -120,16 +86,16 @@ async fn sockets_join_applies_on_every_server_to_the_selected_sockets() {
 async fn sockets_leave_applies_on_every_server() {
     let parser = Parser::Json;
     let (nodes, em) = setup(parser).await;
-    let mut x0 = client(&nodes[0], "/", parser, &["x", "keep"]).await;
-    let mut x1 = client(&nodes[1], "/", parser, &["x", "keep"]).await;
-    let mut y1 = client(&nodes[1], "/", parser, &["y", "keep"]).await;
+    let mut x0 = client(&nodes[0], "/", parser, &["x", "keep"], T).await;
+    let mut x1 = client(&nodes[1], "/", parser, &["x", "keep"], T).await;
+    let mut y1 = client(&nodes[1], "/", parser, &["y", "keep"], T).await;
 
     em.in_("x").sockets_leave("keep").await.unwrap();
     em.to("keep").emit("to-keep", &()).await.unwrap();
     em.emit("marker", &()).await.unwrap();
-    expect(&mut x0, &["marker"]).await;
-    expect(&mut x1, &["marker"]).await;
-    expect(&mut y1, &["to-keep", "marker"]).await;
+    expect_events(&mut x0, &["marker"], T).await;
+    expect_events(&mut x1, &["marker"], T).await;
+    expect_events(&mut y1, &["to-keep", "marker"], T).await;
     assert_eq!(rooms_of(&x1).await, ["x"]);
     assert_eq!(rooms_of(&y1).await, ["keep", "y"]);
 }
@@ -138,8 +104,8 @@ async fn sockets_leave_applies_on_every_server() {
 async fn namespaced_requests_stay_in_their_namespace() {
     let parser = Parser::MsgPack;
     let (nodes, em) = setup(parser).await;
-    let mut root = client(&nodes[0], "/", parser, &[]).await;
-    let mut admin = client(&nodes[1], "/admin", parser, &[]).await;
+    let mut root = client(&nodes[0], "/", parser, &[], T).await;
+    let mut admin = client(&nodes[1], "/admin", parser, &[], T).await;
     em.of("admin").sockets_join("adm-joined").await.unwrap();
     em.of("/admin")
         .to("adm-joined")
@@ -148,8 +114,8 @@ async fn namespaced_requests_stay_in_their_namespace() {
         .unwrap();
     em.to("adm-joined").emit("root-j", &()).await.unwrap();
     em.emit("marker", &()).await.unwrap();
-    expect(&mut admin, &["adm-j"]).await;
-    expect(&mut root, &["marker"]).await;
+    expect_events(&mut admin, &["adm-j"], T).await;
+    expect_events(&mut root, &["marker"], T).await;
     assert!(rooms_of(&root).await.is_empty());
 }
 
@@ -158,10 +124,10 @@ async fn disconnect_sockets_disconnects_the_selected_sockets_everywhere() {
     for close in [false, true] {
         let parser = Parser::Json;
         let (nodes, em) = setup(parser).await;
-        let mut d0 = client(&nodes[0], "/", parser, &["d"]).await;
-        let mut d1 = client(&nodes[1], "/", parser, &["d"]).await;
-        let mut keep1 = client(&nodes[1], "/", parser, &["d", "vip"]).await;
-        let mut other0 = client(&nodes[0], "/", parser, &[]).await;
+        let mut d0 = client(&nodes[0], "/", parser, &["d"], T).await;
+        let mut d1 = client(&nodes[1], "/", parser, &["d"], T).await;
+        let mut keep1 = client(&nodes[1], "/", parser, &["d", "vip"], T).await;
+        let mut other0 = client(&nodes[0], "/", parser, &[], T).await;
 
         em.in_("d")
             .except("vip")
@@ -171,8 +137,8 @@ async fn disconnect_sockets_disconnects_the_selected_sockets_everywhere() {
         em.emit("marker", &()).await.unwrap();
         d0.expect_disconnect(T).await;
         d1.expect_disconnect(T).await;
-        expect(&mut keep1, &["marker"]).await;
-        expect(&mut other0, &["marker"]).await;
+        expect_events(&mut keep1, &["marker"], T).await;
+        expect_events(&mut other0, &["marker"], T).await;
 
         em.disconnect_sockets(close).await.unwrap();
         keep1.expect_disconnect(T).await;

@@ -12,85 +12,20 @@
 
 mod common;
 
-use std::{net::SocketAddr, time::Duration};
+use std::time::Duration;
 
 use bytes::Bytes;
-use common::node::{
-    self as nd, NodeProcess, start_client, start_emitter, start_server, u8array, undefined,
+use common::cluster::{
+    self, amap, client, expect_events, fresh_node_server, node_expect, node_with, shared_opts,
+    shutdown_all,
 };
-use common::{Arg, Client, Parser, arg, bin};
+use common::node::{self as nd, NodeProcess, start_client, start_emitter, u8array, undefined};
+use common::{Arg, Parser, arg, bin};
 use serde::Serialize;
 use serde_json::{Value, json};
-use socketioxide::{SocketIo, adapter::Emitter, extract::SocketRef, handler::ConnectHandler};
-use socketioxide_cluster::{Cluster, ClusterAdapter, ClusterOptions};
 
 /// Bound of one wait (a Rust or a Node client event, a Node command).
 const T: Duration = Duration::from_secs(15);
-
-type Io = SocketIo<ClusterAdapter<Emitter>>;
-
-// ---------------------------------------------------------------------------
-// Rust side
-
-struct RustNode {
-    io: Io,
-    cluster: Cluster,
-    addr: SocketAddr,
-}
-
-impl RustNode {
-    /// `http://127.0.0.1:PORT`, for `client.js`.
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-}
-
-async fn rust_node(redis_url: &str, key: &str, parser: Parser) -> RustNode {
-    let cluster = Cluster::connect(ClusterOptions::new(redis_url).key(key))
-        .await
-        .expect("connect");
-    let (layer, io) = common::builder(parser)
-        .max_buffer_size(100_000)
-        .with_adapter::<ClusterAdapter<_>>(cluster.clone())
-        .build_layer();
-    common::test_ns(&io, "/").await.expect("ns /");
-    common::test_ns(&io, "/admin").await.expect("ns /admin");
-    io.dyn_ns(
-        "/dyn-{id}",
-        (async |_s: SocketRef<ClusterAdapter<Emitter>>| {})
-            .with(common::test_handlers_middleware::<ClusterAdapter<Emitter>>),
-    )
-    .expect("dyn ns");
-    let addr = common::serve(layer).await;
-    RustNode { io, cluster, addr }
-}
-
-/// A raw Rust socket.io client on `node`, in `rooms` (joined with an acked "join").
-async fn rust_client(node: &RustNode, nsp: &str, parser: Parser, rooms: &[&str]) -> Client {
-    let c = Client::connect(node.addr, nsp, parser).await;
-    if !rooms.is_empty() {
-        let ack = c.emit_with_ack("join", vec![json!(rooms)], T).await;
-        assert_eq!(ack, vec![arg(json!("ok"))]);
-    }
-    c
-}
-
-/// The next events of `c` are exactly `names`, in this order (nothing else before the
-/// last one). Returns them.
-async fn rust_expect(c: &mut Client, names: &[&str]) -> Vec<common::Event> {
-    let mut out = Vec::new();
-    for n in names {
-        out.push(c.recv_event_named(n, T).await);
-    }
-    out
-}
-
-/// A msgpack-style map with sorted keys (as the test client normalises maps).
-fn amap(pairs: Vec<(&str, Arg)>) -> Arg {
-    let mut m: Vec<(Arg, Arg)> = pairs.into_iter().map(|(k, v)| (Arg::from(k), v)).collect();
-    m.sort_by(|a, b| a.0.as_str().cmp(&b.0.as_str()));
-    Arg::Map(m)
-}
 
 // ---------------------------------------------------------------------------
 // Node side
@@ -100,15 +35,12 @@ fn amap(pairs: Vec<(&str, Arg)>) -> Arg {
 struct Mixed {
     key: String,
     node: NodeProcess,
-    rust: RustNode,
+    rust: cluster::Node,
 }
 
 async fn mixed(name: &str, parser: Parser) -> Mixed {
-    common::init_tracing();
-    let redis_url = common::shared().url();
-    let key = common::unique_key("interop");
-    let node = start_server(&format!("{name}-N"), &redis_url, &key, &[]).await;
-    let rust = rust_node(&redis_url, &key, parser).await;
+    let (node, key) = fresh_node_server(&format!("{name}-N"), "interop").await;
+    let rust = node_with(shared_opts(&key), parser).await;
     Mixed { key, node, rust }
 }
 
@@ -118,44 +50,13 @@ async fn node_emit(node: &mut NodeProcess, mut fields: Value) {
     node.request(fields, T).await;
 }
 
-/// The next `{"event": ..}` lines of a `client.js` process are exactly `names`, in this
-/// order. Returns the `args` of each.
-async fn node_expect(c: &mut NodeProcess, names: &[&str]) -> Vec<Value> {
-    let mut out = Vec::new();
-    for n in names {
-        let what = format!("client event {n:?} (expected sequence {names:?})");
-        let ev = c
-            .next_matching_described(|v| v.get("event").is_some(), T, &what)
-            .await;
-        assert_eq!(
-            ev["event"],
-            json!(n),
-            "node {}: expected event {n:?} (sequence {names:?}), got {ev}",
-            c.name()
-        );
-        out.push(ev["args"].clone());
-    }
-    out
-}
-
-async fn shutdown_all(procs: Vec<NodeProcess>) {
-    for p in procs {
-        let name = p.name().to_string();
-        let status = p.shutdown(Duration::from_secs(10)).await;
-        assert!(
-            status.is_some_and(|s| s.success()),
-            "node {name} did not exit cleanly: {status:?}"
-        );
-    }
-}
-
 // ---------------------------------------------------------------------------
 // 1. io.emit
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn emit_to_all_both_directions() {
     let Mixed { mut node, rust, .. } = mixed("all", Parser::Json).await;
-    let mut rc = rust_client(&rust, "/", Parser::Json, &[]).await;
+    let mut rc = client(&rust, "/", Parser::Json, &[], T).await;
     let mut nc = start_client("all-nc", &node.url(), "/", json!([]), &[]).await;
 
     // Node io.emit -> Rust client, exactly once.
@@ -165,13 +66,13 @@ async fn emit_to_all_both_directions() {
     )
     .await;
     node_emit(&mut node, json!({"event": "n-marker", "args": []})).await;
-    let evs = rust_expect(&mut rc, &["from-node", "n-marker"]).await;
+    let evs = expect_events(&mut rc, &["from-node", "n-marker"], T).await;
     assert_eq!(evs[0].json(0), json!("hello"));
     assert_eq!(evs[0].json(1), json!(1));
     assert_eq!(evs[0].json(2), json!(1.5));
     assert_eq!(evs[0].json(3), json!({"a": [1, "ü", null, true]}));
     assert_eq!(evs[0].args.len(), 4);
-    node_expect(&mut nc, &["from-node", "n-marker"]).await;
+    node_expect(&mut nc, &["from-node", "n-marker"], T).await;
 
     // notepack's size classes (uint64/int64, float64, str8/str16, array16, map16) and
     // the volatile / compress / local flags.
@@ -209,10 +110,15 @@ async fn emit_to_all_both_directions() {
     )
     .await;
     node_emit(&mut node, json!({"event": "n-marker2", "args": []})).await;
-    let evs = rust_expect(&mut rc, &["n-values", "n-compress", "n-marker2"]).await;
+    let evs = expect_events(&mut rc, &["n-values", "n-compress", "n-marker2"], T).await;
     let got: Vec<Value> = (0..evs[0].args.len()).map(|i| evs[0].json(i)).collect();
     assert_eq!(Value::Array(got), values);
-    node_expect(&mut nc, &["n-values", "n-compress", "n-local", "n-marker2"]).await;
+    node_expect(
+        &mut nc,
+        &["n-values", "n-compress", "n-local", "n-marker2"],
+        T,
+    )
+    .await;
     // Volatile packets bypass the ordered per-socket queue on both sides (socketioxide:
     // a latest-value slot; socket.io: dropped while the transport is busy), so a
     // volatile event is sent alone, to idle clients, and awaited before anything else.
@@ -221,8 +127,11 @@ async fn emit_to_all_both_directions() {
         json!({"volatile": true, "event": "n-volatile", "args": [1]}),
     )
     .await;
-    assert_eq!(rust_expect(&mut rc, &["n-volatile"]).await[0].i64_arg(0), 1);
-    node_expect(&mut nc, &["n-volatile"]).await;
+    assert_eq!(
+        expect_events(&mut rc, &["n-volatile"], T).await[0].i64_arg(0),
+        1
+    );
+    node_expect(&mut nc, &["n-volatile"], T).await;
 
     // Rust io.emit -> Node client, exactly once.
     rust.io
@@ -233,11 +142,11 @@ async fn emit_to_all_both_directions() {
         .await
         .unwrap();
     rust.io.emit("r-marker", &()).await.unwrap();
-    let args = node_expect(&mut nc, &["from-rust", "r-marker"]).await;
+    let args = node_expect(&mut nc, &["from-rust", "r-marker"], T).await;
     assert_eq!(args[0], json!(["world", 2, 2.5, {"b": ["é", null, false]}]));
     // socketioxide sends `&()` as one `null` argument (to its local clients as well).
     assert_eq!(args[1], json!([null]));
-    rust_expect(&mut rc, &["from-rust", "r-marker"]).await;
+    expect_events(&mut rc, &["from-rust", "r-marker"], T).await;
 
     // Rust values, flags, and `local()` (not published).
     rust.io.emit("r-values", &values).await.unwrap();
@@ -250,21 +159,25 @@ async fn emit_to_all_both_directions() {
         .unwrap();
     rust.io.local().emit("r-local", &2).await.unwrap();
     rust.io.emit("r-marker2", &()).await.unwrap();
-    let args = node_expect(&mut nc, &["r-values", "r-values-spread", "r-marker2"]).await;
+    let args = node_expect(&mut nc, &["r-values", "r-values-spread", "r-marker2"], T).await;
     assert_eq!(args[0], json!([values]));
     assert_eq!(
         args[1],
         json!([4294967296u64, -4294967296i64, 0.1, "ü€𝄞", long_string()])
     );
-    rust_expect(
+    expect_events(
         &mut rc,
         &["r-values", "r-values-spread", "r-local", "r-marker2"],
+        T,
     )
     .await;
     // volatile alone (see above)
     rust.io.volatile().emit("r-volatile", &3).await.unwrap();
-    assert_eq!(node_expect(&mut nc, &["r-volatile"]).await[0], json!([3]));
-    rust_expect(&mut rc, &["r-volatile"]).await;
+    assert_eq!(
+        node_expect(&mut nc, &["r-volatile"], T).await[0],
+        json!([3])
+    );
+    expect_events(&mut rc, &["r-volatile"], T).await;
 
     shutdown_all(vec![nc, node]).await;
 }
@@ -280,10 +193,10 @@ fn long_string() -> String {
 async fn rooms_and_except_both_directions() {
     let Mixed { mut node, rust, .. } = mixed("rooms", Parser::Json).await;
     let p = Parser::Json;
-    let mut ra = rust_client(&rust, "/", p, &["a"]).await;
-    let mut rab = rust_client(&rust, "/", p, &["a", "b"]).await;
-    let mut rb = rust_client(&rust, "/", p, &["b"]).await;
-    let mut rnone = rust_client(&rust, "/", p, &[]).await;
+    let mut ra = client(&rust, "/", p, &["a"], T).await;
+    let mut rab = client(&rust, "/", p, &["a", "b"], T).await;
+    let mut rb = client(&rust, "/", p, &["b"], T).await;
+    let mut rnone = client(&rust, "/", p, &[], T).await;
     let nurl = node.url();
     let mut na = start_client("rooms-na", &nurl, "/", json!(["a"]), &[]).await;
     let mut nab = start_client("rooms-nab", &nurl, "/", json!(["a", "b"]), &[]).await;
@@ -317,16 +230,16 @@ async fn rooms_and_except_both_directions() {
     let seq_ab = ["n-to-a", "n-to-ab", "n-marker"];
     let seq_b = ["n-to-ab", "n-marker"];
     let seq_none = ["n-except-b", "n-marker"];
-    let evs = rust_expect(&mut ra, &seq_a).await;
+    let evs = expect_events(&mut ra, &seq_a, T).await;
     let got: Vec<i64> = evs[..4].iter().map(|e| e.i64_arg(0)).collect();
     assert_eq!(got, vec![1, 2, 3, 4]);
-    rust_expect(&mut rab, &seq_ab).await; // in both rooms: once
-    rust_expect(&mut rb, &seq_b).await;
-    rust_expect(&mut rnone, &seq_none).await;
-    node_expect(&mut na, &seq_a).await;
-    node_expect(&mut nab, &seq_ab).await;
-    node_expect(&mut nb, &seq_b).await;
-    node_expect(&mut nnone, &seq_none).await;
+    expect_events(&mut rab, &seq_ab, T).await; // in both rooms: once
+    expect_events(&mut rb, &seq_b, T).await;
+    expect_events(&mut rnone, &seq_none, T).await;
+    node_expect(&mut na, &seq_a, T).await;
+    node_expect(&mut nab, &seq_ab, T).await;
+    node_expect(&mut nb, &seq_b, T).await;
+    node_expect(&mut nnone, &seq_none, T).await;
 
     // Rust origin.
     let io = &rust.io;
@@ -340,7 +253,7 @@ async fn rooms_and_except_both_directions() {
     let seq_ab = ["r-to-a", "r-to-ab", "r-marker"];
     let seq_b = ["r-to-ab", "r-marker"];
     let seq_none = ["r-except-b", "r-marker"];
-    let args = node_expect(&mut na, &seq_a).await;
+    let args = node_expect(&mut na, &seq_a, T).await;
     // (`&()` is one `null` argument in socketioxide)
     assert_eq!(
         args,
@@ -352,13 +265,13 @@ async fn rooms_and_except_both_directions() {
             json!([null])
         ]
     );
-    node_expect(&mut nab, &seq_ab).await; // in both rooms: once
-    node_expect(&mut nb, &seq_b).await;
-    node_expect(&mut nnone, &seq_none).await;
-    rust_expect(&mut ra, &seq_a).await;
-    rust_expect(&mut rab, &seq_ab).await;
-    rust_expect(&mut rb, &seq_b).await;
-    rust_expect(&mut rnone, &seq_none).await;
+    node_expect(&mut nab, &seq_ab, T).await; // in both rooms: once
+    node_expect(&mut nb, &seq_b, T).await;
+    node_expect(&mut nnone, &seq_none, T).await;
+    expect_events(&mut ra, &seq_a, T).await;
+    expect_events(&mut rab, &seq_ab, T).await;
+    expect_events(&mut rb, &seq_b, T).await;
+    expect_events(&mut rnone, &seq_none, T).await;
 
     shutdown_all(vec![na, nab, nb, nnone, node]).await;
 }
@@ -369,7 +282,7 @@ async fn rooms_and_except_both_directions() {
 async fn odd_rooms_and_leave_both_directions() {
     let Mixed { mut node, rust, .. } = mixed("odd", Parser::Json).await;
     let p = Parser::Json;
-    let mut r = rust_client(&rust, "/", p, &["only-rust", "h#x", "ü-room", "tmp"]).await;
+    let mut r = client(&rust, "/", p, &["only-rust", "h#x", "ü-room", "tmp"], T).await;
     let mut n = start_client(
         "odd-n",
         &node.url(),
@@ -407,8 +320,8 @@ async fn odd_rooms_and_leave_both_directions() {
     )
     .await;
     node_emit(&mut node, json!({"event": "n-marker", "args": []})).await;
-    rust_expect(&mut r, &["n1", "n3", "n4", "n-marker"]).await;
-    node_expect(&mut n, &["n2", "n3", "n4", "n-marker"]).await;
+    expect_events(&mut r, &["n1", "n3", "n4", "n-marker"], T).await;
+    node_expect(&mut n, &["n2", "n3", "n4", "n-marker"], T).await;
 
     let io = &rust.io;
     io.to("only-node").emit("r1", &()).await.unwrap();
@@ -423,8 +336,8 @@ async fn odd_rooms_and_leave_both_directions() {
         .unwrap();
     io.except("ü-room").emit("r7", &()).await.unwrap();
     io.emit("r-marker", &()).await.unwrap();
-    node_expect(&mut n, &["r1", "r3", "r4", "r-marker"]).await;
-    rust_expect(&mut r, &["r2", "r3", "r4", "r-marker"]).await;
+    node_expect(&mut n, &["r1", "r3", "r4", "r-marker"], T).await;
+    expect_events(&mut r, &["r2", "r3", "r4", "r-marker"], T).await;
 
     // Both clients leave "tmp": neither gets what is sent to it afterwards.
     let ack = r.emit_with_ack("leave", vec![json!("tmp")], T).await;
@@ -446,8 +359,8 @@ async fn odd_rooms_and_leave_both_directions() {
     io.to("tmp").emit("r-tmp", &()).await.unwrap();
     node_emit(&mut node, json!({"event": "n-marker2", "args": []})).await;
     io.emit("r-marker2", &()).await.unwrap();
-    rust_expect(&mut r, &["n-marker2", "r-marker2"]).await;
-    node_expect(&mut n, &["n-marker2", "r-marker2"]).await;
+    expect_events(&mut r, &["n-marker2", "r-marker2"], T).await;
+    node_expect(&mut n, &["n-marker2", "r-marker2"], T).await;
 
     shutdown_all(vec![n, node]).await;
 }
@@ -464,7 +377,7 @@ struct WithBytes {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_both_directions() {
     let Mixed { mut node, rust, .. } = mixed("bin", Parser::Json).await;
-    let mut rc = rust_client(&rust, "/", Parser::Json, &[]).await;
+    let mut rc = client(&rust, "/", Parser::Json, &[], T).await;
     let mut nc = start_client("bin-nc", &node.url(), "/", json!([]), &[]).await;
     // socket.io-client on the Rust server: Node binary re-encoded by socketioxide.
     let mut nc_on_rust = start_client("bin-nc-on-rust", &rust.url(), "/", json!([]), &[]).await;
@@ -490,7 +403,7 @@ async fn binary_both_directions() {
         .await
         .unwrap();
     rust.io.emit("r-marker", &()).await.unwrap();
-    let args = node_expect(&mut nc, &["r-bin", "r-marker"]).await;
+    let args = node_expect(&mut nc, &["r-bin", "r-marker"], T).await;
     assert_eq!(args[0][0], nd::bin(&payload), "{}", args[0]);
     assert_eq!(args[0][1], json!("text"));
     assert_eq!(args[0][2], json!({"b": nd::bin(&[9, 8]), "n": 7}));
@@ -500,8 +413,8 @@ async fn binary_both_directions() {
         "big buffer"
     );
     assert_eq!(args[0][4], nd::bin(&[]));
-    node_expect(&mut nc_on_rust, &["r-bin", "r-marker"]).await;
-    rust_expect(&mut rc, &["r-bin", "r-marker"]).await;
+    node_expect(&mut nc_on_rust, &["r-bin", "r-marker"], T).await;
+    expect_events(&mut rc, &["r-bin", "r-marker"], T).await;
 
     // Node -> Rust client: binary (top level, nested, in an array, big).
     node_emit(
@@ -516,7 +429,7 @@ async fn binary_both_directions() {
     )
     .await;
     node_emit(&mut node, json!({"event": "n-marker", "args": []})).await;
-    let evs = rust_expect(&mut rc, &["n-bin", "n-marker"]).await;
+    let evs = expect_events(&mut rc, &["n-bin", "n-marker"], T).await;
     assert_eq!(
         evs[0].args,
         vec![
@@ -530,7 +443,7 @@ async fn binary_both_directions() {
             bin([7, 8]),
         ]
     );
-    let args = node_expect(&mut nc_on_rust, &["n-bin", "n-marker"]).await;
+    let args = node_expect(&mut nc_on_rust, &["n-bin", "n-marker"], T).await;
     assert_eq!(
         args[0],
         json!([
@@ -541,7 +454,7 @@ async fn binary_both_directions() {
             nd::bin(&[7, 8]),
         ])
     );
-    node_expect(&mut nc, &["n-bin", "n-marker"]).await;
+    node_expect(&mut nc, &["n-bin", "n-marker"], T).await;
 
     shutdown_all(vec![nc, nc_on_rust, node]).await;
 }
@@ -556,8 +469,8 @@ async fn socket_broadcast_both_directions() {
     let nurl = node.url();
     let mut n_sender = start_client("sbc-nsender", &nurl, "/", json!(["r"]), &[]).await;
     let mut n_peer = start_client("sbc-npeer", &nurl, "/", json!(["r"]), &[]).await;
-    let mut r_sender = rust_client(&rust, "/", p, &["r"]).await;
-    let mut r_peer = rust_client(&rust, "/", p, &["r"]).await;
+    let mut r_sender = client(&rust, "/", p, &["r"], T).await;
+    let mut r_peer = client(&rust, "/", p, &["r"], T).await;
 
     // socket.broadcast.emit from a Node socket reaches the Rust clients.
     node.request(
@@ -572,12 +485,12 @@ async fn socket_broadcast_both_directions() {
     .await;
     node_emit(&mut node, json!({"event": "n-marker", "args": []})).await;
     for c in [&mut r_sender, &mut r_peer] {
-        let evs = rust_expect(c, &["n-bc", "n-bc-r", "n-marker"]).await;
+        let evs = expect_events(c, &["n-bc", "n-bc-r", "n-marker"], T).await;
         assert_eq!(evs[0].str_arg(0), "x");
         assert_eq!(evs[1].str_arg(0), "y");
     }
-    node_expect(&mut n_peer, &["n-bc", "n-bc-r", "n-marker"]).await;
-    node_expect(&mut n_sender, &["n-marker"]).await;
+    node_expect(&mut n_peer, &["n-bc", "n-bc-r", "n-marker"], T).await;
+    node_expect(&mut n_sender, &["n-marker"], T).await;
 
     // socket.broadcast() from a Rust socket reaches the Node clients, not the sender.
     let sock = rust
@@ -588,12 +501,12 @@ async fn socket_broadcast_both_directions() {
     sock.to("r").emit("r-bc-r", &"y").await.unwrap();
     rust.io.emit("r-marker", &()).await.unwrap();
     for c in [&mut n_sender, &mut n_peer] {
-        let args = node_expect(c, &["r-bc", "r-bc-r", "r-marker"]).await;
+        let args = node_expect(c, &["r-bc", "r-bc-r", "r-marker"], T).await;
         assert_eq!(args[0], json!(["x"]));
         assert_eq!(args[1], json!(["y"]));
     }
-    rust_expect(&mut r_peer, &["r-bc", "r-bc-r", "r-marker"]).await;
-    rust_expect(&mut r_sender, &["r-marker"]).await;
+    expect_events(&mut r_peer, &["r-bc", "r-bc-r", "r-marker"], T).await;
+    expect_events(&mut r_sender, &["r-marker"], T).await;
 
     shutdown_all(vec![n_sender, n_peer, node]).await;
 }
@@ -606,8 +519,8 @@ async fn admin_namespace_both_directions() {
     let Mixed { mut node, rust, .. } = mixed("adm", Parser::Json).await;
     let p = Parser::Json;
     let nurl = node.url();
-    let mut r_root = rust_client(&rust, "/", p, &["staff"]).await;
-    let mut r_admin = rust_client(&rust, "/admin", p, &["staff"]).await;
+    let mut r_root = client(&rust, "/", p, &["staff"], T).await;
+    let mut r_admin = client(&rust, "/admin", p, &["staff"], T).await;
     let mut n_root = start_client("adm-nroot", &nurl, "/", json!(["staff"]), &[]).await;
     let mut n_admin = start_client("adm-nadmin", &nurl, "/admin", json!(["staff"]), &[]).await;
 
@@ -628,12 +541,12 @@ async fn admin_namespace_both_directions() {
         json!({"nsp": "/admin", "event": "n-marker", "args": []}),
     )
     .await;
-    let evs = rust_expect(&mut r_admin, &["n-adm", "n-adm-staff", "n-marker"]).await;
+    let evs = expect_events(&mut r_admin, &["n-adm", "n-adm-staff", "n-marker"], T).await;
     assert_eq!(evs[0].i64_arg(0), 1);
     assert_eq!(evs[1].i64_arg(0), 2);
-    rust_expect(&mut r_root, &["n-marker"]).await;
-    node_expect(&mut n_admin, &["n-adm", "n-adm-staff", "n-marker"]).await;
-    node_expect(&mut n_root, &["n-marker"]).await;
+    expect_events(&mut r_root, &["n-marker"], T).await;
+    node_expect(&mut n_admin, &["n-adm", "n-adm-staff", "n-marker"], T).await;
+    node_expect(&mut n_root, &["n-marker"], T).await;
 
     // Rust origin.
     let admin = || rust.io.of("/admin").expect("/admin");
@@ -641,12 +554,12 @@ async fn admin_namespace_both_directions() {
     admin().to("staff").emit("r-adm-staff", &2).await.unwrap();
     rust.io.emit("r-marker", &()).await.unwrap();
     admin().emit("r-marker", &()).await.unwrap();
-    let args = node_expect(&mut n_admin, &["r-adm", "r-adm-staff", "r-marker"]).await;
+    let args = node_expect(&mut n_admin, &["r-adm", "r-adm-staff", "r-marker"], T).await;
     assert_eq!(args[0], json!([1]));
     assert_eq!(args[1], json!([2]));
-    node_expect(&mut n_root, &["r-marker"]).await;
-    rust_expect(&mut r_admin, &["r-adm", "r-adm-staff", "r-marker"]).await;
-    rust_expect(&mut r_root, &["r-marker"]).await;
+    node_expect(&mut n_root, &["r-marker"], T).await;
+    expect_events(&mut r_admin, &["r-adm", "r-adm-staff", "r-marker"], T).await;
+    expect_events(&mut r_root, &["r-marker"], T).await;
 
     shutdown_all(vec![n_root, n_admin, node]).await;
 }
@@ -657,8 +570,8 @@ async fn admin_namespace_both_directions() {
 async fn dynamic_namespace_both_directions() {
     let Mixed { mut node, rust, .. } = mixed("dyn", Parser::Json).await;
     let p = Parser::Json;
-    let mut r_dyn = rust_client(&rust, "/dyn-abc", p, &["d"]).await;
-    let mut r_other = rust_client(&rust, "/dyn-other", p, &[]).await;
+    let mut r_dyn = client(&rust, "/dyn-abc", p, &["d"], T).await;
+    let mut r_other = client(&rust, "/dyn-other", p, &[], T).await;
     let mut n_dyn = start_client("dyn-n", &node.url(), "/dyn-abc", json!(["d"]), &[]).await;
 
     node_emit(
@@ -681,16 +594,16 @@ async fn dynamic_namespace_both_directions() {
         json!({"nsp": "/dyn-abc", "event": "n-marker", "args": []}),
     )
     .await;
-    rust_expect(&mut r_dyn, &["n-dyn", "n-dyn-d", "n-marker"]).await;
-    rust_expect(&mut r_other, &["n-marker"]).await;
-    node_expect(&mut n_dyn, &["n-dyn", "n-dyn-d", "n-marker"]).await;
+    expect_events(&mut r_dyn, &["n-dyn", "n-dyn-d", "n-marker"], T).await;
+    expect_events(&mut r_other, &["n-marker"], T).await;
+    node_expect(&mut n_dyn, &["n-dyn", "n-dyn-d", "n-marker"], T).await;
 
     let dyn_abc = || rust.io.of("/dyn-abc").expect("/dyn-abc");
     dyn_abc().emit("r-dyn", &1).await.unwrap();
     dyn_abc().to("d").emit("r-dyn-d", &2).await.unwrap();
     dyn_abc().emit("r-marker", &()).await.unwrap();
-    node_expect(&mut n_dyn, &["r-dyn", "r-dyn-d", "r-marker"]).await;
-    rust_expect(&mut r_dyn, &["r-dyn", "r-dyn-d", "r-marker"]).await;
+    node_expect(&mut n_dyn, &["r-dyn", "r-dyn-d", "r-marker"], T).await;
+    expect_events(&mut r_dyn, &["r-dyn", "r-dyn-d", "r-marker"], T).await;
 
     shutdown_all(vec![n_dyn, node]).await;
 }
@@ -703,8 +616,8 @@ async fn socket_id_rooms_both_directions() {
     let Mixed { mut node, rust, .. } = mixed("sid", Parser::Json).await;
     let p = Parser::Json;
     let nurl = node.url();
-    let mut r_target = rust_client(&rust, "/", p, &["g"]).await;
-    let mut r_other = rust_client(&rust, "/", p, &["g"]).await;
+    let mut r_target = client(&rust, "/", p, &["g"], T).await;
+    let mut r_other = client(&rust, "/", p, &["g"], T).await;
     let mut n_target = start_client("sid-ntarget", &nurl, "/", json!(["g"]), &[]).await;
     let mut n_other = start_client("sid-nother", &nurl, "/", json!(["g"]), &[]).await;
     let r_sid = r_target.sid().to_owned();
@@ -728,15 +641,16 @@ async fn socket_id_rooms_both_directions() {
     )
     .await;
     node_emit(&mut node, json!({"event": "n-marker", "args": []})).await;
-    let evs = rust_expect(&mut r_target, &["n-direct", "n-marker"]).await;
+    let evs = expect_events(&mut r_target, &["n-direct", "n-marker"], T).await;
     assert_eq!(evs[0].i64_arg(0), 1);
-    rust_expect(
+    expect_events(
         &mut r_other,
         &["n-not-target", "n-all-but-target", "n-marker"],
+        T,
     )
     .await;
     for c in [&mut n_target, &mut n_other] {
-        node_expect(c, &["n-not-target", "n-all-but-target", "n-marker"]).await;
+        node_expect(c, &["n-not-target", "n-all-but-target", "n-marker"], T).await;
     }
 
     // Rust origin: to(<node sid>), except(<node sid>).
@@ -752,11 +666,11 @@ async fn socket_id_rooms_both_directions() {
         .await
         .unwrap();
     rust.io.emit("r-marker", &()).await.unwrap();
-    let args = node_expect(&mut n_target, &["r-direct", "r-marker"]).await;
+    let args = node_expect(&mut n_target, &["r-direct", "r-marker"], T).await;
     assert_eq!(args[0], json!([1]));
-    node_expect(&mut n_other, &["r-not-target", "r-marker"]).await;
+    node_expect(&mut n_other, &["r-not-target", "r-marker"], T).await;
     for c in [&mut r_target, &mut r_other] {
-        rust_expect(c, &["r-not-target", "r-marker"]).await;
+        expect_events(c, &["r-not-target", "r-marker"], T).await;
     }
 
     shutdown_all(vec![n_target, n_other, node]).await;
@@ -776,8 +690,8 @@ async fn numeric_room_from_node_reaches_rust_client_in_decimal_room() {
         key,
     } = mixed("num", Parser::Json).await;
     let p = Parser::Json;
-    let mut r42 = rust_client(&rust, "/", p, &["42"]).await;
-    let mut rnone = rust_client(&rust, "/", p, &["420"]).await;
+    let mut r42 = client(&rust, "/", p, &["42"], T).await;
+    let mut rnone = client(&rust, "/", p, &["420"], T).await;
     let mut n42 = start_client("num-n42", &node.url(), "/", json!([42]), &[]).await;
 
     // single room: channel P#/#42#
@@ -796,11 +710,11 @@ async fn numeric_room_from_node_reaches_rust_client_in_decimal_room() {
     .await;
     node_emit(&mut node, json!({"event": "n-marker", "args": []})).await;
 
-    let evs = rust_expect(&mut r42, &["n-num", "n-num-two", "n-marker"]).await;
+    let evs = expect_events(&mut r42, &["n-num", "n-num-two", "n-marker"], T).await;
     assert_eq!(evs[0].i64_arg(0), 1);
     assert_eq!(evs[1].i64_arg(0), 2);
-    rust_expect(&mut rnone, &["n-not-42", "n-marker"]).await;
-    node_expect(&mut n42, &["n-num", "n-num-two", "n-marker"]).await;
+    expect_events(&mut rnone, &["n-not-42", "n-marker"], T).await;
+    node_expect(&mut n42, &["n-num", "n-num-two", "n-marker"], T).await;
 
     // The emitters can target the number 42 as well.
     let mut e = start_emitter("num-E", &common::shared().url(), &key).await;
@@ -812,10 +726,10 @@ async fn numeric_room_from_node_reaches_rust_client_in_decimal_room() {
         .await;
         e.request(json!({"lib": lib, "event": "e-marker", "args": []}), T)
             .await;
-        let evs = rust_expect(&mut r42, &["e-num", "e-marker"]).await;
+        let evs = expect_events(&mut r42, &["e-num", "e-marker"], T).await;
         assert_eq!(evs[0].str_arg(0), lib);
-        rust_expect(&mut rnone, &["e-marker"]).await;
-        node_expect(&mut n42, &["e-num", "e-marker"]).await;
+        expect_events(&mut rnone, &["e-marker"], T).await;
+        node_expect(&mut n42, &["e-num", "e-marker"], T).await;
     }
 
     shutdown_all(vec![e, n42, node]).await;
@@ -833,10 +747,10 @@ async fn emitters_reach_rust_clients_with(p: Parser) {
     common::init_tracing();
     let redis_url = common::shared().url();
     let key = common::unique_key("interop-em");
-    let rust = rust_node(&redis_url, &key, p).await;
-    let mut r1 = rust_client(&rust, "/", p, &["r1"]).await;
-    let mut r2 = rust_client(&rust, "/", p, &["r2"]).await;
-    let mut radmin = rust_client(&rust, "/admin", p, &["r1"]).await;
+    let rust = node_with(shared_opts(&key), p).await;
+    let mut r1 = client(&rust, "/", p, &["r1"], T).await;
+    let mut r2 = client(&rust, "/", p, &["r2"], T).await;
+    let mut radmin = client(&rust, "/admin", p, &["r1"], T).await;
     let mut e = start_emitter(&format!("em-{p:?}"), &redis_url, &key).await;
 
     for lib in ["redis-emitter", "socket.io-emitter"] {
@@ -885,7 +799,7 @@ async fn emitters_reach_rust_clients_with(p: Parser) {
         )
         .await;
 
-        let evs = rust_expect(&mut r1, &["all", "room", "two", "typed", "marker"]).await;
+        let evs = expect_events(&mut r1, &["all", "room", "two", "typed", "marker"], T).await;
         assert_eq!(
             evs[0].args,
             vec![arg(json!("s")), bin([1, 2]), amap(vec![("k", bin([3]))])],
@@ -898,13 +812,13 @@ async fn emitters_reach_rust_clients_with(p: Parser) {
             vec![bin([4, 5, 6]), Arg::Nil, arg(json!("after"))],
             "{ctx}"
         );
-        let evs = rust_expect(&mut r2, &["all", "two", "typed", "marker"]).await;
+        let evs = expect_events(&mut r2, &["all", "two", "typed", "marker"], T).await;
         assert_eq!(
             evs[2].args,
             vec![bin([4, 5, 6]), Arg::Nil, arg(json!("after"))],
             "{ctx}"
         );
-        let evs = rust_expect(&mut radmin, &["adm", "adm-r1", "marker"]).await;
+        let evs = expect_events(&mut radmin, &["adm", "adm-r1", "marker"], T).await;
         assert_eq!(evs[0].args, vec![arg(json!("a"))], "{ctx}");
 
         // Volatile: socketioxide sends volatile packets through a latest-value slot that
@@ -916,7 +830,7 @@ async fn emitters_reach_rust_clients_with(p: Parser) {
         )
         .await;
         for c in [&mut r1, &mut r2] {
-            let evs = rust_expect(c, &["vol-two"]).await;
+            let evs = expect_events(c, &["vol-two"], T).await;
             assert_eq!(evs[0].args, vec![arg(json!(3))], "{ctx}");
         }
         e.request(
@@ -925,7 +839,7 @@ async fn emitters_reach_rust_clients_with(p: Parser) {
         )
         .await;
         for c in [&mut r1, &mut r2] {
-            let evs = rust_expect(c, &["vol-all"]).await;
+            let evs = expect_events(c, &["vol-all"], T).await;
             assert_eq!(evs[0].args, vec![bin([4])], "{ctx}");
         }
     }
@@ -946,8 +860,8 @@ async fn emitters_reach_rust_clients_with(p: Parser) {
         T,
     )
     .await;
-    rust_expect(&mut r1, &["ex2", "marker2"]).await;
-    rust_expect(&mut r2, &["ex", "marker2"]).await;
+    expect_events(&mut r1, &["ex2", "marker2"], T).await;
+    expect_events(&mut r2, &["ex", "marker2"], T).await;
 
     assert_eq!(rust.cluster.stats().malformed, 0);
     shutdown_all(vec![e]).await;
@@ -960,9 +874,9 @@ async fn emitters_reach_rust_clients_with(p: Parser) {
 async fn msgpack_rust_server_and_node_broadcasts() {
     let p = Parser::MsgPack;
     let Mixed { mut node, rust, .. } = mixed("mp", p).await;
-    let mut rc = rust_client(&rust, "/", p, &["a"]).await;
-    let mut rnone = rust_client(&rust, "/", p, &[]).await;
-    let mut radmin = rust_client(&rust, "/admin", p, &[]).await;
+    let mut rc = client(&rust, "/", p, &["a"], T).await;
+    let mut rnone = client(&rust, "/", p, &[], T).await;
+    let mut radmin = client(&rust, "/admin", p, &[], T).await;
     let mut nc = start_client("mp-nc", &node.url(), "/", json!(["a"]), &[]).await;
 
     // Node -> Rust (msgpack)
@@ -997,7 +911,7 @@ async fn msgpack_rust_server_and_node_broadcasts() {
     )
     .await;
 
-    let evs = rust_expect(&mut rc, &["n-all", "n-bin", "n-marker"]).await;
+    let evs = expect_events(&mut rc, &["n-all", "n-bin", "n-marker"], T).await;
     assert_eq!(
         evs[0].args,
         vec![
@@ -1021,10 +935,10 @@ async fn msgpack_rust_server_and_node_broadcasts() {
             bin([7, 8]),
         ]
     );
-    rust_expect(&mut rnone, &["n-all", "n-not-a", "n-marker"]).await;
-    let evs = rust_expect(&mut radmin, &["n-adm", "n-marker"]).await;
+    expect_events(&mut rnone, &["n-all", "n-not-a", "n-marker"], T).await;
+    let evs = expect_events(&mut radmin, &["n-adm", "n-marker"], T).await;
     assert_eq!(evs[0].args, vec![bin([9])]);
-    node_expect(&mut nc, &["n-all", "n-bin", "n-marker"]).await;
+    node_expect(&mut nc, &["n-all", "n-bin", "n-marker"], T).await;
 
     // Rust (msgpack) -> Node client
     rust.io
@@ -1044,13 +958,13 @@ async fn msgpack_rust_server_and_node_broadcasts() {
         .await
         .unwrap();
     rust.io.emit("r-marker", &()).await.unwrap();
-    let args = node_expect(&mut nc, &["r-bin", "r-marker"]).await;
+    let args = node_expect(&mut nc, &["r-bin", "r-marker"], T).await;
     assert_eq!(
         args[0],
         json!([nd::bin(&[0, 255]), {"b": nd::bin(&[1]), "n": 3}, 1.5, -7])
     );
-    rust_expect(&mut rc, &["r-bin", "r-marker"]).await;
-    rust_expect(&mut rnone, &["r-marker"]).await;
+    expect_events(&mut rc, &["r-bin", "r-marker"], T).await;
+    expect_events(&mut rnone, &["r-marker"], T).await;
 
     shutdown_all(vec![nc, node]).await;
 }

@@ -9,9 +9,10 @@ mod common;
 
 use std::time::Duration;
 
+use common::cluster::shutdown_all;
 use common::node::{
-    DEFAULT_TIMEOUT, NodeProcess, as_bin, base64_decode, base64_encode, bin, start_client,
-    start_emitter, start_server, u8array, undefined,
+    DEFAULT_TIMEOUT, as_bin, base64_decode, base64_encode, bin, start_client, start_emitter,
+    start_server, u8array, undefined,
 };
 use common::redis::{RedisServer, unique_key};
 use serde_json::{Value, json};
@@ -30,17 +31,6 @@ fn sorted_strings(v: &Value) -> Vec<String> {
         .collect();
     out.sort();
     out
-}
-
-async fn shutdown_all(procs: Vec<NodeProcess>) {
-    for p in procs {
-        let name = p.name().to_string();
-        let status = p.shutdown(Duration::from_secs(10)).await;
-        assert!(
-            status.is_some_and(|s| s.success()),
-            "node {name} did not exit cleanly: {status:?}"
-        );
-    }
 }
 
 #[test]

@@ -18,15 +18,16 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::node::{NodeProcess, start_client, start_server};
+use common::cluster::{
+    self, Serve, client, fresh_node_server, nodes_serving, shared_opts, shutdown_all,
+};
+use common::node::{NodeProcess, start_client};
 use common::{AutoAck, Client, Parser, arg};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use socketioxide::{SocketIo, adapter::Emitter};
-use socketioxide_cluster::{CUSTOM_REQUEST_EVENT, Cluster, ClusterAdapter, ClusterOptions, Error};
+use socketioxide_cluster::{CUSTOM_REQUEST_EVENT, Error};
 use tokio::sync::mpsc;
 
 /// Bound of one wait (a Rust or a Node client event, a Node command, a poll).
@@ -34,43 +35,14 @@ const T: Duration = Duration::from_secs(15);
 /// `requests_timeout` of the Rust servers (Node keeps its default 5000 ms).
 const RUST_REQUESTS_TIMEOUT: Duration = Duration::from_secs(10);
 
-type Io = SocketIo<ClusterAdapter<Emitter>>;
-
 // ---------------------------------------------------------------------------
 // Rust side
 
-struct RustNode {
-    io: Io,
-    cluster: Cluster,
-    addr: SocketAddr,
-}
-
-async fn rust_node(redis_url: &str, key: &str, timeout: Duration) -> RustNode {
-    let cluster = Cluster::connect(
-        ClusterOptions::new(redis_url)
-            .key(key)
-            .requests_timeout(timeout),
-    )
-    .await
-    .expect("connect");
-    let (layer, io) = common::builder(Parser::Json)
-        .with_adapter::<ClusterAdapter<_>>(cluster.clone())
-        .build_layer();
-    common::test_ns(&io, "/").await.expect("ns /");
-    common::test_ns(&io, "/admin").await.expect("ns /admin");
-    let addr = common::serve(layer).await;
-    RustNode { io, cluster, addr }
-}
-
-/// A raw Rust socket.io client on `node`'s `/`, in `rooms` (joined with an acked "join").
-async fn rust_client(node: &RustNode, rooms: &[&str]) -> Client {
-    let c = Client::connect(node.addr, "/", Parser::Json).await;
-    if !rooms.is_empty() {
-        let ack = c.emit_with_ack("join", vec![json!(rooms)], T).await;
-        assert_eq!(ack, vec![arg(json!("ok"))]);
-    }
-    c
-}
+/// The Rust servers serve `/` and `/admin`, with socketioxide's default buffer.
+const SERVE: Serve = Serve {
+    admin: true,
+    ..Serve::ROOT
+};
 
 /// The rooms the Rust client's own server has for it (the "rooms" test handler).
 async fn rust_rooms(c: &Client) -> BTreeSet<String> {
@@ -85,18 +57,13 @@ async fn rust_rooms(c: &Client) -> BTreeSet<String> {
 /// with a fresh key prefix.
 struct Mixed {
     node: NodeProcess,
-    rust: Vec<RustNode>,
+    rust: Vec<cluster::Node>,
 }
 
 async fn mixed(name: &str, n_rust: usize, rust_timeout: Duration) -> Mixed {
-    common::init_tracing();
-    let redis_url = common::shared().url();
-    let key = common::unique_key("interop-rq");
-    let node = start_server(&format!("{name}-N"), &redis_url, &key, &[]).await;
-    let mut rust = Vec::new();
-    for _ in 0..n_rust {
-        rust.push(rust_node(&redis_url, &key, rust_timeout).await);
-    }
+    let (node, key) = fresh_node_server(&format!("{name}-N"), "interop-rq").await;
+    let opts = shared_opts(&key).requests_timeout(rust_timeout);
+    let rust = nodes_serving(n_rust, &opts, Parser::Json, SERVE).await;
     Mixed { node, rust }
 }
 
@@ -137,17 +104,6 @@ async fn node_client_disconnected(c: &mut NodeProcess) -> String {
         )
         .await;
     text(&v["disconnected"])
-}
-
-async fn shutdown_all(procs: Vec<NodeProcess>) {
-    for p in procs {
-        let name = p.name().to_string();
-        let status = p.shutdown(Duration::from_secs(10)).await;
-        assert!(
-            status.is_some_and(|s| s.success()),
-            "node {name} did not exit cleanly: {status:?}"
-        );
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -235,9 +191,9 @@ async fn fetch_sockets_both_directions() {
     )
     .await;
     let nab = start_client("fetch-nab", &nurl, "/", json!(["a", "b"]), &[]).await;
-    let ra = rust_client(r1, &["a"]).await;
-    let rab = rust_client(r2, &["a", "b"]).await;
-    let rnone = rust_client(r2, &[]).await;
+    let ra = client(r1, "/", Parser::Json, &["a"], T).await;
+    let rab = client(r2, "/", Parser::Json, &["a", "b"], T).await;
+    let rnone = client(r2, "/", Parser::Json, &[], T).await;
     let (na_id, nab_id) = (na.sid(), nab.sid());
     let (ra_id, rab_id, rnone_id) = (ra.sid(), rab.sid(), rnone.sid());
     assert_eq!(na_id.len(), 20, "Node socket ids are 20 characters");
@@ -356,8 +312,8 @@ async fn all_rooms_and_server_count_both_directions() {
         &[],
     )
     .await;
-    let ra = rust_client(r1, &["r1-room", "shared"]).await;
-    let rb = rust_client(r2, &["r2-room"]).await;
+    let ra = client(r1, "/", Parser::Json, &["r1-room", "shared"], T).await;
+    let rb = client(r2, "/", Parser::Json, &["r2-room"], T).await;
     let na_id = na.sid();
     let every = sset![
         "n-room",
@@ -440,9 +396,9 @@ async fn node_join_leave_disconnect_apply_on_rust_sockets() {
     let Mixed { mut node, rust } = mixed("njoin", 2, RUST_REQUESTS_TIMEOUT).await;
     let (r1, r2) = (&rust[0], &rust[1]);
     let mut na = start_client("njoin-na", &node.url(), "/", json!(["a"]), &[]).await;
-    let mut ra = rust_client(r1, &["a"]).await;
-    let rab = rust_client(r2, &["a", "b"]).await;
-    let mut rc = rust_client(r2, &[]).await;
+    let mut ra = client(r1, "/", Parser::Json, &["a"], T).await;
+    let rab = client(r2, "/", Parser::Json, &["a", "b"], T).await;
+    let mut rc = client(r2, "/", Parser::Json, &[], T).await;
     let na_id = na.sid();
     let (ra_id, rab_id, rc_id) = (
         ra.sid().to_owned(),
@@ -536,7 +492,7 @@ async fn rust_join_leave_disconnect_apply_on_node_sockets() {
     let nurl = node.url();
     let mut na = start_client("rjoin-na", &nurl, "/", json!(["a"]), &[]).await;
     let nb = start_client("rjoin-nb", &nurl, "/", json!(["b"]), &[]).await;
-    let mut ra = rust_client(r2, &["a"]).await;
+    let mut ra = client(r2, "/", Parser::Json, &["a"], T).await;
     let (na_id, nb_id, ra_id) = (na.sid(), nb.sid(), ra.sid().to_owned());
     let ns = r1.cluster.of("/");
 
@@ -808,8 +764,8 @@ async fn emit_with_ack_both_directions() {
     .await;
     // No --ack-reply: client.js answers with its socket id.
     let mut n2 = start_client("acks-n2", &nurl, "/", json!([]), &[]).await;
-    let mut c1 = rust_client(r1, &[]).await;
-    let mut c2 = rust_client(r2, &["acks"]).await;
+    let mut c1 = client(r1, "/", Parser::Json, &[], T).await;
+    let mut c2 = client(r2, "/", Parser::Json, &["acks"], T).await;
     c1.set_auto_ack(Some(AutoAck::With(vec![arg(json!("c1-reply"))])));
     c2.set_auto_ack(Some(AutoAck::With(vec![arg(
         json!({"from": "c2", "n": [1, 2]}),
@@ -1080,7 +1036,7 @@ async fn remote_socket_ops_both_directions() {
     let Mixed { mut node, rust } = mixed("remote", 1, RUST_REQUESTS_TIMEOUT).await;
     let r1 = &rust[0];
     let mut na = start_client("remote-na", &node.url(), "/", json!(["x"]), &[]).await;
-    let mut rc = rust_client(r1, &["x"]).await;
+    let mut rc = client(r1, "/", Parser::Json, &["x"], T).await;
     let na_id = na.sid();
     let rc_id = rc.sid().to_owned();
 
@@ -1196,8 +1152,8 @@ async fn killed_node_server_stops_being_counted() {
     let Mixed { mut node, rust } = mixed("kill", 2, timeout).await;
     let (r1, r2) = (&rust[0], &rust[1]);
     let na = start_client("kill-na", &node.url(), "/", json!(["n-room"]), &[]).await;
-    let ra = rust_client(r1, &["r-room"]).await;
-    let rb = rust_client(r2, &["r-room"]).await;
+    let ra = client(r1, "/", Parser::Json, &["r-room"], T).await;
+    let rb = client(r2, "/", Parser::Json, &["r-room"], T).await;
     ra.set_auto_ack(Some(AutoAck::With(vec![arg(json!("ra"))])));
     rb.set_auto_ack(Some(AutoAck::With(vec![arg(json!("rb"))])));
     for (i, r) in rust.iter().enumerate() {

@@ -4,63 +4,30 @@
 
 mod common;
 
+use common::cluster::{Node, Serve, client, nodes_serving, shared_opts};
 use common::{AutoAck, Client, Parser, arg};
 use futures_util::StreamExt;
 use serde_json::json;
-use socketioxide::{SocketIo, adapter::Emitter};
+use socketioxide::SocketIo;
 use socketioxide_cluster::{Cluster, ClusterAdapter, ClusterOptions, Error, Partial};
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(10);
 
-type Io = SocketIo<ClusterAdapter<Emitter>>;
-
-struct Node {
-    io: Io,
-    cluster: Cluster,
-    addr: SocketAddr,
-}
-
-async fn node(key: &str, timeout: Duration) -> Node {
-    let cluster = Cluster::connect(
-        ClusterOptions::new(common::shared().url())
-            .key(key)
-            .requests_timeout(timeout),
-    )
-    .await
-    .expect("connect");
-    let (layer, io) = common::builder(Parser::Json)
-        .with_adapter::<ClusterAdapter<_>>(cluster.clone())
-        .build_layer();
-    common::test_ns(&io, "/").await.expect("ns /");
-    common::test_ns(&io, "/admin").await.expect("ns /admin");
-    let addr = common::serve(layer).await;
-    Node { io, cluster, addr }
-}
+/// `/` and `/admin`, socketioxide's default buffer.
+const SERVE: Serve = Serve {
+    admin: true,
+    ..Serve::ROOT
+};
 
 async fn cluster_of(n: usize, timeout: Duration) -> Vec<Node> {
     common::init_tracing();
     let key = common::unique_key("rq");
-    let mut nodes = Vec::new();
-    for _ in 0..n {
-        nodes.push(node(&key, timeout).await);
-    }
-    nodes
-}
-
-async fn client(node: &Node, rooms: &[&str]) -> Client {
-    let c = Client::connect(node.addr, "/", Parser::Json).await;
-    if !rooms.is_empty() {
-        assert_eq!(
-            c.emit_with_ack("join", vec![json!(rooms)], T).await,
-            vec![arg(json!("ok"))]
-        );
-    }
-    c
+    let opts = shared_opts(&key).requests_timeout(timeout);
+    nodes_serving(n, &opts, Parser::Json, SERVE).await
 }
 
 async fn rooms_of(c: &Client) -> Vec<String> {
@@ -75,9 +42,9 @@ fn set<I: IntoIterator<Item = S>, S: ToString>(i: I) -> BTreeSet<String> {
 #[tokio::test]
 async fn fetch_sockets_and_rooms_span_the_cluster() {
     let nodes = cluster_of(3, T).await;
-    let a = client(&nodes[0], &["r1"]).await;
-    let b = client(&nodes[1], &["r1", "r2"]).await;
-    let c = client(&nodes[2], &["r3"]).await;
+    let a = client(&nodes[0], "/", Parser::Json, &["r1"], T).await;
+    let b = client(&nodes[1], "/", Parser::Json, &["r1", "r2"], T).await;
+    let c = client(&nodes[2], "/", Parser::Json, &["r3"], T).await;
     for n in &nodes {
         assert_eq!(n.io.fetch_sockets().await.unwrap().len(), 3);
     }
@@ -141,9 +108,9 @@ async fn fetch_sockets_and_rooms_span_the_cluster() {
 #[tokio::test]
 async fn join_leave_and_disconnect_apply_everywhere() {
     let nodes = cluster_of(3, T).await;
-    let a = client(&nodes[0], &["src"]).await;
-    let b = client(&nodes[1], &["src"]).await;
-    let c = client(&nodes[2], &[]).await;
+    let a = client(&nodes[0], "/", Parser::Json, &["src"], T).await;
+    let b = client(&nodes[1], "/", Parser::Json, &["src"], T).await;
+    let c = client(&nodes[2], "/", Parser::Json, &[], T).await;
     nodes[2].io.within("src").join("joined").await.unwrap();
     // Join is fire-and-forget (as in Node); a request from the same server is ordered
     // after it on every server's subscription, so it sees the result.
@@ -202,7 +169,7 @@ async fn join_leave_and_disconnect_apply_everywhere() {
 #[tokio::test]
 async fn remote_sockets_can_be_driven_from_another_server() {
     let nodes = cluster_of(2, T).await;
-    let mut b = client(&nodes[1], &["x"]).await;
+    let mut b = client(&nodes[1], "/", Parser::Json, &["x"], T).await;
     let remote = nodes[0].io.to("x").fetch_sockets().await.unwrap();
     assert_eq!(remote.len(), 1);
     let remote = &remote[0];
@@ -220,7 +187,7 @@ async fn emit_with_ack_gathers_acks_from_every_server() {
     let mut clients = Vec::new();
     for (i, n) in nodes.iter().enumerate() {
         for j in 0..2 {
-            let c = client(n, &["acks"]).await;
+            let c = client(n, "/", Parser::Json, &["acks"], T).await;
             c.set_auto_ack(Some(AutoAck::With(vec![arg(json!(format!("{i}-{j}")))])));
             clients.push(c);
         }
@@ -329,7 +296,7 @@ async fn custom_requests_reach_every_server_hook() {
 async fn a_silent_subscriber_makes_calls_time_out_with_partial_results() {
     let timeout = Duration::from_millis(700);
     let nodes = cluster_of(2, timeout).await;
-    let _b = client(&nodes[1], &["room"]).await;
+    let _b = client(&nodes[1], "/", Parser::Json, &["room"], T).await;
     let key = nodes[0].cluster.options().get_key().to_owned();
     let redis = redis::Client::open(common::shared().url()).unwrap();
     let mut silent = redis.get_async_pubsub().await.unwrap();
@@ -383,7 +350,7 @@ async fn a_silent_subscriber_makes_calls_time_out_with_partial_results() {
 #[tokio::test]
 async fn a_closed_server_is_no_longer_counted() {
     let nodes = cluster_of(3, Duration::from_secs(3)).await;
-    let _c = client(&nodes[1], &["kept"]).await;
+    let _c = client(&nodes[1], "/", Parser::Json, &["kept"], T).await;
     nodes[2].cluster.close().await;
     let ns = nodes[0].cluster.of("/");
     let started = Instant::now();
@@ -402,8 +369,8 @@ async fn a_closed_server_is_no_longer_counted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_hundred_concurrent_calls_get_their_own_replies() {
     let nodes = cluster_of(3, T).await;
-    let _a = client(&nodes[1], &["one"]).await;
-    let _b = client(&nodes[2], &["two"]).await;
+    let _a = client(&nodes[1], "/", Parser::Json, &["one"], T).await;
+    let _b = client(&nodes[2], "/", Parser::Json, &["two"], T).await;
     let ns = nodes[0].cluster.of("/");
     let mut tasks = Vec::new();
     for i in 0..500 {

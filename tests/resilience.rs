@@ -4,32 +4,22 @@
 
 mod common;
 
+use common::cluster::{Io, Node, Serve, node_serving};
 use common::{Client, Parser, RedisServer, arg};
 use serde_json::json;
-use socketioxide::{SocketIo, adapter::Emitter};
-use socketioxide_cluster::{Cluster, ClusterAdapter, ClusterOptions, Error};
-use std::net::SocketAddr;
+use socketioxide_cluster::{ClusterOptions, Error};
 use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(15);
 
-type Io = SocketIo<ClusterAdapter<Emitter>>;
-
-struct Node {
-    io: Io,
-    cluster: Cluster,
-    addr: SocketAddr,
-}
+/// `/` only, with a buffer of 100,000 packets per socket.
+const SERVE: Serve = Serve {
+    max_buffer_size: Some(100_000),
+    ..Serve::ROOT
+};
 
 async fn node(opts: ClusterOptions) -> Node {
-    let cluster = Cluster::connect(opts).await.expect("connect");
-    let (layer, io) = common::builder(Parser::Json)
-        .max_buffer_size(100_000)
-        .with_adapter::<ClusterAdapter<_>>(cluster.clone())
-        .build_layer();
-    common::test_ns(&io, "/").await.expect("ns /");
-    let addr = common::serve(layer).await;
-    Node { io, cluster, addr }
+    node_serving(opts, Parser::Json, SERVE).await
 }
 
 fn opts(redis: &RedisServer) -> ClusterOptions {

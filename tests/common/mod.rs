@@ -2,6 +2,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod client;
+pub mod cluster;
 pub mod node;
 pub mod redis;
 pub mod server;

@@ -1,0 +1,195 @@
+//! Cluster fixtures shared by the integration tests: a socketioxide server on
+//! `ClusterAdapter` serving the test namespaces ([`Node`]), raw clients joined to rooms,
+//! and the Node.js-side setup and teardown of the interop tests.
+//!
+//! Every bound is a parameter: each test file keeps its own `T`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use socketioxide::{SocketIo, adapter::Emitter, extract::SocketRef, handler::ConnectHandler};
+use socketioxide_cluster::{Cluster, ClusterAdapter, ClusterOptions};
+
+use super::client::{Arg, Client, Event, Parser, arg};
+use super::node::{NodeProcess, start_server};
+use super::redis::{shared, unique_key};
+use super::server::{builder, init_tracing, serve, test_handlers_middleware, test_ns};
+
+pub type Io = SocketIo<ClusterAdapter<Emitter>>;
+
+/// One socketioxide server on `ClusterAdapter`, served on a loopback port.
+pub struct Node {
+    pub io: Io,
+    pub cluster: Cluster,
+    pub addr: SocketAddr,
+}
+
+impl Node {
+    /// `http://127.0.0.1:PORT`, for `client.js`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+/// What a [`Node`] serves besides `/` (always there, with the test handlers).
+#[derive(Clone, Copy, Debug)]
+pub struct Serve {
+    /// socketioxide's per-socket `max_buffer_size`; `None` keeps its default.
+    pub max_buffer_size: Option<usize>,
+    /// `/admin`, with the test handlers.
+    pub admin: bool,
+    /// The dynamic namespace `/dyn-{id}`, with the test handlers middleware.
+    pub dyn_ns: bool,
+}
+
+impl Serve {
+    /// `/` only, socketioxide's default buffer.
+    pub const ROOT: Serve = Serve {
+        max_buffer_size: None,
+        admin: false,
+        dyn_ns: false,
+    };
+    /// `/`, `/admin` and `/dyn-{id}`, a buffer of 100,000 packets per socket.
+    pub const ALL: Serve = Serve {
+        max_buffer_size: Some(100_000),
+        admin: true,
+        dyn_ns: true,
+    };
+}
+
+/// A node serving [`Serve::ALL`].
+pub async fn node_with(opts: ClusterOptions, parser: Parser) -> Node {
+    node_serving(opts, parser, Serve::ALL).await
+}
+
+/// A node on `opts`, for `parser`, serving `what`.
+pub async fn node_serving(opts: ClusterOptions, parser: Parser, what: Serve) -> Node {
+    let cluster = Cluster::connect(opts).await.expect("connect");
+    let mut b = builder(parser);
+    if let Some(n) = what.max_buffer_size {
+        b = b.max_buffer_size(n);
+    }
+    let (layer, io) = b
+        .with_adapter::<ClusterAdapter<_>>(cluster.clone())
+        .build_layer();
+    test_ns(&io, "/").await.expect("ns /");
+    if what.admin {
+        test_ns(&io, "/admin").await.expect("ns /admin");
+    }
+    if what.dyn_ns {
+        io.dyn_ns(
+            "/dyn-{id}",
+            (async |_s: SocketRef<ClusterAdapter<Emitter>>| {})
+                .with(test_handlers_middleware::<ClusterAdapter<Emitter>>),
+        )
+        .expect("dyn ns");
+    }
+    let addr = serve(layer).await;
+    Node { io, cluster, addr }
+}
+
+/// `n` nodes, one after the other, each on a clone of `opts`.
+pub async fn nodes_serving(
+    n: usize,
+    opts: &ClusterOptions,
+    parser: Parser,
+    what: Serve,
+) -> Vec<Node> {
+    let mut nodes = Vec::new();
+    for _ in 0..n {
+        nodes.push(node_serving(opts.clone(), parser, what).await);
+    }
+    nodes
+}
+
+/// Tracing, then `n` nodes on the shared `redis-server` with a fresh key prefix
+/// `{prefix}…` ([`shared_opts`]). Returns them and the key.
+pub async fn fresh_nodes(
+    n: usize,
+    prefix: &str,
+    parser: Parser,
+    what: Serve,
+) -> (Vec<Node>, String) {
+    init_tracing();
+    let key = unique_key(prefix);
+    let nodes = nodes_serving(n, &shared_opts(&key), parser, what).await;
+    (nodes, key)
+}
+
+/// Options for the shared `redis-server` with key prefix `key`.
+pub fn shared_opts(key: &str) -> ClusterOptions {
+    ClusterOptions::new(shared().url()).key(key)
+}
+
+/// A raw socket.io client on `node`'s `nsp`, in `rooms` (joined with a "join" acked
+/// `"ok"` within `t`).
+pub async fn client(node: &Node, nsp: &str, parser: Parser, rooms: &[&str], t: Duration) -> Client {
+    let c = Client::connect(node.addr, nsp, parser).await;
+    if !rooms.is_empty() {
+        let ack = c.emit_with_ack("join", vec![json!(rooms)], t).await;
+        assert_eq!(ack, vec![arg(json!("ok"))]);
+    }
+    c
+}
+
+/// The next events of `c` are exactly `names`, in this order (nothing else before the
+/// last one), each within `t`. Returns them.
+pub async fn expect_events(c: &mut Client, names: &[&str], t: Duration) -> Vec<Event> {
+    let mut out = Vec::new();
+    for n in names {
+        out.push(c.recv_event_named(n, t).await);
+    }
+    out
+}
+
+/// A msgpack-style map with sorted keys (as the test client normalises maps).
+pub fn amap(pairs: Vec<(&str, Arg)>) -> Arg {
+    let mut m: Vec<(Arg, Arg)> = pairs.into_iter().map(|(k, v)| (Arg::from(k), v)).collect();
+    m.sort_by(|a, b| a.0.as_str().cmp(&b.0.as_str()));
+    Arg::Map(m)
+}
+
+// ---------------------------------------------------------------------------
+// Node.js side
+
+/// A Node server (`server.js`) named `name` on the shared `redis-server`, with a fresh
+/// key prefix `{prefix}…` (tracing initialised first). Returns it and the key.
+pub async fn fresh_node_server(name: &str, prefix: &str) -> (NodeProcess, String) {
+    init_tracing();
+    let key = unique_key(prefix);
+    let node = start_server(name, &shared().url(), &key, &[]).await;
+    (node, key)
+}
+
+/// The next `{"event": ..}` lines of a `client.js` process are exactly `names`, in this
+/// order, each within `t`. Returns the `args` of each.
+pub async fn node_expect(c: &mut NodeProcess, names: &[&str], t: Duration) -> Vec<Value> {
+    let mut out = Vec::new();
+    for n in names {
+        let what = format!("client event {n:?} (expected sequence {names:?})");
+        let ev = c
+            .next_matching_described(|v| v.get("event").is_some(), t, &what)
+            .await;
+        assert_eq!(
+            ev["event"],
+            json!(n),
+            "node {}: expected event {n:?} (sequence {names:?}), got {ev}",
+            c.name()
+        );
+        out.push(ev["args"].clone());
+    }
+    out
+}
+
+/// Shuts every process down; each must exit cleanly within 10 s.
+pub async fn shutdown_all(procs: Vec<NodeProcess>) {
+    for p in procs {
+        let name = p.name().to_string();
+        let status = p.shutdown(Duration::from_secs(10)).await;
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "node {name} did not exit cleanly: {status:?}"
+        );
+    }
+}
