@@ -10,6 +10,7 @@ pub(crate) struct Counters {
     pub received: AtomicU64,
     pub malformed: AtomicU64,
     pub delivery_failed: AtomicU64,
+    pub reconnects: AtomicU64,
 }
 
 impl Counters {
@@ -25,6 +26,7 @@ impl Counters {
             received: self.received.load(Relaxed),
             malformed: self.malformed.load(Relaxed),
             delivery_failed: self.delivery_failed.load(Relaxed),
+            reconnects: self.reconnects.load(Relaxed),
         }
     }
 }
@@ -47,4 +49,7 @@ pub struct ClusterStats {
     /// Local deliveries socketioxide refused (a socket's buffer was full or it closed);
     /// raise `max_buffer_size` if this grows.
     pub delivery_failed: u64,
+    /// Times the subscriber connection was lost and re-established (Redis restarts,
+    /// killed connections, a slow subscriber cut off by Redis' output-buffer limit).
+    pub reconnects: u64,
 }

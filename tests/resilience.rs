@@ -298,3 +298,61 @@ async fn connection_killed_mid_request_fails_that_request_fast() {
     wait_until("reconnected", async || a.cluster.is_connected()).await;
     wait_until("requests work again", async || ns.all_rooms().await.is_ok()).await;
 }
+
+/// A server that cannot keep up does not buffer without bound: its subscriber stops
+/// reading after a bounded read-ahead, the backlog stays in Redis, and Redis' own
+/// `client-output-buffer-limit pubsub` cuts it off; it reconnects (counted) and receives
+/// again. A handler that blocks the subscriber task stands in for a slow fan-out (real
+/// handlers must not block).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_cannot_keep_up_stays_bounded_and_recovers() {
+    let redis = RedisServer::start_with_args(&["--client-output-buffer-limit", "pubsub 4mb 2mb 1"]);
+    let a = node(opts(&redis)).await;
+    let b = node(opts(&redis)).await;
+    let mut c = Client::connect(b.addr, "/", Parser::Json).await;
+    until_delivered(&a.io, &mut c).await;
+    let (blocked_tx, blocked_rx) = std::sync::mpsc::channel::<()>();
+    let blocked_rx = std::sync::Mutex::new(blocked_rx);
+    b.cluster.of("/").on_server_side("stall", move |_| {
+        // Holds b's subscriber task until the test has flooded Redis.
+        let _ = blocked_rx
+            .lock()
+            .unwrap()
+            .recv_timeout(Duration::from_secs(20));
+    });
+    a.cluster
+        .of("/")
+        .server_side_emit("stall", &())
+        .await
+        .unwrap();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let chunk = vec![0xc1u8; 1024 * 1024]; // malformed on purpose: skipped cheaply
+    let mut sent = 0usize;
+    // Until Redis cuts b's subscriber off: only its 2 subscribers (a and b) receive
+    // `res#/#`; once b is gone the count drops to 1.
+    loop {
+        let receivers: i64 = redis::cmd("PUBLISH")
+            .arg("res#/#")
+            .arg(&chunk)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        sent += 1;
+        if receivers < 2 {
+            break;
+        }
+        assert!(
+            sent < 200,
+            "Redis never cut the stalled subscriber off: it kept reading without bound"
+        );
+    }
+    eprintln!("slow subscriber: cut off by Redis after {sent} MiB were published to it");
+    // With the read-ahead bound (16 MiB) plus socket buffers, b stops reading long
+    // before 200 MiB; an unbounded reader would have swallowed all of it.
+    assert!(sent < 64, "{sent} MiB published before the cut-off");
+    blocked_tx.send(()).unwrap();
+    let took = until_delivered(&a.io, &mut c).await;
+    eprintln!("slow subscriber: receiving again {took:?} after it caught up");
+    assert!(b.cluster.stats().reconnects >= 1, "{:?}", b.cluster.stats());
+}

@@ -8,12 +8,13 @@
 //!   publisher task that drains a bounded queue and sends what it found as one
 //!   pipeline, so an `emit` never waits for a Redis round trip.
 
+use super::gate::{Gate, GatedStream};
 use super::{BoxFuture, MessageSink, Sub, Transport};
 use crate::error::Error;
 use crate::options::{RedisEndpoint, redact_url};
 use crate::stats::Counters;
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink, PubSubStream};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -59,13 +60,32 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Opens the subscriber connection. Plain TCP goes through a [`GatedStream`] so the
+/// driver cannot read without bound ahead of the router; TLS and Unix-socket connections
+/// are opened by the redis crate itself (ungated).
 async fn open_pubsub(
     client: &redis::Client,
     url: &str,
     timeout: Duration,
-) -> Result<redis::aio::PubSub, Error> {
-    match tokio::time::timeout(timeout, client.get_async_pubsub()).await {
-        Ok(res) => Ok(res?),
+) -> Result<(redis::aio::PubSub, Option<Arc<Gate>>), Error> {
+    let info = client.get_connection_info();
+    let open = async {
+        match info.addr() {
+            redis::ConnectionAddr::Tcp(host, port) => {
+                let tcp = tokio::net::TcpStream::connect((host.as_str(), *port))
+                    .await
+                    .map_err(redis::RedisError::from)?;
+                tcp.set_nodelay(true).map_err(redis::RedisError::from)?;
+                let gate = Arc::new(Gate::default());
+                let stream = GatedStream::new(tcp, gate.clone());
+                let pubsub = redis::aio::PubSub::new(info.redis_settings(), stream).await?;
+                Ok::<_, Error>((pubsub, Some(gate)))
+            }
+            _ => Ok((client.get_async_pubsub().await?, None)),
+        }
+    };
+    match tokio::time::timeout(timeout, open).await {
+        Ok(res) => res,
         Err(_) => Err(Error::ConnectTimeout {
             url: url.to_owned(),
             timeout,
@@ -84,7 +104,7 @@ impl RedisTransport {
         let redacted = redact_url(&endpoint.url);
         let client = open_client(endpoint)
             .map_err(|e| Error::Config(format!("invalid redis URL {redacted}: {e}")))?;
-        let pubsub = open_pubsub(&client, &redacted, connect_timeout).await?;
+        let (pubsub, gate) = open_pubsub(&client, &redacted, connect_timeout).await?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(connect_timeout))
             .set_response_timeout(Some(connect_timeout))
@@ -119,7 +139,7 @@ impl RedisTransport {
         let tasks = vec![
             tokio::spawn(run_subscriber(
                 shared.clone(),
-                stream,
+                (stream, gate),
                 sink,
                 shutdown_rx.clone(),
             )),
@@ -158,34 +178,52 @@ fn open_client(endpoint: &RedisEndpoint) -> redis::RedisResult<redis::Client> {
 /// The one task that owns the subscriber connection.
 async fn run_subscriber(
     shared: Arc<Shared>,
-    mut stream: PubSubStream,
+    (mut stream, mut gate): (PubSubStream, Option<Arc<Gate>>),
     sink: Arc<dyn MessageSink>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
         loop {
-            tokio::select! {
-                msg = stream.next() => match msg {
-                    Some(msg) => {
-                        let pattern: Option<String> = msg.get_pattern().ok().flatten();
-                        sink.deliver(msg.get_channel_name(), pattern.as_deref(), msg.get_payload_bytes());
+            if *shutdown.borrow() {
+                return;
+            }
+            let next = match stream.next().now_or_never() {
+                Some(next) => next,
+                None => {
+                    // Nothing queued: everything read was consumed.
+                    if let Some(gate) = &gate {
+                        gate.caught_up();
                     }
-                    None => break,
-                },
-                _ = shutdown.changed() => return,
+                    tokio::select! {
+                        next = stream.next() => next,
+                        _ = shutdown.changed() => return,
+                    }
+                }
+            };
+            let Some(msg) = next else { break };
+            let pattern: Option<String> = msg.get_pattern().ok().flatten();
+            let channel = msg.get_channel_name();
+            let payload = msg.get_payload_bytes();
+            sink.deliver(channel, pattern.as_deref(), payload);
+            if let Some(gate) = &gate {
+                // RESP framing of a (p)message is ~30-50 bytes.
+                let size =
+                    payload.len() + channel.len() + pattern.as_ref().map_or(0, String::len) + 48;
+                gate.consumed(size as u64);
             }
         }
+        Counters::add(&shared.counters.reconnects, 1);
         shared.connected.store(false, Ordering::Release);
         tracing::warn!(url = %shared.url, "redis subscriber connection lost; reconnecting");
         sink.connection_lost();
         let mut delay = BACKOFF_MIN;
-        stream = loop {
+        (stream, gate) = loop {
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 _ = shutdown.changed() => return,
             }
             match resubscribe(&shared).await {
-                Ok(stream) => break stream,
+                Ok(conn) => break conn,
                 Err(e) => {
                     tracing::debug!(url = %shared.url, error = %e, "redis reconnect failed");
                     delay = (delay * 2).min(BACKOFF_MAX);
@@ -197,8 +235,8 @@ async fn run_subscriber(
     }
 }
 
-async fn resubscribe(shared: &Shared) -> Result<PubSubStream, Error> {
-    let pubsub = open_pubsub(&shared.client, &shared.url, shared.connect_timeout).await?;
+async fn resubscribe(shared: &Shared) -> Result<(PubSubStream, Option<Arc<Gate>>), Error> {
+    let (pubsub, gate) = open_pubsub(&shared.client, &shared.url, shared.connect_timeout).await?;
     let (mut sink, stream) = pubsub.split();
     // Install the new sink before reading the subscription set, so a subscription added
     // concurrently lands on the new connection either way.
@@ -210,7 +248,7 @@ async fn resubscribe(shared: &Shared) -> Result<PubSubStream, Error> {
             Sub::Pattern(p) => sink.psubscribe(p).await?,
         }
     }
-    Ok(stream)
+    Ok((stream, gate))
 }
 
 /// The one task that writes to Redis: drains the queue into pipelines.

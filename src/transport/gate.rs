@@ -1,0 +1,144 @@
+//! Backpressure for the subscriber connection.
+//!
+//! The redis crate's pub/sub driver reads the socket eagerly into an unbounded in-process
+//! queue. Left alone, a server that cannot fan out as fast as messages arrive would grow
+//! in memory. The gate wraps the TCP stream handed to the driver and stops reading once
+//! [`READ_AHEAD`] bytes were read that the router has not consumed yet: then the kernel
+//! buffers fill, Redis keeps the backlog in its output buffer, and Redis'
+//! `client-output-buffer-limit pubsub` decides (it cuts the subscriber off; we reconnect
+//! and count it in `ClusterStats::reconnects`). Memory in this process stays bounded.
+//!
+//! Consumption is estimated per message (payload, names and protocol overhead); whenever
+//! the queue is found empty the count is reset to what was read, so estimation errors do
+//! not accumulate.
+
+use futures_util::task::AtomicWaker;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// How far the subscriber connection may read ahead of the router, in bytes.
+pub(crate) const READ_AHEAD: u64 = 16 * 1024 * 1024;
+
+#[derive(Default)]
+pub(crate) struct Gate {
+    read: AtomicU64,
+    consumed: AtomicU64,
+    waker: AtomicWaker,
+}
+
+impl Gate {
+    fn over(&self) -> bool {
+        let read = self.read.load(Ordering::Acquire);
+        read.saturating_sub(self.consumed.load(Ordering::Acquire)) > READ_AHEAD
+    }
+
+    /// The router handled a message of about `bytes` bytes.
+    pub fn consumed(&self, bytes: u64) {
+        self.consumed.fetch_add(bytes, Ordering::AcqRel);
+        if !self.over() {
+            self.waker.wake();
+        }
+    }
+
+    /// The queue is empty: everything read so far was consumed.
+    pub fn caught_up(&self) {
+        self.consumed
+            .store(self.read.load(Ordering::Acquire), Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// Bytes read and not yet consumed (for tests and stats).
+    #[cfg(test)]
+    pub fn backlog(&self) -> u64 {
+        self.read
+            .load(Ordering::Acquire)
+            .saturating_sub(self.consumed.load(Ordering::Acquire))
+    }
+}
+
+/// A stream whose reads pause while the gate is over its limit.
+pub(crate) struct GatedStream<S> {
+    inner: S,
+    gate: Arc<Gate>,
+}
+
+impl<S> GatedStream<S> {
+    pub fn new(inner: S, gate: Arc<Gate>) -> Self {
+        Self { inner, gate }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for GatedStream<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.gate.over() {
+            this.gate.waker.register(cx.waker());
+            // Re-check after registering, so a concurrent wake is not lost.
+            if this.gate.over() {
+                return Poll::Pending;
+            }
+        }
+        let before = buf.filled().len();
+        let res = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = res {
+            let n = (buf.filled().len() - before) as u64;
+            this.gate.read.fetch_add(n, Ordering::AcqRel);
+        }
+        res
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for GatedStream<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, data)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn reads_pause_over_the_limit_and_resume_when_consumed() {
+        let (mut tx, rx) = tokio::io::duplex(1024);
+        let gate = Arc::new(Gate::default());
+        let mut gated = GatedStream::new(rx, gate.clone());
+        tx.write_all(&[1u8; 512]).await.unwrap();
+        let mut buf = vec![0u8; 512];
+        gated.read_exact(&mut buf).await.unwrap();
+        assert_eq!(gate.backlog(), 512);
+        // Pretend the limit was reached.
+        gate.read.store(READ_AHEAD + 1, Ordering::Release);
+        gate.consumed.store(0, Ordering::Release);
+        tx.write_all(&[2u8; 16]).await.unwrap();
+        let mut small = [0u8; 16];
+        let paused = tokio::time::timeout(
+            std::time::Duration::from_millis(50),
+            gated.read_exact(&mut small),
+        )
+        .await;
+        assert!(paused.is_err(), "read must pause over the limit");
+        gate.caught_up();
+        gated.read_exact(&mut small).await.unwrap();
+        assert_eq!(small, [2u8; 16]);
+    }
+}
