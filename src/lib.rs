@@ -40,23 +40,28 @@
 //! * **Nothing is dropped silently**: see [`ClusterStats`]. Note that socketioxide itself
 //!   drops packets for a socket whose buffer is full: raise `max_buffer_size` on the
 //!   `SocketIo` builder for bursty traffic.
-//!
 //! * **Requests** (see `requester`, `responder`): cluster-wide operations are JSON
 //!   requests on `<key>-request#<nsp>#`, answered on `<key>-response#<nsp>#[<uid>#]`,
 //!   matched by `requestId`; the number of replies to wait for is the request channel's
 //!   subscriber count. [`Cluster::of`] gives the classic API ([`Namespace`]).
+//! * **Liveness**: our servers heartbeat on `<key>-heartbeat` (Node ignores it); a peer
+//!   that stops while still subscribed is not waited for ([`Error::Unresponsive`]).
+//! * **Failures**: the subscriber reconnects and re-subscribes by itself; while Redis is
+//!   down broadcasts and requests fail at once ([`Error::Disconnected`]); the subscriber
+//!   reads a bounded amount ahead of the router.
 //!
 //! # Modules
 //!
 //! * [`wire`] (its own crate, shared with the emitter): channel names, notepack-exact
-//!   msgpack, the broadcast message.
+//!   msgpack, the broadcast message, requests and responses.
 //! * `packet`: socketioxide packets ⇄ Node data arrays (both parsers).
-//! * `transport`: the Redis seam (standalone Redis, in-process bus).
+//! * `transport`: the Redis seam (standalone Redis, in-process bus; `gate`: the
+//!   subscriber's bounded read-ahead).
 //! * `cluster`: the handle and the router.
 //! * `adapter`: the `CoreAdapter` implementation; `broadcast`: the broadcast path.
 //! * `requester`, `responder`, `correlation`: requests, replies, pending table.
 //! * `ack_stream`: cluster-wide acknowledgements; `handle`: the classic API;
-//!   `server_side`: server-side events.
+//!   `server_side`: server-side events; `liveness`: heartbeats between our servers.
 //! * `options`, `error`, `stats`.
 
 mod ack_stream;
