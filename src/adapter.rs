@@ -190,10 +190,14 @@ impl<E: SocketEmitter> CoreAdapter<E> for ClusterAdapter<E> {
             .transpose()?
             .unwrap_or_default();
         // Hung peers (see `liveness`) would never send their count: not waited for.
-        let (others, _hung) = self.req.others().await?;
+        let (mut others, _hung) = self.req.others().await?;
         let pending = self.req.register();
+        let wire = crate::broadcast::wire_options(&opts);
+        if wire.is_none() {
+            others = 0; // targets nobody: nothing is sent, no count will come back
+        }
         if others > 0
-            && let Some(mut wire) = crate::broadcast::wire_options(&opts)
+            && let Some(mut wire) = wire
         {
             // Node compat: the requester tells receivers how long acks are awaited.
             wire.flags.push((
