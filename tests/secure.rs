@@ -370,7 +370,18 @@ async fn emitter_over_tls() {
     let n = node(redis.options(&key)).await;
     let mut c = client(&n, &[]).await;
 
-    // `EmitterOptions` has no CA setting: an existing TLS connection is the way in.
+    // With the CA in the options.
+    let em = Emitter::connect(
+        EmitterOptions::new(redis.url())
+            .key(&key)
+            .tls_root_cert(redis.certs.ca_pem.clone().into_bytes()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(em.emit("over-tls", &6).await.unwrap(), 1);
+    assert_eq!(c.recv_event_named("over-tls", T).await.i64_arg(0), 6);
+
+    // Or an existing TLS connection.
     let tls_client = redis::Client::build_with_tls(
         redis.url(),
         redis::TlsCertificates {

@@ -124,8 +124,17 @@ impl Emitter {
             // (no-op when the application installed one already).
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
-        let client = redis::Client::open(opts.url.as_str())
-            .map_err(|e| Error::Config(format!("invalid Redis URL {url}: {e}")))?;
+        let client = match &opts.tls_root_cert {
+            None => redis::Client::open(opts.url.as_str()),
+            Some(pem) => redis::Client::build_with_tls(
+                opts.url.as_str(),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.clone()),
+                },
+            ),
+        }
+        .map_err(|e| Error::Config(format!("invalid Redis URL {url}: {e}")))?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(opts.connect_timeout))
             .set_response_timeout(Some(opts.publish_timeout))

@@ -18,6 +18,7 @@ pub const DEFAULT_KEY: &str = "socket.io";
 /// | [`key`](Self::key) | `"socket.io"` | `key` |
 /// | [`connect_timeout`](Self::connect_timeout) | 5 s | (client option) |
 /// | [`publish_timeout`](Self::publish_timeout) | 5 s | — |
+/// | [`tls_root_cert`](Self::tls_root_cert) | system roots | (client `tls.ca`) |
 ///
 /// The key must be the one the servers use (Node adapter `key`, `ClusterOptions::key`).
 ///
@@ -28,6 +29,7 @@ pub struct EmitterOptions {
     pub(crate) key: String,
     pub(crate) connect_timeout: Duration,
     pub(crate) publish_timeout: Duration,
+    pub(crate) tls_root_cert: Option<Vec<u8>>,
 }
 
 impl EmitterOptions {
@@ -40,6 +42,7 @@ impl EmitterOptions {
             key: DEFAULT_KEY.into(),
             connect_timeout: Duration::from_secs(5),
             publish_timeout: Duration::from_secs(5),
+            tls_root_cert: None,
         }
     }
 
@@ -72,7 +75,24 @@ impl EmitterOptions {
         redact_url(&self.url)
     }
 
+    /// Trust this CA (PEM, one or more certificates) for a `rediss://` URL instead of
+    /// the system's roots. Default: system roots.
+    pub fn tls_root_cert(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_root_cert = Some(pem.into());
+        self
+    }
+
     pub(crate) fn validate(&self) -> Result<(), Error> {
+        if let Some(pem) = &self.tls_root_cert {
+            if !self.url.starts_with("rediss:") {
+                return Err(Error::Config("tls_root_cert needs a rediss:// URL".into()));
+            }
+            if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+                return Err(Error::Config(
+                    "tls_root_cert holds no PEM CERTIFICATE block".into(),
+                ));
+            }
+        }
         if self.key.is_empty() {
             return Err(Error::Config("key must not be empty".into()));
         }
@@ -97,6 +117,7 @@ impl std::fmt::Debug for EmitterOptions {
             .field("key", &self.key)
             .field("connect_timeout", &self.connect_timeout)
             .field("publish_timeout", &self.publish_timeout)
+            .field("custom_tls_root_cert", &self.tls_root_cert.is_some())
             .finish()
     }
 }
