@@ -160,8 +160,7 @@ impl<E: SocketEmitter> CoreAdapter<E> for ClusterAdapter<E> {
         if !opts.is_local(self.cluster().uid()) {
             remote = self.publish_broadcast(&packet, &opts).await;
         }
-        self.resolve_socket_rooms(&opts.rooms);
-        self.resolve_socket_rooms(&opts.except);
+        self.resolve_socket_rooms(&opts);
         let local = self.local.broadcast(packet, opts);
         if let Err(errs) = &local {
             crate::stats::Counters::add(
@@ -179,8 +178,7 @@ impl<E: SocketEmitter> CoreAdapter<E> for ClusterAdapter<E> {
         opts: BroadcastOptions,
         timeout: Option<Duration>,
     ) -> Result<Self::AckStream, Error> {
-        self.resolve_socket_rooms(&opts.rooms);
-        self.resolve_socket_rooms(&opts.except);
+        self.resolve_socket_rooms(&opts);
         if opts.is_local(self.cluster().uid()) {
             let (stream, _) = self.local.broadcast_with_ack(packet, opts, timeout);
             return Ok(AckStream::local(stream));
@@ -251,16 +249,14 @@ impl<E: SocketEmitter> CoreAdapter<E> for ClusterAdapter<E> {
             };
             self.req.send(&req).await.map_err(Self::adapter_err)?;
         }
-        self.resolve_socket_rooms(&opts.rooms);
-        self.resolve_socket_rooms(&opts.except);
+        self.resolve_socket_rooms(&opts);
         self.local
             .disconnect_socket(opts)
             .map_err(BroadcastError::Socket)
     }
 
     async fn rooms(&self, opts: BroadcastOptions) -> Result<Vec<Room>, Error> {
-        self.resolve_socket_rooms(&opts.rooms);
-        self.resolve_socket_rooms(&opts.except);
+        self.resolve_socket_rooms(&opts);
         let mut rooms: BTreeSet<String> = self
             .local
             .rooms(opts.clone())
@@ -284,8 +280,7 @@ impl<E: SocketEmitter> CoreAdapter<E> for ClusterAdapter<E> {
     }
 
     async fn fetch_sockets(&self, opts: BroadcastOptions) -> Result<Vec<RemoteSocketData>, Error> {
-        self.resolve_socket_rooms(&opts.rooms);
-        self.resolve_socket_rooms(&opts.except);
+        self.resolve_socket_rooms(&opts);
         let mut out = self.local.fetch_sockets(opts.clone());
         if !opts.is_local(self.cluster().uid())
             && let Some(sel) = selector(&opts)
@@ -328,8 +323,7 @@ impl<E: SocketEmitter> ClusterAdapter<E> {
             };
             self.req.send(&req).await?;
         }
-        self.resolve_socket_rooms(&opts.rooms);
-        self.resolve_socket_rooms(&opts.except);
+        self.resolve_socket_rooms(&opts);
         if join {
             self.local.add_sockets(opts, rooms);
         } else {

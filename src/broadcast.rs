@@ -51,7 +51,12 @@ impl<E: SocketEmitter> ClusterAdapter<E> {
     /// room names a socket of this server, join the socket to it (lazily, once), so
     /// `to(<id>)` / `except(<id>)` from anywhere in the cluster behave as in Node. The
     /// room disappears with the socket.
-    pub(crate) fn resolve_socket_rooms<R: AsRef<str>>(&self, rooms: &[R]) {
+    pub(crate) fn resolve_socket_rooms(&self, opts: &BroadcastOptions) {
+        self.resolve_rooms(&opts.rooms);
+        self.resolve_rooms(&opts.except);
+    }
+
+    fn resolve_rooms<R: AsRef<str>>(&self, rooms: &[R]) {
         for room in rooms {
             self.ensure_socket_room(room.as_ref());
         }
@@ -87,8 +92,8 @@ impl<E: SocketEmitter> ClusterAdapter<E> {
     pub(crate) fn selector_options(&self, sel: &Selector) -> BroadcastOptions {
         let rooms = sel.room_names();
         let except = sel.except_names();
-        self.resolve_socket_rooms(&rooms);
-        self.resolve_socket_rooms(&except);
+        self.resolve_rooms(&rooms);
+        self.resolve_rooms(&except);
         let mut opts = BroadcastOptions::default();
         opts.add_flag(BroadcastFlags::Broadcast);
         opts.rooms = rooms.into_iter().map(Cow::Owned).collect();
@@ -111,7 +116,7 @@ impl<E: SocketEmitter> ClusterAdapter<E> {
         }
         // Our own messages come back from Redis: skip them before decoding the whole
         // payload (`93` + the uid string in first position).
-        if is_from(payload, self.req.uid().as_bytes()) {
+        if is_from(payload, self.req.uid_str().as_bytes()) {
             return;
         }
         let msg = match BroadcastMessage::decode(payload) {
@@ -122,7 +127,7 @@ impl<E: SocketEmitter> ClusterAdapter<E> {
                 return;
             }
         };
-        if msg.uid == self.req.uid() {
+        if msg.uid == self.req.uid_str() {
             return;
         }
         // Node compat: a missing nsp means "/".

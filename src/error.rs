@@ -113,6 +113,38 @@ impl Error {
         }
     }
 
+    /// Applies `f` to the partial results of a timed-out or unresponsive request; other
+    /// errors pass through.
+    pub(crate) fn map_partial(self, f: impl FnOnce(Partial) -> Partial) -> Self {
+        match self {
+            Error::Timeout {
+                operation,
+                expected,
+                received,
+                timeout,
+                partial,
+            } => Error::Timeout {
+                operation,
+                expected,
+                received,
+                timeout,
+                partial: f(partial),
+            },
+            Error::Unresponsive {
+                operation,
+                servers,
+                received,
+                partial,
+            } => Error::Unresponsive {
+                operation,
+                servers,
+                received,
+                partial: f(partial),
+            },
+            other => other,
+        }
+    }
+
     /// True when the handle was closed.
     pub fn is_closed(&self) -> bool {
         matches!(self, Error::Closed)

@@ -95,29 +95,13 @@ impl Namespace {
     ) -> Result<Vec<SocketInfo>, Error> {
         let ops = self.ops()?;
         let sel = Selector::new(to_strings(rooms), to_strings(except));
-        let mut out = ops.local_fetch(&sel);
+        let local = ops.local_fetch(&sel);
         match remote_fetch(ops.requester(), sel).await {
-            Ok(remote) => {
-                out.extend(remote);
-                Ok(out)
-            }
-            Err(Error::Timeout {
-                operation,
-                expected,
-                received,
-                timeout,
-                partial: Partial::Sockets(mut p),
-            }) => {
-                out.append(&mut p);
-                Err(Error::Timeout {
-                    operation,
-                    expected,
-                    received,
-                    timeout,
-                    partial: Partial::Sockets(out),
-                })
-            }
-            Err(e) => Err(e),
+            Ok(remote) => Ok(concat(local, remote)),
+            Err(e) => Err(e.map_partial(|p| match p {
+                Partial::Sockets(remote) => Partial::Sockets(concat(local, remote)),
+                other => other,
+            })),
         }
     }
 
@@ -125,23 +109,12 @@ impl Namespace {
     /// (Node: `clients(rooms)` / `allSockets()`).
     pub async fn clients(&self, rooms: &[&str]) -> Result<Vec<String>, Error> {
         let ids = |s: Vec<SocketInfo>| s.into_iter().map(|s| s.id).collect::<Vec<_>>();
-        match self.fetch_sockets(rooms, &[]).await {
-            Ok(s) => Ok(ids(s)),
-            Err(Error::Timeout {
-                operation,
-                expected,
-                received,
-                timeout,
-                partial: Partial::Sockets(s),
-            }) => Err(Error::Timeout {
-                operation,
-                expected,
-                received,
-                timeout,
-                partial: Partial::Names(ids(s)),
-            }),
-            Err(e) => Err(e),
-        }
+        self.fetch_sockets(rooms, &[]).await.map(ids).map_err(|e| {
+            e.map_partial(|p| match p {
+                Partial::Sockets(s) => Partial::Names(ids(s)),
+                other => other,
+            })
+        })
     }
 
     /// Rooms of socket `id`, wherever it is connected (Node: `clientRooms(id)`).
@@ -151,17 +124,8 @@ impl Namespace {
         if let Some(s) = ops.local_fetch(&sel).into_iter().find(|s| s.id == id) {
             return Ok(s.rooms);
         }
-        let found = match remote_fetch(ops.requester(), sel).await {
-            Ok(s) => s,
-            Err(Error::Timeout {
-                partial: Partial::Sockets(s),
-                ..
-            }) if s.iter().any(|s| s.id == id) => s,
-            Err(e) => return Err(e),
-        };
-        found
-            .into_iter()
-            .find(|s| s.id == id)
+        find_remote(&ops, id)
+            .await?
             .map(|s| s.rooms)
             .ok_or_else(|| Error::SocketNotFound(id.to_owned()))
     }
@@ -169,29 +133,17 @@ impl Namespace {
     /// Every room of every server, socket-id rooms included (Node: `allRooms()`).
     pub async fn all_rooms(&self) -> Result<Vec<String>, Error> {
         let ops = self.ops()?;
-        let mut rooms: BTreeSet<String> = ops.local_all_rooms().into_iter().collect();
+        let local = ops.local_all_rooms();
+        let merge = |remote: Vec<String>| -> Vec<String> {
+            let all: BTreeSet<String> = local.iter().cloned().chain(remote).collect();
+            all.into_iter().collect()
+        };
         match remote_all_rooms(ops.requester()).await {
-            Ok(r) => {
-                rooms.extend(r);
-                Ok(rooms.into_iter().collect())
-            }
-            Err(Error::Timeout {
-                operation,
-                expected,
-                received,
-                timeout,
-                partial: Partial::Names(r),
-            }) => {
-                rooms.extend(r);
-                Err(Error::Timeout {
-                    operation,
-                    expected,
-                    received,
-                    timeout,
-                    partial: Partial::Names(rooms.into_iter().collect()),
-                })
-            }
-            Err(e) => Err(e),
+            Ok(remote) => Ok(merge(remote)),
+            Err(e) => Err(e.map_partial(|p| match p {
+                Partial::Names(remote) => Partial::Names(merge(remote)),
+                other => other,
+            })),
         }
     }
 
@@ -225,15 +177,7 @@ impl Namespace {
             apply_local(&ops);
             return Ok(());
         }
-        let known = match remote_fetch(ops.requester(), sel.clone()).await {
-            Ok(s) => s.iter().any(|s| s.id == id),
-            Err(Error::Timeout {
-                partial: Partial::Sockets(s),
-                ..
-            }) if s.iter().any(|s| s.id == id) => true,
-            Err(e) => return Err(e),
-        };
-        if !known {
+        if find_remote(&ops, id).await?.is_none() {
             return Err(Error::SocketNotFound(id.to_owned()));
         }
         let uid = Some(ops.requester().uid());
@@ -377,32 +321,15 @@ impl Namespace {
             Some(hook) => hook(data.clone()).await,
             None => Value::Nil,
         };
-        let mut replies = vec![own];
         match self
             .server_side_emit_with_ack(CUSTOM_REQUEST_EVENT, &(data,))
             .await
         {
-            Ok(r) => {
-                replies.extend(r);
-                Ok(replies)
-            }
-            Err(Error::Timeout {
-                operation,
-                expected,
-                received,
-                timeout,
-                partial: Partial::Replies(r),
-            }) => {
-                replies.extend(r);
-                Err(Error::Timeout {
-                    operation,
-                    expected,
-                    received,
-                    timeout,
-                    partial: Partial::Replies(replies),
-                })
-            }
-            Err(e) => Err(e),
+            Ok(remote) => Ok(concat(vec![own], remote)),
+            Err(e) => Err(e.map_partial(|p| match p {
+                Partial::Replies(remote) => Partial::Replies(concat(vec![own], remote)),
+                other => other,
+            })),
         }
     }
 
@@ -428,6 +355,26 @@ enum RemoteOp {
     Join(String),
     Leave(String),
     Disconnect(bool),
+}
+
+/// Socket `id` on another server. A timed-out or unresponsive fetch still counts when
+/// the server that has the socket answered.
+async fn find_remote(ops: &Arc<dyn NsOps>, id: &str) -> Result<Option<SocketInfo>, Error> {
+    let sel = Selector::new(vec![id.to_owned()], vec![]);
+    let sockets = match remote_fetch(ops.requester(), sel).await {
+        Ok(s) => s,
+        Err(e) => match e.partial() {
+            Some(Partial::Sockets(s)) if s.iter().any(|s| s.id == id) => s.clone(),
+            _ => return Err(e),
+        },
+    };
+    Ok(sockets.into_iter().find(|s| s.id == id))
+}
+
+/// Local results first, then the other servers'.
+fn concat<T>(mut local: Vec<T>, remote: Vec<T>) -> Vec<T> {
+    local.extend(remote);
+    local
 }
 
 fn to_strings(v: &[&str]) -> Vec<String> {

@@ -22,6 +22,8 @@ pub(crate) struct Requester {
     pub pending: Arc<PendingTable>,
     /// `<key>-response#<nsp>#<uid>#`.
     pub own_response: String,
+    /// This server's uid as text (compared against every received message).
+    uid: String,
 }
 
 /// The replies of one request.
@@ -68,8 +70,10 @@ impl Gathered {
 impl Requester {
     pub fn new(cluster: Cluster, nsp: &str) -> Self {
         let channels = Channels::new(cluster.options().get_key(), nsp);
-        let own_response = channels.response_for(&cluster.uid().to_string());
+        let uid = cluster.uid().to_string();
+        let own_response = channels.response_for(&uid);
         Self {
+            uid,
             cluster,
             channels,
             nsp: nsp.to_owned(),
@@ -79,7 +83,11 @@ impl Requester {
     }
 
     pub fn uid(&self) -> String {
-        self.cluster.uid().to_string()
+        self.uid.clone()
+    }
+
+    pub fn uid_str(&self) -> &str {
+        &self.uid
     }
 
     pub fn timeout(&self) -> std::time::Duration {

@@ -30,8 +30,7 @@ impl<E: SocketEmitter> ClusterAdapter<E> {
                 return;
             }
         };
-        let me = self.req.uid();
-        let mine = |uid: &Option<String>| uid.as_deref() == Some(me.as_str());
+        let mine = |uid: &Option<String>| uid.as_deref() == Some(self.req.uid_str());
         match req {
             Request::Sockets { request_id, rooms } => {
                 if self.req.pending.contains(&request_id) {
