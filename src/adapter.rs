@@ -247,7 +247,10 @@ impl<E: SocketEmitter> CoreAdapter<E> for ClusterAdapter<E> {
                 opts: sel,
                 close: false,
             };
-            self.req.send(&req).await.map_err(Self::adapter_err)?;
+            self.req
+                .send_confirmed(&req)
+                .await
+                .map_err(Self::adapter_err)?;
         }
         self.resolve_socket_rooms(&opts);
         self.local
@@ -321,7 +324,7 @@ impl<E: SocketEmitter> ClusterAdapter<E> {
                 opts: sel,
                 rooms: rooms.iter().map(|r| Value::from(r.as_ref())).collect(),
             };
-            self.req.send(&req).await?;
+            self.req.send_confirmed(&req).await?;
         }
         self.resolve_socket_rooms(&opts);
         if join {

@@ -6,6 +6,7 @@ use crate::error::Error;
 use crate::message::{BINARY_EVENT, BroadcastMessage, EVENT, NodePacket, WireOptions};
 use crate::packet;
 use crate::stats::Counters;
+use crate::transport::Mode;
 use crate::wire::request::Selector;
 use bytes::Bytes;
 use rmpv::Value;
@@ -33,7 +34,11 @@ impl<E: SocketEmitter> ClusterAdapter<E> {
             return Ok(()); // targets nobody
         };
         let channel = self.req.channels.for_rooms(&wire.room_names());
-        let volatile = wire.is_volatile();
+        let mode = if wire.is_volatile() {
+            Mode::Volatile
+        } else {
+            Mode::Queued
+        };
         let msg = BroadcastMessage {
             uid: self.req.uid(),
             packet: NodePacket::event(data, &self.req.nsp),
@@ -43,7 +48,7 @@ impl<E: SocketEmitter> ClusterAdapter<E> {
         self.req
             .cluster
             .transport()
-            .publish(channel, bytes, volatile)
+            .publish(channel, bytes, mode)
             .await
     }
 

@@ -13,8 +13,8 @@ use crate::options::{ClusterOptions, TransportKind};
 use crate::requester::Requester;
 use crate::server_side::ServerSide;
 use crate::stats::{ClusterStats, Counters};
-use crate::transport::Sub;
 use crate::transport::{MessageSink, Transport, memory::MemoryTransport, redis::RedisTransport};
+use crate::transport::{Mode, Sub};
 use crate::wire::request::Selector;
 use dashmap::DashMap;
 use socketioxide_core::Uid;
@@ -166,7 +166,7 @@ async fn heartbeat_loop(inner: Weak<Inner>, channel: String) {
         // A failure is already counted and logged by the transport; the next tick retries.
         let _ = inner
             .transport
-            .publish(channel.clone(), beat.into(), true)
+            .publish(channel.clone(), beat.into(), Mode::Volatile)
             .await;
     }
 }
@@ -307,7 +307,7 @@ impl Cluster {
         let _ = self
             .inner
             .transport
-            .publish(channel, leave.into(), false)
+            .publish(channel, leave.into(), Mode::Confirmed)
             .await;
         self.inner.router.connection_lost();
         self.inner.router.routes.clear();

@@ -23,6 +23,10 @@ pub enum Error {
     /// The connection to Redis is down; the operation was not attempted.
     #[error("redis connection is down; nothing was sent")]
     Disconnected,
+    /// Redis did not accept a publish that the caller waited for (join, leave,
+    /// disconnect, server-side emit): the message is lost. Holds the Redis error.
+    #[error("redis did not accept the message (it is lost): {0}")]
+    NotPublished(String),
     /// A value could not be encoded for the wire.
     #[error("encode: {0}")]
     Encode(String),

@@ -200,7 +200,7 @@ impl Namespace {
                 close,
             },
         };
-        ops.requester().send(&req).await
+        ops.requester().send_confirmed(&req).await
     }
 }
 
@@ -213,7 +213,7 @@ impl Namespace {
         let mut data = vec![Value::from(event)];
         data.extend(args_of(args)?);
         ops.requester()
-            .send(&Request::ServerSideEmit {
+            .send_confirmed(&Request::ServerSideEmit {
                 uid: Some(ops.requester().uid()),
                 request_id: None,
                 data,

@@ -10,6 +10,7 @@ use crate::channel::Channels;
 use crate::correlation::{End, Pending, PendingTable};
 use crate::error::{Error, Partial};
 use crate::stats::Counters;
+use crate::transport::Mode;
 use crate::wire::request::{Request, Response};
 use bytes::Bytes;
 use std::sync::Arc;
@@ -94,18 +95,23 @@ impl Requester {
         self.cluster.options().get_requests_timeout()
     }
 
-    /// Queues `bytes` on `channel`.
-    pub async fn publish(&self, channel: String, bytes: Vec<u8>) -> Result<(), Error> {
-        self.cluster
-            .transport()
-            .publish(channel, Bytes::from(bytes), false)
-            .await
+    /// Queues a request on the namespace's request channel (its replies tell whether it
+    /// arrived).
+    pub async fn send(&self, req: &Request) -> Result<(), Error> {
+        self.publish(req, Mode::Queued).await
     }
 
-    /// Publishes a request on the namespace's request channel.
-    pub async fn send(&self, req: &Request) -> Result<(), Error> {
-        self.publish(self.channels.request().to_owned(), req.encode())
-            .await
+    /// Publishes a request that gets no reply (join, leave, disconnect, server-side emit)
+    /// and waits until Redis accepted it: a lost command is an error for the caller, and
+    /// every request published after this returns is ordered after it on all servers.
+    pub async fn send_confirmed(&self, req: &Request) -> Result<(), Error> {
+        self.publish(req, Mode::Confirmed).await
+    }
+
+    async fn publish(&self, req: &Request, mode: Mode) -> Result<(), Error> {
+        let channel = self.channels.request().to_owned();
+        let bytes = Bytes::from(req.encode());
+        self.cluster.transport().publish(channel, bytes, mode).await
     }
 
     /// Servers subscribed to this namespace's request channel, this one included.
@@ -220,7 +226,7 @@ impl Requester {
         tokio::spawn(async move {
             if let Err(e) = cluster
                 .transport()
-                .publish(channel, Bytes::from(bytes), false)
+                .publish(channel, Bytes::from(bytes), Mode::Queued)
                 .await
             {
                 tracing::warn!(error = %e, "cluster adapter: reply not sent");

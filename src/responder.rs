@@ -11,6 +11,7 @@ use crate::broadcast::log_malformed;
 use crate::cluster::NsOps;
 use crate::server_side::{self, Acker};
 use crate::stats::Counters;
+use crate::transport::Mode;
 use crate::wire::request::{Request, Response, Selector, kind, value_to_json};
 use crate::{SocketInfo, packet};
 use futures_util::StreamExt;
@@ -191,7 +192,7 @@ impl<E: SocketEmitter> ClusterAdapter<E> {
                 let bytes = Response::encode_broadcast_ack(&request_id, &first);
                 if let Err(e) = cluster
                     .transport()
-                    .publish(req_channel.clone(), bytes::Bytes::from(bytes), false)
+                    .publish(req_channel.clone(), bytes::Bytes::from(bytes), Mode::Queued)
                     .await
                 {
                     tracing::warn!(error = %e, "broadcast ack not forwarded");

@@ -4,9 +4,10 @@
 //! socketioxide has no server-side events; handlers are registered on the cluster handle
 //! per namespace (`cluster.of("/").on_server_side(..)`).
 
+use crate::Cluster;
 use crate::error::Error;
+use crate::transport::{BoxFuture, Mode};
 use crate::wire::request::Response;
-use crate::{Cluster, transport::BoxFuture};
 use bytes::Bytes;
 use dashmap::DashMap;
 use rmpv::Value;
@@ -90,7 +91,7 @@ impl Acker {
             if let Err(e) = this
                 .cluster
                 .transport()
-                .publish(this.channel, bytes, false)
+                .publish(this.channel, bytes, Mode::Queued)
                 .await
             {
                 tracing::warn!(error = %e, "server-side ack not sent");

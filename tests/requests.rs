@@ -112,8 +112,8 @@ async fn join_leave_and_disconnect_apply_everywhere() {
     let b = client(&nodes[1], "/", Parser::Json, &["src"], T).await;
     let c = client(&nodes[2], "/", Parser::Json, &[], T).await;
     nodes[2].io.within("src").join("joined").await.unwrap();
-    // Join is fire-and-forget (as in Node); a request from the same server is ordered
-    // after it on every server's subscription, so it sees the result.
+    // join/leave/disconnect return once Redis accepted the command, so any request
+    // published afterwards, from any server, is ordered after it on every server.
     let ns2 = nodes[2].cluster.of("/");
     for x in [&a, &b] {
         assert!(
@@ -132,8 +132,7 @@ async fn join_leave_and_disconnect_apply_everywhere() {
     // The client itself sees it too (its own server applied it).
     assert!(rooms_of(&a).await.contains(&"joined".to_owned()));
     nodes[0].io.within("joined").leave("src").await.unwrap();
-    // Leave is visible from any server once it returned, as fetch goes through the same
-    // ordered channels.
+    // Leave is visible from any other server once it returned.
     assert!(
         nodes[2]
             .io

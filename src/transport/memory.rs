@@ -3,7 +3,7 @@
 //! counts) and no Redis. Each member has a bounded inbox (1024 messages); a publisher
 //! waits for room rather than dropping.
 
-use super::{BoxFuture, MessageSink, Sub, Transport};
+use super::{BoxFuture, MessageSink, Mode, Sub, Transport};
 use crate::channel::pattern_matches;
 use crate::error::Error;
 use crate::stats::Counters;
@@ -98,7 +98,7 @@ impl Transport for MemoryTransport {
         &self,
         channel: String,
         payload: Bytes,
-        volatile: bool,
+        mode: Mode,
     ) -> BoxFuture<'_, Result<(), Error>> {
         Box::pin(async move {
             if !self.open.load(Ordering::Acquire) {
@@ -130,7 +130,7 @@ impl Transport for MemoryTransport {
                         pattern,
                         payload: payload.clone(),
                     };
-                    if volatile {
+                    if mode == Mode::Volatile {
                         if inbox.try_send(d).is_err() {
                             Counters::add(&self.counters.volatile_dropped, 1);
                         }

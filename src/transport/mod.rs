@@ -28,6 +28,21 @@ pub(crate) enum Sub {
     Pattern(String),
 }
 
+/// How hard [`Transport::publish`] tries, and when it resolves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Never waits: when the queue is full the message is dropped and counted.
+    Volatile,
+    /// Resolves once queued (waiting for room when the queue is full). The hot path:
+    /// broadcasts and replies are pipelined without waiting for Redis.
+    Queued,
+    /// Resolves once Redis accepted the PUBLISH, or with the error that lost it. For
+    /// fire-and-forget commands (join, leave, disconnect, server-side emit): a failure
+    /// reaches the caller, and any message published after the call returned — from any
+    /// server — is delivered after this one on every subscriber.
+    Confirmed,
+}
+
 /// Receives what the subscriber connection reads. Called from the subscriber task: it
 /// must not block (hand long work to a task of its own).
 pub(crate) trait MessageSink: Send + Sync + 'static {
@@ -40,15 +55,13 @@ pub(crate) trait MessageSink: Send + Sync + 'static {
 
 /// Publish/subscribe operations the adapter needs from its message bus.
 pub(crate) trait Transport: Send + Sync + 'static {
-    /// Queues `payload` for `channel`. Resolves once queued (waiting for room when the
-    /// queue is full); fails fast with [`Error::Disconnected`] when the bus is known down.
-    /// A `volatile` message is never waited for: when it cannot be queued at once it is
-    /// dropped and counted.
+    /// Publishes `payload` on `channel`; when it resolves depends on `mode`. Fails fast
+    /// with [`Error::Disconnected`] when the bus is known down.
     fn publish(
         &self,
         channel: String,
         payload: Bytes,
-        volatile: bool,
+        mode: Mode,
     ) -> BoxFuture<'_, Result<(), Error>>;
     /// Adds a subscription; resolves once the server confirmed it.
     fn subscribe(&self, sub: Sub) -> BoxFuture<'_, Result<(), Error>>;

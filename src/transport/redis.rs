@@ -9,7 +9,7 @@
 //!   pipeline, so an `emit` never waits for a Redis round trip.
 
 use super::gate::{Gate, GatedStream};
-use super::{BoxFuture, MessageSink, Sub, Transport};
+use super::{BoxFuture, MessageSink, Mode, Sub, Transport};
 use crate::error::Error;
 use crate::options::{RedisEndpoint, redact_url};
 use crate::stats::Counters;
@@ -20,7 +20,7 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 /// Wait before retrying a pipeline whose connection dropped.
@@ -35,6 +35,8 @@ const BACKOFF_MAX: Duration = Duration::from_millis(500);
 struct Outgoing {
     channel: String,
     payload: Bytes,
+    /// Set for [`Mode::Confirmed`]: told how the pipeline holding this message ended.
+    done: Option<oneshot::Sender<Result<(), Error>>>,
 }
 
 struct Shared {
@@ -302,14 +304,27 @@ async fn run_publisher(
                 _ => break,
             }
         }
-        match result {
-            Ok(()) => Counters::add(&shared.counters.published, n as u64),
+        let failure = match result {
+            Ok(()) => {
+                Counters::add(&shared.counters.published, n as u64);
+                None
+            }
             Err(e) => {
                 Counters::add(&shared.counters.publish_failed, n as u64);
                 tracing::warn!(url = %shared.url, error = %e, lost = n, "PUBLISH failed; messages lost");
+                Some(e.to_string())
+            }
+        };
+        for m in batch.drain(..) {
+            if let Some(done) = m.done {
+                let res = match &failure {
+                    None => Ok(()),
+                    Some(reason) => Err(Error::NotPublished(reason.clone())),
+                };
+                // The caller may have given up waiting; nothing to tell then.
+                let _ = done.send(res);
             }
         }
-        batch.clear();
     }
 }
 
@@ -318,27 +333,37 @@ impl Transport for RedisTransport {
         &self,
         channel: String,
         payload: Bytes,
-        volatile: bool,
+        mode: Mode,
     ) -> BoxFuture<'_, Result<(), Error>> {
         Box::pin(async move {
             if !self.shared.connected.load(Ordering::Acquire) {
-                if volatile {
+                if mode == Mode::Volatile {
                     Counters::add(&self.shared.counters.volatile_dropped, 1);
                 }
                 return Err(Error::Disconnected);
             }
-            let msg = Outgoing { channel, payload };
-            if volatile {
-                match self.queue.try_send(msg) {
+            let mut msg = Outgoing {
+                channel,
+                payload,
+                done: None,
+            };
+            match mode {
+                Mode::Volatile => match self.queue.try_send(msg) {
                     Ok(()) => Ok(()),
                     Err(mpsc::error::TrySendError::Full(_)) => {
                         Counters::add(&self.shared.counters.volatile_dropped, 1);
                         Ok(())
                     }
                     Err(mpsc::error::TrySendError::Closed(_)) => Err(Error::Closed),
+                },
+                Mode::Queued => self.queue.send(msg).await.map_err(|_| Error::Closed),
+                Mode::Confirmed => {
+                    let (tx, rx) = oneshot::channel();
+                    msg.done = Some(tx);
+                    self.queue.send(msg).await.map_err(|_| Error::Closed)?;
+                    // The publisher drops the sender without a word only when it stops.
+                    rx.await.map_err(|_| Error::Closed)?
                 }
-            } else {
-                self.queue.send(msg).await.map_err(|_| Error::Closed)
             }
         })
     }
