@@ -37,10 +37,14 @@ async fn servers_on_one_bus_are_one_cluster() {
 #[tokio::test]
 async fn separate_buses_are_separate_clusters() {
     let a = node(&InProcessBus::new()).await;
-    let b = node(&InProcessBus::new()).await;
+    let y = InProcessBus::new();
+    let b = node(&y).await;
+    let b2 = node(&y).await;
     let mut c = Client::connect(b.addr, "/", Parser::Json).await;
     a.io.emit("other-cluster", &()).await.unwrap();
-    b.io.emit("marker", &()).await.unwrap();
+    // A bus hands a message to every member's inbox before `emit` returns, and b reads
+    // its inbox in order: had a's broadcast reached b, it would arrive before b2's.
+    b2.io.emit("marker", &()).await.unwrap();
     c.expect_no_event_before("marker", T).await;
 }
 

@@ -195,7 +195,7 @@ async fn emit_with_ack_gathers_acks_from_every_server() {
     let stream = nodes[0]
         .io
         .to("acks")
-        .timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(10))
         .emit_with_ack::<_, String>("ask", &"q")
         .await
         .unwrap();
@@ -293,7 +293,7 @@ async fn custom_requests_reach_every_server_hook() {
 /// connection): calls fail at the timeout with the partial results, and nothing leaks.
 #[tokio::test]
 async fn a_silent_subscriber_makes_calls_time_out_with_partial_results() {
-    let timeout = Duration::from_millis(700);
+    let timeout = Duration::from_secs(2);
     let nodes = cluster_of(2, timeout).await;
     let _b = client(&nodes[1], "/", Parser::Json, &["room"], T).await;
     let key = nodes[0].cluster.options().get_key().to_owned();
@@ -305,7 +305,7 @@ async fn a_silent_subscriber_makes_calls_time_out_with_partial_results() {
     let started = Instant::now();
     let err = ns.all_rooms().await.unwrap_err();
     let elapsed = started.elapsed();
-    assert!(elapsed >= timeout && elapsed < timeout * 3, "{elapsed:?}");
+    assert!(elapsed >= timeout && elapsed < timeout * 4, "{elapsed:?}");
     match &err {
         Error::Timeout {
             expected,
@@ -348,7 +348,7 @@ async fn a_silent_subscriber_makes_calls_time_out_with_partial_results() {
 
 #[tokio::test]
 async fn a_closed_server_is_no_longer_counted() {
-    let nodes = cluster_of(3, Duration::from_secs(3)).await;
+    let nodes = cluster_of(3, Duration::from_secs(5)).await;
     let _c = client(&nodes[1], "/", Parser::Json, &["kept"], T).await;
     nodes[2].cluster.close().await;
     let ns = nodes[0].cluster.of("/");
@@ -362,7 +362,7 @@ async fn a_closed_server_is_no_longer_counted() {
     }
     let started = Instant::now();
     assert!(ns.all_rooms().await.unwrap().contains(&"kept".to_owned()));
-    assert!(started.elapsed() < Duration::from_secs(1));
+    assert!(started.elapsed() < Duration::from_secs(2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -411,7 +411,7 @@ async fn counting_peers_only_ignores_foreign_subscribers() {
     let opts = || {
         ClusterOptions::new(common::shared().url())
             .key(&key)
-            .requests_timeout(Duration::from_secs(1))
+            .requests_timeout(Duration::from_secs(5))
             .count_peers_only(true)
     };
     let a = Cluster::connect(opts()).await.unwrap();
@@ -446,7 +446,7 @@ async fn counting_peers_only_ignores_foreign_subscribers() {
         .await
         .unwrap_err();
     assert!(
-        started.elapsed() >= Duration::from_secs(1),
+        started.elapsed() >= Duration::from_secs(5),
         "b does not ack: waits for b only"
     );
     b.of("/").on_server_side("ack-me", |ev| ev.ack(1));
@@ -456,13 +456,14 @@ async fn counting_peers_only_ignores_foreign_subscribers() {
         .server_side_emit_with_ack("ack-me", &())
         .await
         .unwrap();
+    // Well under the 5 s a count that included the monitor would wait.
     assert_eq!(replies.len(), 1);
     assert!(
-        started.elapsed() < Duration::from_millis(500),
+        started.elapsed() < Duration::from_secs(2),
         "{:?}",
         started.elapsed()
     );
     let started = Instant::now();
     a.of("/").all_rooms().await.unwrap();
-    assert!(started.elapsed() < Duration::from_millis(500));
+    assert!(started.elapsed() < Duration::from_secs(2));
 }

@@ -69,8 +69,9 @@ async fn redis_restart_while_broadcasting_recovers_and_reports_the_gap() {
     wait_until("the adapter notices", async || !a.cluster.is_connected()).await;
     let started = Instant::now();
     let err = a.io.emit("lost", &()).await.unwrap_err();
+    // Fast: not after the 2 s connect timeout.
     assert!(
-        started.elapsed() < Duration::from_millis(100),
+        started.elapsed() < Duration::from_millis(1000),
         "not a fast failure"
     );
     assert!(
@@ -101,7 +102,9 @@ async fn redis_restart_while_broadcasting_recovers_and_reports_the_gap() {
     eprintln!(
         "redis restart: delivery resumed {resumed:?} after the first probe, {total:?} after Redis answered"
     );
-    assert!(total < Duration::from_secs(2), "{total:?}");
+    // Backoff is capped at 500 ms; the bound leaves room for a loaded CI machine (the
+    // measured figure is printed above).
+    assert!(total < Duration::from_secs(5), "{total:?}");
     assert!(a.cluster.is_connected() && b.cluster.is_connected());
     drop(redis2);
 }

@@ -171,19 +171,27 @@ struct TlsRedis {
 impl TlsRedis {
     fn start() -> TlsRedis {
         let certs = Certs::generate();
-        let tls_port = free_port();
-        let server = RedisServer::start_with_args(&[
-            "--tls-port",
-            &tls_port.to_string(),
-            "--tls-cert-file",
-            &certs.path("server.pem"),
-            "--tls-key-file",
-            &certs.path("server.key"),
-            "--tls-ca-cert-file",
-            &certs.path("ca.pem"),
-            "--tls-auth-clients",
-            "no",
-        ]);
+        // A fresh TLS port per start attempt: another process may take a free port
+        // before redis-server binds it.
+        let last_port = std::cell::Cell::new(0);
+        let server = RedisServer::start_with(|| {
+            last_port.set(free_port());
+            [
+                "--tls-port",
+                &last_port.get().to_string(),
+                "--tls-cert-file",
+                &certs.path("server.pem"),
+                "--tls-key-file",
+                &certs.path("server.key"),
+                "--tls-ca-cert-file",
+                &certs.path("ca.pem"),
+                "--tls-auth-clients",
+                "no",
+            ]
+            .map(str::to_owned)
+            .to_vec()
+        });
+        let tls_port = last_port.get();
         TlsRedis {
             _server: server,
             tls_port,

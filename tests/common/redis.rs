@@ -46,13 +46,19 @@ impl RedisServer {
     /// command line, e.g. `&["--client-output-buffer-limit", "pubsub 1mb 1mb 0"]`.
     pub fn start_with_args(extra_args: &[&str]) -> RedisServer {
         let extra_args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
+        Self::start_with(|| extra_args.clone())
+    }
+
+    /// Like [`start_with_args`](Self::start_with_args), with the arguments made anew for
+    /// each start attempt (e.g. to pick another free port for `--tls-port` as well).
+    pub fn start_with(extra_args: impl Fn() -> Vec<String>) -> RedisServer {
         let mut last_err = String::new();
         for _ in 0..START_ATTEMPTS {
             let port = free_port();
             let log_path = log_path(port);
             let server = RedisServer {
                 port,
-                extra_args: extra_args.clone(),
+                extra_args: extra_args(),
                 log_path,
                 child: Mutex::new(None),
             };
