@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::cluster::{Io, Node, Serve, node_serving};
+use common::cluster::{Io, Node, Serve, node_serving, stall_and_flood};
 use common::{Client, Parser, RedisServer, arg};
 use serde_json::json;
 use socketioxide_cluster::{ClusterOptions, Error};
@@ -38,21 +38,7 @@ async fn wait_until(what: &str, mut cond: impl AsyncFnMut() -> bool) {
 
 /// Sends `probe` broadcasts from `from` until `to` receives one; returns how long it took.
 async fn until_delivered(from: &Io, to: &mut Client) -> Duration {
-    let started = Instant::now();
-    loop {
-        let _ = from.emit("probe", &()).await;
-        if let Some(ev) = to.try_recv_event(Duration::from_millis(50)).await {
-            assert_eq!(ev.name, "probe");
-            // Drain probes still in flight.
-            while to
-                .try_recv_event(Duration::from_millis(100))
-                .await
-                .is_some()
-            {}
-            return started.elapsed();
-        }
-        assert!(started.elapsed() < T, "delivery did not resume");
-    }
+    common::cluster::until_delivered(from, to, T).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -314,47 +300,12 @@ async fn a_server_that_cannot_keep_up_stays_bounded_and_recovers() {
     let b = node(opts(&redis)).await;
     let mut c = Client::connect(b.addr, "/", Parser::Json).await;
     until_delivered(&a.io, &mut c).await;
-    let (blocked_tx, blocked_rx) = std::sync::mpsc::channel::<()>();
-    let blocked_rx = std::sync::Mutex::new(blocked_rx);
-    b.cluster.of("/").on_server_side("stall", move |_| {
-        // Holds b's subscriber task until the test has flooded Redis.
-        let _ = blocked_rx
-            .lock()
-            .unwrap()
-            .recv_timeout(Duration::from_secs(20));
-    });
-    a.cluster
-        .of("/")
-        .server_side_emit("stall", &())
-        .await
-        .unwrap();
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let chunk = vec![0xc1u8; 1024 * 1024]; // malformed on purpose: skipped cheaply
-    let mut sent = 0usize;
-    // Until Redis cuts b's subscriber off: only its 2 subscribers (a and b) receive
-    // `res#/#`; once b is gone the count drops to 1.
-    loop {
-        let receivers: i64 = redis::cmd("PUBLISH")
-            .arg("res#/#")
-            .arg(&chunk)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        sent += 1;
-        if receivers < 2 {
-            break;
-        }
-        assert!(
-            sent < 200,
-            "Redis never cut the stalled subscriber off: it kept reading without bound"
-        );
-    }
+    let (sent, release) = stall_and_flood(&a.cluster, &b.cluster, &redis.url()).await;
     eprintln!("slow subscriber: cut off by Redis after {sent} MiB were published to it");
     // With the read-ahead bound (16 MiB) plus socket buffers, b stops reading long
     // before 200 MiB; an unbounded reader would have swallowed all of it.
     assert!(sent < 64, "{sent} MiB published before the cut-off");
-    blocked_tx.send(()).unwrap();
+    release.send(()).unwrap();
     let took = until_delivered(&a.io, &mut c).await;
     eprintln!("slow subscriber: receiving again {took:?} after it caught up");
     assert!(b.cluster.stats().reconnects >= 1, "{:?}", b.cluster.stats());

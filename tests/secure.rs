@@ -170,6 +170,11 @@ struct TlsRedis {
 
 impl TlsRedis {
     fn start() -> TlsRedis {
+        Self::start_with_args(&[])
+    }
+
+    /// With `extra` appended to the command line.
+    fn start_with_args(extra: &[&str]) -> TlsRedis {
         let certs = Certs::generate();
         // A fresh TLS port per start attempt: another process may take a free port
         // before redis-server binds it.
@@ -188,8 +193,10 @@ impl TlsRedis {
                 "--tls-auth-clients",
                 "no",
             ]
-            .map(str::to_owned)
-            .to_vec()
+            .iter()
+            .chain(extra)
+            .map(|a| a.to_string())
+            .collect()
         });
         let tls_port = last_port.get();
         TlsRedis {
@@ -332,6 +339,28 @@ async fn tls_with_custom_ca_delivers_broadcasts() {
     assert!(dbg.contains("custom TLS root cert"), "{dbg}");
     assert!(!dbg.contains("BEGIN CERTIFICATE"), "{dbg}");
     assert!(nodes[0].cluster.is_connected());
+}
+
+/// The TLS subscriber connection is gated like the plain one: a server that cannot keep
+/// up stops reading after a bounded read-ahead, Redis cuts it off for its output buffer,
+/// and it comes back over TLS and receives again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_subscriber_that_cannot_keep_up_stays_bounded_and_recovers() {
+    logs();
+    let redis = TlsRedis::start_with_args(&["--client-output-buffer-limit", "pubsub 4mb 2mb 1"]);
+    let opts = redis.options(&common::unique_key("tls-slow"));
+    let (a, b) = (node(opts.clone()).await, node(opts).await);
+    let mut c = client(&b, &[]).await;
+    common::cluster::until_delivered(&a.io, &mut c, T).await;
+    // The flood goes through the server's plain port; b reads it over TLS.
+    let plain = format!("redis://127.0.0.1:{}", redis._server.port());
+    let (sent, release) = common::cluster::stall_and_flood(&a.cluster, &b.cluster, &plain).await;
+    eprintln!("slow TLS subscriber: cut off by Redis after {sent} MiB");
+    assert!(sent < 64, "{sent} MiB published before the cut-off");
+    release.send(()).unwrap();
+    let took = common::cluster::until_delivered(&a.io, &mut c, T).await;
+    eprintln!("slow TLS subscriber: receiving again {took:?} after it caught up");
+    assert!(b.cluster.stats().reconnects >= 1, "{:?}", b.cluster.stats());
 }
 
 #[tokio::test]

@@ -16,12 +16,14 @@ use crate::stats::Counters;
 use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink, PubSubStream};
+use rustls::pki_types::ServerName;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsConnector;
 
 /// Wait before retrying a pipeline whose connection dropped.
 const RETRY_DELAY: Duration = Duration::from_millis(50);
@@ -41,6 +43,8 @@ struct Outgoing {
 
 struct Shared {
     client: redis::Client,
+    /// For `rediss://` subscriber connections (see [`open_pubsub`]).
+    tls: Option<TlsConnector>,
     url: String,
     connect_timeout: Duration,
     sub_sink: Mutex<Option<PubSubSink>>,
@@ -62,29 +66,52 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Opens the subscriber connection. Plain TCP goes through a [`GatedStream`] so the
-/// driver cannot read without bound ahead of the router; TLS and Unix-socket connections
-/// are opened by the redis crate itself (ungated).
+/// Opens the subscriber connection through a [`GatedStream`], so the driver cannot read
+/// without bound ahead of the router: plain TCP, TLS (with `tls`) and Unix sockets alike.
+/// Only `rediss://…#insecure` (no certificate check) is left to the redis crate, ungated.
 async fn open_pubsub(
     client: &redis::Client,
+    tls: Option<&TlsConnector>,
     url: &str,
     timeout: Duration,
 ) -> Result<(redis::aio::PubSub, Option<Arc<Gate>>), Error> {
     let info = client.get_connection_info();
+    let settings = info.redis_settings();
+    let gate = Arc::new(Gate::default());
     let open = async {
-        match info.addr() {
-            redis::ConnectionAddr::Tcp(host, port) => {
-                let tcp = tokio::net::TcpStream::connect((host.as_str(), *port))
+        let pubsub = match (info.addr(), tls) {
+            (redis::ConnectionAddr::Tcp(host, port), _) => {
+                let tcp = connect_tcp(host, *port).await?;
+                redis::aio::PubSub::new(settings, GatedStream::new(tcp, gate.clone())).await?
+            }
+            (
+                redis::ConnectionAddr::TcpTls {
+                    host,
+                    port,
+                    insecure: false,
+                    ..
+                },
+                Some(tls),
+            ) => {
+                let name = ServerName::try_from(host.clone())
+                    .map_err(|e| Error::Config(format!("invalid TLS server name {host:?}: {e}")))?;
+                let tcp = connect_tcp(host, *port).await?;
+                let stream = tls
+                    .connect(name, tcp)
                     .await
                     .map_err(redis::RedisError::from)?;
-                tcp.set_nodelay(true).map_err(redis::RedisError::from)?;
-                let gate = Arc::new(Gate::default());
-                let stream = GatedStream::new(tcp, gate.clone());
-                let pubsub = redis::aio::PubSub::new(info.redis_settings(), stream).await?;
-                Ok::<_, Error>((pubsub, Some(gate)))
+                redis::aio::PubSub::new(settings, GatedStream::new(stream, gate.clone())).await?
             }
-            _ => Ok((client.get_async_pubsub().await?, None)),
-        }
+            #[cfg(unix)]
+            (redis::ConnectionAddr::Unix(path), _) => {
+                let unix = tokio::net::UnixStream::connect(path)
+                    .await
+                    .map_err(redis::RedisError::from)?;
+                redis::aio::PubSub::new(settings, GatedStream::new(unix, gate.clone())).await?
+            }
+            _ => return Ok((client.get_async_pubsub().await?, None)),
+        };
+        Ok::<_, Error>((pubsub, Some(gate.clone())))
     };
     match tokio::time::timeout(timeout, open).await {
         Ok(res) => res,
@@ -93,6 +120,45 @@ async fn open_pubsub(
             timeout,
         }),
     }
+}
+
+async fn connect_tcp(host: &str, port: u16) -> Result<tokio::net::TcpStream, Error> {
+    let tcp = tokio::net::TcpStream::connect((host, port))
+        .await
+        .map_err(redis::RedisError::from)?;
+    tcp.set_nodelay(true).map_err(redis::RedisError::from)?;
+    Ok(tcp)
+}
+
+/// The TLS client of the subscriber connection: the roots the redis crate would use
+/// (the system's, or the endpoint's own CA), no client certificate.
+fn tls_connector(endpoint: &RedisEndpoint) -> Result<TlsConnector, Error> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let mut roots = rustls::RootCertStore::empty();
+    match &endpoint.tls_root_cert {
+        Some(pem) => {
+            for cert in CertificateDer::pem_slice_iter(pem) {
+                let cert = cert.map_err(|e| Error::Config(format!("tls_root_cert: {e}")))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| Error::Config(format!("tls_root_cert: {e}")))?;
+            }
+        }
+        None => {
+            let native = rustls_native_certs::load_native_certs();
+            let (added, _ignored) = roots.add_parsable_certificates(native.certs);
+            if added == 0 && !native.errors.is_empty() {
+                return Err(Error::Config(format!(
+                    "no usable system TLS root certificates: {}",
+                    native.errors[0]
+                )));
+            }
+        }
+    }
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(TlsConnector::from(Arc::new(config)))
 }
 
 impl RedisTransport {
@@ -106,7 +172,13 @@ impl RedisTransport {
         let redacted = redact_url(&endpoint.url);
         let client = open_client(endpoint)
             .map_err(|e| Error::Config(format!("invalid redis URL {redacted}: {e}")))?;
-        let (pubsub, gate) = open_pubsub(&client, &redacted, connect_timeout).await?;
+        let tls = match client.get_connection_info().addr() {
+            redis::ConnectionAddr::TcpTls {
+                insecure: false, ..
+            } => Some(tls_connector(endpoint)?),
+            _ => None,
+        };
+        let (pubsub, gate) = open_pubsub(&client, tls.as_ref(), &redacted, connect_timeout).await?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(connect_timeout))
             .set_response_timeout(Some(connect_timeout))
@@ -129,6 +201,7 @@ impl RedisTransport {
         let (sub_sink, stream) = pubsub.split();
         let shared = Arc::new(Shared {
             client,
+            tls,
             url: redacted,
             connect_timeout,
             sub_sink: Mutex::new(Some(sub_sink)),
@@ -238,7 +311,13 @@ async fn run_subscriber(
 }
 
 async fn resubscribe(shared: &Shared) -> Result<(PubSubStream, Option<Arc<Gate>>), Error> {
-    let (pubsub, gate) = open_pubsub(&shared.client, &shared.url, shared.connect_timeout).await?;
+    let (pubsub, gate) = open_pubsub(
+        &shared.client,
+        shared.tls.as_ref(),
+        &shared.url,
+        shared.connect_timeout,
+    )
+    .await?;
     let (mut sink, stream) = pubsub.split();
     // Install the new sink before reading the subscription set, so a subscription added
     // concurrently lands on the new connection either way.

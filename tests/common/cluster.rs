@@ -193,3 +193,71 @@ pub async fn shutdown_all(procs: Vec<NodeProcess>) {
         );
     }
 }
+
+// ---------------------------------------------------------------------------
+// Faults
+
+/// Sends `probe` broadcasts from `from` until `to` receives one (within `t`), drains the
+/// probes still in flight; returns how long it took.
+pub async fn until_delivered(from: &Io, to: &mut Client, t: Duration) -> Duration {
+    let started = std::time::Instant::now();
+    loop {
+        let _ = from.emit("probe", &()).await;
+        if let Some(ev) = to.try_recv_event(Duration::from_millis(50)).await {
+            assert_eq!(ev.name, "probe");
+            while to
+                .try_recv_event(Duration::from_millis(100))
+                .await
+                .is_some()
+            {}
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < t,
+            "delivery did not resume within {t:?}"
+        );
+    }
+}
+
+/// Stalls `b`'s subscriber task (a server-side handler that blocks it, standing in for a
+/// fan-out that cannot keep up), then publishes 1 MiB messages on the broadcast channel
+/// of `/` through `flood_url` until Redis cuts `b`'s subscriber off (its
+/// `client-output-buffer-limit pubsub` must be small). Returns the MiB published by then,
+/// and the sender that ends the stall.
+pub async fn stall_and_flood(
+    a: &Cluster,
+    b: &Cluster,
+    flood_url: &str,
+) -> (usize, std::sync::mpsc::Sender<()>) {
+    let (release, blocked) = std::sync::mpsc::channel::<()>();
+    let blocked = std::sync::Mutex::new(blocked);
+    b.of("/").on_server_side("stall", move |_| {
+        let _ = blocked
+            .lock()
+            .unwrap()
+            .recv_timeout(Duration::from_secs(20));
+    });
+    a.of("/").server_side_emit("stall", &()).await.unwrap();
+    let channel = format!("{}#/#", b.options().get_key());
+    let client = redis::Client::open(flood_url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let chunk = vec![0xc1u8; 1024 * 1024]; // malformed on purpose: skipped cheaply
+    let mut sent = 0usize;
+    // Only a and b subscribe to the channel; once b is cut off the count drops to 1.
+    loop {
+        let receivers: i64 = redis::cmd("PUBLISH")
+            .arg(&channel)
+            .arg(&chunk)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        sent += 1;
+        if receivers < 2 {
+            return (sent, release);
+        }
+        assert!(
+            sent < 200,
+            "Redis never cut the stalled subscriber off: it kept reading without bound"
+        );
+    }
+}
