@@ -7,6 +7,7 @@
 //! A transport hands every received message to a [`MessageSink`] (the cluster's router)
 //! from the one task that owns the subscriber connection.
 
+mod connect;
 mod gate;
 pub mod memory;
 pub mod redis;

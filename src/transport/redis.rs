@@ -8,7 +8,8 @@
 //!   publisher task that drains a bounded queue and sends what it found as one
 //!   pipeline, so an `emit` never waits for a Redis round trip.
 
-use super::gate::{Gate, GatedStream};
+use super::connect::{open_client, open_pubsub, tls_connector};
+use super::gate::Gate;
 use super::{BoxFuture, MessageSink, Mode, Sub, Transport};
 use crate::error::Error;
 use crate::options::{RedisEndpoint, redact_url};
@@ -16,7 +17,6 @@ use crate::stats::Counters;
 use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink, PubSubStream};
-use rustls::pki_types::ServerName;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -64,101 +64,6 @@ pub(crate) struct RedisTransport {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Opens the subscriber connection through a [`GatedStream`], so the driver cannot read
-/// without bound ahead of the router: plain TCP, TLS (with `tls`) and Unix sockets alike.
-/// Only `rediss://…#insecure` (no certificate check) is left to the redis crate, ungated.
-async fn open_pubsub(
-    client: &redis::Client,
-    tls: Option<&TlsConnector>,
-    url: &str,
-    timeout: Duration,
-) -> Result<(redis::aio::PubSub, Option<Arc<Gate>>), Error> {
-    let info = client.get_connection_info();
-    let settings = info.redis_settings();
-    let gate = Arc::new(Gate::default());
-    let open = async {
-        let pubsub = match (info.addr(), tls) {
-            (redis::ConnectionAddr::Tcp(host, port), _) => {
-                let tcp = connect_tcp(host, *port).await?;
-                redis::aio::PubSub::new(settings, GatedStream::new(tcp, gate.clone())).await?
-            }
-            (
-                redis::ConnectionAddr::TcpTls {
-                    host,
-                    port,
-                    insecure: false,
-                    ..
-                },
-                Some(tls),
-            ) => {
-                let name = ServerName::try_from(host.clone())
-                    .map_err(|e| Error::Config(format!("invalid TLS server name {host:?}: {e}")))?;
-                let tcp = connect_tcp(host, *port).await?;
-                let stream = tls
-                    .connect(name, tcp)
-                    .await
-                    .map_err(redis::RedisError::from)?;
-                redis::aio::PubSub::new(settings, GatedStream::new(stream, gate.clone())).await?
-            }
-            #[cfg(unix)]
-            (redis::ConnectionAddr::Unix(path), _) => {
-                let unix = tokio::net::UnixStream::connect(path)
-                    .await
-                    .map_err(redis::RedisError::from)?;
-                redis::aio::PubSub::new(settings, GatedStream::new(unix, gate.clone())).await?
-            }
-            _ => return Ok((client.get_async_pubsub().await?, None)),
-        };
-        Ok::<_, Error>((pubsub, Some(gate.clone())))
-    };
-    match tokio::time::timeout(timeout, open).await {
-        Ok(res) => res,
-        Err(_) => Err(Error::ConnectTimeout {
-            url: url.to_owned(),
-            timeout,
-        }),
-    }
-}
-
-async fn connect_tcp(host: &str, port: u16) -> Result<tokio::net::TcpStream, Error> {
-    let tcp = tokio::net::TcpStream::connect((host, port))
-        .await
-        .map_err(redis::RedisError::from)?;
-    tcp.set_nodelay(true).map_err(redis::RedisError::from)?;
-    Ok(tcp)
-}
-
-/// The TLS client of the subscriber connection: the roots the redis crate would use
-/// (the system's, or the endpoint's own CA), no client certificate.
-fn tls_connector(endpoint: &RedisEndpoint) -> Result<TlsConnector, Error> {
-    use rustls::pki_types::{CertificateDer, pem::PemObject};
-    let mut roots = rustls::RootCertStore::empty();
-    match &endpoint.tls_root_cert {
-        Some(pem) => {
-            for cert in CertificateDer::pem_slice_iter(pem) {
-                let cert = cert.map_err(|e| Error::Config(format!("tls_root_cert: {e}")))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| Error::Config(format!("tls_root_cert: {e}")))?;
-            }
-        }
-        None => {
-            let native = rustls_native_certs::load_native_certs();
-            let (added, _ignored) = roots.add_parsable_certificates(native.certs);
-            if added == 0 && !native.errors.is_empty() {
-                return Err(Error::Config(format!(
-                    "no usable system TLS root certificates: {}",
-                    native.errors[0]
-                )));
-            }
-        }
-    }
-    let config = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(TlsConnector::from(Arc::new(config)))
 }
 
 impl RedisTransport {
@@ -227,26 +132,6 @@ impl RedisTransport {
             shutdown,
             tasks: Mutex::new(tasks),
         })
-    }
-}
-
-fn open_client(endpoint: &RedisEndpoint) -> redis::RedisResult<redis::Client> {
-    let url = endpoint.url.as_str();
-    if url.starts_with("rediss:") {
-        // What rustls would pick by itself with only the `ring` feature; installed here
-        // so that an application that also enables rustls' `aws_lc_rs` does not panic.
-        // No-op when the application installed a provider already.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    }
-    match &endpoint.tls_root_cert {
-        None => redis::Client::open(url),
-        Some(pem) => redis::Client::build_with_tls(
-            url,
-            redis::TlsCertificates {
-                client_tls: None,
-                root_cert: Some(pem.to_vec()),
-            },
-        ),
     }
 }
 
