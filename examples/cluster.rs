@@ -7,12 +7,15 @@
 //! Then open http://127.0.0.1:3000 and http://127.0.0.1:3001 side by side.
 //! A Node socket.io server using `@socket.io/redis-adapter` with the same Redis and key
 //! joins the same chat.
+//!
+//! Without a reachable Redis the example says how to start one and runs both servers on
+//! the in-process bus instead (one process, no Redis: the zero-setup transport).
 
 use socketioxide::{
     SocketIo,
     extract::{Data, SocketRef},
 };
-use socketioxide_cluster::{Cluster, ClusterAdapter, ClusterOptions};
+use socketioxide_cluster::{Cluster, ClusterAdapter, ClusterOptions, InProcessBus};
 use std::time::Duration;
 
 type Adapter = ClusterAdapter<socketioxide::adapter::Emitter>;
@@ -20,10 +23,9 @@ type Adapter = ClusterAdapter<socketioxide::adapter::Emitter>;
 async fn start_node(
     name: &'static str,
     port: u16,
-    url: &str,
+    opts: ClusterOptions,
 ) -> Result<Cluster, Box<dyn std::error::Error>> {
-    let cluster =
-        Cluster::connect(ClusterOptions::new(url).connect_timeout(Duration::from_secs(3))).await?;
+    let cluster = Cluster::connect(opts).await?;
     let (layer, io) = SocketIo::builder()
         // socketioxide drops packets for a socket whose buffer (default 128) is full:
         // raise it for bursty cluster traffic.
@@ -70,9 +72,26 @@ async fn main() {
         .ok()
         .and_then(|p| p.parse().ok())
         .unwrap_or(3001);
+    let redis = ClusterOptions::new(&url).connect_timeout(Duration::from_secs(3));
+    let opts = match Cluster::connect(redis.clone()).await {
+        Ok(probe) => {
+            probe.close().await;
+            redis
+        }
+        Err(e) => {
+            eprintln!("Redis at {url} is not usable: {e}");
+            eprintln!(
+                "To run the two servers through Redis, start one with:\n    \
+                 sudo apt-get install -y redis-server && redis-server --port 6379 --save '' --daemonize yes\n\
+                 or point REDIS_URL at yours (e.g. REDIS_URL=redis://127.0.0.1:6380).\n\
+                 Meanwhile both servers share the in-process bus (this process only)."
+            );
+            ClusterOptions::in_process(&InProcessBus::new())
+        }
+    };
     let nodes = async {
-        let a = start_node("node-a", port_a, &url).await?;
-        let b = start_node("node-b", port_b, &url).await?;
+        let a = start_node("node-a", port_a, opts.clone()).await?;
+        let b = start_node("node-b", port_b, opts).await?;
         Ok::<_, Box<dyn std::error::Error>>((a, b))
     }
     .await;
@@ -80,11 +99,6 @@ async fn main() {
         Ok(nodes) => nodes,
         Err(e) => {
             eprintln!("could not start the cluster: {e}");
-            eprintln!(
-                "This example needs Redis at {url}. Start one with:\n    \
-                 sudo apt-get install -y redis-server && redis-server --port 6379 --save '' --daemonize yes\n\
-                 or point REDIS_URL at yours (e.g. REDIS_URL=redis://127.0.0.1:6380)."
-            );
             std::process::exit(1);
         }
     };
