@@ -73,10 +73,10 @@ async fn main() {
         .and_then(|p| p.parse().ok())
         .unwrap_or(3001);
     let redis = ClusterOptions::new(&url).connect_timeout(Duration::from_secs(3));
-    let opts = match Cluster::connect(redis.clone()).await {
+    let (opts, via) = match Cluster::connect(redis.clone()).await {
         Ok(probe) => {
             probe.close().await;
-            redis
+            (redis, "through Redis")
         }
         Err(e) => {
             eprintln!("Redis at {url} is not usable: {e}");
@@ -86,7 +86,10 @@ async fn main() {
                  or point REDIS_URL at yours (e.g. REDIS_URL=redis://127.0.0.1:6380).\n\
                  Meanwhile both servers share the in-process bus (this process only)."
             );
-            ClusterOptions::in_process(&InProcessBus::new())
+            (
+                ClusterOptions::in_process(&InProcessBus::new()),
+                "through the in-process bus",
+            )
         }
     };
     let nodes = async {
@@ -102,7 +105,7 @@ async fn main() {
             std::process::exit(1);
         }
     };
-    println!("Open both pages; type in one, read in the other. Ctrl-C to stop.");
+    println!("Open both pages; type in one, read in the other ({via}). Ctrl-C to stop.");
     let _ = tokio::signal::ctrl_c().await;
     a.close().await;
     b.close().await;

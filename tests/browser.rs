@@ -1,0 +1,285 @@
+//! The main example in a real browser: `examples/cluster.rs` runs as its own process (two
+//! servers through a test `redis-server`), headless Chromium opens the page of each
+//! server, and a chat line typed in one page shows in the other, both ways.
+//!
+//! Chromium is driven over the DevTools protocol (a websocket, JSON commands). Requires
+//! `chromium` (Debian: `apt-get install chromium`); `.ci/run` installs it.
+
+mod common;
+
+use common::RedisServer;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async, tungstenite::Message};
+
+/// Bound of one wait.
+const T: Duration = Duration::from_secs(20);
+const CHROMIUM: &str = "chromium";
+
+/// Kills (and reaps) a child process when dropped, whatever the test outcome.
+struct Reap(Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind 127.0.0.1:0")
+        .local_addr()
+        .expect("local addr")
+        .port()
+}
+
+/// Waits (on a thread, bounded by `T`) for a line of `reader` that `pick` accepts.
+fn wait_for_line<R: std::io::Read + Send + 'static>(
+    reader: R,
+    what: &'static str,
+    pick: impl Fn(&str) -> Option<String> + Send + 'static,
+) -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for line in BufReader::new(reader).lines() {
+            let Ok(line) = line else { break };
+            if let Some(found) = pick(&line) {
+                let _ = tx.send(Ok(found));
+                // Keep draining so the child never blocks on a full pipe.
+                continue;
+            }
+            seen.push(line);
+        }
+        let _ = tx.send(Err(seen.join("\n")));
+    });
+    match rx.recv_timeout(T) {
+        Ok(Ok(found)) => found,
+        Ok(Err(output)) => panic!("{what}: the process ended first; its output:\n{output}"),
+        Err(_) => panic!("{what}: not within {T:?}"),
+    }
+}
+
+/// The example binary, built by `cargo test` next to the test binaries.
+fn example_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir");
+    let path = dir.join("examples").join("cluster");
+    let hint = "`cargo test` builds the examples; `cargo test --test browser` alone does not \
+                (run `cargo build --example cluster` first)";
+    let built = std::fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| panic!("{} is missing: {hint}", path.display()));
+    let source = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/cluster.rs");
+    let edited = std::fs::metadata(source)
+        .and_then(|m| m.modified())
+        .expect("examples/cluster.rs");
+    assert!(
+        built >= edited,
+        "{} is older than its source: {hint}",
+        path.display()
+    );
+    path
+}
+
+/// `examples/cluster.rs` on `redis`; returns the process and its two ports.
+fn start_example(redis: &RedisServer) -> (Reap, u16, u16) {
+    let (a, b) = (free_port(), free_port());
+    let mut child = Command::new(example_binary())
+        .env("REDIS_URL", redis.url())
+        .env("PORT_A", a.to_string())
+        .env("PORT_B", b.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn the example");
+    let stdout = child.stdout.take().expect("stdout");
+    let child = Reap(child);
+    let ready = wait_for_line(stdout, "the example's ready line", |l| {
+        l.starts_with("Open both pages").then(|| l.to_owned())
+    });
+    assert!(ready.contains("through Redis"), "{ready}");
+    (child, a, b)
+}
+
+/// Headless Chromium with the DevTools protocol on a free port; its browser websocket.
+fn start_chromium(profile: &std::path::Path) -> (Reap, String) {
+    let child = Command::new(CHROMIUM)
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--remote-debugging-port=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("about:blank")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => panic!(
+            "cannot run `{CHROMIUM}` ({e}): install it (Debian: apt-get install chromium); \
+             .ci/run does"
+        ),
+    };
+    let stderr = child.stderr.take().expect("stderr");
+    let child = Reap(child);
+    let ws = wait_for_line(stderr, "Chromium's DevTools address", |l| {
+        l.strip_prefix("DevTools listening on ")
+            .map(|s| s.trim().to_owned())
+    });
+    (child, ws)
+}
+
+/// A DevTools protocol connection to the browser, with pages attached in flat mode.
+struct Cdp {
+    ws: WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>,
+    next_id: u64,
+}
+
+impl Cdp {
+    async fn connect(url: &str) -> Cdp {
+        let (ws, _) = connect_async(url).await.expect("DevTools websocket");
+        Cdp { ws, next_id: 0 }
+    }
+
+    /// Sends `method` (to the page of `session`, if any) and returns its `result`.
+    async fn call(&mut self, session: Option<&str>, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut msg = json!({"id": id, "method": method, "params": params});
+        if let Some(s) = session {
+            msg["sessionId"] = json!(s);
+        }
+        self.ws
+            .send(Message::text(msg.to_string()))
+            .await
+            .expect("DevTools send");
+        let deadline = Instant::now() + T;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let frame = tokio::time::timeout(left, self.ws.next())
+                .await
+                .unwrap_or_else(|_| panic!("DevTools: no reply to {method} within {T:?}"))
+                .expect("DevTools connection closed")
+                .expect("DevTools read");
+            let Message::Text(text) = frame else { continue };
+            let reply: Value = serde_json::from_str(&text).expect("DevTools JSON");
+            // Events (no id) and replies to other calls are skipped.
+            if reply["id"] != json!(id) {
+                continue;
+            }
+            if let Some(err) = reply.get("error") {
+                panic!("DevTools {method}: {err}");
+            }
+            return reply["result"].clone();
+        }
+    }
+
+    /// Opens `url` in a new page; returns the page's session id.
+    async fn open(&mut self, url: &str) -> String {
+        let target = self
+            .call(None, "Target.createTarget", json!({"url": url}))
+            .await;
+        let attached = self
+            .call(
+                None,
+                "Target.attachToTarget",
+                json!({"targetId": target["targetId"], "flatten": true}),
+            )
+            .await;
+        attached["sessionId"]
+            .as_str()
+            .expect("session id")
+            .to_owned()
+    }
+
+    /// Evaluates `js` in the page; its value.
+    async fn eval(&mut self, page: &str, js: &str) -> Value {
+        let r = self
+            .call(
+                Some(page),
+                "Runtime.evaluate",
+                json!({"expression": js, "returnByValue": true}),
+            )
+            .await;
+        if let Some(ex) = r.get("exceptionDetails") {
+            panic!("page script failed: {ex}");
+        }
+        r["result"]["value"].clone()
+    }
+
+    /// The chat log of `page` once it contains `needle` (polled until `T`).
+    async fn wait_log(&mut self, page: &str, needle: &str) -> String {
+        let started = Instant::now();
+        loop {
+            let log = self
+                .eval(
+                    page,
+                    "document.getElementById('log') ? document.getElementById('log').textContent : ''",
+                )
+                .await;
+            let log = log.as_str().unwrap_or_default().to_owned();
+            if log.contains(needle) {
+                return log;
+            }
+            assert!(
+                started.elapsed() < T,
+                "page log never showed {needle:?} within {T:?}; it holds:\n{log}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Types `text` into the page's chat form and submits it.
+    async fn say(&mut self, page: &str, text: &str) {
+        let js = format!(
+            "document.getElementById('msg').value = {}; document.getElementById('f').requestSubmit(); true",
+            json!(text)
+        );
+        assert_eq!(self.eval(page, &js).await, json!(true));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_lines_cross_servers_in_a_real_browser() {
+    common::init_tracing();
+    let redis = RedisServer::start();
+    let (_example, port_a, port_b) = start_example(&redis);
+    let profile = std::env::temp_dir().join(format!(
+        "socketioxide-cluster-chromium-{}",
+        std::process::id()
+    ));
+    let (_chromium, ws) = start_chromium(&profile);
+    let mut cdp = Cdp::connect(&ws).await;
+
+    let a = cdp.open(&format!("http://127.0.0.1:{port_a}/")).await;
+    let b = cdp.open(&format!("http://127.0.0.1:{port_b}/")).await;
+    cdp.wait_log(&a, "connected").await;
+    cdp.wait_log(&b, "connected").await;
+
+    cdp.say(&a, "hello from a — ünïcode ✓").await;
+    let log_b = cdp.wait_log(&b, "hello from a — ünïcode ✓").await;
+    assert!(log_b.contains("[node-a] "), "{log_b}");
+    // The sender's page shows its own line too (the room includes the sender).
+    cdp.wait_log(&a, "hello from a — ünïcode ✓").await;
+
+    cdp.say(&b, "and back from b").await;
+    let log_a = cdp.wait_log(&a, "and back from b").await;
+    assert!(log_a.contains("[node-b] "), "{log_a}");
+
+    drop(cdp);
+    std::fs::remove_dir_all(&profile).ok();
+}
