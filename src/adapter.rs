@@ -417,6 +417,19 @@ pub(crate) fn names_of(field: &'static str) -> impl FnOnce(Vec<Response>) -> Vec
 
 /// A minimal socket.io handshake for our sockets in fetchSockets replies: socketioxide
 /// does not expose a socket's handshake to the adapter, and Node code may read fields.
+/// The application's handshake for a socket, over the placeholder's fields so that Node
+/// code reading any of them finds a value of the usual type.
+fn complete_handshake(given: Option<serde_json::Value>) -> serde_json::Value {
+    match (handshake_placeholder(), given) {
+        (serde_json::Value::Object(mut base), Some(serde_json::Value::Object(fields))) => {
+            base.extend(fields);
+            serde_json::Value::Object(base)
+        }
+        (base, None) => base,
+        (_, Some(other)) => other,
+    }
+}
+
 fn handshake_placeholder() -> serde_json::Value {
     serde_json::json!({
         "headers": {}, "time": "", "address": "", "xdomain": false, "secure": false,
@@ -463,11 +476,22 @@ impl<E: SocketEmitter> NsOps for ClusterAdapter<E> {
 
     fn local_fetch(&self, sel: &Selector) -> Vec<SocketInfo> {
         let opts = self.selector_options(sel);
+        let describe = self
+            .cluster()
+            .inner
+            .describers
+            .get(&self.req.nsp)
+            .map(|d| d.clone());
         self.local
             .sockets(opts)
             .into_iter()
             .map(|sid| {
                 let id = sid.to_string();
+                let (data, handshake) = describe
+                    .as_ref()
+                    .map(|d| d(&id))
+                    .unwrap_or_default()
+                    .into_parts();
                 let mut rooms: BTreeSet<String> = self
                     .local
                     .socket_rooms(sid)
@@ -478,8 +502,8 @@ impl<E: SocketEmitter> NsOps for ClusterAdapter<E> {
                 SocketInfo {
                     id,
                     rooms: rooms.into_iter().collect(),
-                    data: serde_json::json!({}),
-                    handshake: handshake_placeholder(),
+                    data,
+                    handshake: complete_handshake(handshake),
                 }
             })
             .collect()

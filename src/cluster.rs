@@ -117,6 +117,8 @@ pub(crate) struct Inner {
     pub router: Arc<Router>,
     pub counters: Arc<Counters>,
     pub server_side: ServerSide,
+    /// Per namespace: how this server describes its sockets to `fetchSockets`.
+    pub describers: DashMap<String, crate::handle::Describer>,
     pub liveness: Arc<Liveness>,
     heartbeat_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     closed: std::sync::atomic::AtomicBool,
@@ -217,6 +219,7 @@ impl Cluster {
                 router,
                 counters,
                 server_side: ServerSide::default(),
+                describers: DashMap::new(),
                 liveness,
                 heartbeat_task: std::sync::Mutex::new(None),
                 closed: std::sync::atomic::AtomicBool::new(false),

@@ -24,12 +24,60 @@ pub struct SocketInfo {
     pub id: String,
     /// Its rooms, its own id included (as in Node).
     pub rooms: Vec<String>,
-    /// `socket.data` (Node sockets; `{}` for socketioxide sockets, whose data the adapter
-    /// cannot see).
+    /// `socket.data` (for socketioxide sockets what their server's
+    /// [`describe_sockets`](Namespace::describe_sockets) says, `{}` by default).
     pub data: serde_json::Value,
-    /// The socket.io handshake (Node sockets; a placeholder for socketioxide sockets).
+    /// The socket.io handshake (for socketioxide sockets what their server's
+    /// [`describe_sockets`](Namespace::describe_sockets) says, a placeholder by default).
     pub handshake: serde_json::Value,
 }
+
+/// What this server tells the cluster about one of its sockets when a `fetchSockets`
+/// (from any server, Node or Rust) selects it: Node's `socket.data` and
+/// `socket.handshake`. The adapter cannot see either on a socketioxide socket; the
+/// application provides them with [`Namespace::describe_sockets`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SocketDetails {
+    data: serde_json::Value,
+    handshake: Option<serde_json::Value>,
+}
+
+impl Default for SocketDetails {
+    /// `data` `{}` (Node's default `socket.data`), the placeholder handshake.
+    fn default() -> Self {
+        SocketDetails {
+            data: serde_json::json!({}),
+            handshake: None,
+        }
+    }
+}
+
+impl SocketDetails {
+    /// `data` `{}` and the placeholder handshake (see PROTOCOL.md).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `socket.data` as the other servers see it.
+    pub fn data(mut self, data: impl Into<serde_json::Value>) -> Self {
+        self.data = data.into();
+        self
+    }
+
+    /// `socket.handshake` as the other servers see it (Node's fields: `headers`, `time`,
+    /// `address`, `xdomain`, `secure`, `issued`, `url`, `query`, `auth`).
+    pub fn handshake(mut self, handshake: impl Into<serde_json::Value>) -> Self {
+        self.handshake = Some(handshake.into());
+        self
+    }
+
+    pub(crate) fn into_parts(self) -> (serde_json::Value, Option<serde_json::Value>) {
+        (self.data, self.handshake)
+    }
+}
+
+/// Provides the [`SocketDetails`] of a local socket, by id.
+pub(crate) type Describer = Arc<dyn Fn(&str) -> SocketDetails + Send + Sync>;
 
 /// Cluster-wide operations on one namespace. Get it with [`Cluster::of`].
 #[derive(Clone)]
@@ -348,6 +396,48 @@ impl Namespace {
                 Box::pin(async move { hook(v).await })
             }),
         );
+    }
+}
+
+/// What this server reports about its own sockets.
+impl Namespace {
+    /// Sets how this server describes its sockets of this namespace to `fetchSockets`
+    /// (Node's `io.fetchSockets()`, this crate's [`fetch_sockets`](Self::fetch_sockets)):
+    /// `describe` gets a socket id and returns its `data` and `handshake`. Without it,
+    /// `data` is `{}` and the handshake a placeholder.
+    ///
+    /// `describe` runs on the task that reads Redis: keep it quick and non-blocking.
+    ///
+    /// ```no_run
+    /// # async fn run(cluster: socketioxide_cluster::Cluster,
+    /// #   io: socketioxide::SocketIo<socketioxide_cluster::ClusterAdapter<socketioxide::adapter::Emitter>>) {
+    /// use socketioxide_cluster::SocketDetails;
+    /// cluster.of("/").describe_sockets(move |id| {
+    ///     let socket = id.parse().ok().and_then(|sid| io.get_socket(sid));
+    ///     let Some(socket) = socket else { return SocketDetails::new() };
+    ///     let headers: serde_json::Map<_, _> = socket
+    ///         .req_parts()
+    ///         .headers
+    ///         .iter()
+    ///         .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().into()))
+    ///         .collect();
+    ///     SocketDetails::new()
+    ///         .data(serde_json::json!({ "user": "ada" }))
+    ///         .handshake(serde_json::json!({
+    ///             "headers": headers,
+    ///             "url": socket.req_parts().uri.to_string(),
+    ///         }))
+    /// });
+    /// # }
+    /// ```
+    pub fn describe_sockets(
+        &self,
+        describe: impl Fn(&str) -> SocketDetails + Send + Sync + 'static,
+    ) {
+        self.cluster
+            .inner
+            .describers
+            .insert(self.nsp.clone(), Arc::new(describe));
     }
 }
 

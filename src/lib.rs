@@ -87,7 +87,7 @@ pub use ack_stream::AckStream;
 pub use adapter::{ClusterAdapter, InitRes};
 pub use cluster::Cluster;
 pub use error::{Error, Partial};
-pub use handle::{Namespace, SocketInfo};
+pub use handle::{Namespace, SocketDetails, SocketInfo};
 pub use options::ClusterOptions;
 pub use server_side::{CUSTOM_REQUEST_EVENT, ServerSideEvent};
 pub use stats::ClusterStats;

@@ -27,7 +27,7 @@ use common::node::{NodeProcess, start_client};
 use common::{AutoAck, Client, Parser, arg};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use socketioxide_cluster::{CUSTOM_REQUEST_EVENT, Error};
+use socketioxide_cluster::{CUSTOM_REQUEST_EVENT, Error, SocketDetails};
 use tokio::sync::mpsc;
 
 /// Bound of one wait (a Rust or a Node client event, a Node command, a poll).
@@ -293,6 +293,44 @@ async fn fetch_sockets_both_directions() {
         set(got.iter().map(|s| s.data().id.to_string())),
         sset![ra_id]
     );
+
+    // --- A Rust server that describes its sockets: Node's fetchSockets (and the Rust
+    // handle on the other Rust server) see that data and handshake.
+    let io2 = r2.io.clone();
+    r2.cluster.of("/").describe_sockets(move |id| {
+        let Some(s) = id.parse().ok().and_then(|sid| io2.get_socket(sid)) else {
+            return SocketDetails::new().data(json!({"missing": id}));
+        };
+        SocketDetails::new()
+            .data(json!({"user": format!("rust-{}", s.id), "n": 7}))
+            .handshake(json!({"url": s.req_parts().uri.path(), "auth": {"t": 1}}))
+    });
+    let got = node_fetch(&mut node, json!({"to": [rab_id], "withHandshake": true})).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(
+        got[0]["data"],
+        json!({"user": format!("rust-{rab_id}"), "n": 7})
+    );
+    let hs = &got[0]["handshake"];
+    assert_eq!(hs["url"], json!("/socket.io/"), "{hs}");
+    assert_eq!(hs["auth"], json!({"t": 1}), "{hs}");
+    // Fields the application left out keep the placeholder's values and types.
+    assert_eq!(hs["query"], json!({}), "{hs}");
+    assert_eq!(hs["secure"], json!(false), "{hs}");
+    // r1 does not describe its sockets: the defaults.
+    let got = node_fetch(&mut node, json!({"to": [ra_id]})).await;
+    assert_eq!(got[0]["data"], json!({}), "{got:?}");
+    let got = r1
+        .cluster
+        .of("/")
+        .fetch_sockets(&[rab_id], &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        got[0].data,
+        json!({"user": format!("rust-{rab_id}"), "n": 7})
+    );
+    assert_eq!(got[0].handshake["auth"], json!({"t": 1}));
 
     shutdown_all(vec![na, nab, node]).await;
 }
