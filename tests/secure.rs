@@ -568,3 +568,42 @@ async fn acl_missing_credentials_are_refused() {
     };
     assert!(err.to_string().contains("NOAUTH"), "{err}");
 }
+
+/// A command Redis refuses (here an ACL that forbids PUBLISH) is the caller's error for
+/// the calls that wait for Redis (join/leave/disconnect, server-side emit), and is
+/// counted for pipelined broadcasts; nothing is lost silently.
+#[tokio::test]
+async fn refused_publish_is_reported_not_lost() {
+    logs();
+    let redis = AclRedis::start().await;
+    let opts = ClusterOptions::new(redis.app_url()).key(common::unique_key("acl-pub"));
+    let nodes = assert_broadcasts_flow(opts).await;
+    let mut admin = redis.admin().await;
+    redis::cmd("ACL")
+        .arg(&["SETUSER", "app", "-publish"])
+        .query_async::<()>(&mut admin)
+        .await
+        .unwrap();
+
+    let io = &nodes[0].io;
+    let err = io.within("a").join("x").await.unwrap_err();
+    assert!(matches!(err, Error::NotPublished(_)), "{err:?}");
+    assert!(err.to_string().contains("no permissions"), "{err}");
+    let err = nodes[0]
+        .cluster
+        .of("/")
+        .server_side_emit("job", &())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotPublished(_)), "{err:?}");
+
+    // A broadcast is only queued: its loss shows in the stats.
+    let before = nodes[0].cluster.stats().publish_failed;
+    io.emit("lost", &()).await.unwrap();
+    let deadline = Instant::now() + T;
+    while nodes[0].cluster.stats().publish_failed == before {
+        assert!(Instant::now() < deadline, "refused broadcast not counted");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_logs_hide_secrets();
+}
