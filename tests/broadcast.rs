@@ -277,12 +277,68 @@ async fn malformed_messages_are_skipped_and_counted() {
 async fn resp3_connections_work() {
     common::init_tracing();
     let key = common::unique_key("resp3");
-    let url = format!("{}?protocol=resp3", common::shared().url());
+    // Its own redis-server: the test kills pub/sub connections.
+    let server = common::RedisServer::start();
+    let url = format!("{}?protocol=resp3", server.url());
     let a = node_with(ClusterOptions::new(&url).key(&key), Parser::Json).await;
     let b = node_with(ClusterOptions::new(&url).key(&key), Parser::Json).await;
-    let mut c = client(&b, "/", Parser::Json, &[], T).await;
+    let mut c = client(&b, "/", Parser::Json, &["r3"], T).await;
     a.io.emit("resp3", &1).await.unwrap();
     assert_eq!(c.recv_event_named("resp3", T).await.i64_arg(0), 1);
+    // Requests too: PUBSUB NUMSUB and the replies on the response channels.
+    let ns = a.cluster.of("/");
+    assert_eq!(ns.server_count().await.unwrap(), 2);
+    assert_eq!(ns.clients(&["r3"]).await.unwrap(), vec![c.sid().to_owned()]);
+    a.io.within("r3").join("joined-over-resp3").await.unwrap();
+    assert!(
+        ns.client_rooms(c.sid())
+            .await
+            .unwrap()
+            .contains(&"joined-over-resp3".to_owned())
+    );
+    // And after the subscriber connection was killed: resubscribed over RESP3.
+    let redis = redis::Client::open(server.url()).unwrap();
+    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
+    // Every connection of the adapters (subscribers included) speaks RESP3.
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let adapters: Vec<&str> = list
+        .lines()
+        .filter(|l| !l.contains("cmd=client|list"))
+        .collect();
+    assert!(adapters.len() >= 4, "{list}");
+    assert!(adapters.iter().all(|l| l.contains(" resp=3")), "{list}");
+    assert!(
+        adapters
+            .iter()
+            .any(|l| l.contains(" psub=") && !l.contains(" psub=0 ")),
+        "a pattern subscriber: {list}"
+    );
+    let id = b.cluster.stats().reconnects;
+    let _: i64 = redis::cmd("CLIENT")
+        .arg(&["KILL", "TYPE", "pubsub"])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    while b.cluster.stats().reconnects == id || !b.cluster.is_connected() {
+        assert!(started.elapsed() < T, "b never reconnected");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    loop {
+        a.io.emit("resp3-again", &2).await.ok();
+        if let Some(ev) = c
+            .try_recv_event(std::time::Duration::from_millis(100))
+            .await
+        {
+            assert_eq!(ev.name, "resp3-again");
+            break;
+        }
+        assert!(started.elapsed() < T, "no delivery after the reconnect");
+    }
 }
 
 #[tokio::test]
