@@ -415,21 +415,25 @@ pub(crate) fn names_of(field: &'static str) -> impl FnOnce(Vec<Response>) -> Vec
     }
 }
 
-/// A minimal socket.io handshake for our sockets in fetchSockets replies: socketioxide
-/// does not expose a socket's handshake to the adapter, and Node code may read fields.
-/// The application's handshake for a socket, over the placeholder's fields so that Node
-/// code reading any of them finds a value of the usual type.
+/// The application's handshake fields for a socket, over the placeholder's, so that
+/// Node code reading any of them finds a value of the usual type. Anything but a JSON
+/// object is ignored (Node code expects an object).
 fn complete_handshake(given: Option<serde_json::Value>) -> serde_json::Value {
-    match (handshake_placeholder(), given) {
-        (serde_json::Value::Object(mut base), Some(serde_json::Value::Object(fields))) => {
+    let mut base = handshake_placeholder();
+    match (&mut base, given) {
+        (serde_json::Value::Object(base), Some(serde_json::Value::Object(fields))) => {
             base.extend(fields);
-            serde_json::Value::Object(base)
         }
-        (base, None) => base,
-        (_, Some(other)) => other,
+        (_, None) => {}
+        (_, Some(other)) => {
+            tracing::debug!(handshake = %other, "describe_sockets: handshake is not an object; ignored");
+        }
     }
+    base
 }
 
+/// A minimal socket.io handshake for our sockets in fetchSockets replies: socketioxide
+/// does not expose a socket's handshake to the adapter, and Node code may read fields.
 fn handshake_placeholder() -> serde_json::Value {
     serde_json::json!({
         "headers": {}, "time": "", "address": "", "xdomain": false, "secure": false,
@@ -489,7 +493,7 @@ impl<E: SocketEmitter> NsOps for ClusterAdapter<E> {
                 let id = sid.to_string();
                 let (data, handshake) = describe
                     .as_ref()
-                    .map(|d| d(&id))
+                    .and_then(|d| crate::server_side::guarded("describe_sockets", || d(&id)))
                     .unwrap_or_default()
                     .into_parts();
                 let mut rooms: BTreeSet<String> = self

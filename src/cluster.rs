@@ -315,6 +315,10 @@ impl Cluster {
         self.inner.router.connection_lost();
         self.inner.router.routes.clear();
         self.inner.router.namespaces.clear();
+        // The application's closures may hold its `SocketIo`, which holds this handle:
+        // drop them so that nothing keeps the other alive.
+        self.inner.server_side.clear();
+        self.inner.describers.clear();
         self.inner.transport.close().await;
     }
 

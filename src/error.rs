@@ -27,6 +27,10 @@ pub enum Error {
     /// disconnect, server-side emit): the message is lost. Holds the Redis error.
     #[error("redis did not accept the message (it is lost): {0}")]
     NotPublished(String),
+    /// Redis did not answer a publish that the caller waited for within the response
+    /// timeout (`connect_timeout`): it may still be delivered, late, or not at all.
+    #[error("redis did not confirm the message in time (it may still be delivered): {0}")]
+    Unconfirmed(String),
     /// A value could not be encoded for the wire.
     #[error("encode: {0}")]
     Encode(String),

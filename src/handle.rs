@@ -406,7 +406,9 @@ impl Namespace {
     /// `describe` gets a socket id and returns its `data` and `handshake`. Without it,
     /// `data` is `{}` and the handshake a placeholder.
     ///
-    /// `describe` runs on the task that reads Redis: keep it quick and non-blocking.
+    /// `describe` runs on the task that reads Redis: keep it quick and non-blocking (a
+    /// panic in it is caught and logged; the socket is then described by the defaults).
+    /// It is dropped by [`Cluster::close`], so it may hold the `SocketIo`.
     ///
     /// ```no_run
     /// # async fn run(cluster: socketioxide_cluster::Cluster,

@@ -176,7 +176,10 @@ impl ServerSide {
         {
             let mut waiters = lock(&self.waiters);
             waiters.retain_mut(|w| {
-                if w.nsp == ev.nsp && w.event == ev.event && (w.pred)(&ev.args) {
+                if w.nsp == ev.nsp
+                    && w.event == ev.event
+                    && guarded("wait_server_side matcher", || (w.pred)(&ev.args)).unwrap_or(false)
+                {
                     if let Some(tx) = w.tx.take() {
                         let _ = tx.send(ev.args.clone());
                     }
@@ -207,7 +210,27 @@ impl ServerSide {
             .map(|h| h.clone())
             .unwrap_or_default();
         for h in handlers {
-            h(&ev);
+            let _ = guarded("server-side event handler", || h(&ev));
+        }
+    }
+
+    /// Drops every handler, hook and waiter (on close: they may hold the `SocketIo`,
+    /// which holds the cluster; waiters then end with `Error::Closed`).
+    pub fn clear(&self) {
+        self.handlers.clear();
+        self.hooks.clear();
+        lock(&self.waiters).clear();
+    }
+}
+
+/// Runs application code on the subscriber task: a panic there must not end the task
+/// (the server would stop receiving for good). Logged; `None` when it panicked.
+pub(crate) fn guarded<T>(what: &'static str, f: impl FnOnce() -> T) -> Option<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(v) => Some(v),
+        Err(_) => {
+            tracing::error!("cluster adapter: the application's {what} panicked; skipped");
+            None
         }
     }
 }

@@ -467,3 +467,48 @@ async fn counting_peers_only_ignores_foreign_subscribers() {
     a.of("/").all_rooms().await.unwrap();
     assert!(started.elapsed() < Duration::from_secs(2));
 }
+
+/// Application code that panics on the task reading Redis (a server-side event handler,
+/// a `describe_sockets` closure) is caught and logged: the server keeps receiving.
+#[tokio::test]
+async fn a_panicking_application_callback_does_not_deafen_the_server() {
+    let nodes = cluster_of(2, T).await;
+    let mut c = client(&nodes[1], "/", Parser::Json, &["r"], T).await;
+    let ns1 = nodes[1].cluster.of("/");
+    ns1.on_server_side("boom", |_| panic!("bug in a server-side handler"));
+    ns1.describe_sockets(|_| panic!("bug in describe_sockets"));
+    let ns0 = nodes[0].cluster.of("/");
+    ns0.server_side_emit("boom", &()).await.unwrap();
+    let got = ns0.fetch_sockets(&["r"], &[]).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].data, serde_json::json!({}), "the defaults");
+    nodes[0].io.to("r").emit("still-here", &()).await.unwrap();
+    c.recv_event_named("still-here", T).await;
+    assert!(nodes[1].cluster.is_connected());
+}
+
+/// `close()` drops the application's closures (which may hold its `SocketIo`, itself
+/// holding the cluster), so neither keeps the other alive.
+#[tokio::test]
+async fn close_drops_the_application_callbacks() {
+    let nodes = cluster_of(1, T).await;
+    let token = Arc::new(());
+    let ns = nodes[0].cluster.of("/");
+    let held = [token.clone(), token.clone(), token.clone()];
+    let [h1, h2, h3] = held;
+    ns.on_server_side("x", move |_| drop(h1.clone()));
+    ns.describe_sockets(move |_| {
+        let _ = &h2;
+        socketioxide_cluster::SocketDetails::new()
+    });
+    ns.on_custom_request(move |v| {
+        let h3 = h3.clone();
+        async move {
+            drop(h3);
+            v
+        }
+    });
+    assert_eq!(Arc::strong_count(&token), 4);
+    nodes[0].cluster.close().await;
+    assert_eq!(Arc::strong_count(&token), 1);
+}

@@ -12,7 +12,9 @@ use tokio_rustls::TlsConnector;
 
 /// Opens the subscriber connection through a [`GatedStream`], so the driver cannot read
 /// without bound ahead of the router: plain TCP, TLS (with `tls`) and Unix sockets alike.
-/// Only `rediss://…#insecure` (no certificate check) is left to the redis crate, ungated.
+/// Only `rediss://…#insecure` (no certificate check) is left to the redis crate, ungated;
+/// it needs redis' `tls-rustls-insecure` feature, which this crate does not enable (without
+/// it, `connect` fails with the redis crate's error).
 pub(super) async fn open_pubsub(
     client: &redis::Client,
     tls: Option<&TlsConnector>,
@@ -107,20 +109,22 @@ pub(super) fn tls_connector(endpoint: &RedisEndpoint) -> Result<TlsConnector, Er
 
 pub(super) fn open_client(endpoint: &RedisEndpoint) -> redis::RedisResult<redis::Client> {
     let url = endpoint.url.as_str();
-    if url.starts_with("rediss:") {
-        // What rustls would pick by itself with only the `ring` feature; installed here
-        // so that an application that also enables rustls' `aws_lc_rs` does not panic.
-        // No-op when the application installed a provider already.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    }
-    match &endpoint.tls_root_cert {
-        None => redis::Client::open(url),
+    let client = match &endpoint.tls_root_cert {
+        None => redis::Client::open(url)?,
         Some(pem) => redis::Client::build_with_tls(
             url,
             redis::TlsCertificates {
                 client_tls: None,
                 root_cert: Some(pem.to_vec()),
             },
-        ),
+        )?,
+    };
+    if let redis::ConnectionAddr::TcpTls { .. } = client.get_connection_info().addr() {
+        // What rustls would pick by itself with only the `ring` feature; installed here
+        // (before any TLS connection is made, by redis or by us) so that an application
+        // that also enables rustls' `aws_lc_rs` does not panic. No-op when the
+        // application installed a provider already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
     }
+    Ok(client)
 }

@@ -37,7 +37,8 @@ pub(crate) enum Mode {
     /// Resolves once queued (waiting for room when the queue is full). The hot path:
     /// broadcasts and replies are pipelined without waiting for Redis.
     Queued,
-    /// Resolves once Redis accepted the PUBLISH, or with the error that lost it. For
+    /// Resolves once Redis accepted the PUBLISH, or with the error that lost it
+    /// (`NotPublished`; `Unconfirmed` when Redis did not answer in time). For
     /// fire-and-forget commands (join, leave, disconnect, server-side emit): a failure
     /// reaches the caller, and any message published after the call returned — from any
     /// server — is delivered after this one on every subscriber.
