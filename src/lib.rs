@@ -43,7 +43,9 @@
 //! * **Requests** (see `requester`, `responder`): cluster-wide operations are JSON
 //!   requests on `<key>-request#<nsp>#`, answered on `<key>-response#<nsp>#[<uid>#]`,
 //!   matched by `requestId`; the number of replies to wait for is the request channel's
-//!   subscriber count. [`Cluster::of`] gives the classic API ([`Namespace`]).
+//!   subscriber count. [`Cluster::of`] gives the classic API ([`Namespace`]). Commands
+//!   without replies (join, leave, disconnect, server-side emit) return once Redis
+//!   accepted them, so a request sent afterwards by any server sees their effect.
 //! * **Liveness**: our servers heartbeat on `<key>-heartbeat` (Node ignores it); a peer
 //!   that stops while still subscribed is not waited for ([`Error::Unresponsive`]).
 //! * **Failures**: the subscriber reconnects and re-subscribes by itself; while Redis is
@@ -55,8 +57,8 @@
 //! * [`wire`] (its own crate, shared with the emitter): channel names, notepack-exact
 //!   msgpack, the broadcast message, requests and responses.
 //! * `packet`: socketioxide packets ⇄ Node data arrays (both parsers).
-//! * `transport`: the Redis seam (standalone Redis, in-process bus; `gate`: the
-//!   subscriber's bounded read-ahead).
+//! * `transport`: the Redis seam (standalone Redis, in-process bus; `connect`: opening
+//!   the connections, TLS; `gate`: the subscriber's bounded read-ahead).
 //! * `cluster`: the handle and the router.
 //! * `adapter`: the `CoreAdapter` implementation; `broadcast`: the broadcast path.
 //! * `requester`, `responder`, `correlation`: requests, replies, pending table.
