@@ -288,10 +288,22 @@ async fn existing_connections_and_keys() {
         .await
         .unwrap()
         .unwrap();
+    // A RESP3 connection (the emitter only publishes: RESP3 changes nothing on the wire).
+    let resp3 = format!("{}?protocol=resp3", common::shared().url());
+    let em4 = Emitter::connect(EmitterOptions::new(&resp3).key(&key))
+        .await
+        .unwrap();
+    assert_eq!(em4.emit("via-resp3", &4).await.unwrap(), 2, "both servers");
     em.emit("marker", &()).await.unwrap();
     expect_events(
         &mut c,
-        &["via-multiplexed", "via-manager", "spawned", "marker"],
+        &[
+            "via-multiplexed",
+            "via-manager",
+            "spawned",
+            "via-resp3",
+            "marker",
+        ],
         T,
     )
     .await;
