@@ -243,7 +243,10 @@ async fn malformed_messages_are_skipped_and_counted() {
     let mut c = client(&nodes[1], "/", parser, &["room"], T).await;
     let key = nodes[1].cluster.options().get_key().to_owned();
     let redis = redis::Client::open(common::shared().url()).unwrap();
-    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
+    let mut conn = redis
+        .get_multiplexed_async_connection_with_config(&common::patient())
+        .await
+        .unwrap();
     let garbage: Vec<Vec<u8>> = vec![
         b"{\"a\":1}".to_vec(),
         vec![0xc1],
@@ -298,7 +301,10 @@ async fn resp3_connections_work() {
     );
     // And after the subscriber connection was killed: resubscribed over RESP3.
     let redis = redis::Client::open(server.url()).unwrap();
-    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
+    let mut conn = redis
+        .get_multiplexed_async_connection_with_config(&common::patient())
+        .await
+        .unwrap();
     // Every connection of the adapters (subscribers included) speaks RESP3.
     let list: String = redis::cmd("CLIENT")
         .arg("LIST")

@@ -227,7 +227,10 @@ impl AclRedis {
     async fn start() -> AclRedis {
         let server = RedisServer::start();
         let client = redis::Client::open(server.url()).unwrap();
-        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let mut conn = client
+            .get_multiplexed_async_connection_with_config(&common::patient())
+            .await
+            .unwrap();
         for user in [("app", PASSWORD), ("admin", ADMIN_PASSWORD)] {
             redis::cmd("ACL")
                 .arg("SETUSER")
@@ -258,7 +261,7 @@ impl AclRedis {
     async fn admin(&self) -> redis::aio::MultiplexedConnection {
         redis::Client::open(self.url_as("admin", ADMIN_PASSWORD))
             .unwrap()
-            .get_multiplexed_async_connection()
+            .get_multiplexed_async_connection_with_config(&common::patient())
             .await
             .unwrap()
     }

@@ -240,7 +240,10 @@ pub async fn stall_and_flood(
     a.of("/").server_side_emit("stall", &()).await.unwrap();
     let channel = format!("{}#/#", b.options().get_key());
     let client = redis::Client::open(flood_url).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut conn = client
+        .get_multiplexed_async_connection_with_config(&super::redis::patient())
+        .await
+        .unwrap();
     let chunk = vec![0xc1u8; 1024 * 1024]; // malformed on purpose: skipped cheaply
     let mut sent = 0usize;
     // Only a and b subscribe to the channel; once b is cut off the count drops to 1.

@@ -346,3 +346,12 @@ fn spawn_here(args: &[String]) -> std::io::Result<Child> {
     }
     cmd.spawn()
 }
+
+/// Connection settings for the tests' own Redis commands (fault injection, floods,
+/// probes): redis' defaults (1 s to connect, 500 ms per reply) are too tight for a CI
+/// machine running several test binaries on two cores.
+pub fn patient() -> redis::AsyncConnectionConfig {
+    redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(10)))
+        .set_response_timeout(Some(Duration::from_secs(10)))
+}
