@@ -239,28 +239,38 @@ pub async fn stall_and_flood(
     });
     a.of("/").server_side_emit("stall", &()).await.unwrap();
     let channel = format!("{}#/#", b.options().get_key());
-    let client = redis::Client::open(flood_url).unwrap();
-    let mut conn = client
-        .get_multiplexed_async_connection_with_config(&super::redis::patient())
-        .await
-        .unwrap();
-    let chunk = vec![0xc1u8; 1024 * 1024]; // malformed on purpose: skipped cheaply
-    let mut sent = 0usize;
-    // Only a and b subscribe to the channel; once b is cut off the count drops to 1.
-    loop {
-        let receivers: i64 = redis::cmd("PUBLISH")
-            .arg(&channel)
-            .arg(&chunk)
-            .query_async(&mut conn)
-            .await
+    // From a thread of its own, over a blocking connection: one runtime worker is held by
+    // the stall, and the flood must not depend on the test's runtime.
+    let flood_url = flood_url.to_owned();
+    let sent = tokio::task::spawn_blocking(move || {
+        let client = redis::Client::open(flood_url).unwrap();
+        let mut conn = client
+            .get_connection_with_timeout(Duration::from_secs(10))
+            .expect("flood connection");
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
-        sent += 1;
-        if receivers < 2 {
-            return (sent, release);
+        conn.set_write_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let chunk = vec![0xc1u8; 1024 * 1024]; // malformed on purpose: skipped cheaply
+        let mut sent = 0usize;
+        // Only a and b subscribe to the channel; once b is cut off the count drops to 1.
+        loop {
+            let receivers: i64 = redis::cmd("PUBLISH")
+                .arg(&channel)
+                .arg(&chunk)
+                .query(&mut conn)
+                .expect("flood PUBLISH");
+            sent += 1;
+            if receivers < 2 {
+                return sent;
+            }
+            assert!(
+                sent < 200,
+                "Redis never cut the stalled subscriber off: it kept reading without bound"
+            );
         }
-        assert!(
-            sent < 200,
-            "Redis never cut the stalled subscriber off: it kept reading without bound"
-        );
-    }
+    })
+    .await
+    .unwrap();
+    (sent, release)
 }
