@@ -220,8 +220,8 @@ pub async fn until_delivered(from: &Io, to: &mut Client, t: Duration) -> Duratio
 }
 
 /// Stalls `b`'s subscriber task (a server-side handler that blocks it, standing in for a
-/// fan-out that cannot keep up), then publishes 1 MiB messages on the broadcast channel
-/// of `/` through `flood_url` until Redis cuts `b`'s subscriber off (its
+/// fan-out that cannot keep up), then publishes 1 MiB messages on `b`'s own response
+/// channel of `/` through `flood_url` until Redis cuts `b`'s subscriber off (its
 /// `client-output-buffer-limit pubsub` must be small). Returns the MiB published by then,
 /// and the sender that ends the stall.
 pub async fn stall_and_flood(
@@ -238,7 +238,9 @@ pub async fn stall_and_flood(
             .recv_timeout(Duration::from_secs(20));
     });
     a.of("/").server_side_emit("stall", &()).await.unwrap();
-    let channel = format!("{}#/#", b.options().get_key());
+    // b's own response channel: only b subscribes to it, so the flood cannot get `a`
+    // (which shares the runtime's one free worker) cut off instead.
+    let channel = format!("{}-response#/#{}#", b.options().get_key(), b.uid());
     // From a thread of its own, over a blocking connection: one runtime worker is held by
     // the stall, and the flood must not depend on the test's runtime.
     let flood_url = flood_url.to_owned();
@@ -253,7 +255,7 @@ pub async fn stall_and_flood(
             .unwrap();
         let chunk = vec![0xc1u8; 1024 * 1024]; // malformed on purpose: skipped cheaply
         let mut sent = 0usize;
-        // Only a and b subscribe to the channel; once b is cut off the count drops to 1.
+        // Once Redis cut b off, nobody receives.
         loop {
             let receivers: i64 = redis::cmd("PUBLISH")
                 .arg(&channel)
@@ -261,9 +263,12 @@ pub async fn stall_and_flood(
                 .query(&mut conn)
                 .expect("flood PUBLISH");
             sent += 1;
-            if receivers < 2 {
+            if receivers == 0 {
                 return sent;
             }
+            // Paced (50 MiB/s): a reader without a bound keeps up with this and is never
+            // cut off, so only a reader that stops reading is.
+            std::thread::sleep(Duration::from_millis(20));
             assert!(
                 sent < 200,
                 "Redis never cut the stalled subscriber off: it kept reading without bound"
