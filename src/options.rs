@@ -187,18 +187,23 @@ impl ClusterOptions {
         if let TransportKind::Redis { url } = &self.transport
             && let Some(pem) = &url.tls_root_cert
         {
-            use rustls::pki_types::{CertificateDer, pem::PemObject};
-            match CertificateDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>() {
-                Ok(certs) if !certs.is_empty() => {}
-                Ok(_) => {
-                    return Err(Error::Config(
-                        "tls_root_cert holds no PEM CERTIFICATE block".into(),
-                    ));
-                }
-                Err(e) => return Err(Error::Config(format!("tls_root_cert: invalid PEM: {e}"))),
-            }
+            root_certs(pem)?;
         }
         Ok(())
+    }
+}
+
+/// The certificates of a `tls_root_cert` PEM: at least one, all valid.
+pub(crate) fn root_certs(
+    pem: &[u8],
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, Error> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    match CertificateDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>() {
+        Ok(certs) if !certs.is_empty() => Ok(certs),
+        Ok(_) => Err(Error::Config(
+            "tls_root_cert holds no PEM CERTIFICATE block".into(),
+        )),
+        Err(e) => Err(Error::Config(format!("tls_root_cert: invalid PEM: {e}"))),
     }
 }
 

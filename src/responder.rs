@@ -3,8 +3,8 @@
 //! Node compat: join/leave/disconnect requests carry no request id and expect no reply;
 //! every server applies them, the sender included (Node's sender relies on receiving
 //! its own request). We publish ours, wait until Redis accepted them, then apply them
-//! locally ourselves, so we skip requests carrying our uid. Requests for which we would answer our own question are
-//! skipped the same way.
+//! locally ourselves, so we skip requests carrying our uid. Requests for which we would
+//! answer our own question are skipped the same way.
 
 use crate::adapter::ClusterAdapter;
 use crate::broadcast::log_malformed;

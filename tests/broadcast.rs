@@ -242,11 +242,7 @@ async fn malformed_messages_are_skipped_and_counted() {
     let nodes = cluster_of(2, parser).await;
     let mut c = client(&nodes[1], "/", parser, &["room"], T).await;
     let key = nodes[1].cluster.options().get_key().to_owned();
-    let redis = redis::Client::open(common::shared().url()).unwrap();
-    let mut conn = redis
-        .get_multiplexed_async_connection_with_config(&common::patient())
-        .await
-        .unwrap();
+    let mut conn = common::command_conn(&common::shared().url()).await;
     let garbage: Vec<Vec<u8>> = vec![
         b"{\"a\":1}".to_vec(),
         vec![0xc1],
@@ -300,11 +296,7 @@ async fn resp3_connections_work() {
             .contains(&"joined-over-resp3".to_owned())
     );
     // And after the subscriber connection was killed: resubscribed over RESP3.
-    let redis = redis::Client::open(server.url()).unwrap();
-    let mut conn = redis
-        .get_multiplexed_async_connection_with_config(&common::patient())
-        .await
-        .unwrap();
+    let mut conn = common::command_conn(&server.url()).await;
     // Every connection of the adapters (subscribers included) speaks RESP3.
     let list: String = redis::cmd("CLIENT")
         .arg("LIST")
@@ -332,19 +324,9 @@ async fn resp3_connections_work() {
     let started = std::time::Instant::now();
     while b.cluster.stats().reconnects == id || !b.cluster.is_connected() {
         assert!(started.elapsed() < T, "b never reconnected");
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    loop {
-        a.io.emit("resp3-again", &2).await.ok();
-        if let Some(ev) = c
-            .try_recv_event(std::time::Duration::from_millis(100))
-            .await
-        {
-            assert_eq!(ev.name, "resp3-again");
-            break;
-        }
-        assert!(started.elapsed() < T, "no delivery after the reconnect");
-    }
+    common::cluster::until_delivered(&a.io, &mut c, T).await;
 }
 
 #[tokio::test]

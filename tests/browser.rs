@@ -7,11 +7,10 @@
 
 mod common;
 
-use common::RedisServer;
+use common::{RedisServer, free_port};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -29,14 +28,6 @@ impl Drop for Reap {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind 127.0.0.1:0")
-        .local_addr()
-        .expect("local addr")
-        .port()
 }
 
 /// Waits (on a thread, bounded by `T`) for a line of `reader` that `pick` accepts.

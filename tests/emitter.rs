@@ -271,10 +271,7 @@ async fn existing_connections_and_keys() {
     let mut c = client(&nodes[1], "/", parser, &[], T).await;
 
     let redis = redis::Client::open(common::shared().url()).unwrap();
-    let multiplexed = redis
-        .get_multiplexed_async_connection_with_config(&common::patient())
-        .await
-        .unwrap();
+    let multiplexed = common::command_conn(&common::shared().url()).await;
     let em = Emitter::from_connection(multiplexed, EmitterOptions::default().key(&key)).unwrap();
     em.emit("via-multiplexed", &1).await.unwrap();
     let manager = redis::aio::ConnectionManager::new(redis.clone())

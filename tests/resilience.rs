@@ -102,11 +102,7 @@ async fn client_kill_of_every_connection_is_survived() {
     let b = node(opts(&redis)).await;
     let mut c = Client::connect(b.addr, "/", Parser::Json).await;
     until_delivered(&a.io, &mut c).await;
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut admin = client
-        .get_multiplexed_async_connection_with_config(&common::patient())
-        .await
-        .unwrap();
+    let mut admin = common::command_conn(&redis.url()).await;
     // Kill the subscribers (pub/sub connections), then every other normal connection
     // except ours.
     let killed: i64 = redis::cmd("CLIENT")
@@ -148,11 +144,7 @@ async fn subscriber_cut_off_for_output_buffer_comes_back() {
     until_delivered(&a.io, &mut c).await;
     // One message larger than the hard limit: Redis drops every subscriber of the channel.
     let big = "x".repeat(256 * 1024);
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut conn = client
-        .get_multiplexed_async_connection_with_config(&common::patient())
-        .await
-        .unwrap();
+    let mut conn = common::command_conn(&redis.url()).await;
     let _: i64 = redis::cmd("PUBLISH")
         .arg("res#/#")
         .arg(big.as_bytes())
@@ -174,11 +166,7 @@ async fn malformed_flood_does_not_hide_valid_messages() {
         c.emit_with_ack("join", vec![json!("r")], T).await,
         vec![arg(json!("ok"))]
     );
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut conn = client
-        .get_multiplexed_async_connection_with_config(&common::patient())
-        .await
-        .unwrap();
+    let mut conn = common::command_conn(&redis.url()).await;
     let garbage: [&[u8]; 6] = [
         b"\xc1",
         b"{\"type\":7}",
@@ -275,10 +263,7 @@ async fn connection_killed_mid_request_fails_that_request_fast() {
         a.cluster.pending_requests() == 1
     })
     .await;
-    let mut admin = client
-        .get_multiplexed_async_connection_with_config(&common::patient())
-        .await
-        .unwrap();
+    let mut admin = common::command_conn(&redis.url()).await;
     let started = Instant::now();
     let _: i64 = redis::cmd("CLIENT")
         .arg("KILL")

@@ -15,12 +15,12 @@
 
 mod common;
 
-use common::{Client, Parser, RedisServer, arg};
+use common::{Client, Parser, RedisServer, arg, free_port};
 use serde_json::json;
 use socketioxide::{SocketIo, adapter::Emitter as LocalEmitter};
 use socketioxide_cluster::{Cluster, ClusterAdapter, ClusterOptions, Error};
 use socketioxide_cluster_emitter::{Emitter, EmitterOptions};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -94,14 +94,6 @@ fn assert_no_secret(s: &str) {
 // Servers and clients
 
 /// A port that was free a moment ago.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A throw-away CA and a server certificate it signed for `127.0.0.1` and `localhost`,
 /// as PEM files in a temporary directory (removed on drop).
 struct Certs {
@@ -226,11 +218,7 @@ struct AclRedis {
 impl AclRedis {
     async fn start() -> AclRedis {
         let server = RedisServer::start();
-        let client = redis::Client::open(server.url()).unwrap();
-        let mut conn = client
-            .get_multiplexed_async_connection_with_config(&common::patient())
-            .await
-            .unwrap();
+        let mut conn = common::command_conn(&server.url()).await;
         for user in [("app", PASSWORD), ("admin", ADMIN_PASSWORD)] {
             redis::cmd("ACL")
                 .arg("SETUSER")
@@ -259,11 +247,7 @@ impl AclRedis {
     }
 
     async fn admin(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.url_as("admin", ADMIN_PASSWORD))
-            .unwrap()
-            .get_multiplexed_async_connection_with_config(&common::patient())
-            .await
-            .unwrap()
+        common::command_conn(&self.url_as("admin", ADMIN_PASSWORD)).await
     }
 }
 

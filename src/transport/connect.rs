@@ -4,7 +4,7 @@
 
 use super::gate::{Gate, GatedStream};
 use crate::error::Error;
-use crate::options::RedisEndpoint;
+use crate::options::{RedisEndpoint, root_certs};
 use rustls::pki_types::ServerName;
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,12 +79,10 @@ async fn connect_tcp(host: &str, port: u16) -> Result<tokio::net::TcpStream, Err
 /// The TLS client of the subscriber connection: the roots the redis crate would use
 /// (the system's, or the endpoint's own CA), no client certificate.
 pub(super) fn tls_connector(endpoint: &RedisEndpoint) -> Result<TlsConnector, Error> {
-    use rustls::pki_types::{CertificateDer, pem::PemObject};
     let mut roots = rustls::RootCertStore::empty();
     match &endpoint.tls_root_cert {
         Some(pem) => {
-            for cert in CertificateDer::pem_slice_iter(pem) {
-                let cert = cert.map_err(|e| Error::Config(format!("tls_root_cert: {e}")))?;
+            for cert in root_certs(pem)? {
                 roots
                     .add(cert)
                     .map_err(|e| Error::Config(format!("tls_root_cert: {e}")))?;

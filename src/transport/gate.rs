@@ -2,11 +2,12 @@
 //!
 //! The redis crate's pub/sub driver reads the socket eagerly into an unbounded in-process
 //! queue. Left alone, a server that cannot fan out as fast as messages arrive would grow
-//! in memory. The gate wraps the stream (TCP, TLS or unix) handed to the driver and stops reading once
-//! [`READ_AHEAD`] bytes were read that the router has not consumed yet: then the kernel
-//! buffers fill, Redis keeps the backlog in its output buffer, and Redis'
-//! `client-output-buffer-limit pubsub` decides (it cuts the subscriber off; we reconnect
-//! and count it in `ClusterStats::reconnects`). Memory in this process stays bounded.
+//! in memory. The gate wraps the stream (TCP, TLS or unix) handed to the driver and
+//! stops reading once [`READ_AHEAD`] bytes were read that the router has not consumed
+//! yet: then the kernel buffers fill, Redis keeps the backlog in its output buffer, and
+//! Redis' `client-output-buffer-limit pubsub` decides (it cuts the subscriber off; we
+//! reconnect and count it in `ClusterStats::reconnects`). Memory in this process stays
+//! bounded.
 //!
 //! Consumption is estimated per message (payload, names and protocol overhead); whenever
 //! the queue is found empty the count is reset to what was read, so estimation errors do

@@ -256,7 +256,8 @@ pub fn ping(addr: SocketAddr, timeout: Duration) -> Result<(), String> {
 }
 
 /// A port that was free a moment ago (bind :0, read the port, release it).
-fn free_port() -> u16 {
+/// A port nobody listens on right now (another process may take it before use).
+pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     listener.local_addr().unwrap().port()
 }
@@ -347,11 +348,16 @@ fn spawn_here(args: &[String]) -> std::io::Result<Child> {
     cmd.spawn()
 }
 
-/// Connection settings for the tests' own Redis commands (fault injection, floods,
-/// probes): redis' defaults (1 s to connect, 500 ms per reply) are too tight for a CI
-/// machine running several test binaries on two cores.
-pub fn patient() -> redis::AsyncConnectionConfig {
-    redis::AsyncConnectionConfig::new()
+/// A connection for the tests' own Redis commands (fault injection, floods, probes),
+/// with 10 s timeouts: redis' defaults (1 s to connect, 500 ms per reply) are too tight
+/// for a CI machine running several test binaries on two cores.
+pub async fn command_conn(url: &str) -> redis::aio::MultiplexedConnection {
+    let config = redis::AsyncConnectionConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(10)))
-        .set_response_timeout(Some(Duration::from_secs(10)))
+        .set_response_timeout(Some(Duration::from_secs(10)));
+    redis::Client::open(url)
+        .expect("redis URL")
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .expect("redis command connection")
 }
