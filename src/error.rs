@@ -165,8 +165,8 @@ impl From<Error> for socketioxide_core::adapter::errors::AdapterError {
     }
 }
 
-impl From<crate::codec::DecodeError> for Error {
-    fn from(e: crate::codec::DecodeError) -> Self {
+impl From<crate::wire::codec::DecodeError> for Error {
+    fn from(e: crate::wire::codec::DecodeError) -> Self {
         Error::Decode(e.0)
     }
 }

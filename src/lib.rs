@@ -40,7 +40,7 @@
 //! * **Nothing is dropped silently**: see [`ClusterStats`]. Note that socketioxide itself
 //!   drops packets for a socket whose buffer is full: raise `max_buffer_size` on the
 //!   `SocketIo` builder for bursty traffic.
-//! * **Requests** (see `requester`, `responder`): cluster-wide operations are JSON
+//! * **Requests** (see `requests`, `adapter::respond`): cluster-wide operations are JSON
 //!   requests on `<key>-request#<nsp>#`, answered on `<key>-response#<nsp>#[<uid>#]`,
 //!   matched by `requestId`; the number of replies to wait for is the request channel's
 //!   subscriber count. [`Cluster::of`] gives the classic API ([`Namespace`]). Commands
@@ -54,46 +54,57 @@
 //!
 //! # Modules
 //!
+//! Each module depends only on those listed before it (no import cycles):
+//!
 //! * [`wire`] (its own crate, shared with the emitter): channel names, notepack-exact
 //!   msgpack, the broadcast message, requests and responses.
-//! * `packet`: socketioxide packets ⇄ Node data arrays (both parsers).
+//! * `error`, `stats` (counters, bounded-rate logs), `socket_info` (what fetchSockets
+//!   says about a socket, both ways), `packet` (socketioxide packets ⇄ Node data arrays).
 //! * `transport`: the Redis seam (standalone Redis, in-process bus; `connect`: opening
 //!   the connections, TLS; `gate`: the subscriber's bounded read-ahead).
-//! * `cluster`: the handle and the router.
-//! * `adapter`: the `CoreAdapter` implementation; `broadcast`: the broadcast path.
-//! * `requester`, `responder`, `correlation`: requests, replies, pending table.
-//! * `ack_stream`: cluster-wide acknowledgements; `handle`: the classic API;
-//!   `server_side`: server-side events; `liveness`: heartbeats between our servers.
-//! * `options`, `error`, `stats`.
+//! * `options`: [`ClusterOptions`] (builder) and [`ClusterConfig`] (validated).
+//! * `liveness` (heartbeats between our servers), `correlation` (requests in flight),
+//!   `replies` (the bounded reply queue), `server_side` (server-side events and acks),
+//!   `callbacks` (the application's handlers, hooks, waiters and describers).
+//! * `shared`: the parts every namespace gets from its cluster handle.
+//! * `requests`: a namespace's core, requests and gathering their replies.
+//! * `router`: which namespace each received message belongs to.
+//! * `namespace`: the classic per-namespace API ([`Namespace`]).
+//! * `cluster`: the handle ([`Cluster`]): connect, stats, close.
+//! * `ack_stream`, `adapter`: the socketioxide `CoreAdapter` ([`ClusterAdapter`]) —
+//!   `broadcast` (both ways), `respond` (answering requests), `local` (own sockets).
 
 mod ack_stream;
 mod adapter;
-mod broadcast;
+mod callbacks;
 mod cluster;
 mod correlation;
 mod error;
-mod handle;
 mod liveness;
+mod namespace;
 mod options;
 mod packet;
-mod requester;
-mod responder;
+mod replies;
+mod requests;
+mod router;
 mod server_side;
+mod shared;
+mod socket_info;
 mod stats;
 mod transport;
 
 pub use socketioxide_cluster_wire as wire;
-pub(crate) use socketioxide_cluster_wire::{channel, codec, message};
 
 pub use ack_stream::AckStream;
 pub use adapter::{ClusterAdapter, InitRes};
 pub use cluster::Cluster;
 pub use error::{Error, Partial};
-pub use handle::{Namespace, SocketDetails, SocketInfo};
-pub use options::ClusterOptions;
+pub use namespace::Namespace;
+pub use options::{ClusterConfig, ClusterOptions};
 pub use server_side::{CUSTOM_REQUEST_EVENT, ServerSideEvent};
+pub use socket_info::{SocketDetails, SocketInfo};
 pub use stats::ClusterStats;
-pub use transport::memory::InProcessBus;
+pub use transport::InProcessBus;
 
 /// The README's examples, compiled as doc tests.
 #[cfg(doctest)]

@@ -1,8 +1,10 @@
-//! Adapter options, with Node's names and defaults.
+//! Adapter options, with Node's names and defaults: [`ClusterOptions`] is the builder,
+//! [`ClusterConfig`] what it builds once validated (and what
+//! [`Cluster::config`](crate::Cluster::config) shows).
 
 use crate::error::Error;
-use crate::transport::memory::InProcessBus;
-use std::sync::Arc;
+use crate::transport::{InProcessBus, RedisEndpoint, root_certs};
+use crate::wire::redact_url;
 use std::time::Duration;
 
 /// Where the cluster's messages travel.
@@ -12,14 +14,6 @@ pub(crate) enum TransportKind {
     Redis { url: RedisEndpoint },
     /// An in-process bus: servers in one process, no Redis needed.
     InProcess(InProcessBus),
-}
-
-/// A Redis URL and the TLS material to reach it with.
-#[derive(Clone)]
-pub(crate) struct RedisEndpoint {
-    pub(crate) url: String,
-    /// PEM root certificate(s) trusted for `rediss://` instead of the system's.
-    pub(crate) tls_root_cert: Option<Arc<[u8]>>,
 }
 
 /// Options of a [`Cluster`](crate::Cluster).
@@ -34,9 +28,15 @@ pub(crate) struct RedisEndpoint {
 /// | [`heartbeat`](Self::heartbeat) | 2 s / 8 s | (ours: liveness between Rust servers) |
 /// | [`tls_root_cert`](Self::tls_root_cert) | system roots | (client `tls.ca`) |
 ///
-/// `Debug` never shows a password from the URL.
+/// Invalid combinations fail in [`build`](Self::build) (which
+/// [`Cluster::connect`](crate::Cluster::connect) calls) with [`Error::Config`]. `Debug`
+/// never shows a password from the URL. [`Default`] is a Redis at `127.0.0.1:6379`.
 #[derive(Clone)]
-pub struct ClusterOptions {
+pub struct ClusterOptions(ClusterConfig);
+
+/// Validated options, built by [`ClusterOptions::build`]: one getter per option.
+#[derive(Clone)]
+pub struct ClusterConfig {
     pub(crate) transport: TransportKind,
     pub(crate) key: String,
     pub(crate) requests_timeout: Duration,
@@ -46,6 +46,12 @@ pub struct ClusterOptions {
     pub(crate) heartbeat_interval: Duration,
     pub(crate) heartbeat_timeout: Duration,
     pub(crate) count_peers_only: bool,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        Self::new("redis://127.0.0.1:6379")
+    }
 }
 
 impl ClusterOptions {
@@ -68,7 +74,7 @@ impl ClusterOptions {
     }
 
     fn with_transport(transport: TransportKind) -> Self {
-        Self {
+        Self(ClusterConfig {
             transport,
             key: "socket.io".into(),
             requests_timeout: Duration::from_millis(5000),
@@ -78,26 +84,26 @@ impl ClusterOptions {
             heartbeat_interval: Duration::from_secs(2),
             heartbeat_timeout: Duration::from_secs(8),
             count_peers_only: false,
-        }
+        })
     }
 
     /// Channel prefix (Node: `key`). Default `socket.io`. Every server of a cluster, Node
     /// or Rust, and every emitter must use the same key.
     pub fn key(mut self, key: impl Into<String>) -> Self {
-        self.key = key.into();
+        self.0.key = key.into();
         self
     }
 
     /// How long a cluster-wide request waits for replies (Node: `requestsTimeout`).
     /// Default 5000 ms.
     pub fn requests_timeout(mut self, timeout: Duration) -> Self {
-        self.requests_timeout = timeout;
+        self.0.requests_timeout = timeout;
         self
     }
 
     /// How long [`Cluster::connect`](crate::Cluster::connect) waits for Redis. Default 5 s.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
+        self.0.connect_timeout = timeout;
         self
     }
 
@@ -107,7 +113,7 @@ impl ClusterOptions {
     /// When the queue is full, `emit` waits for room (backpressure) — except volatile
     /// broadcasts, which are dropped and counted in [`ClusterStats::volatile_dropped`](crate::ClusterStats).
     pub fn publish_queue(mut self, capacity: usize) -> Self {
-        self.publish_queue = capacity;
+        self.0.publish_queue = capacity;
         self
     }
 
@@ -117,7 +123,7 @@ impl ClusterOptions {
     /// so servers with either setting interoperate; the specific channel spares the
     /// other servers from decoding replies meant for someone else.
     pub fn publish_on_specific_response_channel(mut self, yes: bool) -> Self {
-        self.specific_response_channel = yes;
+        self.0.specific_response_channel = yes;
         self
     }
 
@@ -127,7 +133,7 @@ impl ClusterOptions {
     /// URL is not `rediss://` or `pem` holds no valid certificate. Ignored by
     /// [`in_process`](Self::in_process) options.
     pub fn tls_root_cert(mut self, pem: impl Into<Vec<u8>>) -> Self {
-        if let TransportKind::Redis { url } = &mut self.transport {
+        if let TransportKind::Redis { url } = &mut self.0.transport {
             url.tls_root_cert = Some(pem.into().into());
         }
         self
@@ -138,8 +144,8 @@ impl ClusterOptions {
     /// is still subscribed is *hung*, and requests stop waiting for it (see
     /// [`Error::Unresponsive`]). Defaults 2 s and 8 s; `timeout` must exceed `interval`.
     pub fn heartbeat(mut self, interval: Duration, timeout: Duration) -> Self {
-        self.heartbeat_interval = interval;
-        self.heartbeat_timeout = timeout;
+        self.0.heartbeat_interval = interval;
+        self.0.heartbeat_timeout = timeout;
         self
     }
 
@@ -150,21 +156,78 @@ impl ClusterOptions {
     /// wait for the timeout. **Only for clusters without Node servers**: Node servers do
     /// not heartbeat, so their replies would not be waited for. Default false.
     pub fn count_peers_only(mut self, yes: bool) -> Self {
-        self.count_peers_only = yes;
+        self.0.count_peers_only = yes;
         self
     }
 
-    /// The configured key prefix.
-    pub fn get_key(&self) -> &str {
+    /// Validates the options: every check [`Cluster::connect`](crate::Cluster::connect)
+    /// makes before opening a connection (empty key, zero timeouts or queue, heartbeat
+    /// timeout not above its interval, an unusable `tls_root_cert`).
+    pub fn build(self) -> Result<ClusterConfig, Error> {
+        self.0.validate()?;
+        Ok(self.0)
+    }
+}
+
+impl ClusterConfig {
+    /// Channel prefix (Node: `key`).
+    pub fn key(&self) -> &str {
         &self.key
     }
 
-    /// The configured requests timeout.
-    pub fn get_requests_timeout(&self) -> Duration {
+    /// How long a cluster-wide request waits for replies (Node: `requestsTimeout`).
+    pub fn requests_timeout(&self) -> Duration {
         self.requests_timeout
     }
 
-    pub(crate) fn validate(&self) -> Result<(), Error> {
+    /// How long connecting to Redis, and each confirmed publish, may take.
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    /// Capacity of the outgoing publish queue, in messages.
+    pub fn publish_queue(&self) -> usize {
+        self.publish_queue
+    }
+
+    /// Whether replies go to the requester's own response channel (Node:
+    /// `publishOnSpecificResponseChannel`).
+    pub fn publish_on_specific_response_channel(&self) -> bool {
+        self.specific_response_channel
+    }
+
+    /// How often this server heartbeats.
+    pub fn heartbeat_interval(&self) -> Duration {
+        self.heartbeat_interval
+    }
+
+    /// Silence after which a peer of ours is stale.
+    pub fn heartbeat_timeout(&self) -> Duration {
+        self.heartbeat_timeout
+    }
+
+    /// Whether requests count only heartbeating peers of ours.
+    pub fn count_peers_only(&self) -> bool {
+        self.count_peers_only
+    }
+
+    /// The Redis URL, password hidden; `None` for the in-process bus.
+    pub fn redis_url(&self) -> Option<String> {
+        match &self.transport {
+            TransportKind::Redis { url } => Some(redact_url(&url.url)),
+            TransportKind::InProcess(_) => None,
+        }
+    }
+
+    /// The custom TLS root certificate(s) (PEM), if set.
+    pub fn tls_root_cert(&self) -> Option<&[u8]> {
+        match &self.transport {
+            TransportKind::Redis { url } => url.tls_root_cert.as_deref(),
+            TransportKind::InProcess(_) => None,
+        }
+    }
+
+    fn validate(&self) -> Result<(), Error> {
         if self.key.is_empty() {
             return Err(Error::Config("key must not be empty".into()));
         }
@@ -193,21 +256,13 @@ impl ClusterOptions {
     }
 }
 
-/// The certificates of a `tls_root_cert` PEM: at least one, all valid.
-pub(crate) fn root_certs(
-    pem: &[u8],
-) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, Error> {
-    use rustls::pki_types::{CertificateDer, pem::PemObject};
-    match CertificateDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>() {
-        Ok(certs) if !certs.is_empty() => Ok(certs),
-        Ok(_) => Err(Error::Config(
-            "tls_root_cert holds no PEM CERTIFICATE block".into(),
-        )),
-        Err(e) => Err(Error::Config(format!("tls_root_cert: invalid PEM: {e}"))),
+impl std::fmt::Debug for ClusterOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
     }
 }
 
-impl std::fmt::Debug for ClusterOptions {
+impl std::fmt::Debug for ClusterConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let transport = match &self.transport {
             TransportKind::Redis { url } => match url.tls_root_cert {
@@ -216,7 +271,7 @@ impl std::fmt::Debug for ClusterOptions {
             },
             TransportKind::InProcess(_) => "in-process".to_owned(),
         };
-        f.debug_struct("ClusterOptions")
+        f.debug_struct("ClusterConfig")
             .field("transport", &transport)
             .field("key", &self.key)
             .field("requests_timeout", &self.requests_timeout)
@@ -230,18 +285,25 @@ impl std::fmt::Debug for ClusterOptions {
     }
 }
 
-pub(crate) use crate::wire::redact_url;
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn defaults_match_node() {
-        let o = ClusterOptions::new("redis://127.0.0.1");
-        assert_eq!(o.get_key(), "socket.io");
-        assert_eq!(o.get_requests_timeout(), Duration::from_millis(5000));
-        assert!(o.validate().is_ok());
+        let o = ClusterOptions::new("redis://127.0.0.1").build().unwrap();
+        assert_eq!(o.key(), "socket.io");
+        assert_eq!(o.requests_timeout(), Duration::from_millis(5000));
+        assert_eq!(o.connect_timeout(), Duration::from_secs(5));
+        assert_eq!(o.publish_queue(), 8192);
+        assert!(!o.publish_on_specific_response_channel());
+        assert_eq!(o.heartbeat_interval(), Duration::from_secs(2));
+        assert_eq!(o.heartbeat_timeout(), Duration::from_secs(8));
+        assert!(!o.count_peers_only());
+        assert_eq!(o.redis_url().as_deref(), Some("redis://127.0.0.1"));
+        assert!(o.tls_root_cert().is_none());
+        let d = ClusterOptions::default().build().unwrap();
+        assert_eq!(d.redis_url().as_deref(), Some("redis://127.0.0.1:6379"));
     }
 
     #[test]
@@ -255,12 +317,17 @@ mod tests {
 
     #[test]
     fn invalid_options_fail() {
-        assert!(ClusterOptions::new("redis://h").key("").validate().is_err());
-        assert!(
+        let invalid = [
+            ClusterOptions::new("redis://h").key(""),
+            ClusterOptions::new("redis://h").publish_queue(0),
+            ClusterOptions::new("redis://h").requests_timeout(Duration::ZERO),
             ClusterOptions::new("redis://h")
-                .publish_queue(0)
-                .validate()
-                .is_err()
-        );
+                .heartbeat(Duration::from_secs(2), Duration::from_secs(2)),
+            ClusterOptions::new("redis://h").tls_root_cert("not a pem"),
+        ];
+        for o in invalid {
+            let dbg = format!("{o:?}");
+            assert!(matches!(o.build(), Err(Error::Config(_))), "{dbg}");
+        }
     }
 }

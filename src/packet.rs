@@ -6,6 +6,7 @@
 //! directions go through the namespace's own parser, so the translation works the same
 //! for either parser, and binaries, numbers, nested objects and unicode survive.
 
+use crate::error::Error;
 use rmpv::Value;
 use serde::de::{Deserialize, Deserializer, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeTuple, Serializer};
@@ -192,5 +193,57 @@ mod tests {
     fn common_parser_marks_binary_events() {
         let packet = sio_event(CommonParser, Str::from("/"), &sample()).unwrap();
         assert!(matches!(packet.inner, PacketData::BinaryEvent(..)));
+    }
+}
+
+/// A serializable value as a msgpack tree, structs as maps (as JS objects), so Node
+/// servers receive objects rather than arrays.
+pub(crate) fn to_value(v: &impl Serialize) -> Result<Value, Error> {
+    let bytes = rmp_serde::to_vec_named(v).map_err(|e| Error::Encode(e.to_string()))?;
+    crate::wire::codec::decode(&bytes).map_err(|e| Error::Encode(e.0))
+}
+
+/// Spreads a tuple into arguments, as socketioxide's `emit` does; any other value is one
+/// argument.
+pub(crate) fn args_of(args: &impl Serialize) -> Result<Vec<Value>, Error> {
+    let v = to_value(args)?;
+    Ok(match v {
+        Value::Array(items) if socketioxide_core::parser::is_ser_tuple(args) => items,
+        Value::Nil if socketioxide_core::parser::is_ser_tuple(args) => Vec::new(),
+        other => vec![other],
+    })
+}
+
+#[cfg(test)]
+mod value_tests {
+    use super::*;
+    use serde::Serialize;
+
+    #[derive(Serialize)]
+    struct Job {
+        id: u32,
+        name: &'static str,
+    }
+
+    #[test]
+    fn tuples_spread_and_structs_stay_objects() {
+        assert_eq!(
+            args_of(&("a", 1)).unwrap(),
+            vec![Value::from("a"), Value::from(1)]
+        );
+        // As socketioxide's emit: `()` is one null argument.
+        assert_eq!(args_of(&()).unwrap(), vec![Value::Nil]);
+        assert_eq!(
+            args_of(&vec![1, 2]).unwrap(),
+            vec![Value::Array(vec![Value::from(1), Value::from(2)])]
+        );
+        let job = args_of(&Job { id: 7, name: "x" }).unwrap();
+        assert_eq!(
+            job,
+            vec![Value::Map(vec![
+                (Value::from("id"), Value::from(7)),
+                (Value::from("name"), Value::from("x")),
+            ])]
+        );
     }
 }

@@ -1,24 +1,60 @@
-//! Counters that make every loss visible.
+//! Counters that make every loss visible, and the bounded-rate log of what was skipped.
 
+use std::fmt::Display;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+/// Every counter of one cluster handle. Shared (`Arc`) by the transport, the router and
+/// every namespace; [`Counters::snapshot`] is what [`Cluster::stats`](crate::Cluster::stats)
+/// returns.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    pub published: AtomicU64,
-    pub publish_failed: AtomicU64,
-    pub volatile_dropped: AtomicU64,
-    pub received: AtomicU64,
-    pub malformed: AtomicU64,
-    pub delivery_failed: AtomicU64,
-    pub reconnects: AtomicU64,
+    pub(crate) published: AtomicU64,
+    pub(crate) publish_failed: AtomicU64,
+    pub(crate) volatile_dropped: AtomicU64,
+    pub(crate) received: AtomicU64,
+    pub(crate) malformed: AtomicU64,
+    pub(crate) delivery_failed: AtomicU64,
+    pub(crate) reconnects: AtomicU64,
+    pub(crate) replies_dropped: AtomicU64,
+    malformed_log: RateLimit,
+    replies_log: RateLimit,
 }
 
 impl Counters {
-    pub fn add(counter: &AtomicU64, n: u64) {
+    /// Adds `n` to one counter.
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Relaxed);
     }
 
-    pub fn snapshot(&self) -> ClusterStats {
+    /// A message on one of our channels that could not be used: counted, and logged at
+    /// most about once per second (a flood of bad input must not flood the log).
+    pub(crate) fn malformed(&self, channel: &str, reason: &dyn Display) {
+        Self::add(&self.malformed, 1);
+        if let Some(skipped) = self.malformed_log.allow() {
+            tracing::warn!(
+                channel,
+                reason = %reason,
+                also_skipped_since_last_log = skipped,
+                "cluster adapter: malformed message skipped"
+            );
+        }
+    }
+
+    /// A reply (to a request, a server-side ack, a forwarded client ack) that the reply
+    /// queue refused because it was full: counted, logged at a bounded rate.
+    pub(crate) fn reply_dropped(&self, channel: &str) {
+        Self::add(&self.replies_dropped, 1);
+        if let Some(skipped) = self.replies_log.allow() {
+            tracing::warn!(
+                channel,
+                also_dropped_since_last_log = skipped,
+                "cluster adapter: reply queue full; reply dropped (the requester will time out)"
+            );
+        }
+    }
+
+    /// The values now.
+    pub(crate) fn snapshot(&self) -> ClusterStats {
         ClusterStats {
             published: self.published.load(Relaxed),
             publish_failed: self.publish_failed.load(Relaxed),
@@ -27,6 +63,32 @@ impl Counters {
             malformed: self.malformed.load(Relaxed),
             delivery_failed: self.delivery_failed.load(Relaxed),
             reconnects: self.reconnects.load(Relaxed),
+            replies_dropped: self.replies_dropped.load(Relaxed),
+        }
+    }
+}
+
+/// Lets one event through per wall-clock second and counts the others.
+#[derive(Debug, Default)]
+struct RateLimit {
+    last_second: AtomicU64,
+    skipped: AtomicU64,
+}
+
+impl RateLimit {
+    /// `Some(events skipped since the last one let through)`, or `None` to stay quiet.
+    fn allow(&self) -> Option<u64> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            // A clock before 1970 only makes every event share one second.
+            .unwrap_or(0)
+            .max(1);
+        if self.last_second.swap(now, Relaxed) != now {
+            Some(self.skipped.swap(0, Relaxed))
+        } else {
+            self.skipped.fetch_add(1, Relaxed);
+            None
         }
     }
 }
@@ -52,4 +114,26 @@ pub struct ClusterStats {
     /// Times the subscriber connection was lost and re-established (Redis restarts,
     /// killed connections, a slow subscriber cut off by Redis' output-buffer limit).
     pub reconnects: u64,
+    /// Replies to other servers' requests (and server-side or client acks) refused
+    /// because the reply queue was full (see `PROTOCOL.md`, "Buffers"); the requester
+    /// then times out on this server.
+    pub replies_dropped: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_is_counted_every_time_and_logged_once_per_second() {
+        let c = Counters::default();
+        for _ in 0..5 {
+            c.malformed("ch", &"bad");
+        }
+        assert_eq!(c.snapshot().malformed, 5);
+        // Within one second, at most two let through (the second may tick over).
+        let r = RateLimit::default();
+        let allowed = (0..100).filter(|_| r.allow().is_some()).count();
+        assert!((1..=2).contains(&allowed), "{allowed}");
+    }
 }

@@ -241,7 +241,7 @@ async fn malformed_messages_are_skipped_and_counted() {
     let parser = Parser::Json;
     let nodes = cluster_of(2, parser).await;
     let mut c = client(&nodes[1], "/", parser, &["room"], T).await;
-    let key = nodes[1].cluster.options().get_key().to_owned();
+    let key = nodes[1].cluster.config().key().to_owned();
     let mut conn = common::command_conn(&common::shared().url()).await;
     let garbage: Vec<Vec<u8>> = vec![
         b"{\"a\":1}".to_vec(),

@@ -267,7 +267,7 @@ async fn volatile_and_compress_flags_are_delivered() {
 async fn existing_connections_and_keys() {
     let parser = Parser::Json;
     let (nodes, _) = rust_cluster(parser).await;
-    let key = nodes[0].cluster.options().get_key().to_owned();
+    let key = nodes[0].cluster.config().key().to_owned();
     let mut c = client(&nodes[1], "/", parser, &[], T).await;
 
     let redis = redis::Client::open(common::shared().url()).unwrap();

@@ -296,7 +296,7 @@ async fn a_silent_subscriber_makes_calls_time_out_with_partial_results() {
     let timeout = Duration::from_secs(2);
     let nodes = cluster_of(2, timeout).await;
     let _b = client(&nodes[1], "/", Parser::Json, &["room"], T).await;
-    let key = nodes[0].cluster.options().get_key().to_owned();
+    let key = nodes[0].cluster.config().key().to_owned();
     let redis = redis::Client::open(common::shared().url()).unwrap();
     let mut silent = redis.get_async_pubsub().await.unwrap();
     silent.subscribe(format!("{key}-request#/#")).await.unwrap();

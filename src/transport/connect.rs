@@ -4,11 +4,32 @@
 
 use super::gate::{Gate, GatedStream};
 use crate::error::Error;
-use crate::options::{RedisEndpoint, root_certs};
 use rustls::pki_types::ServerName;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_rustls::TlsConnector;
+
+/// A Redis URL and the TLS material to reach it with.
+#[derive(Clone)]
+pub(crate) struct RedisEndpoint {
+    pub(crate) url: String,
+    /// PEM root certificate(s) trusted for `rediss://` instead of the system's.
+    pub(crate) tls_root_cert: Option<Arc<[u8]>>,
+}
+
+/// The certificates of a `tls_root_cert` PEM: at least one, all valid.
+pub(crate) fn root_certs(
+    pem: &[u8],
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, Error> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    match CertificateDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>() {
+        Ok(certs) if !certs.is_empty() => Ok(certs),
+        Ok(_) => Err(Error::Config(
+            "tls_root_cert holds no PEM CERTIFICATE block".into(),
+        )),
+        Err(e) => Err(Error::Config(format!("tls_root_cert: invalid PEM: {e}"))),
+    }
+}
 
 /// Opens the subscriber connection through a [`GatedStream`], so the driver cannot read
 /// without bound ahead of the router: plain TCP, TLS (with `tls`) and Unix sockets alike.

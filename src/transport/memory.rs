@@ -4,9 +4,9 @@
 //! waits for room rather than dropping.
 
 use super::{BoxFuture, MessageSink, Mode, Sub, Transport};
-use crate::channel::pattern_matches;
 use crate::error::Error;
 use crate::stats::Counters;
+use crate::wire::channel::pattern_matches;
 use bytes::Bytes;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};

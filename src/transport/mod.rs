@@ -1,7 +1,7 @@
 //! The Redis seam: publish, subscribe, count subscribers.
 //!
-//! Two implementations: [`redis`] (a standalone Redis server, RESP2 or RESP3, through a
-//! dedicated pub/sub connection plus a pipelined publishing connection) and [`memory`]
+//! Two implementations: `redis` (a standalone Redis server, RESP2 or RESP3, through a
+//! dedicated pub/sub connection plus a pipelined publishing connection) and `memory`
 //! (an in-process bus with the same semantics, for demos and unit tests).
 //!
 //! A transport hands every received message to a [`MessageSink`] (the cluster's router)
@@ -9,8 +9,11 @@
 
 mod connect;
 mod gate;
-pub mod memory;
-pub mod redis;
+pub(crate) mod memory;
+pub(crate) mod redis;
+
+pub(crate) use connect::{RedisEndpoint, root_certs};
+pub use memory::InProcessBus;
 
 use crate::error::Error;
 use bytes::Bytes;

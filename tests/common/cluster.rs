@@ -240,7 +240,7 @@ pub async fn stall_and_flood(
     a.of("/").server_side_emit("stall", &()).await.unwrap();
     // b's own response channel: only b subscribes to it, so the flood cannot get `a`
     // (which shares the runtime's one free worker) cut off instead.
-    let channel = format!("{}-response#/#{}#", b.options().get_key(), b.uid());
+    let channel = format!("{}-response#/#{}#", b.config().key(), b.uid());
     // From a thread of its own, over a blocking connection: one runtime worker is held by
     // the stall, and the flood must not depend on the test's runtime.
     let flood_url = flood_url.to_owned();

@@ -4,11 +4,13 @@
 //! Socket ids are strings here, so Node sockets of a mixed cluster (20-character ids that
 //! socketioxide's `Sid` cannot hold) are included.
 
-use crate::Cluster;
-use crate::adapter::{remote_all_rooms, remote_fetch};
-use crate::cluster::NsOps;
+use crate::callbacks::Callbacks;
 use crate::error::{Error, Partial};
+use crate::packet::{args_of, to_value};
+use crate::requests::{remote_all_rooms, remote_fetch};
+use crate::router::{NsOps, Router};
 use crate::server_side::{CUSTOM_REQUEST_EVENT, ServerSideEvent};
+use crate::socket_info::{SocketDetails, SocketInfo};
 use crate::wire::request::{Request, Selector, kind};
 use rmpv::Value;
 use serde::Serialize;
@@ -17,72 +19,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A socket anywhere in the cluster, as `fetchSockets` describes it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SocketInfo {
-    /// Socket id (16 characters for socketioxide sockets, 20 for Node ones).
-    pub id: String,
-    /// Its rooms, its own id included (as in Node).
-    pub rooms: Vec<String>,
-    /// `socket.data` (for socketioxide sockets what their server's
-    /// [`describe_sockets`](Namespace::describe_sockets) says, `{}` by default).
-    pub data: serde_json::Value,
-    /// The socket.io handshake (for socketioxide sockets what their server's
-    /// [`describe_sockets`](Namespace::describe_sockets) says, a placeholder by default).
-    pub handshake: serde_json::Value,
-}
-
-/// What this server tells the cluster about one of its sockets when a `fetchSockets`
-/// (from any server, Node or Rust) selects it: Node's `socket.data` and
-/// `socket.handshake`. The adapter cannot see either on a socketioxide socket; the
-/// application provides them with [`Namespace::describe_sockets`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct SocketDetails {
-    data: serde_json::Value,
-    handshake: Option<serde_json::Value>,
-}
-
-impl Default for SocketDetails {
-    /// `data` `{}` (Node's default `socket.data`), the placeholder handshake.
-    fn default() -> Self {
-        SocketDetails {
-            data: serde_json::json!({}),
-            handshake: None,
-        }
-    }
-}
-
-impl SocketDetails {
-    /// `data` `{}` and the placeholder handshake (see PROTOCOL.md).
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// `socket.data` as the other servers see it.
-    pub fn data(mut self, data: impl Into<serde_json::Value>) -> Self {
-        self.data = data.into();
-        self
-    }
-
-    /// `socket.handshake` as the other servers see it (Node's fields: `headers`, `time`,
-    /// `address`, `xdomain`, `secure`, `issued`, `url`, `query`, `auth`).
-    pub fn handshake(mut self, handshake: impl Into<serde_json::Value>) -> Self {
-        self.handshake = Some(handshake.into());
-        self
-    }
-
-    pub(crate) fn into_parts(self) -> (serde_json::Value, Option<serde_json::Value>) {
-        (self.data, self.handshake)
-    }
-}
-
-/// Provides the [`SocketDetails`] of a local socket, by id.
-pub(crate) type Describer = Arc<dyn Fn(&str) -> SocketDetails + Send + Sync>;
-
-/// Cluster-wide operations on one namespace. Get it with [`Cluster::of`].
+/// Cluster-wide operations on one namespace. Get it with [`Cluster::of`](crate::Cluster::of).
 #[derive(Clone)]
 pub struct Namespace {
-    cluster: Cluster,
+    router: Arc<Router>,
+    callbacks: Arc<Callbacks>,
     nsp: String,
 }
 
@@ -92,34 +33,17 @@ impl std::fmt::Debug for Namespace {
     }
 }
 
-/// A serializable value as a msgpack tree, structs as maps (as JS objects), so Node
-/// servers receive objects rather than arrays.
-fn to_value(v: &impl Serialize) -> Result<Value, Error> {
-    let bytes = rmp_serde::to_vec_named(v).map_err(|e| Error::Encode(e.to_string()))?;
-    crate::codec::decode(&bytes).map_err(|e| Error::Encode(e.0))
-}
-
-/// Spreads a tuple into arguments, as socketioxide's `emit` does; any other value is one
-/// argument.
-fn args_of(args: &impl Serialize) -> Result<Vec<Value>, Error> {
-    let v = to_value(args)?;
-    Ok(match v {
-        Value::Array(items) if socketioxide_core::parser::is_ser_tuple(args) => items,
-        Value::Nil if socketioxide_core::parser::is_ser_tuple(args) => Vec::new(),
-        other => vec![other],
-    })
-}
-
 impl Namespace {
-    pub(crate) fn new(cluster: Cluster, nsp: &str) -> Self {
+    pub(crate) fn new(router: Arc<Router>, callbacks: Arc<Callbacks>, nsp: &str) -> Self {
         Self {
-            cluster,
+            router,
+            callbacks,
             nsp: nsp.to_owned(),
         }
     }
 
     fn ops(&self) -> Result<Arc<dyn NsOps>, Error> {
-        self.cluster
+        self.router
             .namespace(&self.nsp)
             .ok_or_else(|| Error::UnknownNamespace(self.nsp.clone()))
     }
@@ -132,7 +56,7 @@ impl Namespace {
     /// Servers of the cluster that have this namespace, this one included (Node:
     /// `serverCount()`, `PUBSUB NUMSUB` of the request channel).
     pub async fn server_count(&self) -> Result<usize, Error> {
-        self.ops()?.requester().server_count().await
+        self.ops()?.core().server_count().await
     }
 
     /// Sockets in any of `rooms` (all when empty) minus those in `except`, on every server.
@@ -144,7 +68,7 @@ impl Namespace {
         let ops = self.ops()?;
         let sel = Selector::new(to_strings(rooms), to_strings(except));
         let local = ops.local_fetch(&sel);
-        match remote_fetch(ops.requester(), sel).await {
+        match remote_fetch(ops.core(), sel).await {
             Ok(remote) => Ok(concat(local, remote)),
             Err(e) => Err(e.map_partial(|p| match p {
                 Partial::Sockets(remote) => Partial::Sockets(concat(local, remote)),
@@ -186,7 +110,7 @@ impl Namespace {
             let all: BTreeSet<String> = local.iter().cloned().chain(remote).collect();
             all.into_iter().collect()
         };
-        match remote_all_rooms(ops.requester()).await {
+        match remote_all_rooms(ops.core()).await {
             Ok(remote) => Ok(merge(remote)),
             Err(e) => Err(e.map_partial(|p| match p {
                 Partial::Names(remote) => Partial::Names(merge(remote)),
@@ -228,7 +152,7 @@ impl Namespace {
         if find_remote(&ops, id).await?.is_none() {
             return Err(Error::SocketNotFound(id.to_owned()));
         }
-        let uid = Some(ops.requester().uid());
+        let uid = Some(ops.core().uid().to_owned());
         let req = match op {
             RemoteOp::Join(room) => Request::JoinLeave {
                 uid,
@@ -248,7 +172,7 @@ impl Namespace {
                 close,
             },
         };
-        ops.requester().send_confirmed(&req).await
+        ops.core().send_confirmed(&req).await
     }
 }
 
@@ -260,9 +184,9 @@ impl Namespace {
         let ops = self.ops()?;
         let mut data = vec![Value::from(event)];
         data.extend(args_of(args)?);
-        ops.requester()
+        ops.core()
             .send_confirmed(&Request::ServerSideEmit {
-                uid: Some(ops.requester().uid()),
+                uid: Some(ops.core().uid().to_owned()),
                 request_id: None,
                 data,
             })
@@ -280,9 +204,9 @@ impl Namespace {
         let ops = self.ops()?;
         let mut data = vec![Value::from(event)];
         data.extend(args_of(args)?);
-        let uid = ops.requester().uid();
+        let uid = ops.core().uid().to_owned();
         let g = ops
-            .requester()
+            .core()
             .ask(
                 |request_id| Request::ServerSideEmit {
                     uid: Some(uid),
@@ -294,7 +218,7 @@ impl Namespace {
             .await?;
         g.into_result(
             "serverSideEmit",
-            ops.requester(),
+            ops.core(),
             |replies| {
                 replies
                     .into_iter()
@@ -313,10 +237,7 @@ impl Namespace {
         event: &str,
         handler: impl Fn(&ServerSideEvent) + Send + Sync + 'static,
     ) {
-        self.cluster
-            .inner
-            .server_side
-            .on(&self.nsp, event, Arc::new(handler));
+        self.callbacks.on(&self.nsp, event, Arc::new(handler));
     }
 
     /// Waits for one server-side event named `event` whose arguments satisfy `matches`
@@ -331,19 +252,17 @@ impl Namespace {
     where
         M: Fn(&[Value]) -> bool + Send + Sync + 'static,
     {
-        let side = self.cluster.clone();
-        let (id, rx) = side
-            .inner
-            .server_side
-            .wait(&self.nsp, event, Box::new(matches));
+        let callbacks = self.callbacks.clone();
+        let (id, rx) = callbacks.wait(&self.nsp, event, Box::new(matches));
         async move {
-            struct Cancel(Cluster, u64);
+            /// Removes the waiter however the wait ends (match, timeout, cancellation).
+            struct Cancel(Arc<Callbacks>, u64);
             impl Drop for Cancel {
                 fn drop(&mut self) {
-                    self.0.inner.server_side.cancel_wait(self.1);
+                    self.0.cancel_wait(self.1);
                 }
             }
-            let _cancel = Cancel(side, id);
+            let _cancel = Cancel(callbacks, id);
             match tokio::time::timeout(timeout, rx).await {
                 Ok(Ok(args)) => Ok(args),
                 Ok(Err(_)) => Err(Error::Closed),
@@ -364,7 +283,7 @@ impl Namespace {
     /// it with `io.on(CUSTOM_REQUEST_EVENT, (data, cb) => cb(reply))`.
     pub async fn custom_request(&self, data: &impl Serialize) -> Result<Vec<Value>, Error> {
         let data = to_value(data)?;
-        let hook = self.cluster.inner.server_side.hook(&self.nsp);
+        let hook = self.callbacks.hook(&self.nsp);
         let own = match hook {
             Some(hook) => hook(data.clone()).await,
             None => Value::Nil,
@@ -389,7 +308,7 @@ impl Namespace {
         Fut: Future<Output = Value> + Send + 'static,
     {
         let hook = Arc::new(hook);
-        self.cluster.inner.server_side.set_hook(
+        self.callbacks.set_hook(
             &self.nsp,
             Arc::new(move |v| {
                 let hook = hook.clone();
@@ -408,7 +327,7 @@ impl Namespace {
     ///
     /// `describe` runs on the task that reads Redis: keep it quick and non-blocking (a
     /// panic in it is caught and logged; the socket is then described by the defaults).
-    /// It is dropped by [`Cluster::close`], so it may hold the `SocketIo`.
+    /// It is dropped by [`Cluster::close`](crate::Cluster::close), so it may hold the `SocketIo`.
     ///
     /// ```no_run
     /// # async fn run(cluster: socketioxide_cluster::Cluster,
@@ -436,10 +355,7 @@ impl Namespace {
         &self,
         describe: impl Fn(&str) -> SocketDetails + Send + Sync + 'static,
     ) {
-        self.cluster
-            .inner
-            .describers
-            .insert(self.nsp.clone(), Arc::new(describe));
+        self.callbacks.set_describer(&self.nsp, Arc::new(describe));
     }
 }
 
@@ -453,7 +369,7 @@ enum RemoteOp {
 /// the server that has the socket answered.
 async fn find_remote(ops: &Arc<dyn NsOps>, id: &str) -> Result<Option<SocketInfo>, Error> {
     let sel = Selector::new(vec![id.to_owned()], vec![]);
-    let sockets = match remote_fetch(ops.requester(), sel).await {
+    let sockets = match remote_fetch(ops.core(), sel).await {
         Ok(s) => s,
         Err(e) => match e.partial() {
             Some(Partial::Sockets(s)) if s.iter().any(|s| s.id == id) => s.clone(),
@@ -471,37 +387,4 @@ fn concat<T>(mut local: Vec<T>, remote: Vec<T>) -> Vec<T> {
 
 fn to_strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| (*s).to_owned()).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[derive(Serialize)]
-    struct Job {
-        id: u32,
-        name: &'static str,
-    }
-
-    #[test]
-    fn tuples_spread_and_structs_stay_objects() {
-        assert_eq!(
-            args_of(&("a", 1)).unwrap(),
-            vec![Value::from("a"), Value::from(1)]
-        );
-        // As socketioxide's emit: `()` is one null argument.
-        assert_eq!(args_of(&()).unwrap(), vec![Value::Nil]);
-        assert_eq!(
-            args_of(&vec![1, 2]).unwrap(),
-            vec![Value::Array(vec![Value::from(1), Value::from(2)])]
-        );
-        let job = args_of(&Job { id: 7, name: "x" }).unwrap();
-        assert_eq!(
-            job,
-            vec![Value::Map(vec![
-                (Value::from("id"), Value::from(7)),
-                (Value::from("name"), Value::from("x")),
-            ])]
-        );
-    }
 }

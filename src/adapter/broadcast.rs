@@ -1,0 +1,243 @@
+//! The broadcast path: socketioxide options ⇄ Node's `{rooms, except, flags}`, publishing
+//! a broadcast once encoded, and delivering received broadcasts to local sockets.
+
+use super::local;
+use crate::error::Error;
+use crate::packet;
+use crate::requests::NsCore;
+use crate::stats::Counters;
+use crate::transport::Mode;
+use crate::wire::message::{BINARY_EVENT, BroadcastMessage, EVENT, NodePacket, WireOptions};
+use crate::wire::request::Selector;
+use bytes::Bytes;
+use rmpv::Value;
+use socketioxide_core::{
+    adapter::{BroadcastFlags, BroadcastOptions, CoreLocalAdapter, SocketEmitter},
+    packet::Packet,
+    parser::Parse,
+};
+use std::future::Future;
+
+/// Translates, encodes once and queues a broadcast for the other servers. The
+/// translation happens before the returned future is first polled (the parser is not
+/// `Send`); only the queueing is awaited.
+pub(super) fn publish<'a>(
+    core: &'a NsCore,
+    parser: impl Parse,
+    packet: &Packet,
+    opts: &BroadcastOptions,
+) -> impl Future<Output = Result<(), Error>> + Send + 'a {
+    let encoded = encode(core, parser, packet, opts);
+    async move {
+        match encoded? {
+            Some((channel, bytes, mode)) => {
+                core.shared().transport.publish(channel, bytes, mode).await
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+/// The channel, bytes and publish mode of a broadcast; `None` when nothing is to be sent.
+fn encode(
+    core: &NsCore,
+    parser: impl Parse,
+    packet: &Packet,
+    opts: &BroadcastOptions,
+) -> Result<Option<(String, Bytes, Mode)>, Error> {
+    let Some(data) = packet::node_data(parser, packet) else {
+        return Ok(None); // not an event: nothing Node could deliver
+    };
+    let data = data?;
+    let Some(wire) = wire_options(opts) else {
+        return Ok(None); // targets nobody
+    };
+    let channel = core.channels().for_rooms(&wire.room_names());
+    let mode = if wire.is_volatile() {
+        Mode::Volatile
+    } else {
+        Mode::Queued
+    };
+    let msg = BroadcastMessage {
+        uid: core.uid().to_owned(),
+        packet: NodePacket::event(data, core.nsp()),
+        opts: wire,
+    };
+    Ok(Some((channel, Bytes::from(msg.encode()), mode)))
+}
+
+/// A message from `<key>#<nsp>#*`: checked, decoded and delivered to the local sockets
+/// it selects. Anything unusable is counted as malformed and skipped.
+pub(super) fn receive<E: SocketEmitter>(
+    core: &NsCore,
+    local: &CoreLocalAdapter<E>,
+    channel: &str,
+    payload: &[u8],
+) {
+    let counters = &core.shared().counters;
+    let Some(room) = core.channels().parse_broadcast(channel) else {
+        return;
+    };
+    // Node compat: a single-room message is dropped before decoding when no local
+    // socket is in the room.
+    if let Some(room) = room {
+        local::join_id_rooms(local, &[room]);
+        if !local::any_socket_in(local, room) {
+            return;
+        }
+    }
+    // Our own messages come back from Redis: skip them before decoding the whole
+    // payload (`93` + the uid string in first position).
+    if is_from(payload, core.uid().as_bytes()) {
+        return;
+    }
+    let msg = match BroadcastMessage::decode(payload) {
+        Ok(msg) => msg,
+        Err(e) => return counters.malformed(channel, &e.0),
+    };
+    if msg.uid == core.uid() {
+        return;
+    }
+    // Node compat: a missing nsp means "/".
+    if msg.packet.nsp.as_deref().unwrap_or("/") != core.nsp() {
+        return;
+    }
+    if msg.packet.kind != EVENT && msg.packet.kind != BINARY_EVENT {
+        let reason = format!("packet type {} is not an event", msg.packet.kind);
+        return counters.malformed(channel, &reason);
+    }
+    let sel = Selector {
+        rooms: msg.opts.rooms.clone(),
+        except: msg.opts.except.clone().unwrap_or_default(),
+    };
+    let mut opts = local::selector_options(local, &sel);
+    if msg.opts.is_volatile() {
+        opts.add_flag(BroadcastFlags::Volatile);
+    }
+    let packet = match packet::sio_event(local.parser(), local.path().clone(), &msg.packet.data) {
+        Ok(p) => p,
+        Err(e) => return counters.malformed(channel, &e),
+    };
+    if let Err(errs) = local.broadcast(packet, opts) {
+        Counters::add(&counters.delivery_failed, errs.len() as u64);
+        tracing::debug!(
+            failed = errs.len(),
+            "cluster adapter: local delivery refused by some sockets"
+        );
+    }
+}
+
+/// Whether a broadcast message starts with `[uid, …` for this `uid` (fixstr or str8).
+fn is_from(payload: &[u8], uid: &[u8]) -> bool {
+    match payload {
+        [0x93, m, rest @ ..] if (0xa0..=0xbf).contains(m) => {
+            let len = (*m & 0x1f) as usize;
+            len == uid.len() && rest.get(..len) == Some(uid)
+        }
+        [0x93, 0xd9, len, rest @ ..] => {
+            *len as usize == uid.len() && rest.get(..uid.len()) == Some(uid)
+        }
+        _ => false,
+    }
+}
+
+/// socketioxide options → Node's `{rooms, except, flags}`; `None` when nobody is targeted.
+pub(super) fn wire_options(opts: &BroadcastOptions) -> Option<WireOptions> {
+    let sel = selector(opts)?;
+    let mut flags = Vec::new();
+    if opts.has_flag(BroadcastFlags::Volatile) {
+        flags.push(("volatile".to_owned(), Value::Boolean(true)));
+    }
+    Some(WireOptions::new(
+        sel.room_names(),
+        sel.except_names(),
+        flags,
+    ))
+}
+
+/// socketioxide options → Node's socket selector `{rooms, except}`; `None` when nobody
+/// is targeted.
+pub(super) fn selector(opts: &BroadcastOptions) -> Option<Selector> {
+    let broadcast = opts.has_flag(BroadcastFlags::Broadcast);
+    let mut rooms: Vec<String> = opts.rooms.iter().map(|r| r.to_string()).collect();
+    let mut except: Vec<String> = Vec::with_capacity(opts.except.len() + 1);
+    for r in &opts.except {
+        if !except.iter().any(|e| e == r) {
+            except.push(r.to_string());
+        }
+    }
+    match opts.sid {
+        // `socket.broadcast()` / `socket.to(..)`: everyone but the sender.
+        Some(sid) if broadcast => {
+            let sid = sid.to_string();
+            if !except.contains(&sid) {
+                except.push(sid);
+            }
+        }
+        // A single socket (remote socket operations): its id is its room.
+        Some(sid) if rooms.is_empty() => rooms.push(sid.to_string()),
+        None if rooms.is_empty() && !broadcast => return None,
+        _ => {}
+    }
+    Some(Selector::new(rooms, except))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use socketioxide_core::Sid;
+    use std::borrow::Cow;
+
+    #[test]
+    fn socket_broadcast_excludes_sender() {
+        let sid = Sid::new();
+        let mut opts = BroadcastOptions::new(sid);
+        opts.add_flag(BroadcastFlags::Broadcast);
+        let wire = wire_options(&opts).unwrap();
+        assert!(wire.room_names().is_empty());
+        assert_eq!(wire.except_names(), vec![sid.to_string()]);
+    }
+
+    #[test]
+    fn remote_socket_targets_its_id_room() {
+        let sid = Sid::new();
+        let wire = wire_options(&BroadcastOptions::new(sid)).unwrap();
+        assert_eq!(wire.room_names(), vec![sid.to_string()]);
+    }
+
+    #[test]
+    fn own_messages_are_recognised_before_decoding() {
+        let msg = BroadcastMessage {
+            uid: "abcdefghijklmnop".into(),
+            packet: NodePacket {
+                kind: EVENT,
+                data: vec![],
+                nsp: Some("/".into()),
+                id: None,
+            },
+            opts: WireOptions::default(),
+        }
+        .encode();
+        assert!(is_from(&msg, b"abcdefghijklmnop"));
+        assert!(!is_from(&msg, b"abcdefghijklmnoq"));
+        assert!(!is_from(&msg, b"emitter"));
+        assert!(!is_from(&[0x93], b"x"));
+    }
+
+    #[test]
+    fn nothing_targeted_publishes_nothing() {
+        assert!(wire_options(&BroadcastOptions::default()).is_none());
+    }
+
+    #[test]
+    fn volatile_and_except_dedup() {
+        let mut opts = BroadcastOptions::default();
+        opts.add_flag(BroadcastFlags::Broadcast);
+        opts.add_flag(BroadcastFlags::Volatile);
+        opts.except.push(Cow::Borrowed("x"));
+        opts.except.push(Cow::Borrowed("x"));
+        let wire = wire_options(&opts).unwrap();
+        assert!(wire.is_volatile());
+        assert_eq!(wire.except_names(), vec!["x".to_owned()]);
+    }
+}

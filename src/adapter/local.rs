@@ -1,0 +1,152 @@
+//! Operations on this server's own sockets, through socketioxide's local adapter: the
+//! answers to other servers' requests, and Node's socket-id rooms.
+//!
+//! Node compat: every Node socket is in a room named by its id; socketioxide sockets
+//! are not. When a room named in a selector is the id of a local socket, that socket is
+//! joined to it first (lazily, once; the room goes away with the socket), so `to(<id>)`
+//! / `except(<id>)` from anywhere in the cluster behave as in Node.
+
+use crate::callbacks::Callbacks;
+use crate::wire::request::Selector;
+use socketioxide_core::{
+    Sid,
+    adapter::{BroadcastFlags, BroadcastOptions, CoreLocalAdapter, Room, SocketEmitter},
+};
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+use std::str::FromStr;
+
+/// Joins every local socket named by one of `rooms` to the room of its own id.
+pub(super) fn join_id_rooms<E: SocketEmitter, R: AsRef<str>>(
+    local: &CoreLocalAdapter<E>,
+    rooms: &[R],
+) {
+    for room in rooms {
+        join_id_room(local, room.as_ref());
+    }
+}
+
+/// [`join_id_rooms`] for the rooms and excepts of socketioxide options.
+pub(super) fn join_id_rooms_of<E: SocketEmitter>(
+    local: &CoreLocalAdapter<E>,
+    opts: &BroadcastOptions,
+) {
+    join_id_rooms(local, &opts.rooms);
+    join_id_rooms(local, &opts.except);
+}
+
+/// If `room` is the id of a local socket, joins that socket to it.
+fn join_id_room<E: SocketEmitter>(local: &CoreLocalAdapter<E>, room: &str) {
+    let Ok(sid) = Sid::from_str(room) else {
+        return;
+    };
+    if local.fetch_sockets(BroadcastOptions::new(sid)).is_empty() {
+        return;
+    }
+    if !local.socket_rooms(sid).iter().any(|r| r == room) {
+        local.add_all(sid, Room::Owned(room.to_owned()));
+    }
+}
+
+/// Whether any local socket is in `room` (call [`join_id_rooms`] first for socket ids
+/// to count).
+pub(super) fn any_socket_in<E: SocketEmitter>(local: &CoreLocalAdapter<E>, room: &str) -> bool {
+    let mut opts = BroadcastOptions::default();
+    opts.rooms.push(Room::Owned(room.to_owned()));
+    !local.sockets(opts).is_empty()
+}
+
+/// Local options for a Node selector, socket-id rooms joined.
+pub(super) fn selector_options<E: SocketEmitter>(
+    local: &CoreLocalAdapter<E>,
+    sel: &Selector,
+) -> BroadcastOptions {
+    let rooms = sel.room_names();
+    let except = sel.except_names();
+    join_id_rooms(local, &rooms);
+    join_id_rooms(local, &except);
+    let mut opts = BroadcastOptions::default();
+    opts.add_flag(BroadcastFlags::Broadcast);
+    opts.rooms = rooms.into_iter().map(Cow::Owned).collect();
+    opts.except = except.into_iter().map(Cow::Owned).collect();
+    opts
+}
+
+/// Ids of the local sockets `sel` selects.
+pub(super) fn ids<E: SocketEmitter>(local: &CoreLocalAdapter<E>, sel: &Selector) -> Vec<String> {
+    let opts = selector_options(local, sel);
+    local.sockets(opts).iter().map(|s| s.to_string()).collect()
+}
+
+/// Every local room, socket-id rooms included (Node compat).
+pub(super) fn all_rooms<E: SocketEmitter>(local: &CoreLocalAdapter<E>) -> Vec<String> {
+    let mut all = BroadcastOptions::default();
+    all.add_flag(BroadcastFlags::Broadcast);
+    let sids = local.sockets(all.clone());
+    let mut rooms: BTreeSet<String> = local
+        .rooms(all)
+        .into_iter()
+        .map(|r| r.to_string())
+        .collect();
+    // Node compat: every socket is in the room named by its id.
+    rooms.extend(sids.iter().map(|s| s.to_string()));
+    rooms.into_iter().collect()
+}
+
+/// The local sockets `sel` selects as Node's fetchSockets describes them: rooms (its
+/// own id included), and what the application's describer says.
+pub(super) fn fetch<E: SocketEmitter>(
+    local: &CoreLocalAdapter<E>,
+    callbacks: &Callbacks,
+    sel: &Selector,
+) -> Vec<crate::socket_info::SocketInfo> {
+    let opts = selector_options(local, sel);
+    let nsp = local.path();
+    let described = callbacks.has_describer(nsp);
+    local
+        .sockets(opts)
+        .into_iter()
+        .map(|sid| {
+            let id = sid.to_string();
+            let mut rooms: BTreeSet<String> = local
+                .socket_rooms(sid)
+                .into_iter()
+                .map(|r| r.to_string())
+                .collect();
+            rooms.insert(id.clone());
+            let details = if described {
+                callbacks.describe(nsp, &id)
+            } else {
+                Default::default()
+            };
+            details.into_info(id, rooms.into_iter().collect())
+        })
+        .collect()
+}
+
+/// Local sockets `sel` selects join (`join`) or leave `rooms`.
+pub(super) fn join_leave<E: SocketEmitter>(
+    local: &CoreLocalAdapter<E>,
+    sel: &Selector,
+    rooms: &[String],
+    join: bool,
+) {
+    let opts = selector_options(local, sel);
+    let rooms: Vec<Room> = rooms.iter().cloned().map(Room::Owned).collect();
+    if join {
+        local.add_sockets(opts, rooms);
+    } else {
+        local.del_sockets(opts, rooms);
+    }
+}
+
+/// Disconnects the local sockets `sel` selects.
+pub(super) fn disconnect<E: SocketEmitter>(local: &CoreLocalAdapter<E>, sel: &Selector) {
+    let opts = selector_options(local, sel);
+    if let Err(errs) = local.disconnect_socket(opts) {
+        tracing::debug!(
+            failed = errs.len(),
+            "cluster adapter: some sockets could not be disconnected"
+        );
+    }
+}

@@ -1,0 +1,397 @@
+//! The socketioxide [`CoreAdapter`] implementation: one per namespace, static or dynamic.
+//!
+//! * `broadcast`: the broadcast path, both ways;
+//! * `respond`: answering other servers' requests;
+//! * `local`: operations on this server's own sockets (and Node's socket-id rooms).
+//!
+//! Operations that reach other servers publish on the namespace's channels through its
+//! [`NsCore`]; what other servers publish arrives through the cluster's router
+//! ([`NsOps`]). Local delivery always goes through socketioxide's local adapter.
+
+mod broadcast;
+mod local;
+mod respond;
+
+use crate::ack_stream::AckStream;
+use crate::cluster::Cluster;
+use crate::error::Error;
+use crate::packet::{self, ParserKind};
+use crate::requests::{NsCore, remote_all_rooms, remote_fetch};
+use crate::router::{NsOps, Route, RouteKind, Router};
+use crate::socket_info::SocketInfo;
+use crate::stats::Counters;
+use crate::wire::message::NodePacket;
+use crate::wire::request::{Request, Selector};
+use broadcast::{selector, wire_options};
+use rmpv::Value;
+use socketioxide_core::{
+    Sid, Uid,
+    adapter::{
+        BroadcastOptions, CoreAdapter, CoreLocalAdapter, DefinedAdapter, RemoteSocketData, Room,
+        RoomParam, SocketEmitter, Spawnable,
+        errors::{AdapterError, BroadcastError},
+    },
+    packet::Packet,
+};
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The cluster adapter. Name it in `SocketIo::builder().with_adapter::<ClusterAdapter<_>>(cluster)`.
+pub struct ClusterAdapter<E> {
+    core: NsCore,
+    local: CoreLocalAdapter<E>,
+    parser: ParserKind,
+    /// Tells this adapter's routes from those of a later adapter of the same namespace.
+    id: u64,
+    router: Arc<Router>,
+    uid: Uid,
+}
+
+impl<E> std::fmt::Debug for ClusterAdapter<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterAdapter")
+            .field("core", &self.core)
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<E> DefinedAdapter for ClusterAdapter<E> {}
+
+/// Returned by `io.ns(..)`: await it (or let socketioxide spawn it for dynamic
+/// namespaces). The namespace exists once its Redis subscriptions are confirmed.
+#[must_use = "the namespace is only registered once this future completes"]
+pub struct InitRes(Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>);
+
+impl std::fmt::Debug for InitRes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InitRes").finish_non_exhaustive()
+    }
+}
+
+impl Future for InitRes {
+    type Output = Result<(), Error>;
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+impl Spawnable for InitRes {
+    fn spawn(self) {
+        tokio::spawn(async move {
+            if let Err(e) = self.await {
+                tracing::error!(error = %e, "cluster adapter: namespace initialisation failed");
+            }
+        });
+    }
+}
+
+impl<E: SocketEmitter> ClusterAdapter<E> {
+    /// The subscriptions of this namespace: broadcast pattern, request channel, shared and
+    /// own response channels (Node subscribes to the same set).
+    fn routes(&self) -> Vec<Route> {
+        let c = self.core.channels();
+        let route = |name: &str, kind| Route {
+            name: name.to_owned(),
+            kind,
+        };
+        vec![
+            route(c.pattern(), RouteKind::Broadcast),
+            route(c.request(), RouteKind::Request),
+            route(c.response(), RouteKind::Response),
+            route(self.core.own_response(), RouteKind::Response),
+        ]
+    }
+
+    /// Whether `opts` keep the operation on this server.
+    fn is_local(&self, opts: &BroadcastOptions) -> bool {
+        opts.is_local(self.uid)
+    }
+
+    /// Joins or leaves `rooms` on every server: confirmed by Redis first (so any later
+    /// request sees it), then applied here.
+    async fn join_leave(
+        &self,
+        opts: BroadcastOptions,
+        rooms: Vec<Room>,
+        join: bool,
+    ) -> Result<(), Error> {
+        if !self.is_local(&opts)
+            && let Some(sel) = selector(&opts)
+        {
+            let req = Request::JoinLeave {
+                uid: Some(self.core.uid().to_owned()),
+                join,
+                opts: sel,
+                rooms: rooms.iter().map(|r| Value::from(r.as_ref())).collect(),
+            };
+            self.core.send_confirmed(&req).await?;
+        }
+        local::join_id_rooms_of(&self.local, &opts);
+        if join {
+            self.local.add_sockets(opts, rooms);
+        } else {
+            self.local.del_sockets(opts, rooms);
+        }
+        Ok(())
+    }
+}
+
+fn adapter_err(e: Error) -> BroadcastError {
+    BroadcastError::Adapter(AdapterError::from(e))
+}
+
+impl<E: SocketEmitter> CoreAdapter<E> for ClusterAdapter<E> {
+    type Error = Error;
+    type State = Cluster;
+    type AckStream = AckStream<E>;
+    type InitRes = InitRes;
+
+    fn new(state: &Cluster, local: CoreLocalAdapter<E>) -> Self {
+        Self {
+            core: state.namespace_core(local.path()),
+            parser: ParserKind::detect(local.parser()),
+            local,
+            id: state.next_adapter_id(),
+            router: state.router(),
+            uid: state.uid(),
+        }
+    }
+
+    fn init(self: Arc<Self>, on_success: impl FnOnce() + Send + 'static) -> InitRes {
+        InitRes(Box::pin(async move {
+            let routes = self.routes();
+            let weak: std::sync::Weak<dyn NsOps> =
+                Arc::downgrade(&(self.clone() as Arc<dyn NsOps>));
+            let router = &self.router;
+            router.register(self.core.nsp(), self.id, weak, &routes);
+            for route in &routes {
+                if let Err(e) = self.core.shared().transport.subscribe(route.sub()).await {
+                    router.unregister(self.core.nsp(), self.id, &routes);
+                    return Err(e);
+                }
+            }
+            on_success();
+            Ok(())
+        }))
+    }
+
+    fn close(&self) -> impl Future<Output = Result<(), Error>> + Send {
+        // Unregister synchronously: `io.delete_ns` polls this future only once. The
+        // unsubscribes then run on their own so they happen even then.
+        let removed = self
+            .router
+            .unregister(self.core.nsp(), self.id, &self.routes());
+        let transport = self.core.shared().transport.clone();
+        let task = tokio::spawn(async move {
+            for route in &removed {
+                transport.unsubscribe(route.sub()).await?;
+            }
+            Ok::<(), Error>(())
+        });
+        async move { task.await.unwrap_or(Ok(())) }
+    }
+
+    async fn server_count(&self) -> Result<u16, Error> {
+        let n = self.core.server_count().await?;
+        Ok(u16::try_from(n).unwrap_or(u16::MAX))
+    }
+
+    async fn broadcast(
+        &self,
+        packet: Packet,
+        opts: BroadcastOptions,
+    ) -> Result<(), BroadcastError> {
+        let mut remote = Ok(());
+        if !self.is_local(&opts) {
+            remote = broadcast::publish(&self.core, self.local.parser(), &packet, &opts).await;
+        }
+        local::join_id_rooms_of(&self.local, &opts);
+        let local = self.local.broadcast(packet, opts);
+        if let Err(errs) = &local {
+            let counters = &self.core.shared().counters;
+            Counters::add(&counters.delivery_failed, errs.len() as u64);
+        }
+        local.map_err(BroadcastError::Socket)?;
+        remote.map_err(adapter_err)
+    }
+
+    async fn broadcast_with_ack(
+        &self,
+        packet: Packet,
+        opts: BroadcastOptions,
+        timeout: Option<Duration>,
+    ) -> Result<Self::AckStream, Error> {
+        local::join_id_rooms_of(&self.local, &opts);
+        if self.is_local(&opts) {
+            let (stream, _) = self.local.broadcast_with_ack(packet, opts, timeout);
+            return Ok(AckStream::local(stream));
+        }
+        let timeout = timeout.unwrap_or_else(|| self.local.ack_timeout());
+        let data = packet::node_data(self.local.parser(), &packet)
+            .transpose()?
+            .unwrap_or_default();
+        // Hung peers (see `liveness`) would never send their count: not waited for.
+        let (mut others, _hung) = self.core.others().await?;
+        let pending = self.core.register();
+        let wire = wire_options(&opts);
+        if wire.is_none() {
+            others = 0; // targets nobody: nothing is sent, no count will come back
+        }
+        if others > 0
+            && let Some(mut wire) = wire
+        {
+            // Node compat: the requester tells receivers how long acks are awaited.
+            wire.flags.push((
+                "timeout".to_owned(),
+                Value::from(timeout.as_millis() as u64),
+            ));
+            let req = Request::Broadcast {
+                uid: Some(self.core.uid().to_owned()),
+                request_id: pending.id.clone(),
+                packet: NodePacket::event(data, self.core.nsp()),
+                opts: wire,
+            };
+            self.core.send(&req).await?;
+        }
+        let (stream, _) = self.local.broadcast_with_ack(packet, opts, Some(timeout));
+        Ok(AckStream::cluster(
+            stream,
+            pending,
+            others,
+            timeout,
+            self.parser,
+        ))
+    }
+
+    async fn add_sockets(
+        &self,
+        opts: BroadcastOptions,
+        rooms: impl RoomParam,
+    ) -> Result<(), Error> {
+        let rooms: Vec<Room> = rooms.into_room_iter().collect();
+        self.join_leave(opts, rooms, true).await
+    }
+
+    async fn del_sockets(
+        &self,
+        opts: BroadcastOptions,
+        rooms: impl RoomParam,
+    ) -> Result<(), Error> {
+        let rooms: Vec<Room> = rooms.into_room_iter().collect();
+        self.join_leave(opts, rooms, false).await
+    }
+
+    async fn disconnect_socket(&self, opts: BroadcastOptions) -> Result<(), BroadcastError> {
+        if !self.is_local(&opts)
+            && let Some(sel) = selector(&opts)
+        {
+            let req = Request::Disconnect {
+                uid: Some(self.core.uid().to_owned()),
+                opts: sel,
+                close: false,
+            };
+            self.core.send_confirmed(&req).await.map_err(adapter_err)?;
+        }
+        local::join_id_rooms_of(&self.local, &opts);
+        self.local
+            .disconnect_socket(opts)
+            .map_err(BroadcastError::Socket)
+    }
+
+    async fn rooms(&self, opts: BroadcastOptions) -> Result<Vec<Room>, Error> {
+        local::join_id_rooms_of(&self.local, &opts);
+        let mut rooms: BTreeSet<String> = self
+            .local
+            .rooms(opts.clone())
+            .into_iter()
+            .map(|r| r.to_string())
+            .collect();
+        if !self.is_local(&opts)
+            && let Some(sel) = selector(&opts)
+        {
+            let everyone = sel.rooms.is_empty() && sel.except.is_empty();
+            if everyone {
+                // io.rooms(): every room of the cluster (ALL_ROOMS).
+                rooms.extend(remote_all_rooms(&self.core).await?);
+            } else {
+                for s in remote_fetch(&self.core, sel).await? {
+                    rooms.extend(s.rooms);
+                }
+            }
+        }
+        Ok(rooms.into_iter().map(Room::Owned).collect())
+    }
+
+    async fn fetch_sockets(&self, opts: BroadcastOptions) -> Result<Vec<RemoteSocketData>, Error> {
+        local::join_id_rooms_of(&self.local, &opts);
+        let mut out = self.local.fetch_sockets(opts.clone());
+        if !self.is_local(&opts)
+            && let Some(sel) = selector(&opts)
+        {
+            let ns = self.local.path().clone();
+            // socketioxide ids are 16 characters; Node socket ids (20) cannot be
+            // represented as `RemoteSocketData` and are left out here (the handle's
+            // string-id calls include them).
+            out.extend(
+                remote_fetch(&self.core, sel)
+                    .await?
+                    .into_iter()
+                    .filter_map(|s| {
+                        Some(RemoteSocketData {
+                            id: Sid::from_str(&s.id).ok()?,
+                            server_id: Uid::ZERO,
+                            ns: ns.clone(),
+                        })
+                    }),
+            );
+        }
+        Ok(out)
+    }
+
+    fn get_local(&self) -> &CoreLocalAdapter<E> {
+        &self.local
+    }
+}
+
+/// What the router and the namespace API call: delegations to the parts above.
+impl<E: SocketEmitter> NsOps for ClusterAdapter<E> {
+    fn core(&self) -> &NsCore {
+        &self.core
+    }
+
+    fn on_broadcast(&self, channel: &str, payload: &[u8]) {
+        broadcast::receive(&self.core, &self.local, channel, payload);
+    }
+
+    fn on_request(&self, payload: &[u8]) {
+        respond::on_request(&self.core, &self.local, self.parser, payload);
+    }
+
+    fn local_ids(&self, sel: &Selector) -> Vec<String> {
+        local::ids(&self.local, sel)
+    }
+
+    fn local_all_rooms(&self) -> Vec<String> {
+        local::all_rooms(&self.local)
+    }
+
+    fn local_fetch(&self, sel: &Selector) -> Vec<SocketInfo> {
+        local::fetch(&self.local, &self.core.shared().callbacks, sel)
+    }
+
+    fn apply_join_leave(&self, sel: &Selector, rooms: &[String], join: bool) {
+        local::join_leave(&self.local, sel, rooms, join);
+    }
+
+    fn apply_disconnect(&self, sel: &Selector) {
+        local::disconnect(&self.local, sel);
+    }
+}

@@ -1,0 +1,202 @@
+//! Answering the requests of other servers (Node or Rust) and of emitters.
+//!
+//! Node compat: join/leave/disconnect requests carry no request id and expect no reply;
+//! every server applies them, the sender included (Node's sender relies on receiving
+//! its own request). We publish ours, wait until Redis accepted them, then apply them
+//! locally ourselves, so we skip requests carrying our uid. Requests for which we would
+//! answer our own question are skipped the same way.
+//!
+//! Every reply goes through the reply queue (`replies.rs`): this runs on the subscriber
+//! task and never waits.
+
+use super::local;
+use crate::packet::{self, ParserKind};
+use crate::requests::NsCore;
+use crate::server_side::{self, Acker};
+use crate::socket_info::SocketInfo;
+use crate::wire::codec;
+use crate::wire::message::WireOptions;
+use crate::wire::request::{Request, Response, Selector, kind};
+use futures_util::StreamExt;
+use serde_json::json;
+use socketioxide_core::adapter::{CoreLocalAdapter, SocketEmitter};
+use std::time::Duration;
+
+/// A message on the namespace's request channel.
+pub(super) fn on_request<E: SocketEmitter>(
+    core: &NsCore,
+    local: &CoreLocalAdapter<E>,
+    parser: ParserKind,
+    payload: &[u8],
+) {
+    let req = match Request::decode(payload) {
+        Ok(req) => req,
+        Err(e) => {
+            return core
+                .shared()
+                .counters
+                .malformed(core.channels().request(), &e.0);
+        }
+    };
+    let mine = |uid: &Option<String>| uid.as_deref() == Some(core.uid());
+    let asked_by_us = |id: &str| core.pending().contains(id);
+    match req {
+        Request::Sockets { request_id, rooms } => {
+            if asked_by_us(&request_id) {
+                return;
+            }
+            let sel = Selector {
+                rooms,
+                except: vec![],
+            };
+            let ids = local::ids(local, &sel);
+            core.reply(
+                None,
+                Response::encode_json(&request_id, vec![("sockets", json!(ids))]),
+            );
+        }
+        Request::AllRooms { uid, request_id } => {
+            if mine(&uid) || asked_by_us(&request_id) {
+                return;
+            }
+            let rooms = local::all_rooms(local);
+            core.reply(
+                uid.as_deref(),
+                Response::encode_json(&request_id, vec![("rooms", json!(rooms))]),
+            );
+        }
+        Request::JoinLeave {
+            uid,
+            join,
+            opts,
+            rooms,
+        } if !mine(&uid) => {
+            let rooms: Vec<String> = rooms.iter().filter_map(codec::room_name).collect();
+            local::join_leave(local, &opts, &rooms, join);
+        }
+        Request::Disconnect { uid, opts, .. } if !mine(&uid) => local::disconnect(local, &opts),
+        Request::Legacy {
+            request_id,
+            kind: k,
+            sid,
+            room,
+            ..
+        } => {
+            let sel = Selector::new(vec![sid.clone()], vec![]);
+            if local::ids(local, &sel).is_empty() {
+                return; // another server has it
+            }
+            match k {
+                kind::REMOTE_DISCONNECT => local::disconnect(local, &sel),
+                _ => {
+                    let room: Vec<String> = room.iter().filter_map(codec::room_name).collect();
+                    local::join_leave(local, &sel, &room, k == kind::REMOTE_JOIN);
+                }
+            }
+            core.reply(None, Response::encode_json(&request_id, vec![]));
+        }
+        Request::Fetch {
+            uid,
+            request_id,
+            opts,
+        } => {
+            if mine(&uid) || asked_by_us(&request_id) {
+                return;
+            }
+            let callbacks = &core.shared().callbacks;
+            let sockets: Vec<serde_json::Value> = local::fetch(local, callbacks, &opts)
+                .iter()
+                .map(SocketInfo::to_node_json)
+                .collect();
+            core.reply(
+                uid.as_deref(),
+                Response::encode_json(&request_id, vec![("sockets", json!(sockets))]),
+            );
+        }
+        Request::ServerSideEmit {
+            uid,
+            request_id,
+            data,
+        } => {
+            if mine(&uid) {
+                return;
+            }
+            let shared = core.shared();
+            let ack = request_id.map(|request_id| {
+                let channel = core.channels().response().to_owned();
+                Acker::new(shared.replies.clone(), channel, request_id)
+            });
+            if let Some(ev) = server_side::event(core.nsp(), data, ack) {
+                shared.callbacks.dispatch(ev);
+            }
+        }
+        Request::Broadcast {
+            uid,
+            request_id,
+            packet,
+            opts,
+        } => {
+            if mine(&uid) || asked_by_us(&request_id) {
+                return;
+            }
+            answer_broadcast_with_ack(core, local, parser, uid, request_id, packet.data, opts);
+        }
+        _ => {}
+    }
+}
+
+/// BROADCAST: deliver with acks locally, report the client count, then forward each
+/// client's first ack argument. The forwarding runs on a task per request, which ends
+/// with the last ack or at the requester's ack timeout; each ack goes through the
+/// reply queue.
+fn answer_broadcast_with_ack<E: SocketEmitter>(
+    core: &NsCore,
+    local: &CoreLocalAdapter<E>,
+    parser: ParserKind,
+    requester: Option<String>,
+    request_id: String,
+    data: Vec<rmpv::Value>,
+    opts: WireOptions,
+) {
+    let sel = Selector {
+        rooms: opts.rooms.clone(),
+        except: opts.except.clone().unwrap_or_default(),
+    };
+    // Node compat: only rooms and except apply remotely; flags.timeout bounds the wait.
+    let local_opts = local::selector_options(local, &sel);
+    let timeout = opts
+        .flag("timeout")
+        .and_then(rmpv::Value::as_u64)
+        .map(Duration::from_millis);
+    let packet = match packet::sio_event(local.parser(), local.path().clone(), &data) {
+        Ok(p) => p,
+        Err(e) => {
+            return core
+                .shared()
+                .counters
+                .malformed(core.channels().request(), &e);
+        }
+    };
+    let (stream, count) = local.broadcast_with_ack(packet, local_opts, timeout);
+    core.reply(
+        requester.as_deref(),
+        Response::encode_client_count(&request_id, u64::from(count)),
+    );
+    if count == 0 {
+        return;
+    }
+    let channel = core.reply_channel(requester.as_deref());
+    let replies = core.shared().replies.clone();
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some((_sid, res)) = stream.next().await {
+            let Ok(mut value) = res else { continue };
+            // Node compat: only the first ack argument is forwarded.
+            let first = parser.first_arg(&mut value).unwrap_or(rmpv::Value::Nil);
+            replies.send(
+                channel.clone(),
+                Response::encode_broadcast_ack(&request_id, &first),
+            );
+        }
+    });
+}

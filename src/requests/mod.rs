@@ -1,0 +1,234 @@
+//! The request side of one namespace: its channels and identity, the table of requests
+//! in flight, and publishing requests, confirmed commands and replies.
+//!
+//! Node compat: the number of replies to wait for is `PUBSUB NUMSUB
+//! <key>-request#<nsp>#` minus this server (every server, Node or Rust, subscribes to that
+//! channel), so a call returns as soon as every server answered and only waits for the
+//! timeout when one does not.
+//!
+//! * `gather`: how the replies of one request end up as a result or an error;
+//! * `ops`: the cluster-wide queries built on it (REMOTE_FETCH, ALL_ROOMS).
+
+mod gather;
+mod ops;
+
+pub(crate) use gather::Gathered;
+pub(crate) use ops::{remote_all_rooms, remote_fetch};
+
+use crate::correlation::{Pending, PendingTable};
+use crate::error::Error;
+use crate::shared::Shared;
+use crate::transport::Mode;
+use crate::wire::channel::Channels;
+use crate::wire::request::{Request, Response};
+use bytes::Bytes;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The non-generic core of a namespace adapter, shared by its `CoreAdapter` side (what
+/// this server asks) and its answering side (what it replies).
+pub(crate) struct NsCore {
+    nsp: String,
+    channels: Channels,
+    /// `<key>-response#<nsp>#<uid>#`.
+    own_response: String,
+    pending: Arc<PendingTable>,
+    shared: Shared,
+}
+
+impl NsCore {
+    pub(crate) fn new(shared: Shared, nsp: &str) -> Self {
+        let channels = Channels::new(shared.config.key(), nsp);
+        let own_response = channels.response_for(&shared.uid);
+        Self {
+            nsp: nsp.to_owned(),
+            channels,
+            own_response,
+            pending: Arc::new(PendingTable::default()),
+            shared,
+        }
+    }
+
+    /// The namespace's path.
+    pub(crate) fn nsp(&self) -> &str {
+        &self.nsp
+    }
+
+    /// This server's uid.
+    pub(crate) fn uid(&self) -> &str {
+        &self.shared.uid
+    }
+
+    /// The namespace's channel names.
+    pub(crate) fn channels(&self) -> &Channels {
+        &self.channels
+    }
+
+    /// This server's own response channel for the namespace.
+    pub(crate) fn own_response(&self) -> &str {
+        &self.own_response
+    }
+
+    /// The parts of the cluster handle.
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    /// Requests of this namespace in flight.
+    pub(crate) fn pending(&self) -> &PendingTable {
+        &self.pending
+    }
+
+    /// How long a request waits for replies.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.shared.config.requests_timeout()
+    }
+
+    /// Queues a request on the namespace's request channel (its replies tell whether it
+    /// arrived).
+    pub(crate) async fn send(&self, req: &Request) -> Result<(), Error> {
+        self.publish(req, Mode::Queued).await
+    }
+
+    /// Publishes a request that gets no reply (join, leave, disconnect, server-side emit)
+    /// and waits until Redis accepted it: a lost command is an error for the caller, and
+    /// every request published after this returns is ordered after it on all servers.
+    pub(crate) async fn send_confirmed(&self, req: &Request) -> Result<(), Error> {
+        self.publish(req, Mode::Confirmed).await
+    }
+
+    async fn publish(&self, req: &Request, mode: Mode) -> Result<(), Error> {
+        let channel = self.channels.request().to_owned();
+        let bytes = Bytes::from(req.encode());
+        self.shared.transport.publish(channel, bytes, mode).await
+    }
+
+    /// Where replies to `requester` go: its own channel when it is known and this server
+    /// publishes on specific response channels (Node:
+    /// `publishOnSpecificResponseChannel`), else the shared one.
+    pub(crate) fn reply_channel(&self, requester: Option<&str>) -> String {
+        match requester {
+            Some(uid) if self.shared.config.publish_on_specific_response_channel() => {
+                self.channels.response_for(uid)
+            }
+            _ => self.channels.response().to_owned(),
+        }
+    }
+
+    /// Queues a reply to `requester` (a uid, when the request carried one) on the reply
+    /// queue; never waits (see `replies.rs`).
+    pub(crate) fn reply(&self, requester: Option<&str>, bytes: Vec<u8>) {
+        self.shared
+            .replies
+            .send(self.reply_channel(requester), bytes);
+    }
+
+    /// Servers subscribed to this namespace's request channel, this one included.
+    pub(crate) async fn server_count(&self) -> Result<usize, Error> {
+        let n = self
+            .shared
+            .transport
+            .num_sub(vec![self.channels.request().to_owned()])
+            .await?;
+        Ok(n.first().copied().unwrap_or(0).max(1))
+    }
+
+    /// How many other servers to wait for, and which of our peers are hung: stale
+    /// (no heartbeat) yet still subscribed, asked in the same `PUBSUB NUMSUB`.
+    pub(crate) async fn others(&self) -> Result<(usize, Vec<String>), Error> {
+        let config = &self.shared.config;
+        let liveness = &self.shared.liveness;
+        let stale = liveness.stale(config.heartbeat_timeout());
+        let live = if config.count_peers_only() {
+            liveness.live(config.heartbeat_timeout())
+        } else {
+            Vec::new()
+        };
+        let mut channels = vec![self.channels.request().to_owned()];
+        channels.extend(
+            stale
+                .iter()
+                .chain(&live)
+                .map(|uid| self.channels.response_for(uid)),
+        );
+        let counts = self.shared.transport.num_sub(channels).await?;
+        let subscribed = |i: usize| counts.get(1 + i).copied().unwrap_or(0) > 0;
+        let hung: Vec<String> = (0..stale.len())
+            .filter(|&i| subscribed(i))
+            .map(|i| stale[i].clone())
+            .collect();
+        let expected = if config.count_peers_only() {
+            // Live peers of ours that have this namespace.
+            (0..live.len())
+                .filter(|&i| subscribed(stale.len() + i))
+                .count()
+        } else {
+            // Node's rule: every subscriber of the request channel but us, minus hung peers.
+            counts
+                .first()
+                .copied()
+                .unwrap_or(0)
+                .saturating_sub(1 + hung.len())
+        };
+        Ok((expected, hung))
+    }
+
+    /// Registers a request, publishes it and gathers one counted reply per other server.
+    pub(crate) async fn ask(
+        &self,
+        build: impl FnOnce(String) -> Request,
+        counts: impl Fn(&Response) -> bool,
+    ) -> Result<Gathered, Error> {
+        let (expected, hung) = self.others().await?;
+        if expected == 0 && hung.is_empty() {
+            return Ok(Gathered::nothing_to_wait_for());
+        }
+        let mut pending = self.pending.register();
+        self.send(&build(pending.id.clone())).await?;
+        let (replies, end) = pending.gather(expected, self.timeout(), counts).await;
+        Ok(Gathered::new(replies, expected, hung, end))
+    }
+
+    /// Registers a request id without sending anything (broadcast with acks).
+    pub(crate) fn register(&self) -> Pending {
+        self.pending.register()
+    }
+
+    /// A reply arrived on one of our response channels.
+    pub(crate) fn on_response(&self, payload: &[u8]) {
+        match Response::decode(payload) {
+            // Replies to other servers' requests also arrive on the shared channel.
+            Ok(res) => {
+                self.pending.route(res);
+            }
+            Err(e) => self
+                .shared
+                .counters
+                .malformed(self.channels.response(), &e.0),
+        }
+    }
+
+    /// Ends this namespace's requests in flight (connection lost, or close).
+    pub(crate) fn fail_pending(&self) {
+        self.pending.fail_all();
+    }
+
+    /// Whether `End::Lost` means closed rather than disconnected.
+    pub(crate) fn lost_error(&self) -> Error {
+        if self.shared.is_closed() {
+            Error::Closed
+        } else {
+            Error::Disconnected
+        }
+    }
+}
+
+impl std::fmt::Debug for NsCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NsCore")
+            .field("nsp", &self.nsp)
+            .field("uid", &self.shared.uid)
+            .field("pending", &self.pending.len())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,76 @@
+//! Cluster-wide queries answered by every other server (Node or Rust): REMOTE_FETCH and
+//! ALL_ROOMS. Used by the `CoreAdapter` side and by the namespace API alike.
+
+use super::NsCore;
+use crate::error::{Error, Partial};
+use crate::socket_info::SocketInfo;
+use crate::wire::codec;
+use crate::wire::request::{Request, Response, Selector};
+use rmpv::Value;
+
+/// REMOTE_FETCH: the matching sockets of every other server.
+pub(crate) async fn remote_fetch(core: &NsCore, sel: Selector) -> Result<Vec<SocketInfo>, Error> {
+    let uid = core.uid().to_owned();
+    let g = core
+        .ask(
+            |request_id| Request::Fetch {
+                uid: Some(uid),
+                request_id,
+                opts: sel,
+            },
+            |r| r.get("sockets").is_some(),
+        )
+        .await?;
+    g.into_result(
+        "fetchSockets",
+        core,
+        |replies| {
+            replies
+                .iter()
+                .filter_map(|r| match r.get("sockets") {
+                    Some(Value::Array(s)) => Some(
+                        s.iter()
+                            .filter_map(SocketInfo::from_node)
+                            .collect::<Vec<_>>(),
+                    ),
+                    _ => None,
+                })
+                .flatten()
+                .collect()
+        },
+        |s: &Vec<SocketInfo>| Partial::Sockets(s.clone()),
+    )
+}
+
+/// ALL_ROOMS: every room of every other server.
+pub(crate) async fn remote_all_rooms(core: &NsCore) -> Result<Vec<String>, Error> {
+    let uid = core.uid().to_owned();
+    let g = core
+        .ask(
+            |request_id| Request::AllRooms {
+                uid: Some(uid),
+                request_id,
+            },
+            |r| r.get("rooms").is_some(),
+        )
+        .await?;
+    g.into_result("allRooms", core, names_of("rooms"), |n: &Vec<String>| {
+        Partial::Names(n.clone())
+    })
+}
+
+/// Collects the names in field `field` of every reply.
+fn names_of(field: &'static str) -> impl FnOnce(Vec<Response>) -> Vec<String> {
+    move |replies| {
+        replies
+            .iter()
+            .filter_map(|r| match r.get(field) {
+                Some(Value::Array(a)) => {
+                    Some(a.iter().filter_map(codec::room_name).collect::<Vec<_>>())
+                }
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+}

@@ -1,0 +1,136 @@
+//! What a `fetchSockets` reply says about a socket, in both directions: [`SocketInfo`]
+//! (a socket anywhere in the cluster, read from Node's `{id, handshake, rooms, data}`),
+//! [`SocketDetails`] (what the application tells the cluster about its own sockets) and
+//! their wire conversions.
+
+use crate::wire::codec;
+use crate::wire::request::value_to_json;
+use serde_json::json;
+use std::sync::Arc;
+
+/// A socket anywhere in the cluster, as `fetchSockets` describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SocketInfo {
+    /// Socket id (16 characters for socketioxide sockets, 20 for Node ones).
+    pub id: String,
+    /// Its rooms, its own id included (as in Node).
+    pub rooms: Vec<String>,
+    /// `socket.data` (for socketioxide sockets what their server's
+    /// [`describe_sockets`](crate::Namespace::describe_sockets) says, `{}` by default).
+    pub data: serde_json::Value,
+    /// The socket.io handshake (for socketioxide sockets what their server's
+    /// [`describe_sockets`](crate::Namespace::describe_sockets) says, a placeholder by default).
+    pub handshake: serde_json::Value,
+}
+
+/// What this server tells the cluster about one of its sockets when a `fetchSockets`
+/// (from any server, Node or Rust) selects it: Node's `socket.data` and
+/// `socket.handshake`. The adapter cannot see either on a socketioxide socket; the
+/// application provides them with [`Namespace::describe_sockets`](crate::Namespace::describe_sockets).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SocketDetails {
+    data: serde_json::Value,
+    handshake: Option<serde_json::Value>,
+}
+
+impl Default for SocketDetails {
+    /// `data` `{}` (Node's default `socket.data`), the placeholder handshake.
+    fn default() -> Self {
+        SocketDetails {
+            data: serde_json::json!({}),
+            handshake: None,
+        }
+    }
+}
+
+impl SocketDetails {
+    /// `data` `{}` and the placeholder handshake (see PROTOCOL.md).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `socket.data` as the other servers see it.
+    pub fn data(mut self, data: impl Into<serde_json::Value>) -> Self {
+        self.data = data.into();
+        self
+    }
+
+    /// `socket.handshake` as the other servers see it (Node's fields: `headers`, `time`,
+    /// `address`, `xdomain`, `secure`, `issued`, `url`, `query`, `auth`).
+    pub fn handshake(mut self, handshake: impl Into<serde_json::Value>) -> Self {
+        self.handshake = Some(handshake.into());
+        self
+    }
+}
+
+/// Provides the [`SocketDetails`] of a local socket, by id.
+pub(crate) type Describer = Arc<dyn Fn(&str) -> SocketDetails + Send + Sync>;
+
+impl SocketInfo {
+    /// Node's fetchSockets entry `{id, handshake, rooms, data}`.
+    pub(crate) fn to_node_json(&self) -> serde_json::Value {
+        json!({
+            "id": self.id,
+            "handshake": self.handshake,
+            "rooms": self.rooms,
+            "data": self.data,
+        })
+    }
+
+    pub(crate) fn from_node(v: &rmpv::Value) -> Option<Self> {
+        let rmpv::Value::Map(m) = v else { return None };
+        let get = |k| codec::map_get(m, k);
+        Some(SocketInfo {
+            id: get("id").and_then(codec::room_name)?,
+            rooms: match get("rooms") {
+                Some(rmpv::Value::Array(r)) => r.iter().filter_map(codec::room_name).collect(),
+                _ => Vec::new(),
+            },
+            data: get("data")
+                .map(value_to_json)
+                .unwrap_or(serde_json::Value::Null),
+            handshake: get("handshake")
+                .map(value_to_json)
+                .unwrap_or(serde_json::Value::Null),
+        })
+    }
+}
+
+impl SocketDetails {
+    /// Node's fetchSockets entry for local socket `id` with `rooms`: the application's
+    /// data, and its handshake fields over the placeholder's.
+    pub(crate) fn into_info(self, id: String, rooms: Vec<String>) -> SocketInfo {
+        SocketInfo {
+            id,
+            rooms,
+            data: self.data,
+            handshake: complete_handshake(self.handshake),
+        }
+    }
+}
+
+/// The application's handshake fields for a socket, over the placeholder's, so that
+/// Node code reading any of them finds a value of the usual type. Anything but a JSON
+/// object is ignored (Node code expects an object).
+fn complete_handshake(given: Option<serde_json::Value>) -> serde_json::Value {
+    let mut base = handshake_placeholder();
+    match (&mut base, given) {
+        (serde_json::Value::Object(base), Some(serde_json::Value::Object(fields))) => {
+            base.extend(fields);
+        }
+        (_, None) => {}
+        (_, Some(other)) => {
+            tracing::debug!(handshake = %other, "describe_sockets: handshake is not an object; ignored");
+        }
+    }
+    base
+}
+
+/// A minimal socket.io handshake for our sockets in fetchSockets replies: socketioxide
+/// does not expose a socket's handshake to the adapter, and Node code may read fields.
+fn handshake_placeholder() -> serde_json::Value {
+    serde_json::json!({
+        "headers": {}, "time": "", "address": "", "xdomain": false, "secure": false,
+        "issued": 0, "url": "", "query": {}, "auth": {}
+    })
+}
