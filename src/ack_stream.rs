@@ -24,6 +24,22 @@ pub struct AckStream<E: SocketEmitter> {
     done: bool,
 }
 
+impl<E: SocketEmitter> std::fmt::Debug for AckStream<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AckStream")
+            .field(
+                "remote_servers_left",
+                &self.remote.as_ref().map(|r| r.servers_left),
+            )
+            .field(
+                "remote_acks_left",
+                &self.remote.as_ref().map(|r| r.acks_left),
+            )
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
 struct Remote {
     pending: Pending,
     deadline: Pin<Box<Sleep>>,

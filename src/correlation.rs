@@ -23,7 +23,7 @@ pub(crate) struct PendingTable {
 
 impl PendingTable {
     /// Registers a new request id; the returned guard receives its replies.
-    pub fn register(self: &Arc<Self>) -> Pending {
+    pub(crate) fn register(self: &Arc<Self>) -> Pending {
         let id = new_request_id();
         let (tx, rx) = mpsc::unbounded_channel();
         self.entries.insert(id.clone(), tx);
@@ -36,7 +36,7 @@ impl PendingTable {
 
     /// Hands a reply to its request; false when nobody waits for that id (a late reply,
     /// or one meant for another server).
-    pub fn route(&self, res: Response) -> bool {
+    pub(crate) fn route(&self, res: Response) -> bool {
         match self.entries.get(&res.request_id) {
             Some(tx) => tx.send(res).is_ok(),
             None => false,
@@ -45,17 +45,17 @@ impl PendingTable {
 
     /// Ends every request in flight: their replies can no longer arrive (the subscriber
     /// connection dropped, or the handle closed).
-    pub fn fail_all(&self) {
+    pub(crate) fn fail_all(&self) {
         self.entries.clear();
     }
 
     /// Whether `id` is one of our requests in flight.
-    pub fn contains(&self, id: &str) -> bool {
+    pub(crate) fn contains(&self, id: &str) -> bool {
         self.entries.contains_key(id)
     }
 
     /// Number of requests in flight.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
 }
@@ -87,7 +87,7 @@ impl Drop for Pending {
 impl Pending {
     /// Collects replies until `expected` arrived (those for which `counts` is true),
     /// `timeout` elapsed, or the request was ended by [`PendingTable::fail_all`].
-    pub async fn gather(
+    pub(crate) async fn gather(
         &mut self,
         expected: usize,
         timeout: Duration,
@@ -115,7 +115,7 @@ impl Pending {
     }
 
     /// Polls for the next reply (used by the ack stream).
-    pub fn poll_recv(
+    pub(crate) fn poll_recv(
         &mut self,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Response>> {

@@ -1,6 +1,11 @@
 //! The crate's error type.
 
+use std::error::Error as StdError;
+use std::fmt;
 use std::time::Duration;
+
+/// A boxed error from a dependency (a serializer, the msgpack codec, a parser).
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
 /// Everything that can go wrong in the adapter, by failure domain.
 #[derive(Debug, thiserror::Error)]
@@ -8,7 +13,7 @@ use std::time::Duration;
 pub enum Error {
     /// The Redis URL or options are invalid.
     #[error("invalid configuration: {0}")]
-    Config(String),
+    Config(ConfigError),
     /// Redis answered with an error or the connection failed.
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
@@ -26,17 +31,17 @@ pub enum Error {
     /// Redis did not accept a publish that the caller waited for (join, leave,
     /// disconnect, server-side emit): the message is lost. Holds the Redis error.
     #[error("redis did not accept the message (it is lost): {0}")]
-    NotPublished(String),
+    NotPublished(#[source] redis::RedisError),
     /// Redis did not answer a publish that the caller waited for within the response
     /// timeout (`connect_timeout`): it may still be delivered, late, or not at all.
     #[error("redis did not confirm the message in time (it may still be delivered): {0}")]
-    Unconfirmed(String),
+    Unconfirmed(#[source] redis::RedisError),
     /// A value could not be encoded for the wire.
     #[error("encode: {0}")]
-    Encode(String),
+    Encode(#[source] BoxError),
     /// Bytes from the wire could not be decoded.
     #[error("decode: {0}")]
-    Decode(String),
+    Decode(#[source] BoxError),
     /// The cluster handle was closed.
     #[error("the cluster handle is closed")]
     Closed,
@@ -80,6 +85,61 @@ pub enum Error {
     /// This server has no such namespace (yet).
     #[error("namespace {0:?} is not registered on this server")]
     UnknownNamespace(String),
+}
+
+/// Why options or a URL are invalid: a message, and the error behind it when there is
+/// one (a URL the redis crate could not parse, a PEM that does not parse).
+#[derive(Debug)]
+pub struct ConfigError {
+    message: String,
+    source: Option<BoxError>,
+}
+
+impl ConfigError {
+    /// An invalid option, described by `message`.
+    pub(crate) fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// An invalid option, described by `message`, because of `source`.
+    pub(crate) fn caused_by(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Self {
+            message: message.into(),
+            source: Some(source.into()),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.source {
+            Some(source) => write!(f, "{}: {source}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl StdError for ConfigError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn StdError + 'static))
+    }
+}
+
+impl Error {
+    /// [`Error::Config`] with `message`.
+    pub(crate) fn config(message: impl Into<String>) -> Self {
+        Error::Config(ConfigError::new(message))
+    }
+
+    /// [`Error::Config`] with `message`, caused by `source`.
+    pub(crate) fn config_from(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Error::Config(ConfigError::caused_by(message, source))
+    }
 }
 
 /// What the servers that answered a timed-out request replied.
@@ -167,12 +227,12 @@ impl From<Error> for socketioxide_core::adapter::errors::AdapterError {
 
 impl From<crate::wire::codec::DecodeError> for Error {
     fn from(e: crate::wire::codec::DecodeError) -> Self {
-        Error::Decode(e.0)
+        Error::Decode(Box::new(e))
     }
 }
 
 impl From<socketioxide_core::parser::ParserError> for Error {
     fn from(e: socketioxide_core::parser::ParserError) -> Self {
-        Error::Encode(e.to_string())
+        Error::Encode(Box::new(e))
     }
 }

@@ -1,4 +1,4 @@
-#![warn(missing_docs)]
+#![forbid(unsafe_code)]
 //! A socketioxide adapter that makes many servers one cluster through Redis, speaking
 //! the exact wire protocol of Node's `@socket.io/redis-adapter` 8.x, so Rust and Node
 //! servers share one cluster and every socket.io emitter reaches Rust clients.
@@ -98,7 +98,7 @@ pub use socketioxide_cluster_wire as wire;
 pub use ack_stream::AckStream;
 pub use adapter::{ClusterAdapter, InitRes};
 pub use cluster::Cluster;
-pub use error::{Error, Partial};
+pub use error::{BoxError, ConfigError, Error, Partial};
 pub use namespace::Namespace;
 pub use options::{ClusterConfig, ClusterOptions};
 pub use server_side::{CUSTOM_REQUEST_EVENT, ServerSideEvent};

@@ -24,7 +24,7 @@ pub(crate) struct Liveness {
 
 impl Liveness {
     /// A heartbeat payload arrived.
-    pub fn on_heartbeat(&self, own_uid: &str, payload: &[u8]) -> Result<(), String> {
+    pub(crate) fn on_heartbeat(&self, own_uid: &str, payload: &[u8]) -> Result<(), String> {
         let v: serde_json::Value = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
         let uid = v
             .get("uid")
@@ -42,7 +42,7 @@ impl Liveness {
     }
 
     /// Peers not heard from for `timeout`.
-    pub fn stale(&self, timeout: Duration) -> Vec<String> {
+    pub(crate) fn stale(&self, timeout: Duration) -> Vec<String> {
         let now = Instant::now();
         self.peers
             .retain(|_, seen| now.duration_since(*seen) < FORGET_AFTER);
@@ -60,7 +60,7 @@ impl Liveness {
     }
 
     /// Peers heard from within `timeout`.
-    pub fn live(&self, timeout: Duration) -> Vec<String> {
+    pub(crate) fn live(&self, timeout: Duration) -> Vec<String> {
         let now = Instant::now();
         self.peers
             .iter()

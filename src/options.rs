@@ -129,8 +129,8 @@ impl ClusterOptions {
 
     /// Trust the CA certificate(s) in `pem` (PEM, one or more `CERTIFICATE` blocks) for a
     /// `rediss://` URL, instead of the system's root certificates. Default: none, the
-    /// system roots are used. Fails at [`Cluster::connect`](crate::Cluster::connect) if the
-    /// URL is not `rediss://` or `pem` holds no valid certificate. Ignored by
+    /// system roots are used. Fails in [`build`](Self::build) if the URL is not
+    /// `rediss://` or `pem` holds no valid certificate. Ignored by
     /// [`in_process`](Self::in_process) options.
     pub fn tls_root_cert(mut self, pem: impl Into<Vec<u8>>) -> Self {
         if let TransportKind::Redis { url } = &mut self.0.transport {
@@ -229,27 +229,34 @@ impl ClusterConfig {
 
     fn validate(&self) -> Result<(), Error> {
         if self.key.is_empty() {
-            return Err(Error::Config("key must not be empty".into()));
+            return Err(Error::config("key must not be empty"));
         }
         if self.publish_queue == 0 {
-            return Err(Error::Config("publish_queue must be at least 1".into()));
+            return Err(Error::config("publish_queue must be at least 1"));
         }
         if self.requests_timeout.is_zero()
             || self.connect_timeout.is_zero()
             || self.heartbeat_interval.is_zero()
         {
-            return Err(Error::Config(
-                "timeouts and intervals must be greater than zero".into(),
+            return Err(Error::config(
+                "timeouts and intervals must be greater than zero",
             ));
         }
         if self.heartbeat_timeout <= self.heartbeat_interval {
-            return Err(Error::Config(
-                "heartbeat timeout must exceed the heartbeat interval".into(),
+            return Err(Error::config(
+                "heartbeat timeout must exceed the heartbeat interval",
             ));
         }
         if let TransportKind::Redis { url } = &self.transport
             && let Some(pem) = &url.tls_root_cert
         {
+            // A CA for a plain connection would be a silent downgrade, not TLS.
+            if !url.url.starts_with("rediss://") {
+                return Err(Error::config(format!(
+                    "tls_root_cert is set but the URL {} is not rediss://",
+                    redact_url(&url.url)
+                )));
+            }
             root_certs(pem)?;
         }
         Ok(())
@@ -315,6 +322,10 @@ mod tests {
         assert!(!format!("{:?}", ClusterOptions::new("rediss://pw@h")).contains("pw@"));
     }
 
+    /// A syntactically valid certificate (any will do: only the combination is checked).
+    const PEM_FOR_TEST: &str =
+        "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ3g=\n-----END CERTIFICATE-----\n";
+
     #[test]
     fn invalid_options_fail() {
         let invalid = [
@@ -323,7 +334,8 @@ mod tests {
             ClusterOptions::new("redis://h").requests_timeout(Duration::ZERO),
             ClusterOptions::new("redis://h")
                 .heartbeat(Duration::from_secs(2), Duration::from_secs(2)),
-            ClusterOptions::new("redis://h").tls_root_cert("not a pem"),
+            ClusterOptions::new("rediss://h").tls_root_cert("not a pem"),
+            ClusterOptions::new("redis://h").tls_root_cert(PEM_FOR_TEST),
         ];
         for o in invalid {
             let dbg = format!("{o:?}");

@@ -26,7 +26,7 @@ impl<'de> Deserialize<'de> for Args {
         struct V;
         impl<'de> Visitor<'de> for V {
             type Value = Args;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("an event array")
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Args, A::Error> {
@@ -85,7 +85,10 @@ impl Serialize for JsValue<'_> {
 /// Reads `[event, ...args]` out of a socketioxide event packet.
 ///
 /// Returns `None` for packets that are not events (nothing else is ever broadcast).
-pub fn node_data(parser: impl Parse, packet: &Packet) -> Option<Result<Vec<Value>, ParserError>> {
+pub(crate) fn node_data(
+    parser: impl Parse,
+    packet: &Packet,
+) -> Option<Result<Vec<Value>, ParserError>> {
     let value = match &packet.inner {
         PacketData::Event(v, _) | PacketData::BinaryEvent(v, _) => v,
         _ => return None,
@@ -97,12 +100,16 @@ pub fn node_data(parser: impl Parse, packet: &Packet) -> Option<Result<Vec<Value
 }
 
 /// Builds the value the namespace's parser expects from Node's `[event, ...args]`.
-pub fn sio_value(parser: impl Parse, data: &[Value]) -> Result<SioValue, ParserError> {
+pub(crate) fn sio_value(parser: impl Parse, data: &[Value]) -> Result<SioValue, ParserError> {
     parser.encode_value(&TupleArgs(data), None)
 }
 
 /// Builds a socketioxide event packet for namespace `nsp` from Node's data array.
-pub fn sio_event(parser: impl Parse, nsp: Str, data: &[Value]) -> Result<Packet, ParserError> {
+pub(crate) fn sio_event(
+    parser: impl Parse,
+    nsp: Str,
+    data: &[Value],
+) -> Result<Packet, ParserError> {
     Ok(Packet::event(nsp, sio_value(parser, data)?))
 }
 
@@ -117,7 +124,7 @@ pub(crate) enum ParserKind {
 impl ParserKind {
     /// Tells the parsers apart by what they produce: text for the common parser, bytes
     /// for msgpack.
-    pub fn detect(parser: impl Parse) -> Self {
+    pub(crate) fn detect(parser: impl Parse) -> Self {
         match parser.encode_value(&(), None) {
             Ok(SioValue::Bytes(_)) => ParserKind::MsgPack,
             _ => ParserKind::Common,
@@ -125,7 +132,7 @@ impl ParserKind {
     }
 
     /// The first argument of a client's acknowledgement.
-    pub fn first_arg(self, v: &mut SioValue) -> Option<Value> {
+    pub(crate) fn first_arg(self, v: &mut SioValue) -> Option<Value> {
         let args = match self {
             ParserKind::Common => {
                 socketioxide_parser_common::CommonParser.decode_value::<Args>(v, false)
@@ -138,7 +145,7 @@ impl ParserKind {
     }
 
     /// An acknowledgement argument as the value socketioxide's ack stream decodes.
-    pub fn ack_value(self, arg: Value) -> Result<SioValue, ParserError> {
+    pub(crate) fn ack_value(self, arg: Value) -> Result<SioValue, ParserError> {
         let args = [arg];
         match self {
             ParserKind::Common => sio_value(socketioxide_parser_common::CommonParser, &args),
@@ -199,8 +206,8 @@ mod tests {
 /// A serializable value as a msgpack tree, structs as maps (as JS objects), so Node
 /// servers receive objects rather than arrays.
 pub(crate) fn to_value(v: &impl Serialize) -> Result<Value, Error> {
-    let bytes = rmp_serde::to_vec_named(v).map_err(|e| Error::Encode(e.to_string()))?;
-    crate::wire::codec::decode(&bytes).map_err(|e| Error::Encode(e.0))
+    let bytes = rmp_serde::to_vec_named(v).map_err(|e| Error::Encode(Box::new(e)))?;
+    crate::wire::codec::decode(&bytes).map_err(|e| Error::Encode(Box::new(e)))
 }
 
 /// Spreads a tuple into arguments, as socketioxide's `emit` does; any other value is one

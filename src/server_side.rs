@@ -45,7 +45,7 @@ impl ServerSideEvent {
     /// Argument `i` deserialized as `T`.
     pub fn arg<T: DeserializeOwned>(&self, i: usize) -> Result<T, Error> {
         let v = self.args.get(i).cloned().unwrap_or(Value::Nil);
-        rmpv::ext::from_value(v).map_err(|e| Error::Decode(e.to_string()))
+        rmpv::ext::from_value(v).map_err(|e| Error::Decode(Box::new(e)))
     }
 
     /// Whether the sender waits for an acknowledgement.

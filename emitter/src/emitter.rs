@@ -117,7 +117,7 @@ impl Emitter {
     /// the operation that noticed it fails with [`Error::Redis`], and the manager
     /// reconnects in the background for the next ones.
     pub async fn connect(opts: EmitterOptions) -> Result<Self, Error> {
-        opts.validate()?;
+        let opts = opts.build()?.0;
         let url = redact_url(&opts.url);
         if opts.url.starts_with("rediss:") {
             // redis' rustls needs a crypto provider: the one rustls would pick itself
@@ -176,7 +176,7 @@ impl Emitter {
     where
         C: redis::aio::ConnectionLike + Clone + Send + Sync + 'static,
     {
-        opts.validate()?;
+        let opts = opts.build()?.0;
         Ok(Self::with_publisher(Box::new(RedisPublisher(conn)), &opts))
     }
 

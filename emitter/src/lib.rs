@@ -1,4 +1,4 @@
-#![warn(missing_docs)]
+#![forbid(unsafe_code)]
 //! Emit to a socket.io cluster from processes that hold no sockets — workers, cron jobs,
 //! HTTP APIs, CLIs — through Redis, writing exactly what Node's
 //! [`@socket.io/redis-emitter`](https://github.com/socketio/socket.io-redis-emitter) 5.1.0
@@ -80,7 +80,7 @@ pub use emitter::{
     RESERVED_SERVER_SIDE_EVENTS,
 };
 pub use error::Error;
-pub use options::{DEFAULT_KEY, DEFAULT_URL, EmitterOptions};
+pub use options::{DEFAULT_KEY, DEFAULT_URL, EmitterConfig, EmitterOptions};
 pub use rooms::{IntoRooms, Room};
 
 /// The `redis` crate this emitter is built on, to create connections for

@@ -1,4 +1,5 @@
-//! Emitter options, with Node's names and defaults.
+//! Emitter options, with Node's names and defaults: [`EmitterOptions`] is the builder,
+//! [`EmitterConfig`] what it builds once validated.
 
 pub(crate) use socketioxide_cluster_wire::redact_url;
 
@@ -65,16 +66,6 @@ impl EmitterOptions {
         self
     }
 
-    /// The configured key prefix.
-    pub fn get_key(&self) -> &str {
-        &self.key
-    }
-
-    /// The URL with its password replaced by `***`.
-    pub fn redacted_url(&self) -> String {
-        redact_url(&self.url)
-    }
-
     /// Trust this CA (PEM, one or more certificates) for a `rediss://` URL instead of
     /// the system's roots. Default: system roots.
     pub fn tls_root_cert(mut self, pem: impl Into<Vec<u8>>) -> Self {
@@ -82,7 +73,15 @@ impl EmitterOptions {
         self
     }
 
-    pub(crate) fn validate(&self) -> Result<(), Error> {
+    /// Validates the options (a `tls_root_cert` without a `rediss://` URL or without a
+    /// PEM certificate, an empty key, a zero timeout are [`Error::Config`]);
+    /// [`Emitter::connect`](crate::Emitter::connect) does it for you.
+    pub fn build(self) -> Result<EmitterConfig, Error> {
+        self.validate()?;
+        Ok(EmitterConfig(self))
+    }
+
+    fn validate(&self) -> Result<(), Error> {
         if let Some(pem) = &self.tls_root_cert {
             if !self.url.starts_with("rediss:") {
                 return Err(Error::Config("tls_root_cert needs a rediss:// URL".into()));
@@ -100,6 +99,37 @@ impl EmitterOptions {
             return Err(Error::Config("timeouts must be greater than zero".into()));
         }
         Ok(())
+    }
+}
+
+/// Validated emitter options, built by [`EmitterOptions::build`]: one getter per option.
+#[derive(Clone, Debug)]
+pub struct EmitterConfig(pub(crate) EmitterOptions);
+
+impl EmitterConfig {
+    /// Channel prefix (Node: `key`).
+    pub fn key(&self) -> &str {
+        &self.0.key
+    }
+
+    /// The Redis URL, its password replaced by `***`.
+    pub fn redis_url(&self) -> String {
+        redact_url(&self.0.url)
+    }
+
+    /// How long connecting waits for Redis.
+    pub fn connect_timeout(&self) -> Duration {
+        self.0.connect_timeout
+    }
+
+    /// How long one operation waits for Redis to acknowledge its `PUBLISH`.
+    pub fn publish_timeout(&self) -> Duration {
+        self.0.publish_timeout
+    }
+
+    /// The custom TLS root certificate(s) (PEM), if set.
+    pub fn tls_root_cert(&self) -> Option<&[u8]> {
+        self.0.tls_root_cert.as_deref()
     }
 }
 
@@ -128,10 +158,14 @@ mod tests {
 
     #[test]
     fn defaults_match_node() {
-        let o = EmitterOptions::new("redis://h");
-        assert_eq!(o.get_key(), "socket.io");
-        assert!(o.validate().is_ok());
-        assert_eq!(EmitterOptions::default().url, "redis://127.0.0.1:6379");
+        let o = EmitterOptions::new("redis://h").build().unwrap();
+        assert_eq!(o.key(), "socket.io");
+        assert_eq!(o.redis_url(), "redis://h");
+        assert_eq!(o.connect_timeout(), Duration::from_secs(5));
+        assert_eq!(o.publish_timeout(), Duration::from_secs(5));
+        assert!(o.tls_root_cert().is_none());
+        let d = EmitterOptions::default().build().unwrap();
+        assert_eq!(d.redis_url(), "redis://127.0.0.1:6379");
     }
 
     #[test]
@@ -162,12 +196,15 @@ mod tests {
 
     #[test]
     fn invalid_options_fail() {
-        assert!(EmitterOptions::new("redis://h").key("").validate().is_err());
-        assert!(
-            EmitterOptions::new("redis://h")
-                .publish_timeout(Duration::ZERO)
-                .validate()
-                .is_err()
-        );
+        for o in [
+            EmitterOptions::new("redis://h").key(""),
+            EmitterOptions::new("redis://h").publish_timeout(Duration::ZERO),
+            EmitterOptions::new("redis://h").connect_timeout(Duration::ZERO),
+            EmitterOptions::new("redis://h").tls_root_cert("-----BEGIN CERTIFICATE-----"),
+            EmitterOptions::new("rediss://h").tls_root_cert("not a pem"),
+        ] {
+            let dbg = format!("{o:?}");
+            assert!(matches!(o.build(), Err(Error::Config(_))), "{dbg}");
+        }
     }
 }

@@ -24,10 +24,10 @@ pub(crate) fn root_certs(
     use rustls::pki_types::{CertificateDer, pem::PemObject};
     match CertificateDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>() {
         Ok(certs) if !certs.is_empty() => Ok(certs),
-        Ok(_) => Err(Error::Config(
-            "tls_root_cert holds no PEM CERTIFICATE block".into(),
+        Ok(_) => Err(Error::config(
+            "tls_root_cert holds no PEM CERTIFICATE block",
         )),
-        Err(e) => Err(Error::Config(format!("tls_root_cert: invalid PEM: {e}"))),
+        Err(e) => Err(Error::config_from("tls_root_cert: invalid PEM", e)),
     }
 }
 
@@ -60,8 +60,9 @@ pub(super) async fn open_pubsub(
                 },
                 Some(tls),
             ) => {
-                let name = ServerName::try_from(host.clone())
-                    .map_err(|e| Error::Config(format!("invalid TLS server name {host:?}: {e}")))?;
+                let name = ServerName::try_from(host.clone()).map_err(|e| {
+                    Error::config_from(format!("invalid TLS server name {host:?}"), e)
+                })?;
                 let tcp = connect_tcp(host, *port).await?;
                 let stream = tls
                     .connect(name, tcp)
@@ -106,17 +107,19 @@ pub(super) fn tls_connector(endpoint: &RedisEndpoint) -> Result<TlsConnector, Er
             for cert in root_certs(pem)? {
                 roots
                     .add(cert)
-                    .map_err(|e| Error::Config(format!("tls_root_cert: {e}")))?;
+                    .map_err(|e| Error::config_from("tls_root_cert", e))?;
             }
         }
         None => {
             let native = rustls_native_certs::load_native_certs();
             let (added, _ignored) = roots.add_parsable_certificates(native.certs);
-            if added == 0 && !native.errors.is_empty() {
-                return Err(Error::Config(format!(
-                    "no usable system TLS root certificates: {}",
-                    native.errors[0]
-                )));
+            if added == 0
+                && let Some(e) = native.errors.into_iter().next()
+            {
+                return Err(Error::config_from(
+                    "no usable system TLS root certificates",
+                    e,
+                ));
             }
         }
     }

@@ -38,7 +38,7 @@ impl Gate {
     }
 
     /// The router handled a message of about `bytes` bytes.
-    pub fn consumed(&self, bytes: u64) {
+    pub(super) fn consumed(&self, bytes: u64) {
         self.consumed.fetch_add(bytes, Ordering::AcqRel);
         if !self.over() {
             self.waker.wake();
@@ -46,7 +46,7 @@ impl Gate {
     }
 
     /// The queue is empty: everything read so far was consumed.
-    pub fn caught_up(&self) {
+    pub(super) fn caught_up(&self) {
         self.consumed
             .store(self.read.load(Ordering::Acquire), Ordering::Release);
         self.waker.wake();
@@ -68,7 +68,7 @@ pub(crate) struct GatedStream<S> {
 }
 
 impl<S> GatedStream<S> {
-    pub fn new(inner: S, gate: Arc<Gate>) -> Self {
+    pub(super) fn new(inner: S, gate: Arc<Gate>) -> Self {
         Self { inner, gate }
     }
 }

@@ -1,4 +1,4 @@
-#![warn(missing_docs)]
+#![forbid(unsafe_code)]
 //! The Redis wire protocol shared by Node's `@socket.io/redis-adapter` 8.x and
 //! `@socket.io/redis-emitter` 5.x, used by both `socketioxide-cluster` (the adapter) and
 //! `socketioxide-cluster-emitter`.

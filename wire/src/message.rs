@@ -297,7 +297,7 @@ pub(crate) fn decode_opts(v: Value) -> Result<WireOptions, DecodeError> {
                     .collect();
                 push_once(&mut opts.order, OptKey::Flags);
             }
-            (Some("rooms" | "except"), Value::Nil) | (Some("flags"), Value::Nil) => {}
+            (Some("rooms" | "except" | "flags"), Value::Nil) => {}
             (Some(key @ ("rooms" | "except" | "flags")), _) => {
                 return Err(DecodeError(format!("opts.{key} has the wrong type")));
             }

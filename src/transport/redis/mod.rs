@@ -53,6 +53,8 @@ struct Shared {
     sub_sink: Mutex<Option<PubSubSink>>,
     subs: Mutex<HashSet<Sub>>,
     connected: AtomicBool,
+    /// Set by `close`: publishing then fails with `Closed`, not `Disconnected`.
+    closed: AtomicBool,
     counters: Arc<Counters>,
 }
 
@@ -79,7 +81,7 @@ impl RedisTransport {
     ) -> Result<Self, Error> {
         let redacted = redact_url(&endpoint.url);
         let client = open_client(endpoint)
-            .map_err(|e| Error::Config(format!("invalid redis URL {redacted}: {e}")))?;
+            .map_err(|e| Error::config_from(format!("invalid redis URL {redacted}"), e))?;
         let tls = match client.get_connection_info().addr() {
             redis::ConnectionAddr::TcpTls {
                 insecure: false, ..
@@ -115,6 +117,7 @@ impl RedisTransport {
             sub_sink: Mutex::new(Some(sub_sink)),
             subs: Mutex::new(HashSet::new()),
             connected: AtomicBool::new(true),
+            closed: AtomicBool::new(false),
             counters,
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -228,6 +231,9 @@ impl Transport for RedisTransport {
         mode: Mode,
     ) -> BoxFuture<'_, Result<(), Error>> {
         Box::pin(async move {
+            if self.shared.closed.load(Ordering::Acquire) {
+                return Err(Error::Closed);
+            }
             if !self.shared.connected.load(Ordering::Acquire) {
                 if mode == Mode::Volatile {
                     Counters::add(&self.shared.counters.volatile_dropped, 1);
@@ -317,6 +323,7 @@ impl Transport for RedisTransport {
 
     fn close(&self) -> BoxFuture<'_, ()> {
         let _ = self.shutdown.send(true);
+        self.shared.closed.store(true, Ordering::Release);
         self.shared.connected.store(false, Ordering::Release);
         // Dropping the sink lets the pub/sub connection close once the stream is dropped.
         lock(&self.shared.sub_sink).take();

@@ -84,27 +84,28 @@ enum Outcome {
     Published,
     /// Redis refused some commands (by index; e.g. an ACL without PUBLISH on a channel):
     /// the others were executed.
-    Refused(Vec<(usize, String)>),
+    Refused(Vec<(usize, redis::RedisError)>),
     /// The connection failed: none was executed.
-    Failed(String),
+    Failed(redis::RedisError),
     /// No answer within the response timeout: each may or may not be executed.
-    Unknown(String),
+    Unknown(redis::RedisError),
 }
 
 impl Outcome {
     fn of(result: redis::RedisResult<()>) -> Outcome {
         match result {
             Ok(()) => Outcome::Published,
-            Err(e) if e.is_timeout() => Outcome::Unknown(e.to_string()),
-            Err(e) => {
-                let text = e.to_string();
-                match e.into_server_errors() {
-                    Some(errors) => {
-                        Outcome::Refused(errors.iter().map(|(i, e)| (*i, e.to_string())).collect())
-                    }
-                    None => Outcome::Failed(text),
-                }
-            }
+            Err(e) if e.is_timeout() => Outcome::Unknown(e),
+            // Cloned: `into_server_errors` consumes the error even when it holds none.
+            Err(e) => match e.clone().into_server_errors() {
+                Some(errors) => Outcome::Refused(
+                    errors
+                        .iter()
+                        .map(|(i, e)| (*i, redis::RedisError::from(e.clone())))
+                        .collect(),
+                ),
+                None => Outcome::Failed(e),
+            },
         }
     }
 
@@ -135,21 +136,33 @@ impl Outcome {
 mod tests {
     use super::*;
 
+    fn io(kind: std::io::ErrorKind) -> redis::RedisError {
+        redis::RedisError::from(std::io::Error::from(kind))
+    }
+
     #[test]
     fn a_refused_command_fails_only_its_caller() {
-        let o = Outcome::Refused(vec![(1, "NOPERM".into())]);
+        let refused = redis::RedisError::from((
+            redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm),
+            "NOPERM",
+        ));
+        let o = Outcome::Refused(vec![(1, refused)]);
         assert_eq!(o.failed(3), 1);
         assert!(o.of_command(0).is_ok());
-        assert!(matches!(o.of_command(1), Err(Error::NotPublished(e)) if e == "NOPERM"));
+        let err = o.of_command(1).unwrap_err();
+        assert!(matches!(&err, Error::NotPublished(_)), "{err}");
+        // The Redis error is the source, not only text.
+        let source = std::error::Error::source(&err).expect("a source");
+        assert!(source.to_string().contains("NOPERM"), "{source}");
         assert!(o.of_command(2).is_ok());
     }
 
     #[test]
     fn a_failed_pipeline_fails_everyone_and_a_timeout_is_unconfirmed() {
-        let o = Outcome::Failed("broken pipe".into());
+        let o = Outcome::Failed(io(std::io::ErrorKind::BrokenPipe));
         assert_eq!(o.failed(4), 4);
         assert!(matches!(o.of_command(3), Err(Error::NotPublished(_))));
-        let o = Outcome::Unknown("timed out".into());
+        let o = Outcome::Unknown(io(std::io::ErrorKind::TimedOut));
         assert_eq!(o.failed(2), 2);
         assert!(matches!(o.of_command(0), Err(Error::Unconfirmed(_))));
         assert_eq!(Outcome::Published.failed(5), 0);
