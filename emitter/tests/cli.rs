@@ -211,10 +211,19 @@ async fn bad_input_exits_2_with_a_clear_message_and_publishes_nothing() {
     for (args, needle) in [
         (vec!["ev", "hello"], "JSON-ARG 1 is not valid JSON"),
         (vec!["ev", "1", "{\"a\":"], "JSON-ARG 2 is not valid JSON"),
+        (
+            vec!["--server-side", "ev", "nope"],
+            "JSON-ARG 1 is not valid JSON",
+        ),
         (vec!["connect"], "\"connect\" is a reserved event name"),
-        (vec!["--join", "a", "--leave", "b"], "choose one of"),
-        (vec!["--frobnicate"], "unknown option --frobnicate"),
-        (vec![], "missing EVENT"),
+        // clap's usage errors name the offending arguments.
+        (
+            vec!["--join", "a", "--leave", "b"],
+            "the argument '--join <ROOM>' cannot be used with '--leave <ROOM>'",
+        ),
+        (vec!["--frobnicate"], "unexpected argument '--frobnicate'"),
+        (vec![], "required arguments were not provided"),
+        (vec!["--timeout", "0", "ev"], "is not in (0, 3600] seconds"),
     ] {
         let all: Vec<&str> = ["--redis", url.as_str(), "--key", key.as_str()]
             .into_iter()
@@ -227,6 +236,44 @@ async fn bad_input_exits_2_with_a_clear_message_and_publishes_nothing() {
         assert!(out.stdout.is_empty(), "{args:?}");
     }
     assert!(text(&run(&["ev", "hello"]).await.stderr).contains("quote it: '\"hello\"'"));
+    // Every pair of operations, and each flag outside its operation, is refused by the
+    // parser: status 2, before any connection (this --redis could not connect).
+    let ops: [&[&str]; 5] = [
+        &["ev"],
+        &["--join", "j"],
+        &["--leave", "l"],
+        &["--disconnect"],
+        &["--server-side", "ev"],
+    ];
+    let mut refused: Vec<Vec<&str>> = Vec::new();
+    for (i, a) in ops.iter().enumerate() {
+        for b in &ops[i + 1..] {
+            // `ev --server-side ev` is one server-side event, with the JSON-ARG "ev".
+            if i > 0 || b[0] != "--server-side" {
+                refused.push([*a, *b].concat());
+            }
+        }
+    }
+    refused.extend([
+        vec!["--close", "ev"],
+        vec!["--close", "--join", "j"],
+        vec!["--volatile", "--disconnect"],
+        vec!["--no-compress", "--leave", "l"],
+        vec!["--volatile", "--server-side", "ev"],
+        vec!["--server-side", "--to", "r", "ev"],
+        vec!["--server-side", "--except", "r", "ev"],
+    ]);
+    for args in refused {
+        let all = [&["--redis", "redis://127.0.0.1:1"][..], &args].concat();
+        let out = run(&all).await;
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("cannot be used with") || err.contains("required arguments"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("Redis at"), "{args:?}: {err}");
+    }
     // Nothing was published: the next message is this marker.
     let out = run(&["--redis", &url, "--key", &key, "marker"]).await;
     assert!(out.status.success());
@@ -276,14 +323,60 @@ async fn unreachable_redis_exits_1_quickly_without_showing_the_password() {
 
 #[tokio::test]
 async fn help_version_and_redis_url_from_the_environment() {
-    let out = run(&["--help"]).await;
+    for flag in ["--help", "-h"] {
+        let out = run(&[flag]).await;
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        assert!(out.stderr.is_empty(), "{out:?}");
+        let help = text(&out.stdout);
+        for needle in [
+            "Usage: socketio-emit [OPTIONS] EVENT [JSON-ARG]...",
+            "--disconnect [--close]",
+            "Strings need their JSON quotes",
+            "Exit status: 0 success, 1 Redis",
+            "2 bad command line or bad JSON",
+            "EXAMPLES:",
+            "socketio-emit --server-side job-done '\"job-7\"' '{\"ok\":true}'",
+        ] {
+            assert!(help.contains(needle), "{flag}: {needle:?} not in\n{help}");
+        }
+    }
+    for flag in ["-V", "--version"] {
+        let out = run(&[flag]).await;
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        assert_eq!(
+            text(&out.stdout).trim(),
+            format!("socketio-emit {}", env!("CARGO_PKG_VERSION"))
+        );
+    }
+    // The help never shows $REDIS_URL's value: it may hold a password.
+    let out = tokio::process::Command::new(BIN)
+        .arg("--help")
+        .env("REDIS_URL", "redis://u:hunter2@127.0.0.1:1")
+        .output()
+        .await
+        .unwrap();
     assert!(out.status.success());
-    assert!(text(&out.stdout).contains("USAGE:"));
-    let out = run(&["-V"]).await;
-    assert_eq!(
-        text(&out.stdout).trim(),
-        format!("socketio-emit {}", env!("CARGO_PKG_VERSION"))
+    assert!(
+        !text(&out.stdout).contains("hunter2"),
+        "{}",
+        text(&out.stdout)
     );
+
+    // An empty $REDIS_URL counts as unset: the default URL, not an invalid one.
+    let out = tokio::process::Command::new(BIN)
+        .args([
+            "--timeout",
+            "0.5",
+            "--key",
+            &unique_key("cli-empty-env"),
+            "ev",
+        ])
+        .env("REDIS_URL", "")
+        .output()
+        .await
+        .unwrap();
+    assert_ne!(out.status.code(), Some(2), "{out:?}");
+    assert!(!text(&out.stderr).contains("invalid Redis URL"), "{out:?}");
 
     let key = unique_key("cli-env");
     let mut sub = Sub::new(&key).await;

@@ -1,38 +1,30 @@
 //! `socketio-emit`: publish to a socket.io cluster through Redis from scripts and shells,
 //! exactly as `@socket.io/redis-emitter` does. Run with `--help`.
 
+use clap::builder::NonEmptyStringValueParser;
+use clap::parser::ValueSource;
+use clap::{ArgGroup, CommandFactory, FromArgMatches, Parser};
 use socketioxide_cluster_emitter::{Args, BroadcastOperator, Emitter, EmitterOptions, Error};
+use std::ffi::OsString;
 use std::process::ExitCode;
 use std::time::Duration;
 
-const USAGE: &str = "\
+const ABOUT: &str = "\
 socketio-emit: publish to a socket.io cluster through Redis (the @socket.io/redis-emitter
-protocol, understood by Node @socket.io/redis-adapter 8.x and socketioxide-cluster servers)
+protocol, understood by Node @socket.io/redis-adapter 8.x and socketioxide-cluster servers)";
 
-USAGE:
-  socketio-emit [OPTIONS] EVENT [JSON-ARG]...              emit EVENT to clients
-  socketio-emit [OPTIONS] --join ROOM [--join ROOM]...     matching sockets join ROOMs
-  socketio-emit [OPTIONS] --leave ROOM [--leave ROOM]...   matching sockets leave ROOMs
-  socketio-emit [OPTIONS] --disconnect [--close]           disconnect matching sockets
-  socketio-emit [OPTIONS] --server-side EVENT [JSON-ARG]...  server-side event to servers
+/// The forms of the command line; clap prints it after "Usage: ".
+const USAGE: &str = "\
+socketio-emit [OPTIONS] EVENT [JSON-ARG]...                emit EVENT to clients
+       socketio-emit [OPTIONS] --join ROOM [--join ROOM]...       matching sockets join ROOMs
+       socketio-emit [OPTIONS] --leave ROOM [--leave ROOM]...     matching sockets leave ROOMs
+       socketio-emit [OPTIONS] --disconnect [--close]             disconnect matching sockets
+       socketio-emit [OPTIONS] --server-side EVENT [JSON-ARG]...  server-side event to servers";
 
-OPTIONS:
-  --redis URL        Redis URL (default: $REDIS_URL, else redis://127.0.0.1:6379)
-  --key KEY          channel prefix, the servers' key (default: socket.io)
-  --nsp NSP          namespace (default: /; a missing leading / is added)
-  --to ROOM          only sockets in ROOM (repeatable; --in is the same)
-  --except ROOM      not sockets in ROOM (repeatable)
-  --volatile         emit only: the event may be dropped for clients not ready for it
-  --no-compress      emit only: flags.compress = false
-  --close            --disconnect only: also close the underlying connections
-  --timeout SECONDS  bound for connecting and for each publish (default: 5)
-  -q, --quiet        print nothing on success
-  -h, --help         this help
-  -V, --version      the version
-  --                 everything after it is positional (EVENT, JSON-ARGs)
-
-Each JSON-ARG is one argument, written as JSON: '\"text\"', 42, 1.5, true, null,
-'[1,2]', '{\"a\":1}'. Strings need their JSON quotes.
+const AFTER_HELP: &str = "\
+Each JSON-ARG is one argument, written as JSON: '\"text\"', 42, -1.5, true, null,
+'[1,2]', '{\"a\":1}'. Strings need their JSON quotes. After `--` everything is
+positional (an EVENT or JSON-ARG that starts with `-`).
 
 On success, prints how many Redis subscribers (servers of the namespace) received the
 message; 0 is reported as a warning on stderr. Exit status: 0 success, 1 Redis
@@ -43,8 +35,142 @@ EXAMPLES:
   socketio-emit --nsp /admin --to staff --except interns alert '{\"level\":2}'
   socketio-emit --to room1 --join room2
   socketio-emit --to banned --disconnect --close
-  socketio-emit --server-side job-done '\"job-7\"' '{\"ok\":true}'
-";
+  socketio-emit --server-side job-done '\"job-7\"' '{\"ok\":true}'";
+
+// The command line as clap checks it. Operations exclude each other through the group
+// "op" (emit is the absence of all of them); the emit-only and --disconnect-only flags
+// say so with `conflicts_with`/`requires`, so every contradiction is a usage error
+// (exit 2) before anything connects.
+//
+// Value-taking options accept values that start with `-` (a room named "-x"), as the
+// next argument is always their value.
+#[derive(Debug, Parser)]
+#[command(
+    name = "socketio-emit",
+    version,
+    about = ABOUT,
+    override_usage = USAGE,
+    after_help = AFTER_HELP,
+    group(ArgGroup::new("op").args(["join", "leave", "disconnect", "server_side"]).multiple(false)),
+)]
+struct Cli {
+    /// Redis URL (from $REDIS_URL when given and not empty)
+    // The environment's value is hidden from --help: it may hold a password.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "REDIS_URL",
+        hide_env_values = true,
+        default_value = socketioxide_cluster_emitter::DEFAULT_URL,
+        allow_hyphen_values = true
+    )]
+    redis: String,
+
+    /// Channel prefix, the servers' key
+    #[arg(
+        long,
+        value_name = "KEY",
+        default_value = socketioxide_cluster_emitter::DEFAULT_KEY,
+        allow_hyphen_values = true
+    )]
+    key: String,
+
+    /// Namespace (a missing leading / is added)
+    #[arg(
+        long,
+        value_name = "NSP",
+        default_value = "/",
+        allow_hyphen_values = true
+    )]
+    nsp: String,
+
+    /// Only sockets in ROOM (repeatable)
+    #[arg(
+        long,
+        visible_alias = "in",
+        value_name = "ROOM",
+        allow_hyphen_values = true
+    )]
+    to: Vec<String>,
+
+    /// Not sockets in ROOM (repeatable)
+    #[arg(long, value_name = "ROOM", allow_hyphen_values = true)]
+    except: Vec<String>,
+
+    /// Matching sockets join ROOM (repeatable)
+    #[arg(long, value_name = "ROOM", allow_hyphen_values = true)]
+    join: Vec<String>,
+
+    /// Matching sockets leave ROOM (repeatable)
+    #[arg(long, value_name = "ROOM", allow_hyphen_values = true)]
+    leave: Vec<String>,
+
+    /// Disconnect matching sockets
+    #[arg(long)]
+    disconnect: bool,
+
+    /// --disconnect only: also close the underlying connections
+    // `requires` alone would let `--close EVENT` through: clap waives a requirement that
+    // conflicts with a present argument (here EVENT with --disconnect).
+    #[arg(
+        long,
+        requires = "disconnect",
+        conflicts_with_all = ["event", "join", "leave", "server_side"]
+    )]
+    close: bool,
+
+    /// Send EVENT to every server (not to clients); --to/--except do not apply
+    #[arg(long, conflicts_with_all = ["to", "except"])]
+    server_side: bool,
+
+    /// Emit only: the event may be dropped for clients not ready for it
+    #[arg(long, conflicts_with = "op")]
+    volatile: bool,
+
+    /// Emit only: flags.compress = false
+    #[arg(long, conflicts_with = "op")]
+    no_compress: bool,
+
+    /// Bound for connecting and for each publish
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value = "5",
+        value_parser = parse_timeout,
+        allow_hyphen_values = true
+    )]
+    timeout: Duration,
+
+    /// Print nothing on success
+    #[arg(short, long)]
+    quiet: bool,
+
+    /// The event to emit (emit and --server-side)
+    // Needed unless an operation that takes none is chosen; a negative number is a value.
+    #[arg(
+        value_name = "EVENT",
+        value_parser = NonEmptyStringValueParser::new(),
+        required_unless_present_any = ["join", "leave", "disconnect"],
+        conflicts_with_all = ["join", "leave", "disconnect"],
+        allow_negative_numbers = true
+    )]
+    event: Option<String>,
+
+    /// The event's arguments, each one JSON value
+    // `-2` is a JSON number, not an option.
+    #[arg(value_name = "JSON-ARG", allow_negative_numbers = true)]
+    args: Vec<String>,
+}
+
+fn parse_timeout(v: &str) -> Result<Duration, String> {
+    let secs: f64 = v
+        .parse()
+        .map_err(|_| format!("{v:?} is not a number of seconds"))?;
+    if !(secs.is_finite() && secs > 0.0 && secs <= 3600.0) {
+        return Err(format!("{v} is not in (0, 3600] seconds"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
 
 #[derive(Debug, PartialEq)]
 enum Op {
@@ -55,150 +181,45 @@ enum Op {
     ServerSide { event: String, args: Vec<String> },
 }
 
-#[derive(Debug)]
-struct Cli {
-    redis: String,
-    key: String,
-    nsp: String,
-    to: Vec<String>,
-    except: Vec<String>,
-    volatile: bool,
-    no_compress: bool,
-    timeout: Duration,
-    quiet: bool,
-    op: Op,
-}
-
-enum Parsed {
-    Run(Box<Cli>),
-    Help,
-    Version,
-}
-
-fn parse(argv: Vec<String>, env_url: Option<String>) -> Result<Parsed, String> {
-    let mut redis = env_url.unwrap_or_else(|| socketioxide_cluster_emitter::DEFAULT_URL.into());
-    let mut key = socketioxide_cluster_emitter::DEFAULT_KEY.to_owned();
-    let mut nsp = "/".to_owned();
-    let (mut to, mut except, mut join, mut leave) = (vec![], vec![], vec![], vec![]);
-    let (mut volatile, mut no_compress, mut disconnect, mut close, mut quiet) =
-        (false, false, false, false, false);
-    let mut server_side = false;
-    let mut timeout = Duration::from_secs(5);
-    let mut positional = Vec::new();
-
-    let mut it = argv.into_iter();
-    while let Some(arg) = it.next() {
-        if arg == "--" {
-            positional.extend(it.by_ref());
-            break;
+impl Cli {
+    /// Parses `argv` (without the program name) with `cmd`, `Cli::command()` but for
+    /// tests. `Err` is clap's usage error, or the --help/--version text to print (its
+    /// `exit_code` tells which: 2 or 0).
+    fn from_argv(
+        cmd: clap::Command,
+        argv: impl IntoIterator<Item = OsString>,
+    ) -> Result<Cli, clap::Error> {
+        let matches =
+            cmd.try_get_matches_from(std::iter::once(OsString::from("socketio-emit")).chain(argv))?;
+        let mut cli = Cli::from_arg_matches(&matches)?;
+        // An empty $REDIS_URL counts as unset (`REDIS_URL= socketio-emit ..` uses the
+        // default, as the hand-written parser did); an empty --redis stays, and is
+        // reported as an invalid URL.
+        if cli.redis.is_empty() && matches.value_source("redis") == Some(ValueSource::EnvVariable) {
+            cli.redis = socketioxide_cluster_emitter::DEFAULT_URL.to_owned();
         }
-        if !arg.starts_with("--") && !matches!(arg.as_str(), "-h" | "-V" | "-q") {
-            positional.push(arg);
-            continue;
-        }
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
-            None => (arg.clone(), None),
-        };
-        let mut value = |what: &str| -> Result<String, String> {
-            match inline.clone().or_else(|| it.next()) {
-                Some(v) => Ok(v),
-                None => Err(format!("{name} needs a value ({what})")),
-            }
-        };
-        let flag = |set: &mut bool| -> Result<(), String> {
-            if inline.is_some() {
-                return Err(format!("{name} takes no value"));
-            }
-            *set = true;
-            Ok(())
-        };
-        match name.as_str() {
-            "-h" | "--help" => return Ok(Parsed::Help),
-            "-V" | "--version" => return Ok(Parsed::Version),
-            "--redis" => redis = value("a Redis URL")?,
-            "--key" => key = value("the key prefix")?,
-            "--nsp" => nsp = value("a namespace")?,
-            "--to" | "--in" => to.push(value("a room")?),
-            "--except" => except.push(value("a room")?),
-            "--join" => join.push(value("a room")?),
-            "--leave" => leave.push(value("a room")?),
-            "--timeout" => {
-                let v = value("seconds")?;
-                let secs: f64 = v
-                    .parse()
-                    .map_err(|_| format!("--timeout: {v:?} is not a number of seconds"))?;
-                if !(secs.is_finite() && secs > 0.0 && secs <= 3600.0) {
-                    return Err(format!("--timeout: {v} is not in (0, 3600] seconds"));
-                }
-                timeout = Duration::from_secs_f64(secs);
-            }
-            "--volatile" => flag(&mut volatile)?,
-            "--no-compress" => flag(&mut no_compress)?,
-            "--disconnect" => flag(&mut disconnect)?,
-            "--close" => flag(&mut close)?,
-            "--server-side" => flag(&mut server_side)?,
-            "-q" | "--quiet" => flag(&mut quiet)?,
-            _ => return Err(format!("unknown option {name}")),
-        }
+        Ok(cli)
     }
 
-    let modes = [!join.is_empty(), !leave.is_empty(), disconnect, server_side]
-        .iter()
-        .filter(|m| **m)
-        .count();
-    if modes > 1 {
-        return Err("choose one of --join, --leave, --disconnect, --server-side".into());
-    }
-    let emit_like = modes == 0 || server_side;
-    if close && !disconnect {
-        return Err("--close only goes with --disconnect".into());
-    }
-    if (volatile || no_compress) && modes != 0 {
-        return Err("--volatile and --no-compress only go with an emit".into());
-    }
-    if server_side && (!to.is_empty() || !except.is_empty()) {
-        return Err("--server-side goes to every server: --to/--except do not apply".into());
-    }
-    if !emit_like && !positional.is_empty() {
-        return Err(format!(
-            "unexpected argument {:?} (EVENT and JSON-ARGs only go with an emit or --server-side)",
-            positional[0]
-        ));
-    }
-    let mut positional = positional.into_iter();
-    let op = if emit_like {
-        let event = positional
-            .next()
-            .ok_or("missing EVENT (see --help)".to_owned())?;
-        if event.is_empty() {
-            return Err("EVENT must not be empty".into());
-        }
-        let args = positional.collect();
-        if server_side {
-            Op::ServerSide { event, args }
+    /// The operation; clap's rules leave exactly one possible.
+    fn op(&self) -> Op {
+        if !self.join.is_empty() {
+            Op::Join(self.join.clone())
+        } else if !self.leave.is_empty() {
+            Op::Leave(self.leave.clone())
+        } else if self.disconnect {
+            Op::Disconnect { close: self.close }
         } else {
-            Op::Emit { event, args }
+            // `event` is required when none of the above is given.
+            let event = self.event.clone().unwrap_or_default();
+            let args = self.args.clone();
+            if self.server_side {
+                Op::ServerSide { event, args }
+            } else {
+                Op::Emit { event, args }
+            }
         }
-    } else if !join.is_empty() {
-        Op::Join(join)
-    } else if !leave.is_empty() {
-        Op::Leave(leave)
-    } else {
-        Op::Disconnect { close }
-    };
-    Ok(Parsed::Run(Box::new(Cli {
-        redis,
-        key,
-        nsp,
-        to,
-        except,
-        volatile,
-        no_compress,
-        timeout,
-        quiet,
-        op,
-    })))
+    }
 }
 
 /// Each JSON-ARG parsed, or a message naming the bad one.
@@ -226,7 +247,7 @@ fn json_args(args: &[String]) -> Result<Args<serde_json::Value>, String> {
     Ok(Args(out))
 }
 
-fn describe(cli: &Cli, nsp: &str) -> String {
+fn describe(cli: &Cli, op: &Op, nsp: &str) -> String {
     let mut target = format!("namespace {nsp}");
     if !cli.to.is_empty() {
         target.push_str(&format!(", rooms {:?}", cli.to));
@@ -234,7 +255,7 @@ fn describe(cli: &Cli, nsp: &str) -> String {
     if !cli.except.is_empty() {
         target.push_str(&format!(", except {:?}", cli.except));
     }
-    let what = match &cli.op {
+    let what = match op {
         Op::Emit { event, .. } => format!("event {event:?}"),
         Op::Join(rooms) => format!("join {rooms:?}"),
         Op::Leave(rooms) => format!("leave {rooms:?}"),
@@ -245,8 +266,9 @@ fn describe(cli: &Cli, nsp: &str) -> String {
 }
 
 async fn run(cli: Cli) -> ExitCode {
+    let op = cli.op();
     // Parse the JSON first: a typo must not need a Redis to be reported.
-    let args = match &cli.op {
+    let args = match &op {
         Op::Emit { args, .. } | Op::ServerSide { args, .. } => match json_args(args) {
             Ok(a) => a,
             Err(e) => {
@@ -271,21 +293,21 @@ async fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let mut op: BroadcastOperator = emitter.to(cli.to.clone()).except(cli.except.clone());
+    let mut target: BroadcastOperator = emitter.to(cli.to.clone()).except(cli.except.clone());
     if cli.volatile {
-        op = op.volatile();
+        target = target.volatile();
     }
     if cli.no_compress {
-        op = op.compress(false);
+        target = target.compress(false);
     }
-    let res = match &cli.op {
-        Op::Emit { event, .. } => op.emit(event, &args).await,
-        Op::Join(rooms) => op.sockets_join(rooms).await,
-        Op::Leave(rooms) => op.sockets_leave(rooms).await,
-        Op::Disconnect { close } => op.disconnect_sockets(*close).await,
+    let res = match &op {
+        Op::Emit { event, .. } => target.emit(event, &args).await,
+        Op::Join(rooms) => target.sockets_join(rooms).await,
+        Op::Leave(rooms) => target.sockets_leave(rooms).await,
+        Op::Disconnect { close } => target.disconnect_sockets(*close).await,
         Op::ServerSide { event, .. } => emitter.server_side_emit(event, &args).await,
     };
-    let what = describe(&cli, emitter.nsp());
+    let what = describe(&cli, &op, emitter.nsp());
     match res {
         Ok(n) => {
             if n == 0 {
@@ -313,21 +335,13 @@ async fn run(cli: Cli) -> ExitCode {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    let env_url = std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty());
-    match parse(argv, env_url) {
-        Ok(Parsed::Help) => {
-            print!("{USAGE}");
-            ExitCode::SUCCESS
-        }
-        Ok(Parsed::Version) => {
-            println!("socketio-emit {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::SUCCESS
-        }
-        Ok(Parsed::Run(cli)) => run(*cli).await,
+    // args_os: a non-UTF-8 argument is clap's usage error, where env::args would panic.
+    match Cli::from_argv(Cli::command(), std::env::args_os().skip(1)) {
+        Ok(cli) => run(cli).await,
+        // Usage errors go to stderr with status 2; --help and --version to stdout with 0.
         Err(e) => {
-            eprintln!("socketio-emit: {e}\nTry `socketio-emit --help`.");
-            ExitCode::from(2)
+            let _ = e.print();
+            ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
         }
     }
 }
@@ -336,11 +350,14 @@ async fn main() -> ExitCode {
 mod tests {
     use super::*;
 
+    /// Parses as the binary does, but ignoring this process' $REDIS_URL.
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        let cmd = Cli::command().mut_arg("redis", |a| a.env(None));
+        Cli::from_argv(cmd, args.iter().map(OsString::from))
+    }
+
     fn cli(args: &[&str]) -> Result<Cli, String> {
-        match parse(args.iter().map(|s| s.to_string()).collect(), None)? {
-            Parsed::Run(c) => Ok(*c),
-            _ => Err("help/version".into()),
-        }
+        parse(args).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -367,12 +384,12 @@ mod tests {
         assert_eq!(c.redis, "redis://h:1");
         assert_eq!((c.key.as_str(), c.nsp.as_str()), ("k", "admin"));
         assert_eq!(
-            (c.to, c.except),
-            (vec!["a".into(), "b".into()], vec!["c".into()])
+            (&c.to[..], &c.except[..]),
+            (&["a".to_owned(), "b".into()][..], &["c".to_owned()][..])
         );
         assert!(c.volatile && c.no_compress);
         assert_eq!(
-            c.op,
+            c.op(),
             Op::Emit {
                 event: "ev".into(),
                 args: vec!["1".into(), "-2".into(), "\"x\"".into()]
@@ -381,19 +398,19 @@ mod tests {
         assert_eq!(
             cli(&["--to", "a", "--join", "b", "--join", "c"])
                 .unwrap()
-                .op,
+                .op(),
             Op::Join(vec!["b".into(), "c".into()])
         );
         assert_eq!(
-            cli(&["--leave", "b"]).unwrap().op,
+            cli(&["--leave", "b"]).unwrap().op(),
             Op::Leave(vec!["b".into()])
         );
         assert_eq!(
-            cli(&["--disconnect", "--close"]).unwrap().op,
+            cli(&["--disconnect", "--close"]).unwrap().op(),
             Op::Disconnect { close: true }
         );
         assert_eq!(
-            cli(&["--server-side", "--", "--weird", "1"]).unwrap().op,
+            cli(&["--server-side", "--", "--weird", "1"]).unwrap().op(),
             Op::ServerSide {
                 event: "--weird".into(),
                 args: vec!["1".into()]
@@ -406,40 +423,111 @@ mod tests {
     }
 
     #[test]
-    fn rejects_contradictions_with_a_reason() {
-        for (args, needle) in [
-            (&["--join", "a", "--leave", "b"][..], "choose one"),
-            (&["--close", "e"][..], "--close only"),
-            (&["--volatile", "--join", "a"][..], "only go with an emit"),
-            (&["--server-side", "--to", "a", "e"][..], "do not apply"),
-            (&["--join", "a", "extra"][..], "unexpected argument"),
-            (&[][..], "missing EVENT"),
-            (&["--bogus"][..], "unknown option"),
-            (&["--to"][..], "needs a value"),
-            (&["--volatile=yes", "e"][..], "takes no value"),
-            (&["--timeout", "abc", "e"][..], "not a number"),
-            (&["--timeout", "0", "e"][..], "not in"),
-        ] {
-            let err = cli(args).unwrap_err();
-            assert!(err.contains(needle), "{args:?}: {err}");
-        }
-        assert!(matches!(
-            parse(vec!["--help".into()], None),
-            Ok(Parsed::Help)
-        ));
+    fn options_take_hyphen_values_and_json_args_negative_numbers() {
+        let c = cli(&["--to", "-r", "--join=-j", "--key", "-k"]).unwrap();
+        assert_eq!((c.to, c.key.as_str()), (vec!["-r".into()], "-k"));
+        assert_eq!(
+            cli(&["--join=-j"]).unwrap().op(),
+            Op::Join(vec!["-j".into()])
+        );
+        assert_eq!(
+            cli(&["ev", "-1.5e3", "-q"]).unwrap().op(),
+            Op::Emit {
+                event: "ev".into(),
+                args: vec!["-1.5e3".into()]
+            }
+        );
+        // Options may follow the positionals.
+        let c = cli(&["ev", "1", "--to", "a", "2", "-q"]).unwrap();
+        assert!(c.quiet);
+        assert_eq!(c.to, ["a"]);
+        assert_eq!(c.args, ["1", "2"]);
     }
 
     #[test]
-    fn redis_url_from_env_then_flag() {
+    fn rejects_contradictions_with_a_reason() {
+        use clap::error::ErrorKind::*;
+        // One line per case reads better than rustfmt's five.
+        #[rustfmt::skip]
+        let cases = [
+            (&["--join", "a", "--leave", "b"][..], ArgumentConflict, "--leave"),
+            (&["--join", "a", "--disconnect"][..], ArgumentConflict, "--disconnect"),
+            (&["--disconnect", "--server-side", "e"][..], ArgumentConflict, "--server-side"),
+            (&["--leave", "a", "--server-side", "e"][..], ArgumentConflict, "--server-side"),
+            (&["--close", "e"][..], ArgumentConflict, "--close"),
+            (&["--close"][..], MissingRequiredArgument, "--disconnect"),
+            (&["--close", "--join", "a"][..], ArgumentConflict, "--close"),
+            (&["--volatile", "--join", "a"][..], ArgumentConflict, "--volatile"),
+            (&["--no-compress", "--disconnect"][..], ArgumentConflict, "--no-compress"),
+            (&["--volatile", "--server-side", "e"][..], ArgumentConflict, "--volatile"),
+            (&["--server-side", "--to", "a", "e"][..], ArgumentConflict, "--to"),
+            (&["--server-side", "--except", "a", "e"][..], ArgumentConflict, "--except"),
+            (&["--join", "a", "extra"][..], ArgumentConflict, "EVENT"),
+            (&["--disconnect", "extra", "1"][..], ArgumentConflict, "EVENT"),
+            (&[][..], MissingRequiredArgument, "EVENT"),
+            (&["--server-side"][..], MissingRequiredArgument, "EVENT"),
+            (&[""][..], InvalidValue, "EVENT"),
+            (&["--bogus"][..], UnknownArgument, "--bogus"),
+            (&["--to"][..], InvalidValue, "--to"),
+            (&["--volatile=yes", "e"][..], TooManyValues, "--volatile"),
+            (&["--timeout", "abc", "e"][..], ValueValidation, "not a number"),
+            (&["--timeout", "0", "e"][..], ValueValidation, "not in"),
+            (&["--timeout", "-1", "e"][..], ValueValidation, "not in"),
+        ];
+        for (args, kind, needle) in cases {
+            let err = parse(args).unwrap_err();
+            assert_eq!(err.kind(), kind, "{args:?}: {err}");
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+            let msg = err.to_string();
+            assert!(msg.contains(needle), "{args:?}: {msg}");
+        }
+        for flag in ["--help", "-h", "--version", "-V"] {
+            let err = parse(&[flag]).unwrap_err();
+            assert_eq!(err.exit_code(), 0, "{flag}");
+        }
+    }
+
+    #[test]
+    fn redis_url_default_then_env_then_flag() {
         assert_eq!(
             cli(&["e"]).unwrap().redis,
             socketioxide_cluster_emitter::DEFAULT_URL
         );
-        let c = match parse(vec!["e".into()], Some("redis://env:2".into())).unwrap() {
-            Parsed::Run(c) => c,
-            _ => unreachable!(),
-        };
-        assert_eq!(c.redis, "redis://env:2");
+        // Any variable set in this process stands for $REDIS_URL (cargo sets this one).
+        let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap();
+        let with_env = || Cli::command().mut_arg("redis", |a| a.env("CARGO_MANIFEST_DIR"));
+        let c = Cli::from_argv(with_env(), ["e".into()]).unwrap();
+        assert_eq!(c.redis, dir);
+        let c = Cli::from_argv(
+            with_env(),
+            ["--redis=redis://flag:3", "e"].map(OsString::from),
+        )
+        .unwrap();
+        assert_eq!(c.redis, "redis://flag:3");
+        // An empty --redis is kept (and later refused as an invalid URL).
+        assert_eq!(cli(&["--redis=", "e"]).unwrap().redis, "");
+    }
+
+    #[test]
+    fn help_keeps_the_forms_json_explanation_exit_statuses_and_examples() {
+        let help = Cli::command().render_help().to_string();
+        for needle in [
+            "--join ROOM [--join ROOM]...",
+            "--server-side EVENT [JSON-ARG]...",
+            "Each JSON-ARG is one argument",
+            "Exit status: 0 success, 1 Redis",
+            "EXAMPLES:",
+            "socketio-emit --to banned --disconnect --close",
+            "--in",
+            "[env: REDIS_URL]",
+        ] {
+            assert!(help.contains(needle), "{needle:?} not in:\n{help}");
+        }
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
     }
 
     #[test]
