@@ -362,22 +362,6 @@ async fn help_version_and_redis_url_from_the_environment() {
         text(&out.stdout)
     );
 
-    // An empty $REDIS_URL counts as unset: the default URL, not an invalid one.
-    let out = tokio::process::Command::new(BIN)
-        .args([
-            "--timeout",
-            "0.5",
-            "--key",
-            &unique_key("cli-empty-env"),
-            "ev",
-        ])
-        .env("REDIS_URL", "")
-        .output()
-        .await
-        .unwrap();
-    assert_ne!(out.status.code(), Some(2), "{out:?}");
-    assert!(!text(&out.stderr).contains("invalid Redis URL"), "{out:?}");
-
     let key = unique_key("cli-env");
     let mut sub = Sub::new(&key).await;
     let child = tokio::process::Command::new(BIN)
