@@ -236,3 +236,76 @@ impl From<socketioxide_core::parser::ParserError> for Error {
         Error::Encode(Box::new(e))
     }
 }
+
+/// Getting this crate's [`Error`] back out of the errors socketioxide returns.
+impl Error {
+    /// This crate's error in `err`: `err` itself, or the first error of its
+    /// [`source`](std::error::Error::source) chain that is one. `None` when the failure
+    /// did not come from the adapter (e.g. a local socket's full buffer).
+    ///
+    /// socketioxide hands the adapter's error back wrapped: `io.emit(..)` fails with
+    /// `BroadcastError::Adapter(AdapterError(Box<Error>))`, `emit_with_ack(..)` with
+    /// `EmitWithAckError::Adapter(Box<Error>)`; `fetch_sockets()` returns it unwrapped.
+    ///
+    /// ```
+    /// use socketioxide::{AdapterError, BroadcastError, EmitWithAckError, SocketError};
+    /// use socketioxide_cluster::Error;
+    ///
+    /// // What `io.emit(..)` returns after `Cluster::close`:
+    /// let err = BroadcastError::Adapter(AdapterError::from(Error::Closed));
+    /// assert!(Error::find_in(&err).is_some_and(Error::is_closed));
+    ///
+    /// // What `emit_with_ack(..)` returns while Redis is down:
+    /// let err = EmitWithAckError::Adapter(Box::new(Error::Disconnected));
+    /// assert!(Error::find_in(&err).is_some_and(Error::is_connection_error));
+    ///
+    /// // A local delivery failure is not the adapter's:
+    /// let err = BroadcastError::Socket(vec![SocketError::InternalChannelFull]);
+    /// assert!(Error::find_in(&err).is_none());
+    ///
+    /// # async fn usage(
+    /// #     io: socketioxide::SocketIo<
+    /// #         socketioxide_cluster::ClusterAdapter<socketioxide::adapter::Emitter>,
+    /// #     >,
+    /// # ) {
+    /// if let Err(e) = io.emit("news", &"hello").await {
+    ///     match Error::find_in(&e) {
+    ///         Some(e) if e.is_connection_error() => { /* Redis is down: retry later */ }
+    ///         Some(e) => eprintln!("cluster: {e}"),
+    ///         None => eprintln!("local delivery: {e}"),
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub fn find_in<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a Error> {
+        std::iter::successors(Some(err), |e| e.source()).find_map(|e| e.downcast_ref::<Error>())
+    }
+}
+
+#[cfg(test)]
+mod find_in_tests {
+    use super::Error;
+    use socketioxide_core::adapter::errors::{AdapterError, BroadcastError, SocketError};
+
+    /// An application error wrapping ours one level deeper than socketioxide does.
+    #[derive(Debug, thiserror::Error)]
+    #[error("app: {0}")]
+    struct App(#[source] BroadcastError);
+
+    #[test]
+    fn finds_the_error_itself_and_through_every_wrapper() {
+        assert!(Error::find_in(&Error::Closed).is_some_and(Error::is_closed));
+        let boxed = BroadcastError::Adapter(AdapterError::from(Error::Disconnected));
+        assert!(matches!(Error::find_in(&boxed), Some(Error::Disconnected)));
+        let deeper = App(BroadcastError::Adapter(AdapterError::from(Error::Closed)));
+        assert!(matches!(Error::find_in(&deeper), Some(Error::Closed)));
+    }
+
+    #[test]
+    fn errors_that_are_not_ours_give_none() {
+        let local = BroadcastError::Socket(vec![SocketError::Closed]);
+        assert!(Error::find_in(&local).is_none());
+        let other = AdapterError(Box::new(std::io::Error::other("x")));
+        assert!(Error::find_in(&other).is_none());
+    }
+}

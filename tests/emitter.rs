@@ -235,10 +235,24 @@ async fn binary_arrives_as_binary_with_both_parsers() {
 
 #[tokio::test]
 async fn volatile_and_compress_flags_are_delivered() {
+    use futures_util::StreamExt;
+    use rmpv::Value;
+    use socketioxide_cluster::wire::message::BroadcastMessage;
+
     let parser = Parser::Json;
     let (nodes, em) = rust_cluster(parser).await;
     let mut c0 = client(&nodes[0], "/", parser, &["v"], T).await;
     let mut c1 = client(&nodes[1], "/", parser, &["v"], T).await;
+    // What the servers get: every broadcast of `/`, as it travels through Redis.
+    let key = nodes[0].cluster.options().get_key().to_owned();
+    let mut tap = redis::Client::open(common::shared().url())
+        .unwrap()
+        .get_async_pubsub()
+        .await
+        .unwrap();
+    tap.psubscribe(format!("{key}#/#*")).await.unwrap();
+    let mut tap = tap.into_on_message();
+
     // socketioxide sends volatile packets outside the ordered queue: one at a time.
     em.to("v").volatile().emit("vol", &1).await.unwrap();
     for c in [&mut c0, &mut c1] {
@@ -260,6 +274,36 @@ async fn volatile_and_compress_flags_are_delivered() {
     for n in &nodes {
         let stats = n.cluster.stats();
         assert_eq!(stats.malformed, 0, "{stats:?}");
+    }
+
+    // Each message carried exactly its flags, as the servers decode them (a server hands
+    // a `volatile` message to socketioxide's volatile path, which may drop the packet
+    // for a busy socket instead of queueing it: not observable with a reading client;
+    // `compress` has no per-packet effect in socketioxide).
+    let (yes, no) = (Value::Boolean(true), Value::Boolean(false));
+    let expected = [
+        ("vol", vec![("volatile", yes.clone())]),
+        ("vol-all", vec![("compress", no.clone()), ("volatile", yes)]),
+        ("uncompressed", vec![("compress", no)]),
+        ("marker", vec![]),
+    ];
+    for (event, flags) in expected {
+        let msg = tokio::time::timeout(T, tap.next())
+            .await
+            .unwrap_or_else(|_| panic!("{event:?} not seen on Redis"))
+            .expect("tap connection");
+        let msg = BroadcastMessage::decode(msg.get_payload_bytes()).unwrap();
+        assert_eq!(msg.packet.data[0], Value::from(event));
+        let mut got = msg.opts.flags.clone();
+        got.sort_by(|a, b| a.0.cmp(&b.0));
+        let flags: Vec<(String, Value)> =
+            flags.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        assert_eq!(got, flags, "flags of {event:?}");
+        assert_eq!(
+            msg.opts.is_volatile(),
+            event.starts_with("vol"),
+            "{event:?}"
+        );
     }
 }
 

@@ -15,6 +15,8 @@ use common::{Client, Parser};
 use rmpv::Value;
 use serde_json::json;
 use socketioxide_cluster_emitter::{Emitter, EmitterOptions};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(15);
@@ -152,6 +154,19 @@ async fn server_side_emit_reaches_every_server_once() {
     // Register before emitting. (The namespace handles outlive the futures: in edition
     // 2024 the returned future captures `&self`.)
     let roots: Vec<_> = nodes.iter().map(|n| n.cluster.of("/")).collect();
+    // Handlers run on the subscriber task, in the order of the messages: each server
+    // counts its deliveries of "job-done".
+    let counts: Vec<Arc<AtomicUsize>> = roots
+        .iter()
+        .map(|ns| {
+            let n = Arc::new(AtomicUsize::new(0));
+            let counter = n.clone();
+            ns.on_server_side("job-done", move |_| {
+                counter.fetch_add(1, Ordering::SeqCst);
+            });
+            n
+        })
+        .collect();
     let waits: Vec<_> = roots
         .iter()
         .map(|ns| {
@@ -161,6 +176,10 @@ async fn server_side_emit_reaches_every_server_once() {
                 T,
             )
         })
+        .collect();
+    let markers: Vec<_> = roots
+        .iter()
+        .map(|ns| ns.wait_server_side("marker", |_| true, T))
         .collect();
     let admin = nodes[0].cluster.of("/admin");
     let admin_wait = admin.wait_server_side("adm-job", |_| true, T);
@@ -178,6 +197,9 @@ async fn server_side_emit_reaches_every_server_once() {
         .server_side_emit("adm-job", &())
         .await
         .unwrap();
+    // Published after "job-done" on the same emitter connection: when a server handles
+    // the marker it has handled every copy of "job-done" that Redis delivered to it.
+    em.server_side_emit("marker", &()).await.unwrap();
     for w in waits {
         let args = w.await.expect("server-side event");
         let args: Vec<serde_json::Value> = args
@@ -192,6 +214,14 @@ async fn server_side_emit_reaches_every_server_once() {
                 // JSON, as in Node: binaries become Buffer objects.
                 json!({"type": "Buffer", "data": [9]}),
             ]
+        );
+    }
+    for (k, (m, n)) in markers.into_iter().zip(&counts).enumerate() {
+        m.await.expect("marker");
+        assert_eq!(
+            n.load(Ordering::SeqCst),
+            1,
+            "server {k}: job-done deliveries"
         );
     }
     assert!(admin_wait.await.expect("admin event").is_empty());

@@ -53,6 +53,8 @@ async fn closed_handle_refuses_broadcasts() {
     let bus = InProcessBus::new();
     let a = node(&bus).await;
     a.cluster.close().await;
-    assert!(a.io.emit("x", &()).await.is_err());
+    let err = a.io.emit("x", &()).await.unwrap_err();
+    let ours = socketioxide_cluster::Error::find_in(&err);
+    assert!(ours.is_some_and(|e| e.is_closed()), "{err:?}");
     assert!(!a.cluster.is_connected());
 }

@@ -199,8 +199,29 @@ async fn emit_with_ack_gathers_acks_from_every_server() {
         .emit_with_ack::<_, String>("ask", &"q")
         .await
         .unwrap();
-    let acks: Vec<String> = stream.map(|(_, r)| r.unwrap()).collect().await;
-    assert_eq!(set(acks), set(["0-0", "0-1", "1-0", "1-1", "2-0", "2-1"]));
+    // Exactly one ack per socket (each socket's ack is its own text): a lost or
+    // duplicated ack fails. Acks from other servers carry no socket id (the wire has
+    // none); the local ones must come with their socket's.
+    let acks: Vec<(String, String)> = stream
+        .map(|(sid, r)| (sid.to_string(), r.unwrap()))
+        .collect()
+        .await;
+    let by_ack: std::collections::BTreeMap<String, &str> = clients
+        .iter()
+        .enumerate()
+        .map(|(k, c)| (format!("{}-{}", k / 2, k % 2), c.sid()))
+        .collect();
+    for (sid, ack) in &acks {
+        if ack.starts_with("0-") {
+            assert_eq!(
+                sid, by_ack[ack],
+                "local ack {ack:?} attributed to another socket"
+            );
+        }
+    }
+    let mut values: Vec<&str> = acks.iter().map(|(_, a)| a.as_str()).collect();
+    values.sort_unstable();
+    assert_eq!(values, ["0-0", "0-1", "1-0", "1-1", "2-0", "2-1"]);
     // Complete as soon as every ack is in, not at the timeout.
     assert!(
         started.elapsed() < Duration::from_secs(4),
@@ -368,19 +389,36 @@ async fn a_closed_server_is_no_longer_counted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_hundred_concurrent_calls_get_their_own_replies() {
     let nodes = cluster_of(3, T).await;
-    let _a = client(&nodes[1], "/", Parser::Json, &["one"], T).await;
-    let _b = client(&nodes[2], "/", Parser::Json, &["two"], T).await;
+    let a = client(&nodes[1], "/", Parser::Json, &["one"], T).await;
+    let b = client(&nodes[2], "/", Parser::Json, &["two"], T).await;
+    // Every server echoes the call's own value, tagged with its index: each reply of a
+    // custom request names the call it answers.
+    for (k, n) in nodes.iter().enumerate() {
+        n.cluster.of("/").on_custom_request(move |v| async move {
+            rmpv::Value::Array(vec![rmpv::Value::from(k as u64), v])
+        });
+    }
     let ns = nodes[0].cluster.of("/");
     let mut tasks = Vec::new();
-    for i in 0..500 {
+    for i in 0..500u32 {
         let ns = ns.clone();
+        let (a, b) = (a.sid().to_owned(), b.sid().to_owned());
         tasks.push(tokio::spawn(async move {
-            if i % 2 == 0 {
-                let c = ns.clients(&["one"]).await.unwrap();
-                assert_eq!(c.len(), 1);
-            } else {
-                let c = ns.clients(&["two"]).await.unwrap();
-                assert_eq!(c.len(), 1);
+            match i % 4 {
+                // fetchSockets: the two rooms have different sockets.
+                1 => assert_eq!(ns.clients(&["one"]).await.unwrap(), [a], "call {i}"),
+                3 => assert_eq!(ns.clients(&["two"]).await.unwrap(), [b], "call {i}"),
+                // serverSideEmit with acks: the replies echo this call's value.
+                _ => {
+                    let replies = ns.custom_request(&json!({"call": i})).await.unwrap();
+                    let mut replies: Vec<serde_json::Value> = replies
+                        .iter()
+                        .map(socketioxide_cluster::wire::request::value_to_json)
+                        .collect();
+                    replies.sort_by_key(|r| r[0].as_u64());
+                    let expected: Vec<_> = (0..3).map(|k| json!([k, {"call": i}])).collect();
+                    assert_eq!(replies, expected, "call {i}");
+                }
             }
         }));
     }
