@@ -5,7 +5,7 @@
 //! Chromium is driven over the DevTools protocol (a websocket, JSON commands). Requires
 //! `chromium` (Debian: `apt-get install chromium`); `.ci/run` installs it.
 
-mod common;
+use socketioxide_cluster_test_support as common;
 
 use common::{RedisServer, free_port};
 use futures_util::{SinkExt, StreamExt};
