@@ -123,6 +123,25 @@ fn example_binary() -> PathBuf {
     if let Some(triple) = triple {
         cmd.args(["--target", triple]);
     }
+    // Cargo gives this test process the variables of the package under test
+    // (`CARGO_MANIFEST_DIR`, `CARGO_PKG_NAME`, ...). Build scripts that watch them (ring's
+    // does, through `rerun-if-env-changed`) would see them changed and rebuild, with
+    // everything above them: the nested cargo gets the environment of the outer one.
+    for (key, _) in std::env::vars_os() {
+        let key_str = key.to_string_lossy();
+        let set_for_the_test = ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_BIN_"]
+            .iter()
+            .any(|p| key_str.starts_with(p))
+            || [
+                "CARGO_CRATE_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+            ]
+            .contains(&key_str.as_ref());
+        if set_for_the_test {
+            cmd.env_remove(&key);
+        }
+    }
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
