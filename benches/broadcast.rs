@@ -14,7 +14,7 @@
 //!    `redis-server`; C clients on B; A runs `io.emit` N times.
 //!
 //! Phases 2 and 3 run once per client kind:
-//! * `test client`: the integration tests' socket.io client (`tests/common/client.rs`),
+//! * `test client`: the integration tests' socket.io client (`test-support/src/client.rs`),
 //!   which decodes every packet into `serde_json::Value` then `rmpv::Value` and hands it
 //!   to a consumer task through a channel. Faithful, but it is the most expensive part
 //!   of the run: the numbers are bounded by it on a small machine.
@@ -42,15 +42,7 @@
 //! machine's cores, and "waiting for a CPU" (run-queue time, from
 //! `/proc/self/task/*/schedstat`) shows when other processes took them.
 
-#[allow(dead_code, unused_imports)]
-#[path = "../tests/common/client.rs"]
-mod client;
-#[allow(dead_code, unused_imports)]
-#[path = "../tests/common/redis.rs"]
-mod redis_server;
-#[allow(dead_code, unused_imports)]
-#[path = "../tests/common/server.rs"]
-mod server;
+use socketioxide_cluster_test_support::{client, redis as redis_server, server};
 
 use std::{
     net::SocketAddr,
@@ -87,7 +79,7 @@ const RAW_BATCH: usize = 512;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ClientKind {
-    /// `tests/common/client.rs`
+    /// `test-support/src/client.rs`
     Test,
     /// [`light_connect`] / [`light_consume`]
     Light,

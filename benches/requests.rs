@@ -7,15 +7,7 @@
 //! (default 2000) calls of each operation and prints p50/p99/max. Each call waits for the
 //! other two servers' replies (counted with PUBSUB NUMSUB, as Node does).
 
-#[allow(dead_code, unused_imports)]
-#[path = "../tests/common/client.rs"]
-mod client;
-#[allow(dead_code, unused_imports)]
-#[path = "../tests/common/redis.rs"]
-mod redis_server;
-#[allow(dead_code, unused_imports)]
-#[path = "../tests/common/server.rs"]
-mod server;
+use socketioxide_cluster_test_support::{client, redis as redis_server, server};
 
 use client::{Client, Parser};
 use redis_server::RedisServer;

@@ -1,7 +1,7 @@
 //! Broadcasts across several socketioxide servers through a real `redis-server`, seen by
 //! real socket.io clients (JSON and msgpack parsers).
 
-mod common;
+use socketioxide_cluster_test_support as common;
 
 use bytes::Bytes;
 use common::cluster::{Node, Serve, client, fresh_nodes, node_with};

@@ -5,13 +5,13 @@
 //! Chromium is driven over the DevTools protocol (a websocket, JSON commands). Requires
 //! `chromium` (Debian: `apt-get install chromium`); `.ci/run` installs it.
 
-mod common;
+use socketioxide_cluster_test_support as common;
 
 use common::{RedisServer, free_port};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async, tungstenite::Message};
@@ -57,29 +57,148 @@ fn wait_for_line<R: std::io::Read + Send + 'static>(
     }
 }
 
-/// The example binary, built by `cargo test` next to the test binaries.
+/// Bound of the `cargo build --example cluster` run by [`example_binary`]: compiling and
+/// linking the example alone takes well under a minute, this leaves room for a loaded
+/// machine (and for cargo waiting on another build's lock of the target directory).
+const BUILD_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The example binary, built by cargo for this very run.
+///
+/// `cargo test` builds the examples but `cargo test --test browser` does not, and a binary
+/// left from an earlier build may be stale (its date says nothing about the library it was
+/// linked with). So instead of looking for a file, the test runs `cargo build --example
+/// cluster` with the profile, target and target directory it was itself built with: cargo
+/// decides whether anything is out of date and its JSON messages name the executable, so
+/// no path is guessed.
+///
+/// The build selects the whole workspace, like the test command of README.md and `.ci/run`
+/// (`cargo test --workspace`): features are unified over the selected packages (wire's
+/// dev-dependencies change those of redis and tracing-subscriber, among others), so with
+/// the same selection the build is a no-op there, while a root-only one would rebuild a
+/// dozen crates. `cargo test --test browser` alone pays that once, cargo keeps both sets.
 fn example_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe
+    let exe = std::env::current_exe()
+        .and_then(|p| p.canonicalize())
+        .expect("test binary path");
+    // Cargo sets this for integration tests: `<target dir>/tmp`.
+    let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir");
-    let path = dir.join("examples").join("cluster");
-    let hint = "`cargo test` builds the examples; `cargo test --test browser` alone does not \
-                (run `cargo build --example cluster` first)";
-    let built = std::fs::metadata(&path)
-        .and_then(|m| m.modified())
-        .unwrap_or_else(|_| panic!("{} is missing: {hint}", path.display()));
-    let source = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/cluster.rs");
-    let edited = std::fs::metadata(source)
-        .and_then(|m| m.modified())
-        .expect("examples/cluster.rs");
-    assert!(
-        built >= edited,
-        "{} is older than its source: {hint}",
-        path.display()
+        .and_then(|d| d.canonicalize().ok())
+        .expect("target directory");
+    // `<target dir>/[<target triple>/]<profile dir>/deps/<test binary>`
+    let layout: Vec<String> = exe
+        .strip_prefix(&target_dir)
+        .unwrap_or_else(|_| {
+            panic!(
+                "{} is not under {}: cannot tell how to build the example",
+                exe.display(),
+                target_dir.display()
+            )
+        })
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    let (triple, profile_dir) = match layout.as_slice() {
+        [profile, _deps, _exe] => (None, profile),
+        [triple, profile, _deps, _exe] => (Some(triple), profile),
+        other => panic!("unexpected test binary layout under the target directory: {other:?}"),
+    };
+    // The `dev` profile (and `test`, which inherits it) builds into `debug/`; every other
+    // profile into a directory of its own name.
+    let profile = if profile_dir == "debug" {
+        "dev"
+    } else {
+        profile_dir
+    };
+
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+    let mut cmd = Command::new(cargo);
+    cmd.arg("build")
+        .arg("--manifest-path")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+        .args(["--workspace", "--example", "cluster", "--profile", profile])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .arg("--message-format=json-render-diagnostics");
+    if let Some(triple) = triple {
+        cmd.args(["--target", triple]);
+    }
+    // Cargo gives this test process the variables of the package under test
+    // (`CARGO_MANIFEST_DIR`, `CARGO_PKG_NAME`, ...). Build scripts that watch them (ring's
+    // does, through `rerun-if-env-changed`) would see them changed and rebuild, with
+    // everything above them: the nested cargo gets the environment of the outer one.
+    for (key, _) in std::env::vars_os() {
+        let key_str = key.to_string_lossy();
+        let set_for_the_test = ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_BIN_"]
+            .iter()
+            .any(|p| key_str.starts_with(p))
+            || [
+                "CARGO_CRATE_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+            ]
+            .contains(&key_str.as_ref());
+        if set_for_the_test {
+            cmd.env_remove(&key);
+        }
+    }
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run cargo to build the example");
+    // Both pipes are drained on threads so that cargo never blocks on a full one.
+    let stdout = child.stdout.take().expect("stdout");
+    let stderr = child.stderr.take().expect("stderr");
+    let read_all = |mut r: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = r.read_to_string(&mut s);
+            s
+        })
+    };
+    let (stdout, stderr) = (read_all(Box::new(stdout)), read_all(Box::new(stderr)));
+    let hint = "build it yourself with `cargo build --example cluster` (same profile) and \
+                rerun";
+    let deadline = Instant::now() + BUILD_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for cargo") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "`cargo build --example cluster` did not finish within {BUILD_TIMEOUT:?}: \
+                 {hint}; its output:\n{}",
+                stderr.join().unwrap_or_default()
+            );
+        }
+        // A process exit has no portable wait-with-timeout in std: poll it.
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let (stdout, stderr) = (
+        stdout.join().unwrap_or_default(),
+        stderr.join().unwrap_or_default(),
     );
-    path
+    assert!(
+        status.success(),
+        "`cargo build --example cluster` failed ({status}): {hint}; its output:\n{stderr}"
+    );
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "cluster")
+        .filter(|m| {
+            m["target"]["kind"]
+                .as_array()
+                .is_some_and(|k| k.contains(&json!("example")))
+        })
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .unwrap_or_else(|| {
+            panic!("cargo built no `cluster` example executable: {hint}; its output:\n{stderr}")
+        })
 }
 
 /// `examples/cluster.rs` on `redis`; returns the process and its two ports.

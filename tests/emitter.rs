@@ -16,7 +16,7 @@
 //! Requires `redis-server`, and for the Node tests Node.js 20 and `npm ci` in
 //! `tests/interop`.
 
-mod common;
+use socketioxide_cluster_test_support as common;
 
 use bytes::Bytes;
 use common::cluster::{

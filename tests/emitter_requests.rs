@@ -7,7 +7,7 @@
 //! a broadcast; each server's subscriber handles its messages in that order, so the
 //! broadcast sees the rooms as the request left them.
 
-mod common;
+use socketioxide_cluster_test_support as common;
 
 use bytes::Bytes;
 use common::cluster::{self, Serve, client, expect_events, fresh_nodes};

@@ -1,7 +1,8 @@
-//! Self-tests of the shared test harness (`tests/common`), against a plain socketioxide
-//! server with the default `LocalAdapter`, plus the `RedisServer` process helper.
+//! Self-tests of the shared test harness (the `test-support/` crate, imported as `common`),
+//! against a plain socketioxide server with the default `LocalAdapter`, plus the
+//! `RedisServer` process helper.
 
-mod common;
+use socketioxide_cluster_test_support as common;
 
 use std::{
     convert::Infallible,

@@ -5,7 +5,7 @@
 //!
 //! `harness = false`: the binary re-executes itself as the child server.
 
-mod common;
+use socketioxide_cluster_test_support as common;
 
 use common::RedisServer;
 use socketioxide::{SocketIo, extract::SocketRef};

@@ -1,6 +1,6 @@
 //! The in-process transport: the zero-setup cluster for demos and users' unit tests.
 
-mod common;
+use socketioxide_cluster_test_support as common;
 
 use common::cluster::{Node, Serve, node_serving};
 use common::{Client, Parser, arg};

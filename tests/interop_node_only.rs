@@ -1,11 +1,11 @@
 //! Self-check of the Node.js interop harness (`tests/interop/*.js` driven by
-//! `tests/common/node.rs`), with Node processes only: two Node socket.io
+//! `test-support/src/node.rs`), with Node processes only: two Node socket.io
 //! servers on @socket.io/redis-adapter 8.3.0 in one cluster, Node clients, and
 //! both emitters. It proves the Node side works before Rust servers join it.
 //!
 //! Requires `redis-server`, Node.js 20 and `npm ci` in `tests/interop`.
 
-mod common;
+use socketioxide_cluster_test_support as common;
 
 use std::time::Duration;
 

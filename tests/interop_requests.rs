@@ -15,7 +15,7 @@
 //!
 //! Requires `redis-server`, Node.js 20 and `npm ci` in `tests/interop`.
 
-mod common;
+use socketioxide_cluster_test_support as common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};

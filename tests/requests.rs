@@ -2,7 +2,7 @@
 //! fetch_sockets, rooms, join/leave/disconnect, remote sockets, emit_with_ack, the
 //! classic handle API, server-side events, timeouts and concurrency.
 
-mod common;
+use socketioxide_cluster_test_support as common;
 
 use common::cluster::{Node, Serve, client, nodes_serving, shared_opts};
 use common::{AutoAck, Client, Parser, arg};

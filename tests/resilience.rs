@@ -2,7 +2,7 @@
 //! full output buffer, a hung server process (SIGSTOP), malformed floods, clean shutdown.
 //! Each test has its own `redis-server`.
 
-mod common;
+use socketioxide_cluster_test_support as common;
 
 use common::cluster::{Io, Node, Serve, node_serving, stall_and_flood};
 use common::{Client, Parser, RedisServer, arg};

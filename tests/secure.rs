@@ -13,7 +13,7 @@
 //!
 //! Requires `redis-server` built with TLS (Debian's is).
 
-mod common;
+use socketioxide_cluster_test_support as common;
 
 use common::{Client, Parser, RedisServer, arg, free_port};
 use serde_json::json;

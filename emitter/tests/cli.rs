@@ -2,12 +2,8 @@
 //! (channel and decoded payload, read by a pattern subscriber), its output, its errors and
 //! exit codes.
 
-#[allow(dead_code)]
-#[path = "../../tests/common/redis.rs"]
-mod redis_server;
-
 use futures_util::StreamExt;
-use redis_server::{RedisServer, unique_key};
+use socketioxide_cluster_test_support::{RedisServer, unique_key};
 use socketioxide_cluster_wire::message::BroadcastMessage;
 use socketioxide_cluster_wire::request::Request;
 use std::process::{Output, Stdio};

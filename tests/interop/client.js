@@ -4,7 +4,7 @@
 
 const { io } = require("socket.io-client");
 const lib = require("./lib");
-const { log, out, fromWire, toWire, asList } = lib;
+const { log, out, fromWire, toWire, asList, withTimeout, eventArgs } = lib;
 
 const args = lib.parseArgs(process.argv.slice(2));
 const started = lib.deferred(); // resolved when ready
@@ -33,18 +33,8 @@ if (!URL_) {
 let socket;
 let ready = false;
 
-function timeoutPromise(promise, ms, what) {
-  let timer;
-  return Promise.race([
-    promise,
-    new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timeout: ${what}`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
-
 function serverJoin(event, rooms, timeout) {
-  return timeoutPromise(
+  return withTimeout(
     socket.emitWithAck(event, fromWire(rooms)),
     timeout || 5000,
     `${event} ack`,
@@ -55,8 +45,7 @@ const handlers = {
   // {"cmd":"emit","event","args","ack":bool,"timeout":ms}
   // with ack -> {"err": null|"operation has timed out", "response": [ack args]}
   async emit(msg) {
-    if (typeof msg.event !== "string") throw new Error("missing 'event'");
-    const eargs = fromWire(asList(msg.args));
+    const eargs = eventArgs(msg);
     if (msg.ack) {
       const timeout = msg.timeout === undefined ? 5000 : msg.timeout;
       return new Promise((resolve) => {

@@ -7,7 +7,7 @@ const { Emitter } = require("@socket.io/redis-emitter");
 const { createClient } = require("redis");
 const legacyEmitter = require("socket.io-emitter");
 const lib = require("./lib");
-const { log, out, fromWire, asList } = lib;
+const { log, out, asList, withTimeout, eventArgs } = lib;
 
 const args = lib.parseArgs(process.argv.slice(2));
 const started = lib.deferred(); // resolved when ready
@@ -20,16 +20,6 @@ const MAX_LIFETIME_MS = Number(lib.opt(args, "max-lifetime-ms", "MAX_LIFETIME_MS
 let redisClient; // redis@4, for @socket.io/redis-emitter
 let emitter;
 let legacy; // socket.io-emitter 3.2.0 (owns a redis 2.6.3 client)
-
-function withTimeout(promise, ms, what) {
-  let timer;
-  return Promise.race([
-    promise,
-    new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timeout: ${what}`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
 
 // Commands on one connection are answered in order, so once PING answers,
 // every PUBLISH sent before it has been executed by Redis.
@@ -81,8 +71,7 @@ const handlers = {
   // {"cmd":"emit"(default),"lib","nsp","to","except","volatile","compress",
   //  "json","broadcast","event","args"}
   async emit(msg) {
-    if (typeof msg.event !== "string") throw new Error("missing 'event'");
-    const eargs = fromWire(asList(msg.args));
+    const eargs = eventArgs(msg);
     if (libOf(msg) === "redis-emitter") {
       modernOperator(msg).emit(msg.event, ...eargs);
       await modernPing();
@@ -126,8 +115,7 @@ const handlers = {
   // {"cmd":"serverSideEmit","nsp","event","args"}
   async serverSideEmit(msg) {
     onlyModern(msg, "serverSideEmit");
-    if (typeof msg.event !== "string") throw new Error("missing 'event'");
-    emitter.of(nspOf(msg)).serverSideEmit(msg.event, ...fromWire(asList(msg.args)));
+    emitter.of(nspOf(msg)).serverSideEmit(msg.event, ...eventArgs(msg));
     await modernPing();
     return {};
   },
@@ -173,9 +161,4 @@ async function main() {
   });
 }
 
-main().catch((e) => {
-  started.reject(e);
-  log("fatal:", (e && e.stack) || String(e));
-  out({ fatal: String((e && e.message) || e) });
-  process.exit(1);
-});
+lib.runMain(main, started);

@@ -114,6 +114,37 @@ function out(obj) {
   process.stdout.write(JSON.stringify(obj) + "\n");
 }
 
+// Settles like `promise`, or rejects with "timeout: <what>" after `ms`: every wait of
+// the scripts is bounded, so a stuck Redis or peer fails a command instead of hanging it.
+function withTimeout(promise, ms, what) {
+  let timer;
+  return Promise.race([
+    promise,
+    new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timeout: ${what}`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+// The event arguments of an emitting command `{"event": name, "args": [...]}`, decoded
+// from their wire form; throws (failing the command) if `event` is missing.
+function eventArgs(msg) {
+  if (typeof msg.event !== "string") throw new Error("missing 'event'");
+  return fromWire(asList(msg.args));
+}
+
+// Runs the async `main`; if it fails, rejects `started` (commands waiting for it fail),
+// reports `{"fatal": message}` (what the Rust side waits for instead of `ready`) and
+// exits with 1.
+function runMain(main, started) {
+  main().catch((e) => {
+    started.reject(e);
+    log("fatal:", (e && e.stack) || String(e));
+    out({ fatal: String((e && e.message) || e) });
+    process.exit(1);
+  });
+}
+
 // Tiny argv parser: `--name=value` or `--name value`; flags without a value
 // become "true". Falls back to environment variables.
 function parseArgs(argv) {
@@ -248,6 +279,9 @@ module.exports = {
   fromWire,
   toWire,
   out,
+  withTimeout,
+  eventArgs,
+  runMain,
   deferred,
   parseArgs,
   opt,

@@ -7,7 +7,7 @@ const { Server } = require("socket.io");
 const { createAdapter } = require("@socket.io/redis-adapter");
 const { createClient } = require("redis");
 const lib = require("./lib");
-const { log, out, fromWire, toWire, asList } = lib;
+const { log, out, fromWire, toWire, asList, withTimeout, eventArgs } = lib;
 
 const args = lib.parseArgs(process.argv.slice(2));
 const started = lib.deferred(); // resolved when ready
@@ -52,16 +52,6 @@ let pubClient;
 let subClient;
 let barrierCounter = 0;
 const nspReady = new Map(); // namespace name -> Promise (its subscriptions are active)
-
-function withTimeout(promise, ms, what) {
-  let timer;
-  return Promise.race([
-    promise,
-    new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timeout: ${what}`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
 
 // Resolves once every (P)SUBSCRIBE queued before it on the subscriber
 // connection has been confirmed by Redis (replies come back in order).
@@ -172,11 +162,6 @@ function operator(target, msg) {
   if (msg.compress !== undefined) op = op.compress(!!msg.compress);
   if (msg.timeout !== undefined && msg.timeout !== null) op = op.timeout(msg.timeout);
   return op;
-}
-
-function eventArgs(msg) {
-  if (typeof msg.event !== "string") throw new Error("missing 'event'");
-  return fromWire(asList(msg.args));
 }
 
 function describeSocket(s, withHandshake) {
@@ -425,9 +410,4 @@ async function main() {
   });
 }
 
-main().catch((e) => {
-  started.reject(e);
-  log("fatal:", (e && e.stack) || String(e));
-  out({ fatal: String((e && e.message) || e) });
-  process.exit(1);
-});
+lib.runMain(main, started);

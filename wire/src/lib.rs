@@ -15,5 +15,7 @@ pub mod codec;
 pub mod message;
 mod redact;
 pub mod request;
+#[doc(hidden)]
+pub mod test_fixtures;
 
 pub use redact::redact_url;

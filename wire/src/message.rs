@@ -313,18 +313,9 @@ mod fixture_tests {
     //! (`../shared/wire-fixtures/`) decodes, matches the manifest, and re-encodes to the
     //! same bytes.
     use super::*;
+    use crate::test_fixtures::fixtures_dir;
     use serde_json::Value as Json;
     use std::path::PathBuf;
-
-    fn fixtures_dir() -> PathBuf {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/wire-fixtures");
-        assert!(
-            dir.is_dir(),
-            "golden fixtures not found at {}: clone the repo next to `shared/`",
-            dir.display()
-        );
-        dir
-    }
 
     /// The manifest's JSON-safe markers → the msgpack value we decode to.
     fn expected(j: &Json) -> Value {

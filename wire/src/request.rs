@@ -554,15 +554,10 @@ mod fixture_tests {
     //! Every request and response captured from the real Node packages decodes, and the
     //! ones a 8.x adapter or 5.x emitter produced re-encode to the same bytes.
     use super::*;
-    use std::path::PathBuf;
+    use crate::test_fixtures::fixtures_dir;
 
     fn entries(set: &str) -> Vec<(String, String, Vec<u8>)> {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/wire-fixtures");
-        assert!(
-            dir.is_dir(),
-            "golden fixtures not found at {}",
-            dir.display()
-        );
+        let dir = fixtures_dir();
         let manifest: Json = serde_json::from_str(
             &std::fs::read_to_string(dir.join(set).join("manifest.json")).unwrap(),
         )

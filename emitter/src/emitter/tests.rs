@@ -3,7 +3,7 @@
 
 use super::*;
 use serde_json::Value as Json;
-use std::path::PathBuf;
+use socketioxide_cluster_test_support::fixtures_dir;
 use std::sync::Mutex;
 
 type Sent = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
@@ -40,16 +40,6 @@ fn capture() -> (Emitter, Sent) {
     let emitter =
         Emitter::with_publisher(Box::new(Capture(sent.clone())), &EmitterOptions::default());
     (emitter, sent)
-}
-
-fn fixtures_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/wire-fixtures");
-    assert!(
-        dir.is_dir(),
-        "golden fixtures not found at {}: clone the repo next to `shared/`",
-        dir.display()
-    );
-    dir
 }
 
 /// The Rust equivalent of each fixture's `produced_by`.

@@ -211,17 +211,9 @@ pub(crate) fn check_all(input: &[u8]) -> Result<(), String> {
 // Fixtures
 // ---------------------------------------------------------------------------------------
 
-/// `../shared/wire-fixtures` next to the repository.
-pub(crate) fn fixtures_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/wire-fixtures");
-    assert!(
-        dir.is_dir(),
-        "golden fixtures not found at {} (the fuzz tests are seeded with them: clone the \
-         repository next to `shared/`)",
-        dir.display()
-    );
-    dir
-}
+// The one `fixtures_dir` of the workspace lives (hidden) in the wire library: see
+// `socketioxide_cluster_wire::test_fixtures` for why wire cannot use test-support.
+pub(crate) use socketioxide_cluster_wire::test_fixtures::fixtures_dir;
 
 /// Every `<set>/*.bin` payload, sorted by path: (`set/file`, bytes).
 pub(crate) fn fixture_payloads() -> Vec<(String, Vec<u8>)> {

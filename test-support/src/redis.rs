@@ -75,10 +75,12 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// The loopback port it listens on (kept across [`restart`](Self::restart)).
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    /// `127.0.0.1:PORT`
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port))
     }
@@ -255,8 +257,9 @@ pub fn ping(addr: SocketAddr, timeout: Duration) -> Result<(), String> {
     }
 }
 
-/// A port that was free a moment ago (bind :0, read the port, release it).
-/// A port nobody listens on right now (another process may take it before use).
+/// A loopback port that was free a moment ago (bind `127.0.0.1:0`, read the port,
+/// release it). Another process may take it before use; [`RedisServer::start`] retries
+/// with a fresh one when that happens.
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     listener.local_addr().unwrap().port()

@@ -11,17 +11,21 @@ use serde_json::{Value, json};
 use socketioxide::{SocketIo, adapter::Emitter, extract::SocketRef, handler::ConnectHandler};
 use socketioxide_cluster::{Cluster, ClusterAdapter, ClusterOptions};
 
-use super::client::{Arg, Client, Event, Parser, arg};
-use super::node::{NodeProcess, start_server};
-use super::redis::{shared, unique_key};
-use super::server::{builder, init_tracing, serve, test_handlers_middleware, test_ns};
+use crate::client::{Arg, Client, Event, Parser, arg};
+use crate::node::{NodeProcess, start_server};
+use crate::redis::{shared, unique_key};
+use crate::server::{builder, init_tracing, serve, test_handlers_middleware, test_ns};
 
+/// A socketioxide server handle on `ClusterAdapter`.
 pub type Io = SocketIo<ClusterAdapter<Emitter>>;
 
 /// One socketioxide server on `ClusterAdapter`, served on a loopback port.
 pub struct Node {
+    /// The socketioxide handle (emit, rooms, namespaces).
     pub io: Io,
+    /// The cluster its adapter runs on (stats, server-side events, options).
     pub cluster: Cluster,
+    /// Where it is served (127.0.0.1, a free port).
     pub addr: SocketAddr,
 }
 

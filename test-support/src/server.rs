@@ -12,7 +12,7 @@ use socketioxide::{
 
 use socketioxide_core::adapter::DefinedAdapter;
 
-use super::client::Parser;
+use crate::client::Parser;
 
 /// Serve `layer` with axum on `127.0.0.1:0` in a spawned task; returns the bound address.
 /// The server lives as long as the current tokio runtime (i.e. the test).

@@ -51,18 +51,23 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Which socket.io parser the server uses (the client must match it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Parser {
+    /// socket.io's default parser (text packets, binary attachments).
     Json,
+    /// socket.io-msgpack-parser (one binary message per packet).
     MsgPack,
 }
 
 impl Parser {
+    /// Both parsers, for tests that run once per parser.
     pub const ALL: [Parser; 2] = [Parser::Json, Parser::MsgPack];
 }
 
 /// An event received from the server.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
+    /// The event name.
     pub name: String,
+    /// Its arguments, normalised (see the module docs).
     pub args: Vec<Arg>,
     /// Set when the server expects an ack (it used `emit_with_ack`).
     pub ack_id: Option<i64>,
@@ -78,6 +83,7 @@ impl Event {
         }
     }
 
+    /// Argument `i` (panics if there is none).
     pub fn arg(&self, i: usize) -> &Arg {
         self.args
             .get(i)
@@ -89,18 +95,21 @@ impl Event {
         to_json(self.arg(i))
     }
 
+    /// Argument `i` as a string (panics if it is not one).
     pub fn str_arg(&self, i: usize) -> &str {
         self.arg(i)
             .as_str()
             .unwrap_or_else(|| panic!("argument #{i} of {self:?} is not a string"))
     }
 
+    /// Argument `i` as an integer (panics if it is not one).
     pub fn i64_arg(&self, i: usize) -> i64 {
         self.arg(i)
             .as_i64()
             .unwrap_or_else(|| panic!("argument #{i} of {self:?} is not an integer"))
     }
 
+    /// Argument `i` as binary data (panics if it is not binary).
     pub fn bin_arg(&self, i: usize) -> &[u8] {
         self.arg(i)
             .as_slice()
@@ -121,6 +130,7 @@ pub enum AutoAck {
 /// returned an error, or the namespace does not exist).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConnectError {
+    /// The server's message (the `message` of the `connect_error` data).
     pub message: String,
 }
 
@@ -529,6 +539,10 @@ fn decode_msgpack_packet(buf: &[u8]) -> Result<Packet, String> {
 // ===== background tasks =====
 
 #[derive(Debug)]
+#[expect(
+    dead_code,
+    reason = "the payloads are read only through Debug, in the panic messages of the waits"
+)]
 enum Incoming {
     /// engine.io open packet (JSON payload)
     Open(String),
@@ -866,10 +880,12 @@ impl Client {
         &self.sid
     }
 
+    /// The namespace this client connected to.
     pub fn nsp(&self) -> &str {
         &self.nsp
     }
 
+    /// The parser this client speaks.
     pub fn parser(&self) -> Parser {
         self.parser
     }

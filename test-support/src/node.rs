@@ -24,7 +24,6 @@
 //!
 //! Requires `node` (20) and `npm ci` in `tests/interop`: without them the
 //! helpers panic with [`INSTALL_HINT`] (tests are never skipped silently).
-#![allow(dead_code)]
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -65,11 +64,19 @@ const REQUIRED_PACKAGES: &[&str] = &[
     "redis",
 ];
 
-/// `<crate>/tests/interop`
+/// `tests/interop/` of the root crate, where the Node scripts and their `package.json`
+/// live (this crate sits in `test-support/` of the same repository).
+///
+/// Panics if the directory or the scripts are missing.
 pub fn interop_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join("interop")
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/interop");
+    assert!(
+        dir.join("server.js").is_file(),
+        "the Node interop scripts are not at {}: the test-support crate must stay in \
+         `test-support/` of the repository, next to `tests/interop/` ({INSTALL_HINT})",
+        dir.display()
+    );
+    dir
 }
 
 /// The Node.js binary: `$INTEROP_NODE` if set, else `node` from `PATH`.
@@ -230,10 +237,12 @@ impl NodeProcess {
         }
     }
 
+    /// The name used in logs and panics.
     pub fn name(&self) -> &str {
         &self.name
     }
 
+    /// The process id, while the process runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.id()
     }
