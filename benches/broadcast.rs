@@ -42,6 +42,9 @@
 //! machine's cores, and "waiting for a CPU" (run-queue time, from
 //! `/proc/self/task/*/schedstat`) shows when other processes took them.
 
+// getrusage(2) and sysconf(3) for the CPU and memory figures need libc.
+#![allow(unsafe_code)]
+
 use socketioxide_cluster_test_support::{client, redis as redis_server, server};
 
 use std::{

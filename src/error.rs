@@ -277,8 +277,15 @@ impl Error {
     /// }
     /// # }
     /// ```
-    pub fn find_in<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a Error> {
-        std::iter::successors(Some(err), |e| e.source()).find_map(|e| e.downcast_ref::<Error>())
+    pub fn find_in<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a Error> {
+        let mut next: Option<&'a (dyn StdError + 'static)> = Some(err);
+        while let Some(e) = next {
+            if let Some(ours) = e.downcast_ref::<Error>() {
+                return Some(ours);
+            }
+            next = e.source();
+        }
+        None
     }
 }
 

@@ -55,7 +55,7 @@ impl Liveness {
 
     /// Peers currently known (live or stale).
     #[cfg(test)]
-    pub fn known(&self) -> usize {
+    pub(crate) fn known(&self) -> usize {
         self.peers.len()
     }
 

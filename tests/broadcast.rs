@@ -365,7 +365,7 @@ async fn close_flushes_then_refuses() {
     let err = nodes[0].io.emit("after-close", &()).await.unwrap_err();
     // The adapter's own refusal, not a local failure: `Closed`, as documented (not
     // `Disconnected`, which would tell the application to wait for a reconnect).
-    let ours = socketioxide_cluster::Error::find_in(&err);
+    let ours = Error::find_in(&err);
     assert!(ours.is_some_and(|e| e.is_closed()), "{err:?}");
     assert!(!nodes[0].cluster.is_connected());
 }

@@ -31,7 +31,7 @@ impl Drop for Reap {
 }
 
 /// Waits (on a thread, bounded by `T`) for a line of `reader` that `pick` accepts.
-fn wait_for_line<R: std::io::Read + Send + 'static>(
+fn wait_for_line<R: Read + Send + 'static>(
     reader: R,
     what: &'static str,
     pick: impl Fn(&str) -> Option<String> + Send + 'static,
@@ -151,7 +151,7 @@ fn example_binary() -> PathBuf {
     // Both pipes are drained on threads so that cargo never blocks on a full one.
     let stdout = child.stdout.take().expect("stdout");
     let stderr = child.stderr.take().expect("stderr");
-    let read_all = |mut r: Box<dyn std::io::Read + Send>| {
+    let read_all = |mut r: Box<dyn Read + Send>| {
         std::thread::spawn(move || {
             let mut s = String::new();
             let _ = r.read_to_string(&mut s);
@@ -222,7 +222,7 @@ fn start_example(redis: &RedisServer) -> (Reap, u16, u16) {
 }
 
 /// Headless Chromium with the DevTools protocol on a free port; its browser websocket.
-fn start_chromium(profile: &std::path::Path) -> (Reap, String) {
+fn start_chromium(profile: &Path) -> (Reap, String) {
     let child = Command::new(CHROMIUM)
         .args([
             "--headless=new",

@@ -190,7 +190,7 @@ struct Upload {
 
 /// `#[serde(with = "serde_bytes")]` without the dependency: a `Vec<u8>` as msgpack bin.
 mod serde_bytes_like {
-    pub fn serialize<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
         s.serialize_bytes(v)
     }
 }
@@ -244,7 +244,7 @@ async fn volatile_and_compress_flags_are_delivered() {
     let mut c0 = client(&nodes[0], "/", parser, &["v"], T).await;
     let mut c1 = client(&nodes[1], "/", parser, &["v"], T).await;
     // What the servers get: every broadcast of `/`, as it travels through Redis.
-    let key = nodes[0].cluster.options().get_key().to_owned();
+    let key = nodes[0].cluster.config().key().to_owned();
     let mut tap = redis::Client::open(common::shared().url())
         .unwrap()
         .get_async_pubsub()

@@ -2,6 +2,9 @@
 //! against a plain socketioxide server with the default `LocalAdapter`, plus the
 //! `RedisServer` process helper.
 
+// kill(2) with signal 0 checks whether a redis-server process is still alive.
+#![allow(unsafe_code)]
+
 use socketioxide_cluster_test_support as common;
 
 use std::{

@@ -5,6 +5,9 @@
 //!
 //! `harness = false`: the binary re-executes itself as the child server.
 
+// kill(2) with SIGSTOP/SIGCONT on the test's own child process needs libc.
+#![allow(unsafe_code)]
+
 use socketioxide_cluster_test_support as common;
 
 use common::RedisServer;

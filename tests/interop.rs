@@ -427,7 +427,7 @@ async fn binary_both_directions() {
             "t",
             {"nested": nd::bin(&[4]), "arr": [nd::bin(&[5, 6]), 1]},
             nd::bin(&big),
-            nd::u8array(&[7, 8]),
+            u8array(&[7, 8]),
         ]}),
     )
     .await;
@@ -893,7 +893,7 @@ async fn msgpack_rust_server_and_node_broadcasts() {
         json!({"to": "a", "event": "n-bin", "args": [
             nd::bin(&[1, 2, 3]),
             {"nested": nd::bin(&[4]), "arr": [nd::bin(&[]), 1]},
-            nd::u8array(&[7, 8]),
+            u8array(&[7, 8]),
         ]}),
     )
     .await;

@@ -161,7 +161,7 @@ fn rmpv_json(v: &rmpv::Value) -> Value {
 async fn eventually<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<String>>,
+    Fut: Future<Output = Option<String>>,
 {
     let started = Instant::now();
     loop {

@@ -54,7 +54,7 @@ impl Gate {
 
     /// Bytes read and not yet consumed (for tests and stats).
     #[cfg(test)]
-    pub fn backlog(&self) -> u64 {
+    pub(super) fn backlog(&self) -> u64 {
         self.read
             .load(Ordering::Acquire)
             .saturating_sub(self.consumed.load(Ordering::Acquire))

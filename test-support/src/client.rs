@@ -611,7 +611,7 @@ impl Reader {
                         // engine.io v4: the server pings, we answer pong.
                         self.out.send(Message::text(format!("3{}", &t[1..]))).ok();
                     }
-                    Some(b'3') | Some(b'6') => {}
+                    Some(b'3' | b'6') => {}
                     Some(b'4') => {
                         if self.parser != Parser::Json {
                             return Err(format!(

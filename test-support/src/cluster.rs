@@ -20,6 +20,7 @@ use crate::server::{builder, init_tracing, serve, test_handlers_middleware, test
 pub type Io = SocketIo<ClusterAdapter<Emitter>>;
 
 /// One socketioxide server on `ClusterAdapter`, served on a loopback port.
+#[derive(Debug)]
 pub struct Node {
     /// The socketioxide handle (emit, rooms, namespaces).
     pub io: Io,

@@ -123,12 +123,14 @@ pub fn ensure_node() -> &'static str {
     }
 }
 
+#[derive(Debug)]
 enum Incoming {
     Line(String),
     Eof,
 }
 
 /// One running Node interop script. Killed when dropped.
+#[derive(Debug)]
 pub struct NodeProcess {
     name: String,
     child: Child,

@@ -29,6 +29,7 @@ const START_ATTEMPTS: usize = 4;
 /// * Non-shared instances ([`RedisServer::start`]) are killed on `Drop`.
 /// * The per-binary [`shared`] instance lives in a static and is never dropped;
 ///   it dies with the test binary thanks to `PR_SET_PDEATHSIG` (see [`spawn_child`]).
+#[derive(Debug)]
 pub struct RedisServer {
     port: u16,
     extra_args: Vec<String>,
@@ -142,6 +143,8 @@ impl RedisServer {
         ping(self.addr(), timeout).is_ok()
     }
 
+    // Signals and PR_SET_PDEATHSIG need libc; each unsafe block says why it is sound.
+    #[allow(unsafe_code)]
     fn signal(&self, sig: libc::c_int) {
         let pid = self.pid();
         // SAFETY: plain kill(2) on a pid we own (our child, not yet reaped).
@@ -319,6 +322,7 @@ fn spawn_child(args: Vec<String>) -> Result<Child, String> {
     }
 }
 
+#[allow(unsafe_code)]
 fn spawn_here(args: &[String]) -> std::io::Result<Child> {
     // SAFETY: getpid is always safe.
     let parent_pid = unsafe { libc::getpid() };
