@@ -3,6 +3,31 @@
 //! the exact wire protocol of Node's `@socket.io/redis-adapter` 8.x, so Rust and Node
 //! servers share one cluster and every socket.io emitter reaches Rust clients.
 //!
+//! # Modules
+//!
+//! Each module depends only on those listed before it (no import cycles;
+//! `tests/layout.rs` checks it):
+//!
+//! * [`wire`] (its own crate, shared with the emitter): channel names, notepack-exact
+//!   msgpack, the broadcast message, requests and responses.
+//! * `error`, `stats` (counters, bounded-rate logs), `socket_info` (what fetchSockets
+//!   says about a socket, both ways), `packet` (socketioxide packets ⇄ Node data arrays).
+//! * `transport`: the Redis seam (standalone Redis, in-process bus; `connect`: opening
+//!   the connections, TLS; `gate`: the subscriber's bounded read-ahead).
+//! * `options`: [`ClusterOptions`] (builder) and [`ClusterConfig`] (validated).
+//! * `liveness` (heartbeats between our servers), `correlation` (requests in flight),
+//!   `replies` (the bounded reply queue), `server_side` (server-side events and acks),
+//!   `callbacks` (the application's handlers, hooks, waiters and describers).
+//! * `shared`: the parts every namespace gets from its cluster handle.
+//! * `requests`: a namespace's core, requests and gathering their replies.
+//! * `router`: which namespace each received message belongs to.
+//! * `namespace`: the classic per-namespace API ([`Namespace`]).
+//! * `cluster`: the handle ([`Cluster`]): connect, stats, close.
+//! * `ack_stream`, `adapter`: the socketioxide `CoreAdapter` ([`ClusterAdapter`]) —
+//!   `broadcast` (both ways), `respond` (answering requests), `local` (own sockets).
+//!
+//! # Example
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::time::Duration;
@@ -51,28 +76,6 @@
 //! * **Failures**: the subscriber reconnects and re-subscribes by itself; while Redis is
 //!   down broadcasts and requests fail at once ([`Error::Disconnected`]); the subscriber
 //!   reads a bounded amount ahead of the router.
-//!
-//! # Modules
-//!
-//! Each module depends only on those listed before it (no import cycles):
-//!
-//! * [`wire`] (its own crate, shared with the emitter): channel names, notepack-exact
-//!   msgpack, the broadcast message, requests and responses.
-//! * `error`, `stats` (counters, bounded-rate logs), `socket_info` (what fetchSockets
-//!   says about a socket, both ways), `packet` (socketioxide packets ⇄ Node data arrays).
-//! * `transport`: the Redis seam (standalone Redis, in-process bus; `connect`: opening
-//!   the connections, TLS; `gate`: the subscriber's bounded read-ahead).
-//! * `options`: [`ClusterOptions`] (builder) and [`ClusterConfig`] (validated).
-//! * `liveness` (heartbeats between our servers), `correlation` (requests in flight),
-//!   `replies` (the bounded reply queue), `server_side` (server-side events and acks),
-//!   `callbacks` (the application's handlers, hooks, waiters and describers).
-//! * `shared`: the parts every namespace gets from its cluster handle.
-//! * `requests`: a namespace's core, requests and gathering their replies.
-//! * `router`: which namespace each received message belongs to.
-//! * `namespace`: the classic per-namespace API ([`Namespace`]).
-//! * `cluster`: the handle ([`Cluster`]): connect, stats, close.
-//! * `ack_stream`, `adapter`: the socketioxide `CoreAdapter` ([`ClusterAdapter`]) —
-//!   `broadcast` (both ways), `respond` (answering requests), `local` (own sockets).
 
 mod ack_stream;
 mod adapter;

@@ -148,6 +148,11 @@ mod tests {
         }
         let sent = transport.sent.lock().unwrap().clone();
         assert_eq!(sent, ["r0", "r1", "r2", "r3", "r4"]);
+        // Stopped (as `Cluster::close` does), the queue refuses and counts: no reply
+        // waits forever in a queue nobody drains.
         task.abort();
+        assert!(task.await.unwrap_err().is_cancelled());
+        replies.send("late".into(), &b"x"[..]);
+        assert_eq!(counters.snapshot().replies_dropped, 11);
     }
 }
