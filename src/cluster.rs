@@ -1,6 +1,6 @@
 //! The cluster handle: connects the transport, owns this server's uid, the parts every
 //! namespace shares (`shared.rs`), the router and the background tasks (heartbeat,
-//! reply worker), and shuts them down on [`Cluster::close`].
+//! reply worker, ack forwarder), and shuts them down on [`Cluster::close`].
 //!
 //! One handle serves one `SocketIo` server and all its namespaces, static and dynamic.
 //! It is a cheap clone (an `Arc`); keep a copy before passing it to `with_adapter` to
@@ -27,7 +27,7 @@ struct Inner {
     uid: Uid,
     shared: Shared,
     router: Arc<Router>,
-    /// The heartbeat loop and the reply worker, stopped on close.
+    /// The heartbeat loop, the reply worker and the ack forwarder, stopped on close.
     tasks: Mutex<Vec<JoinHandle<()>>>,
     next_adapter_id: AtomicU64,
 }
@@ -127,14 +127,14 @@ impl Cluster {
             )),
         };
         transport.subscribe(Sub::Channel(heartbeat.clone())).await?;
-        let (replies, reply_worker) = Replies::start(transport.clone(), counters.clone());
+        let (replies, reply_tasks) = Replies::start(transport.clone(), counters.clone());
         let shared = Shared::new(&uid_text, config, transport, replies, counters, liveness);
         let cluster = Self {
             inner: Arc::new(Inner {
                 uid,
                 shared,
                 router,
-                tasks: Mutex::new(vec![reply_worker]),
+                tasks: Mutex::new(reply_tasks.into()),
                 next_adapter_id: AtomicU64::new(1),
             }),
         };

@@ -9,16 +9,37 @@
 //! reply is refused and counted in [`ClusterStats::replies_dropped`](crate::ClusterStats)
 //! (the requester then times out on this server, and its error names what is missing);
 //! the same when the transport refuses it (Redis down).
+//!
+//! Client acks of a broadcast-with-ack request arrive over time (until the requester's
+//! ack timeout). Their streams are handed to one forwarding task per cluster handle
+//! ([`Replies::forward`]), which polls at most [`MAX_FORWARDS`] of them at once and puts
+//! each ack on the reply queue; a request beyond that is refused and counted like a
+//! reply (its acks are not forwarded), so no task is spawned per request either.
 
 use crate::stats::Counters;
 use crate::transport::{Mode, Transport};
 use bytes::Bytes;
+use futures_core::Stream;
+use futures_util::StreamExt;
+use futures_util::stream::SelectAll;
+use std::pin::Pin;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 /// Capacity of the reply queue, in messages.
 pub(crate) const REPLY_QUEUE: usize = 4096;
+
+/// Most broadcast-with-ack requests whose client acks are forwarded at once.
+pub(crate) const MAX_FORWARDS: usize = 1024;
+
+/// The encoded acks of one broadcast-with-ack request, as they come.
+pub(crate) type AckReplies = Pin<Box<dyn Stream<Item = Vec<u8>> + Send>>;
+
+struct Forward {
+    channel: String,
+    acks: AckReplies,
+}
 
 /// Most replies the worker takes from the queue at once.
 const BATCH: usize = 256;
@@ -28,21 +49,26 @@ struct Reply {
     payload: Bytes,
 }
 
-/// A cheap-clone handle to the reply queue.
+/// A cheap-clone handle to the reply queue and the ack forwarder.
 #[derive(Clone)]
 pub(crate) struct Replies {
     tx: mpsc::Sender<Reply>,
+    forwards: mpsc::Sender<Forward>,
     counters: Arc<Counters>,
 }
 
 impl Replies {
-    /// Starts the worker. It ends when every handle is dropped, or when the returned
-    /// task is aborted (on close).
+    /// Starts the reply worker and the ack forwarder. Both end when every handle is
+    /// dropped, or when the returned tasks are aborted (on close).
     pub(crate) fn start(
         transport: Arc<dyn Transport>,
         counters: Arc<Counters>,
-    ) -> (Self, JoinHandle<()>) {
-        Self::with_capacity(transport, counters, REPLY_QUEUE)
+    ) -> (Self, [JoinHandle<()>; 2]) {
+        let (mut replies, worker) = Self::with_capacity(transport, counters, REPLY_QUEUE);
+        let (forwards, rx) = mpsc::channel::<Forward>(MAX_FORWARDS);
+        replies.forwards = forwards;
+        let forwarder = tokio::spawn(forward_acks(rx, replies.downgrade()));
+        (replies, [worker, forwarder])
     }
 
     fn with_capacity(
@@ -68,7 +94,37 @@ impl Replies {
                 }
             }
         });
-        (Self { tx, counters }, task)
+        // No forwarder until `start` installs one: forwards are refused and counted.
+        let (forwards, _) = mpsc::channel(1);
+        (
+            Self {
+                tx,
+                forwards,
+                counters,
+            },
+            task,
+        )
+    }
+
+    /// A handle that does not keep the forwarder's own input open (else the forwarder
+    /// would hold its channel and never see that every real handle is gone).
+    fn downgrade(&self) -> WeakReplies {
+        WeakReplies {
+            tx: self.tx.downgrade(),
+            counters: self.counters.clone(),
+        }
+    }
+
+    /// Forwards each ack of `acks` to `channel` through the reply queue, as they come;
+    /// never waits. Refused (and counted once) when [`MAX_FORWARDS`] requests are being
+    /// forwarded already.
+    pub(crate) fn forward(&self, channel: String, acks: AckReplies) {
+        if let Err(e) = self.forwards.try_send(Forward { channel, acks }) {
+            let f = match e {
+                mpsc::error::TrySendError::Full(f) | mpsc::error::TrySendError::Closed(f) => f,
+            };
+            self.counters.reply_dropped(&f.channel);
+        }
     }
 
     /// Queues `payload` for `channel`; never waits. Refused (and counted) when full.
@@ -82,6 +138,44 @@ impl Replies {
                 mpsc::error::TrySendError::Full(r) | mpsc::error::TrySendError::Closed(r) => r,
             };
             self.counters.reply_dropped(&reply.channel);
+        }
+    }
+}
+
+/// What the forwarder needs of the reply queue.
+struct WeakReplies {
+    tx: mpsc::WeakSender<Reply>,
+    counters: Arc<Counters>,
+}
+
+/// Polls every forwarded ack stream (at most [`MAX_FORWARDS`] at once) and queues each
+/// ack as a reply.
+async fn forward_acks(mut rx: mpsc::Receiver<Forward>, replies: WeakReplies) {
+    let mut active: SelectAll<Pin<Box<dyn Stream<Item = Reply> + Send>>> = SelectAll::new();
+    let mut open = true;
+    loop {
+        tokio::select! {
+            f = rx.recv(), if open && active.len() < MAX_FORWARDS => match f {
+                Some(Forward { channel, acks }) => {
+                    let replies = acks.map(move |payload| Reply {
+                        channel: channel.clone(),
+                        payload: payload.into(),
+                    });
+                    active.push(Box::pin(replies));
+                }
+                None => open = false,
+            },
+            Some(reply) = active.next(), if !active.is_empty() => {
+                let Some(tx) = replies.tx.upgrade() else { return };
+                if let Err(e) = tx.try_send(reply) {
+                    let r = match e {
+                        mpsc::error::TrySendError::Full(r)
+                        | mpsc::error::TrySendError::Closed(r) => r,
+                    };
+                    replies.counters.reply_dropped(&r.channel);
+                }
+            }
+            else => return,
         }
     }
 }
@@ -123,6 +217,39 @@ mod tests {
         }
         fn close(&self) -> BoxFuture<'_, ()> {
             Box::pin(async {})
+        }
+    }
+
+    #[tokio::test]
+    async fn acks_are_forwarded_as_they_come_and_excess_requests_are_counted() {
+        let transport = Arc::new(Stalled::default());
+        let counters = Arc::new(Counters::default());
+        let (replies, tasks) = Replies::start(transport.clone(), counters.clone());
+        // One request whose two acks arrive later.
+        let (ack_tx, ack_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        let acks = futures_util::stream::unfold(ack_rx, |mut rx| async move {
+            rx.recv().await.map(|a| (a, rx))
+        });
+        replies.forward("acks".into(), Box::pin(acks));
+        // Requests whose acks never come fill the forwarder: polled, then queued.
+        for _ in 0..(2 * MAX_FORWARDS - 1) {
+            replies.forward("silent".into(), Box::pin(futures_util::stream::pending()));
+            // The forwarder takes what it can (up to its limit) as they come.
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(counters.snapshot().replies_dropped, 0);
+        replies.forward("refused".into(), Box::pin(futures_util::stream::pending()));
+        assert_eq!(counters.snapshot().replies_dropped, 1);
+        for (i, ack) in [b"a1", b"a2"].into_iter().enumerate() {
+            ack_tx.send(ack.to_vec()).unwrap();
+            transport.release.notify_one();
+            while transport.sent.lock().unwrap().len() < i + 1 {
+                tokio::task::yield_now().await;
+            }
+        }
+        assert_eq!(*transport.sent.lock().unwrap(), ["acks", "acks"]);
+        for t in tasks {
+            t.abort();
         }
     }
 

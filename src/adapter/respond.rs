@@ -146,9 +146,8 @@ pub(super) fn on_request<E: SocketEmitter>(
 }
 
 /// BROADCAST: deliver with acks locally, report the client count, then forward each
-/// client's first ack argument. The forwarding runs on a task per request, which ends
-/// with the last ack or at the requester's ack timeout; each ack goes through the
-/// reply queue.
+/// client's first ack argument as it comes (through the ack forwarder of `replies.rs`,
+/// until the last ack or the requester's ack timeout).
 fn answer_broadcast_with_ack<E: SocketEmitter>(
     core: &NsCore,
     local: &CoreLocalAdapter<E>,
@@ -185,18 +184,14 @@ fn answer_broadcast_with_ack<E: SocketEmitter>(
     if count == 0 {
         return;
     }
-    let channel = core.reply_channel(requester.as_deref());
-    let replies = core.shared().replies.clone();
-    tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        while let Some((_sid, res)) = stream.next().await {
-            let Ok(mut value) = res else { continue };
-            // Node compat: only the first ack argument is forwarded.
+    // Node compat: only the first ack argument is forwarded.
+    let acks = stream.filter_map(move |(_sid, res)| {
+        let ack = res.ok().map(|mut value| {
             let first = parser.first_arg(&mut value).unwrap_or(rmpv::Value::Nil);
-            replies.send(
-                channel.clone(),
-                Response::encode_broadcast_ack(&request_id, &first),
-            );
-        }
+            Response::encode_broadcast_ack(&request_id, &first)
+        });
+        std::future::ready(ack)
     });
+    let channel = core.reply_channel(requester.as_deref());
+    core.shared().replies.forward(channel, Box::pin(acks));
 }
