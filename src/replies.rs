@@ -3,9 +3,11 @@
 //!
 //! Replies (to fetchSockets, allRooms, sockets, legacy remote join/leave/disconnect),
 //! server-side acks and forwarded client acks are produced on the subscriber task (or
-//! on an ack-forwarding task). They go into one bounded queue of [`REPLY_QUEUE`]
-//! messages, drained by one worker task into the transport's publish queue, where they
-//! are pipelined with everything else. When Redis is slow and the queue is full, a new
+//! on the ack-forwarding task). When nothing waits in the reply queue and the
+//! transport's publish queue has room, a reply goes straight into the publish queue,
+//! where it is pipelined with everything else (no extra hop). Otherwise it goes into
+//! one bounded queue of [`REPLY_QUEUE`] messages, drained in order by one worker task
+//! that waits for room in the publish queue. When Redis is slow and the queue is full, a new
 //! reply is refused and counted in [`ClusterStats::replies_dropped`](crate::ClusterStats)
 //! (the requester then times out on this server, and its error names what is missing);
 //! the same when the transport refuses it (Redis down).
@@ -17,7 +19,7 @@
 //! reply (its acks are not forwarded), so no task is spawned per request either.
 
 use crate::stats::Counters;
-use crate::transport::{Mode, Transport};
+use crate::transport::{Mode, Transport, TryPublish};
 use bytes::Bytes;
 use futures_core::Stream;
 use futures_util::StreamExt;
@@ -54,6 +56,7 @@ struct Reply {
 pub(crate) struct Replies {
     tx: mpsc::Sender<Reply>,
     forwards: mpsc::Sender<Forward>,
+    transport: Arc<dyn Transport>,
     counters: Arc<Counters>,
 }
 
@@ -78,13 +81,14 @@ impl Replies {
     ) -> (Self, JoinHandle<()>) {
         let (tx, mut rx) = mpsc::channel::<Reply>(capacity);
         let worker_counters = counters.clone();
+        let worker_transport = transport.clone();
         let task = tokio::spawn(async move {
             let mut batch = Vec::with_capacity(BATCH);
             while rx.recv_many(&mut batch, BATCH).await > 0 {
                 for r in batch.drain(..) {
                     // Queued: waits for room in the publish queue, so backpressure from
                     // Redis collects here, in a bounded queue, not in tasks.
-                    if let Err(e) = transport
+                    if let Err(e) = worker_transport
                         .publish(r.channel.clone(), r.payload, Mode::Queued)
                         .await
                     {
@@ -100,6 +104,7 @@ impl Replies {
             Self {
                 tx,
                 forwards,
+                transport,
                 counters,
             },
             task,
@@ -129,10 +134,19 @@ impl Replies {
 
     /// Queues `payload` for `channel`; never waits. Refused (and counted) when full.
     pub(crate) fn send(&self, channel: String, payload: impl Into<Bytes>) {
-        let reply = Reply {
-            channel,
-            payload: payload.into(),
-        };
+        let (mut channel, mut payload) = (channel, payload.into());
+        // Fast path, only when no earlier reply waits (they stay in order).
+        if self.tx.capacity() == self.tx.max_capacity() {
+            match self.transport.try_publish(channel, payload) {
+                TryPublish::Queued => return,
+                TryPublish::Failed(e, channel) => {
+                    tracing::debug!(error = %e, "cluster adapter: reply not sent");
+                    return self.counters.reply_dropped(&channel);
+                }
+                TryPublish::Full(c, p) => (channel, payload) = (c, p),
+            }
+        }
+        let reply = Reply { channel, payload };
         if let Err(e) = self.tx.try_send(reply) {
             let reply = match e {
                 mpsc::error::TrySendError::Full(r) | mpsc::error::TrySendError::Closed(r) => r,
@@ -202,6 +216,10 @@ mod tests {
                 self.sent.lock().unwrap().push(channel);
                 Ok(())
             })
+        }
+        fn try_publish(&self, channel: String, payload: Bytes) -> TryPublish {
+            // Never room right now: every reply takes the queue.
+            TryPublish::Full(channel, payload)
         }
         fn subscribe(&self, _: Sub) -> BoxFuture<'_, Result<(), Error>> {
             Box::pin(async { Ok(()) })

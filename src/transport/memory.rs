@@ -3,7 +3,7 @@
 //! counts) and no Redis. Each member has a bounded inbox (1024 messages); a publisher
 //! waits for room rather than dropping.
 
-use super::{BoxFuture, MessageSink, Mode, Sub, Transport};
+use super::{BoxFuture, MessageSink, Mode, Sub, Transport, TryPublish};
 use crate::error::Error;
 use crate::stats::Counters;
 use crate::wire::channel::pattern_matches;
@@ -142,6 +142,12 @@ impl Transport for MemoryTransport {
             Counters::add(&self.counters.published, 1);
             Ok(())
         })
+    }
+
+    fn try_publish(&self, channel: String, payload: Bytes) -> TryPublish {
+        // A publish here may wait on several inboxes: no cheap non-waiting path, so the
+        // reply queue's worker publishes (in order) instead.
+        TryPublish::Full(channel, payload)
     }
 
     fn subscribe(&self, sub: Sub) -> BoxFuture<'_, Result<(), Error>> {

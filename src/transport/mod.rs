@@ -48,6 +48,17 @@ pub(crate) enum Mode {
     Confirmed,
 }
 
+/// What [`Transport::try_publish`] did.
+#[derive(Debug)]
+pub(crate) enum TryPublish {
+    /// Queued, as [`Mode::Queued`] would have.
+    Queued,
+    /// The queue is full (or this transport has no non-waiting path): the message back.
+    Full(String, Bytes),
+    /// Refused: closed, or the connection is known down (with the channel, for logs).
+    Failed(Error, String),
+}
+
 /// Receives what the subscriber connection reads. Called from the subscriber task: it
 /// must not block (hand long work to a task of its own).
 pub(crate) trait MessageSink: Send + Sync + 'static {
@@ -68,6 +79,9 @@ pub(crate) trait Transport: Send + Sync + 'static {
         payload: Bytes,
         mode: Mode,
     ) -> BoxFuture<'_, Result<(), Error>>;
+    /// Queues like [`Mode::Queued`] when there is room right now, without waiting: the
+    /// replies' fast path (see `replies.rs`).
+    fn try_publish(&self, channel: String, payload: Bytes) -> TryPublish;
     /// Adds a subscription; resolves once the server confirmed it.
     fn subscribe(&self, sub: Sub) -> BoxFuture<'_, Result<(), Error>>;
     /// Removes a subscription.

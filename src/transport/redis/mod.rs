@@ -12,7 +12,7 @@ mod publisher;
 
 use super::connect::{RedisEndpoint, open_client, open_pubsub, tls_connector};
 use super::gate::Gate;
-use super::{BoxFuture, MessageSink, Mode, Sub, Transport};
+use super::{BoxFuture, MessageSink, Mode, Sub, Transport, TryPublish};
 use crate::error::Error;
 use crate::stats::Counters;
 use crate::wire::redact_url;
@@ -264,6 +264,27 @@ impl Transport for RedisTransport {
                 }
             }
         })
+    }
+
+    fn try_publish(&self, channel: String, payload: Bytes) -> TryPublish {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return TryPublish::Failed(Error::Closed, channel);
+        }
+        if !self.shared.connected.load(Ordering::Acquire) {
+            return TryPublish::Failed(Error::Disconnected, channel);
+        }
+        let msg = Outgoing {
+            channel,
+            payload,
+            done: None,
+        };
+        match self.queue.try_send(msg) {
+            Ok(()) => TryPublish::Queued,
+            Err(mpsc::error::TrySendError::Full(m)) => TryPublish::Full(m.channel, m.payload),
+            Err(mpsc::error::TrySendError::Closed(m)) => {
+                TryPublish::Failed(Error::Closed, m.channel)
+            }
+        }
     }
 
     fn subscribe(&self, sub: Sub) -> BoxFuture<'_, Result<(), Error>> {
