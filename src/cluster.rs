@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::liveness::{self, Liveness};
 use crate::namespace::Namespace;
 use crate::options::{ClusterConfig, ClusterOptions, TransportKind};
-use crate::replies::Replies;
+use crate::replies::{Replies, ReplyTasks};
 use crate::requests::NsCore;
 use crate::router::{Router, heartbeat_channel};
 use crate::shared::Shared;
@@ -27,8 +27,10 @@ struct Inner {
     uid: Uid,
     shared: Shared,
     router: Arc<Router>,
-    /// The heartbeat loop, the reply worker and the ack forwarder, stopped on close.
+    /// The heartbeat loop and the ack forwarder, stopped on close.
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// The reply worker, drained on close.
+    reply_worker: Mutex<Option<JoinHandle<()>>>,
     next_adapter_id: AtomicU64,
 }
 
@@ -127,14 +129,16 @@ impl Cluster {
             )),
         };
         transport.subscribe(Sub::Channel(heartbeat.clone())).await?;
-        let (replies, reply_tasks) = Replies::start(transport.clone(), counters.clone());
+        let (replies, ReplyTasks { worker, forwarder }) =
+            Replies::start(transport.clone(), counters.clone());
         let shared = Shared::new(&uid_text, config, transport, replies, counters, liveness);
         let cluster = Self {
             inner: Arc::new(Inner {
                 uid,
                 shared,
                 router,
-                tasks: Mutex::new(reply_tasks.into()),
+                tasks: Mutex::new(vec![forwarder]),
+                reply_worker: Mutex::new(Some(worker)),
                 next_adapter_id: AtomicU64::new(1),
             }),
         };
@@ -203,6 +207,17 @@ impl Cluster {
         let tasks: Vec<_> = lock(&self.inner.tasks).drain(..).collect();
         for task in tasks {
             task.abort();
+        }
+        // Replies already queued still go out (before the transport flushes and closes);
+        // bounded, as each waits at most for room in the publish queue.
+        shared.replies.shutdown();
+        let worker = lock(&self.inner.reply_worker).take();
+        if let Some(mut worker) = worker {
+            let timeout = shared.config.connect_timeout();
+            if tokio::time::timeout(timeout, &mut worker).await.is_err() {
+                worker.abort();
+                tracing::warn!("cluster adapter: replies still queued at close were dropped");
+            }
         }
         // Tell our peers at once rather than letting them find out by silence.
         let leave = liveness::leave(&shared.uid);

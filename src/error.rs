@@ -13,7 +13,7 @@ pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 pub enum Error {
     /// The Redis URL or options are invalid.
     #[error("invalid configuration: {0}")]
-    Config(ConfigError),
+    Config(#[source] ConfigError),
     /// Redis answered with an error or the connection failed.
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),

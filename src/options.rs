@@ -251,7 +251,12 @@ impl ClusterConfig {
             && let Some(pem) = &url.tls_root_cert
         {
             // A CA for a plain connection would be a silent downgrade, not TLS.
-            if !url.url.starts_with("rediss://") {
+            // The redis crate takes the scheme in any case.
+            let tls = url
+                .url
+                .get(..9)
+                .is_some_and(|s| s.eq_ignore_ascii_case("rediss://"));
+            if !tls {
                 return Err(Error::config(format!(
                     "tls_root_cert is set but the URL {} is not rediss://",
                     redact_url(&url.url)
@@ -327,6 +332,17 @@ mod tests {
         "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ3g=\n-----END CERTIFICATE-----\n";
 
     #[test]
+    fn a_config_error_keeps_its_cause() {
+        let pem = "-----BEGIN CERTIFICATE-----\n!!not base64!!\n-----END CERTIFICATE-----\n";
+        let err = ClusterOptions::new("rediss://h")
+            .tls_root_cert(pem)
+            .build()
+            .unwrap_err();
+        let config = std::error::Error::source(&err).expect("the ConfigError");
+        assert!(std::error::Error::source(config).is_some(), "{err}");
+    }
+
+    #[test]
     fn invalid_options_fail() {
         let invalid = [
             ClusterOptions::new("redis://h").key(""),
@@ -335,6 +351,7 @@ mod tests {
             ClusterOptions::new("redis://h")
                 .heartbeat(Duration::from_secs(2), Duration::from_secs(2)),
             ClusterOptions::new("rediss://h").tls_root_cert("not a pem"),
+            ClusterOptions::new("REDISS://h").tls_root_cert("not a pem"),
             ClusterOptions::new("redis://h").tls_root_cert(PEM_FOR_TEST),
         ];
         for o in invalid {

@@ -3,20 +3,25 @@
 //!
 //! Replies (to fetchSockets, allRooms, sockets, legacy remote join/leave/disconnect),
 //! server-side acks and forwarded client acks are produced on the subscriber task (or
-//! on the ack-forwarding task). When nothing waits in the reply queue and the
+//! on the ack-forwarding task). When no earlier reply is still on its way and the
 //! transport's publish queue has room, a reply goes straight into the publish queue,
 //! where it is pipelined with everything else (no extra hop). Otherwise it goes into
 //! one bounded queue of [`REPLY_QUEUE`] messages, drained in order by one worker task
-//! that waits for room in the publish queue. When Redis is slow and the queue is full, a new
-//! reply is refused and counted in [`ClusterStats::replies_dropped`](crate::ClusterStats)
-//! (the requester then times out on this server, and its error names what is missing);
-//! the same when the transport refuses it (Redis down).
+//! that waits for room in the publish queue. A reply that finds the queue full, or that
+//! the transport refuses (Redis down, handle closed), is dropped and counted in
+//! [`ClusterStats::replies_dropped`](crate::ClusterStats) with the reason logged; the
+//! requester then times out on this server, and its error says who is missing.
 //!
 //! Client acks of a broadcast-with-ack request arrive over time (until the requester's
-//! ack timeout). Their streams are handed to one forwarding task per cluster handle
-//! ([`Replies::forward`]), which polls at most [`MAX_FORWARDS`] of them at once and puts
-//! each ack on the reply queue; a request beyond that is refused and counted like a
-//! reply (its acks are not forwarded), so no task is spawned per request either.
+//! ack timeout). Their streams are handed to one forwarding task per cluster handle,
+//! which polls at most [`MAX_FORWARDS`] of them at once (as many more may wait for a
+//! slot) and puts each ack on the reply queue. A slot is reserved before the request is
+//! answered ([`Replies::reserve_forward`]), so a request that gets none is answered
+//! with a client count of 0 instead of making the requester wait for acks that would
+//! never be forwarded.
+//!
+//! On close, the worker stops taking new replies, publishes those already queued, and
+//! ends ([`Replies::shutdown`]); the forwarder is stopped.
 
 use crate::stats::Counters;
 use crate::transport::{Mode, Transport, TryPublish};
@@ -26,7 +31,8 @@ use futures_util::StreamExt;
 use futures_util::stream::SelectAll;
 use std::pin::Pin;
 use std::sync::Arc;
-use tokio::sync::mpsc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 /// Capacity of the reply queue, in messages.
@@ -35,136 +41,204 @@ pub(crate) const REPLY_QUEUE: usize = 4096;
 /// Most broadcast-with-ack requests whose client acks are forwarded at once.
 pub(crate) const MAX_FORWARDS: usize = 1024;
 
-/// The encoded acks of one broadcast-with-ack request, as they come.
-pub(crate) type AckReplies = Pin<Box<dyn Stream<Item = Vec<u8>> + Send>>;
-
-struct Forward {
-    channel: String,
-    acks: AckReplies,
-}
-
 /// Most replies the worker takes from the queue at once.
 const BATCH: usize = 256;
+
+/// The encoded acks of one broadcast-with-ack request, as they come.
+pub(crate) type AckReplies = Pin<Box<dyn Stream<Item = Vec<u8>> + Send>>;
 
 struct Reply {
     channel: String,
     payload: Bytes,
 }
 
-/// A cheap-clone handle to the reply queue and the ack forwarder.
-#[derive(Clone)]
-pub(crate) struct Replies {
+struct Forward {
+    channel: String,
+    acks: AckReplies,
+}
+
+/// The queue side shared by every handle and the forwarder.
+struct Queue {
     tx: mpsc::Sender<Reply>,
-    forwards: mpsc::Sender<Forward>,
+    /// Replies queued or in the worker's hands, not yet in the publish queue: the fast
+    /// path is taken only at zero, so replies keep their order.
+    on_the_way: Arc<AtomicUsize>,
+    /// Set by [`Replies::shutdown`]: new replies are refused at once, even while the
+    /// worker is still busy with a batch.
+    closed: AtomicBool,
     transport: Arc<dyn Transport>,
     counters: Arc<Counters>,
 }
 
+impl Queue {
+    fn send(&self, channel: String, payload: Bytes) {
+        if self.closed.load(Ordering::Acquire) {
+            return self.counters.reply_dropped(&channel, &"closed");
+        }
+        let (mut channel, mut payload) = (channel, payload);
+        if self.on_the_way.load(Ordering::Acquire) == 0 {
+            match self.transport.try_publish(channel, payload) {
+                TryPublish::Queued => return,
+                TryPublish::Failed(e, channel) => {
+                    return self.counters.reply_dropped(&channel, &e);
+                }
+                TryPublish::Full(c, p) => (channel, payload) = (c, p),
+            }
+        }
+        self.on_the_way.fetch_add(1, Ordering::AcqRel);
+        if let Err(e) = self.tx.try_send(Reply { channel, payload }) {
+            self.on_the_way.fetch_sub(1, Ordering::AcqRel);
+            let (reply, why) = match e {
+                mpsc::error::TrySendError::Full(r) => (r, "reply queue full"),
+                mpsc::error::TrySendError::Closed(r) => (r, "closed"),
+            };
+            self.counters.reply_dropped(&reply.channel, &why);
+        }
+    }
+}
+
+/// A cheap-clone handle to the reply queue and the ack forwarder.
+#[derive(Clone)]
+pub(crate) struct Replies {
+    queue: Arc<Queue>,
+    forwards: mpsc::Sender<Forward>,
+    stop: Arc<watch::Sender<bool>>,
+}
+
+/// The background tasks of [`Replies`].
+pub(crate) struct ReplyTasks {
+    /// Drains the reply queue; ends after [`Replies::shutdown`] once drained.
+    pub(crate) worker: JoinHandle<()>,
+    /// Polls the forwarded ack streams; aborted on close.
+    pub(crate) forwarder: JoinHandle<()>,
+}
+
+/// A reserved slot of the ack forwarder (see [`Replies::reserve_forward`]).
+pub(crate) struct ForwardSlot<'a>(mpsc::Permit<'a, Forward>);
+
+impl ForwardSlot<'_> {
+    /// Forwards each ack of `acks` to `channel` through the reply queue, as they come.
+    pub(crate) fn forward(self, channel: String, acks: AckReplies) {
+        self.0.send(Forward { channel, acks });
+    }
+}
+
 impl Replies {
-    /// Starts the reply worker and the ack forwarder. Both end when every handle is
-    /// dropped, or when the returned tasks are aborted (on close).
+    /// Starts the reply worker and the ack forwarder. Both also end by themselves when
+    /// every handle is dropped.
     pub(crate) fn start(
         transport: Arc<dyn Transport>,
         counters: Arc<Counters>,
-    ) -> (Self, [JoinHandle<()>; 2]) {
-        let (mut replies, worker) = Self::with_capacity(transport, counters, REPLY_QUEUE);
-        let (forwards, rx) = mpsc::channel::<Forward>(MAX_FORWARDS);
-        replies.forwards = forwards;
-        let forwarder = tokio::spawn(forward_acks(rx, replies.downgrade()));
-        (replies, [worker, forwarder])
+    ) -> (Self, ReplyTasks) {
+        Self::with_capacity(transport, counters, REPLY_QUEUE)
     }
 
     fn with_capacity(
         transport: Arc<dyn Transport>,
         counters: Arc<Counters>,
         capacity: usize,
-    ) -> (Self, JoinHandle<()>) {
-        let (tx, mut rx) = mpsc::channel::<Reply>(capacity);
-        let worker_counters = counters.clone();
-        let worker_transport = transport.clone();
-        let task = tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(BATCH);
-            while rx.recv_many(&mut batch, BATCH).await > 0 {
-                for r in batch.drain(..) {
-                    // Queued: waits for room in the publish queue, so backpressure from
-                    // Redis collects here, in a bounded queue, not in tasks.
-                    if let Err(e) = worker_transport
-                        .publish(r.channel.clone(), r.payload, Mode::Queued)
-                        .await
-                    {
-                        tracing::debug!(error = %e, "cluster adapter: reply not sent");
-                        worker_counters.reply_dropped(&r.channel);
-                    }
-                }
-            }
+    ) -> (Self, ReplyTasks) {
+        let (tx, rx) = mpsc::channel::<Reply>(capacity);
+        let (stop, stop_rx) = watch::channel(false);
+        let on_the_way = Arc::new(AtomicUsize::new(0));
+        let worker = tokio::spawn(drain_replies(
+            rx,
+            stop_rx,
+            on_the_way.clone(),
+            transport.clone(),
+            counters.clone(),
+        ));
+        let queue = Arc::new(Queue {
+            tx,
+            on_the_way,
+            closed: AtomicBool::new(false),
+            transport,
+            counters,
         });
-        // No forwarder until `start` installs one: forwards are refused and counted.
-        let (forwards, _) = mpsc::channel(1);
-        (
-            Self {
-                tx,
-                forwards,
-                transport,
-                counters,
-            },
-            task,
-        )
-    }
-
-    /// A handle that does not keep the forwarder's own input open (else the forwarder
-    /// would hold its channel and never see that every real handle is gone).
-    fn downgrade(&self) -> WeakReplies {
-        WeakReplies {
-            tx: self.tx.downgrade(),
-            counters: self.counters.clone(),
-        }
-    }
-
-    /// Forwards each ack of `acks` to `channel` through the reply queue, as they come;
-    /// never waits. Refused (and counted once) when [`MAX_FORWARDS`] requests are being
-    /// forwarded already.
-    pub(crate) fn forward(&self, channel: String, acks: AckReplies) {
-        if let Err(e) = self.forwards.try_send(Forward { channel, acks }) {
-            let f = match e {
-                mpsc::error::TrySendError::Full(f) | mpsc::error::TrySendError::Closed(f) => f,
-            };
-            self.counters.reply_dropped(&f.channel);
-        }
+        let (forwards, forwards_rx) = mpsc::channel::<Forward>(MAX_FORWARDS);
+        let forwarder = tokio::spawn(forward_acks(forwards_rx, Arc::downgrade(&queue)));
+        let replies = Self {
+            queue,
+            forwards,
+            stop: Arc::new(stop),
+        };
+        (replies, ReplyTasks { worker, forwarder })
     }
 
     /// Queues `payload` for `channel`; never waits. Refused (and counted) when full.
     pub(crate) fn send(&self, channel: String, payload: impl Into<Bytes>) {
-        let (mut channel, mut payload) = (channel, payload.into());
-        // Fast path, only when no earlier reply waits (they stay in order).
-        if self.tx.capacity() == self.tx.max_capacity() {
-            match self.transport.try_publish(channel, payload) {
-                TryPublish::Queued => return,
-                TryPublish::Failed(e, channel) => {
-                    tracing::debug!(error = %e, "cluster adapter: reply not sent");
-                    return self.counters.reply_dropped(&channel);
-                }
-                TryPublish::Full(c, p) => (channel, payload) = (c, p),
+        self.queue.send(channel, payload.into());
+    }
+
+    /// A slot of the ack forwarder, or `None` (counted) when [`MAX_FORWARDS`] requests
+    /// are being forwarded and as many wait already.
+    pub(crate) fn reserve_forward(&self, channel: &str) -> Option<ForwardSlot<'_>> {
+        match self.forwards.try_reserve() {
+            Ok(permit) => Some(ForwardSlot(permit)),
+            Err(e) => {
+                let why = match e {
+                    mpsc::error::TrySendError::Full(()) => "ack forwarder full",
+                    mpsc::error::TrySendError::Closed(()) => "closed",
+                };
+                self.queue.counters.reply_dropped(channel, &why);
+                None
             }
         }
-        let reply = Reply { channel, payload };
-        if let Err(e) = self.tx.try_send(reply) {
-            let reply = match e {
-                mpsc::error::TrySendError::Full(r) | mpsc::error::TrySendError::Closed(r) => r,
-            };
-            self.counters.reply_dropped(&reply.channel);
+    }
+
+    /// Stops taking replies: the worker publishes those already queued, then ends (await
+    /// its task). Later replies are refused and counted.
+    pub(crate) fn shutdown(&self) {
+        self.queue.closed.store(true, Ordering::Release);
+        let _ = self.stop.send(true);
+    }
+}
+
+/// The reply worker: publishes queued replies in order, waiting for room in the publish
+/// queue, so backpressure from Redis collects here, in a bounded queue, not in tasks.
+async fn drain_replies(
+    mut rx: mpsc::Receiver<Reply>,
+    mut stop: watch::Receiver<bool>,
+    on_the_way: Arc<AtomicUsize>,
+    transport: Arc<dyn Transport>,
+    counters: Arc<Counters>,
+) {
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut stopping = false;
+    loop {
+        let n = if stopping {
+            rx.recv_many(&mut batch, BATCH).await
+        } else {
+            tokio::select! {
+                n = rx.recv_many(&mut batch, BATCH) => n,
+                changed = stop.changed() => {
+                    // Stop asked (or every handle gone): refuse new replies, drain the rest.
+                    let _ = changed;
+                    stopping = true;
+                    rx.close();
+                    continue;
+                }
+            }
+        };
+        if n == 0 {
+            return;
+        }
+        for r in batch.drain(..) {
+            let result = transport
+                .publish(r.channel.clone(), r.payload, Mode::Queued)
+                .await;
+            on_the_way.fetch_sub(1, Ordering::AcqRel);
+            if let Err(e) = result {
+                counters.reply_dropped(&r.channel, &e);
+            }
         }
     }
 }
 
-/// What the forwarder needs of the reply queue.
-struct WeakReplies {
-    tx: mpsc::WeakSender<Reply>,
-    counters: Arc<Counters>,
-}
-
 /// Polls every forwarded ack stream (at most [`MAX_FORWARDS`] at once) and queues each
-/// ack as a reply.
-async fn forward_acks(mut rx: mpsc::Receiver<Forward>, replies: WeakReplies) {
+/// ack as a reply. Holds the queue weakly, so that it never keeps a dropped handle's
+/// queue (and transport) alive.
+async fn forward_acks(mut rx: mpsc::Receiver<Forward>, queue: std::sync::Weak<Queue>) {
     let mut active: SelectAll<Pin<Box<dyn Stream<Item = Reply> + Send>>> = SelectAll::new();
     let mut open = true;
     loop {
@@ -180,14 +254,8 @@ async fn forward_acks(mut rx: mpsc::Receiver<Forward>, replies: WeakReplies) {
                 None => open = false,
             },
             Some(reply) = active.next(), if !active.is_empty() => {
-                let Some(tx) = replies.tx.upgrade() else { return };
-                if let Err(e) = tx.try_send(reply) {
-                    let r = match e {
-                        mpsc::error::TrySendError::Full(r)
-                        | mpsc::error::TrySendError::Closed(r) => r,
-                    };
-                    replies.counters.reply_dropped(&r.channel);
-                }
+                let Some(queue) = queue.upgrade() else { return };
+                queue.send(reply.channel, reply.payload);
             }
             else => return,
         }
@@ -202,11 +270,28 @@ mod tests {
     use std::sync::Mutex;
     use tokio::sync::Notify;
 
-    /// A transport whose publishes wait until released, and record what they sent.
+    /// A transport whose waiting publishes wait until released, and that records what
+    /// it sent; its non-waiting path has room only while `room` is set.
     #[derive(Default)]
     struct Stalled {
         sent: Mutex<Vec<String>>,
         release: Notify,
+        room: AtomicBool,
+    }
+
+    impl Stalled {
+        fn sent(&self) -> Vec<String> {
+            self.sent.lock().unwrap().clone()
+        }
+
+        /// Releases one waiting publish and waits until it was recorded.
+        async fn release_one(&self) {
+            let before = self.sent().len();
+            self.release.notify_one();
+            while self.sent().len() == before {
+                tokio::task::yield_now().await;
+            }
+        }
     }
 
     impl Transport for Stalled {
@@ -218,8 +303,12 @@ mod tests {
             })
         }
         fn try_publish(&self, channel: String, payload: Bytes) -> TryPublish {
-            // Never room right now: every reply takes the queue.
-            TryPublish::Full(channel, payload)
+            if self.room.load(Ordering::Acquire) {
+                self.sent.lock().unwrap().push(channel);
+                TryPublish::Queued
+            } else {
+                TryPublish::Full(channel, payload)
+            }
         }
         fn subscribe(&self, _: Sub) -> BoxFuture<'_, Result<(), Error>> {
             Box::pin(async { Ok(()) })
@@ -238,44 +327,17 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn acks_are_forwarded_as_they_come_and_excess_requests_are_counted() {
+    fn setup(capacity: usize) -> (Arc<Stalled>, Arc<Counters>, Replies, ReplyTasks) {
         let transport = Arc::new(Stalled::default());
         let counters = Arc::new(Counters::default());
-        let (replies, tasks) = Replies::start(transport.clone(), counters.clone());
-        // One request whose two acks arrive later.
-        let (ack_tx, ack_rx) = mpsc::unbounded_channel::<Vec<u8>>();
-        let acks = futures_util::stream::unfold(ack_rx, |mut rx| async move {
-            rx.recv().await.map(|a| (a, rx))
-        });
-        replies.forward("acks".into(), Box::pin(acks));
-        // Requests whose acks never come fill the forwarder: polled, then queued.
-        for _ in 0..(2 * MAX_FORWARDS - 1) {
-            replies.forward("silent".into(), Box::pin(futures_util::stream::pending()));
-            // The forwarder takes what it can (up to its limit) as they come.
-            tokio::task::yield_now().await;
-        }
-        assert_eq!(counters.snapshot().replies_dropped, 0);
-        replies.forward("refused".into(), Box::pin(futures_util::stream::pending()));
-        assert_eq!(counters.snapshot().replies_dropped, 1);
-        for (i, ack) in [b"a1", b"a2"].into_iter().enumerate() {
-            ack_tx.send(ack.to_vec()).unwrap();
-            transport.release.notify_one();
-            while transport.sent.lock().unwrap().len() < i + 1 {
-                tokio::task::yield_now().await;
-            }
-        }
-        assert_eq!(*transport.sent.lock().unwrap(), ["acks", "acks"]);
-        for t in tasks {
-            t.abort();
-        }
+        let (replies, tasks) =
+            Replies::with_capacity(transport.clone(), counters.clone(), capacity);
+        (transport, counters, replies, tasks)
     }
 
     #[tokio::test]
     async fn a_full_queue_refuses_and_counts_instead_of_spawning() {
-        let transport = Arc::new(Stalled::default());
-        let counters = Arc::new(Counters::default());
-        let (replies, task) = Replies::with_capacity(transport.clone(), counters.clone(), 4);
+        let (transport, counters, replies, _tasks) = setup(4);
         // The worker takes the first reply and stalls on it; 4 more fill the queue.
         replies.send("r0".into(), &b"x"[..]);
         tokio::task::yield_now().await;
@@ -284,20 +346,81 @@ mod tests {
         }
         // r0 is in the worker's hands, r1..r4 fill the queue, r5..r14 are refused.
         assert_eq!(counters.snapshot().replies_dropped, 10);
-        // Released one by one, the kept ones are sent in order.
-        for i in 1..=5 {
-            transport.release.notify_one();
-            while transport.sent.lock().unwrap().len() < i {
-                tokio::task::yield_now().await;
-            }
+        for _ in 0..5 {
+            transport.release_one().await;
         }
-        let sent = transport.sent.lock().unwrap().clone();
-        assert_eq!(sent, ["r0", "r1", "r2", "r3", "r4"]);
-        // Stopped (as `Cluster::close` does), the queue refuses and counts: no reply
-        // waits forever in a queue nobody drains.
-        task.abort();
-        assert!(task.await.unwrap_err().is_cancelled());
+        assert_eq!(transport.sent(), ["r0", "r1", "r2", "r3", "r4"]);
+    }
+
+    #[tokio::test]
+    async fn the_fast_path_never_overtakes_a_reply_on_its_way() {
+        let (transport, counters, replies, _tasks) = setup(16);
+        // No room: "a" takes the queue, and the worker stalls on it.
+        replies.send("a".into(), &b"x"[..]);
+        tokio::task::yield_now().await;
+        // Room now, but "a" is still on its way: "b" queues behind it.
+        transport.room.store(true, Ordering::Release);
+        replies.send("b".into(), &b"x"[..]);
+        assert!(transport.sent().is_empty());
+        transport.release_one().await;
+        transport.release_one().await;
+        assert_eq!(transport.sent(), ["a", "b"]);
+        // Nothing on its way: "c" goes straight into the publish queue.
+        while replies.queue.on_the_way.load(Ordering::Acquire) > 0 {
+            tokio::task::yield_now().await;
+        }
+        replies.send("c".into(), &b"x"[..]);
+        assert_eq!(transport.sent(), ["a", "b", "c"]);
+        assert_eq!(counters.snapshot().replies_dropped, 0);
+    }
+
+    #[tokio::test]
+    async fn shutdown_publishes_what_is_queued_then_refuses() {
+        let (transport, counters, replies, tasks) = setup(16);
+        for r in ["r0", "r1", "r2"] {
+            replies.send(r.into(), &b"x"[..]);
+            tokio::task::yield_now().await;
+        }
+        replies.shutdown();
+        tokio::task::yield_now().await;
         replies.send("late".into(), &b"x"[..]);
-        assert_eq!(counters.snapshot().replies_dropped, 11);
+        assert_eq!(counters.snapshot().replies_dropped, 1);
+        for _ in 0..3 {
+            transport.release_one().await;
+        }
+        assert_eq!(transport.sent(), ["r0", "r1", "r2"]);
+        // The worker ends by itself once drained.
+        tasks.worker.await.unwrap();
+        tasks.forwarder.abort();
+    }
+
+    #[tokio::test]
+    async fn acks_are_forwarded_as_they_come_and_excess_requests_are_counted() {
+        let (transport, counters, replies, tasks) = setup(16);
+        // One request whose two acks arrive later.
+        let (ack_tx, ack_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        let acks = futures_util::stream::unfold(ack_rx, |mut rx| async move {
+            rx.recv().await.map(|a| (a, rx))
+        });
+        replies
+            .reserve_forward("acks")
+            .unwrap()
+            .forward("acks".into(), Box::pin(acks));
+        // Requests whose acks never come fill the forwarder: polled, then waiting.
+        for _ in 0..(2 * MAX_FORWARDS - 1) {
+            let slot = replies.reserve_forward("silent").expect("a free slot");
+            slot.forward("silent".into(), Box::pin(futures_util::stream::pending()));
+            // The forwarder takes what it can (up to its limit) as they come.
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(counters.snapshot().replies_dropped, 0);
+        assert!(replies.reserve_forward("refused").is_none());
+        assert_eq!(counters.snapshot().replies_dropped, 1);
+        for ack in [b"a1", b"a2"] {
+            ack_tx.send(ack.to_vec()).unwrap();
+            transport.release_one().await;
+        }
+        assert_eq!(transport.sent(), ["acks", "acks"]);
+        tasks.forwarder.abort();
     }
 }

@@ -40,15 +40,17 @@ impl Counters {
         }
     }
 
-    /// A reply (to a request, a server-side ack, a forwarded client ack) that the reply
-    /// queue refused because it was full: counted, logged at a bounded rate.
-    pub(crate) fn reply_dropped(&self, channel: &str) {
+    /// A reply (to a request, a server-side ack, a forwarded client ack) that could not
+    /// be sent (`reason`: reply queue full, ack forwarder full, Redis down, closed):
+    /// counted, logged at a bounded rate.
+    pub(crate) fn reply_dropped(&self, channel: &str, reason: &dyn Display) {
         Self::add(&self.replies_dropped, 1);
         if let Some(skipped) = self.replies_log.allow() {
             tracing::warn!(
                 channel,
+                reason = %reason,
                 also_dropped_since_last_log = skipped,
-                "cluster adapter: reply queue full; reply dropped (the requester will time out)"
+                "cluster adapter: reply dropped (the requester will miss it)"
             );
         }
     }
@@ -114,9 +116,10 @@ pub struct ClusterStats {
     /// Times the subscriber connection was lost and re-established (Redis restarts,
     /// killed connections, a slow subscriber cut off by Redis' output-buffer limit).
     pub reconnects: u64,
-    /// Replies to other servers' requests (and server-side or client acks) refused
-    /// because the reply queue was full (see `PROTOCOL.md`, "Buffers"); the requester
-    /// then times out on this server.
+    /// Replies to other servers' requests (and server-side or client acks) that could
+    /// not be sent: the reply queue or the ack forwarder was full (see `PROTOCOL.md`,
+    /// "Buffers"), Redis was down, or the handle closed. The requester then misses this
+    /// server's answer.
     pub replies_dropped: u64,
 }
 

@@ -176,14 +176,20 @@ fn answer_broadcast_with_ack<E: SocketEmitter>(
                 .malformed(core.channels().request(), &e);
         }
     };
+    let channel = core.reply_channel(requester.as_deref());
+    let replies = &core.shared().replies;
+    // Reserved before answering: without a slot the acks could not be forwarded, so the
+    // requester is told 0 clients rather than left waiting for them (counted).
+    let slot = replies.reserve_forward(&channel);
     let (stream, count) = local.broadcast_with_ack(packet, local_opts, timeout);
+    let announced = if slot.is_some() { count } else { 0 };
     core.reply(
         requester.as_deref(),
-        Response::encode_client_count(&request_id, u64::from(count)),
+        Response::encode_client_count(&request_id, u64::from(announced)),
     );
-    if count == 0 {
+    let Some(slot) = slot.filter(|_| count > 0) else {
         return;
-    }
+    };
     // Node compat: only the first ack argument is forwarded.
     let acks = stream.filter_map(move |(_sid, res)| {
         let ack = res.ok().map(|mut value| {
@@ -192,6 +198,5 @@ fn answer_broadcast_with_ack<E: SocketEmitter>(
         });
         std::future::ready(ack)
     });
-    let channel = core.reply_channel(requester.as_deref());
-    core.shared().replies.forward(channel, Box::pin(acks));
+    slot.forward(channel, Box::pin(acks));
 }
