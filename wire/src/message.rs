@@ -138,6 +138,11 @@ impl BroadcastMessage {
         }
         parts.truncate(3);
         let opts = parts.pop().unwrap_or(Value::Nil);
+        // Node compat: Node's receiver sets `opts.rooms` and throws on a nil `opts`,
+        // delivering nothing; skipped (and counted) here too.
+        if opts.is_nil() {
+            return Err(bad("broadcast opts is nil"));
+        }
         let packet = parts.pop().unwrap_or(Value::Nil);
         let uid = match parts.pop() {
             Some(Value::String(s)) => s.into_str().unwrap_or_default(),
@@ -260,6 +265,22 @@ pub fn decode_packet(v: Value) -> Result<NodePacket, DecodeError> {
     })
 }
 
+/// `opts.rooms` / `opts.except` as Node's receiver reads them, `new Set(value)`: an
+/// array gives its items; a string (as some third-party emitters send, often `""`) is
+/// iterated by JS, so each of its characters is a room.
+fn room_list(key: &str, v: Value) -> Result<Vec<Value>, DecodeError> {
+    match v {
+        Value::Array(items) => Ok(items),
+        Value::String(text) => {
+            let text = text
+                .as_str()
+                .ok_or_else(|| DecodeError(format!("opts.{key} is not valid UTF-8")))?;
+            Ok(text.chars().map(|c| Value::from(c.to_string())).collect())
+        }
+        _ => Err(DecodeError(format!("opts.{key} has the wrong type"))),
+    }
+}
+
 /// A repeated key keeps its first position (its last value wins, as in JS).
 fn push_once(order: &mut Vec<OptKey>, key: OptKey) {
     if !order.contains(&key) {
@@ -282,12 +303,12 @@ pub(crate) fn decode_opts(v: Value) -> Result<WireOptions, DecodeError> {
     };
     for (k, v) in entries {
         match (k.as_str(), v) {
-            (Some("rooms"), Value::Array(rooms)) => {
-                opts.rooms = rooms;
+            (Some("rooms"), v @ (Value::Array(_) | Value::String(_))) => {
+                opts.rooms = room_list("rooms", v)?;
                 push_once(&mut opts.order, OptKey::Rooms);
             }
-            (Some("except"), Value::Array(except)) => {
-                opts.except = Some(except);
+            (Some("except"), v @ (Value::Array(_) | Value::String(_))) => {
+                opts.except = Some(room_list("except", v)?);
                 push_once(&mut opts.order, OptKey::Except);
             }
             (Some("flags"), Value::Map(flags)) => {
@@ -297,8 +318,13 @@ pub(crate) fn decode_opts(v: Value) -> Result<WireOptions, DecodeError> {
                     .collect();
                 push_once(&mut opts.order, OptKey::Flags);
             }
-            (Some("rooms" | "except" | "flags"), Value::Nil) => {}
-            (Some(key @ ("rooms" | "except" | "flags")), _) => {
+            // Node compat: the receiver reads `opts.flags || {}` and then only
+            // `.volatile` / `.compress`, so flags of any other type mean "no flags".
+            (Some("flags"), _) => {}
+            (Some("rooms" | "except"), Value::Nil) => {}
+            // Node compat: `new Set(5)`, `new Set({})`, `new Set(true)` throw in Node's
+            // receiver, which then delivers nothing: skipped (and counted) here too.
+            (Some(key @ ("rooms" | "except")), _) => {
                 return Err(DecodeError(format!("opts.{key} has the wrong type")));
             }
             _ => {}
@@ -457,5 +483,68 @@ mod fixture_tests {
                 .unwrap();
         let msg = BroadcastMessage::decode(&bytes).unwrap();
         assert_eq!(msg.opts.room_names(), vec!["42".to_owned()]);
+    }
+}
+
+#[cfg(test)]
+mod node_tolerance_tests {
+    //! What Node's receiver accepts in `opts` (see PROTOCOL.md, and
+    //! `tests/differential.rs`, which checks each shape against a real Node server).
+    use super::*;
+
+    fn with_opts(opts: Value) -> Vec<u8> {
+        let packet = Value::Map(vec![
+            (Value::from("type"), Value::from(2)),
+            (Value::from("data"), Value::Array(vec![Value::from("e")])),
+        ]);
+        let mut buf = Vec::new();
+        codec::write(
+            &mut buf,
+            &Value::Array(vec![Value::from("u"), packet, opts]),
+        );
+        buf
+    }
+
+    fn opts(entries: Vec<(&str, Value)>) -> Value {
+        Value::Map(
+            entries
+                .into_iter()
+                .map(|(k, v)| (Value::from(k), v))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn strings_are_iterated_as_js_does_and_odd_flags_mean_none() {
+        let m = BroadcastMessage::decode(&with_opts(opts(vec![
+            ("flags", Value::from("")),
+            ("rooms", Value::from("")),
+        ])))
+        .unwrap();
+        assert!(m.opts.room_names().is_empty() && m.opts.flags.is_empty());
+        let m = BroadcastMessage::decode(&with_opts(opts(vec![
+            ("rooms", Value::from("ab")),
+            ("except", Value::from("é")),
+            ("flags", Value::from(true)),
+        ])))
+        .unwrap();
+        assert_eq!(m.opts.room_names(), ["a", "b"]);
+        assert_eq!(m.opts.except_names(), ["é"]);
+        assert!(m.opts.flags.is_empty());
+    }
+
+    #[test]
+    fn what_node_throws_on_is_refused() {
+        for bad in [
+            opts(vec![("rooms", Value::from(5))]),
+            opts(vec![("rooms", Value::Map(vec![]))]),
+            opts(vec![("except", Value::from(false))]),
+            Value::Nil,
+        ] {
+            assert!(
+                BroadcastMessage::decode(&with_opts(bad.clone())).is_err(),
+                "{bad}"
+            );
+        }
     }
 }

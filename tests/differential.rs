@@ -1,0 +1,257 @@
+//! Node is the oracle: the same raw broadcast bytes, published on one Redis, go to a Node
+//! server (`socket.io` + `@socket.io/redis-adapter`, the pinned interop packages) and a
+//! Rust server with the same sockets; every socket must receive the same events on both
+//! sides. A first slice of issue 9: the shapes of `opts` (rooms, except, flags) that
+//! third-party emitters write.
+//!
+//! Each case is followed by a well-formed marker broadcast, so what a socket received for
+//! case `i` is what arrived between markers `i - 1` and `i`.
+
+use socketioxide_cluster_test_support as common;
+
+use common::cluster::{fresh_node_server, node_with, shared_opts};
+use common::{Client, Event, Parser};
+use redis::AsyncCommands;
+use rmpv::Value;
+use serde_json::json;
+use socketioxide_cluster::wire::codec;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(15);
+
+/// The producer's uid: neither server's own.
+const PRODUCER: &str = "differential-producer";
+
+fn s(v: &str) -> Value {
+    Value::from(v)
+}
+
+fn map(entries: Vec<(&str, Value)>) -> Value {
+    Value::Map(entries.into_iter().map(|(k, v)| (s(k), v)).collect())
+}
+
+fn arr(items: Vec<Value>) -> Value {
+    Value::Array(items)
+}
+
+/// `{rooms: [], except: [], flags: {}}`.
+fn plain_opts() -> Value {
+    map(vec![
+        ("rooms", arr(vec![])),
+        ("except", arr(vec![])),
+        ("flags", map(vec![])),
+    ])
+}
+
+/// The broadcast message `[uid, {type: 2, data: [event, i], nsp: "/"}, opts]`, or
+/// without opts when `opts` is `None`.
+fn message(event: &str, i: usize, opts: Option<Value>) -> Vec<u8> {
+    let packet = map(vec![
+        ("type", Value::from(2)),
+        ("data", arr(vec![s(event), Value::from(i as u64)])),
+        ("nsp", s("/")),
+    ]);
+    let mut items = vec![s(PRODUCER), packet];
+    items.extend(opts);
+    let mut buf = Vec::new();
+    codec::write(&mut buf, &arr(items));
+    buf
+}
+
+/// The cases: a name and the `opts` (None: the message has only two elements).
+fn cases() -> Vec<(&'static str, Option<Value>)> {
+    let rooms_only = |v: Value| Some(map(vec![("rooms", v)]));
+    vec![
+        ("control: plain opts", Some(plain_opts())),
+        (
+            "flags and rooms as empty strings",
+            Some(map(vec![("flags", s("")), ("rooms", s(""))])),
+        ),
+        (
+            "rooms, except, flags as empty strings",
+            Some(map(vec![
+                ("rooms", s("")),
+                ("except", s("")),
+                ("flags", s("")),
+            ])),
+        ),
+        ("rooms as a one-letter string", rooms_only(s("a"))),
+        ("rooms as a two-letter string", rooms_only(s("ab"))),
+        (
+            "except as a string",
+            Some(map(vec![("rooms", arr(vec![s("a")])), ("except", s("b"))])),
+        ),
+        (
+            "rooms, except, flags nil",
+            Some(map(vec![
+                ("rooms", Value::Nil),
+                ("except", Value::Nil),
+                ("flags", Value::Nil),
+            ])),
+        ),
+        ("empty opts map", Some(map(vec![]))),
+        (
+            "flags true",
+            Some(map(vec![
+                ("rooms", arr(vec![])),
+                ("flags", Value::from(true)),
+            ])),
+        ),
+        (
+            "flags a number",
+            Some(map(vec![("rooms", arr(vec![])), ("flags", Value::from(1))])),
+        ),
+        (
+            "flags an array",
+            Some(map(vec![("rooms", arr(vec![])), ("flags", arr(vec![]))])),
+        ),
+        (
+            "flags a non-empty string",
+            Some(map(vec![
+                ("rooms", arr(vec![s("b")])),
+                ("flags", s("volatile")),
+            ])),
+        ),
+        (
+            "volatile: 1",
+            Some(map(vec![
+                ("rooms", arr(vec![])),
+                ("flags", map(vec![("volatile", Value::from(1))])),
+            ])),
+        ),
+        (
+            "unknown opts key",
+            Some(map(vec![
+                ("rooms", arr(vec![s("a")])),
+                ("extra", Value::from(1)),
+                ("flags", map(vec![])),
+            ])),
+        ),
+        ("duplicate rooms", rooms_only(arr(vec![s("a"), s("a")]))),
+    ]
+}
+
+/// Inputs on which Node's receiver throws (`new Set(5)`, `opts.rooms = ..` on null) and
+/// delivers nothing; node-redis then stops handing that subscriber messages, so they are
+/// not put through the Node server. Ours must skip them, count them, and keep going.
+fn node_throws() -> Vec<(&'static str, Option<Value>)> {
+    let rooms_only = |v: Value| Some(map(vec![("rooms", v)]));
+    vec![
+        ("rooms a number", rooms_only(Value::from(5))),
+        ("rooms a map", rooms_only(map(vec![]))),
+        ("rooms true", rooms_only(Value::from(true))),
+        (
+            "except a number",
+            Some(map(vec![
+                ("rooms", arr(vec![])),
+                ("except", Value::from(5)),
+            ])),
+        ),
+        ("opts nil", Some(Value::Nil)),
+        ("no opts", None),
+    ]
+}
+
+/// The sockets of one server: none, `a`, `b`, `a`+`b`.
+const ROLES: [&[&str]; 4] = [&[], &["a"], &["b"], &["a", "b"]];
+
+async fn sockets(addr: std::net::SocketAddr) -> Vec<Client> {
+    let mut out = Vec::new();
+    for rooms in ROLES {
+        let c = Client::connect(addr, "/", Parser::Json).await;
+        if !rooms.is_empty() {
+            let ack = c.emit_with_ack("join", vec![json!(rooms)], T).await;
+            assert_eq!(ack, vec![common::arg(json!("ok"))]);
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// What `c` received for each case: the events between markers.
+async fn per_case(c: &mut Client, n: usize) -> Vec<Vec<String>> {
+    let mut out = vec![Vec::new(); n];
+    let mut i = 0;
+    while i < n {
+        let Event { name, args, .. } = c.recv_event(T).await;
+        if name == "marker" {
+            i += 1;
+        } else {
+            out[i].push(format!("{name}{args:?}"));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opts_shapes_are_delivered_as_node_delivers_them() {
+    let (node, key) = fresh_node_server("diff-N", "diff").await;
+    let rust = node_with(shared_opts(&key), Parser::Json).await;
+    let node_addr: std::net::SocketAddr = ([127, 0, 0, 1], node.port()).into();
+    let mut on_node = sockets(node_addr).await;
+    let mut on_rust = sockets(rust.addr).await;
+
+    let cases = cases();
+    let mut conn = common::command_conn(&common::shared().url()).await;
+    let channel = format!("{key}#/#");
+    for (i, (_, opts)) in cases.iter().enumerate() {
+        let _: i64 = conn
+            .publish(&channel, message("case", i, opts.clone()))
+            .await
+            .unwrap();
+        let _: i64 = conn
+            .publish(&channel, message("marker", i, Some(plain_opts())))
+            .await
+            .unwrap();
+    }
+
+    let mut divergences = Vec::new();
+    for (role, (n, r)) in on_node.iter_mut().zip(on_rust.iter_mut()).enumerate() {
+        let from_node = per_case(n, cases.len()).await;
+        let from_rust = per_case(r, cases.len()).await;
+        for (i, (name, _)) in cases.iter().enumerate() {
+            if from_node[i] != from_rust[i] {
+                divergences.push(format!(
+                    "case {i} ({name}), socket in {:?}: Node delivered {:?}, Rust {:?}",
+                    ROLES[role], from_node[i], from_rust[i]
+                ));
+            }
+        }
+    }
+    assert!(
+        divergences.is_empty(),
+        "{} divergences from Node:\n{}",
+        divergences.len(),
+        divergences.join("\n")
+    );
+    drop(node);
+
+    // Inputs Node throws on: ours delivers nothing, counts each, and keeps delivering.
+    let throws = node_throws();
+    let before = rust.cluster.stats().malformed;
+    for (i, (_, opts)) in throws.iter().enumerate() {
+        let _: i64 = conn
+            .publish(&channel, message("bad", i, opts.clone()))
+            .await
+            .unwrap();
+        let _: i64 = conn
+            .publish(&channel, message("marker", i, Some(plain_opts())))
+            .await
+            .unwrap();
+    }
+    for c in on_rust.iter_mut() {
+        let got = per_case(c, throws.len()).await;
+        for (i, (name, _)) in throws.iter().enumerate() {
+            assert!(
+                got[i].is_empty(),
+                "case {name:?}: Rust delivered {:?}",
+                got[i]
+            );
+        }
+    }
+    assert_eq!(
+        rust.cluster.stats().malformed - before,
+        throws.len() as u64,
+        "each input Node throws on is counted as malformed"
+    );
+}
