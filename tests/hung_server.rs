@@ -116,6 +116,9 @@ fn main() {
 
         // SIGSTOP: the child's connections stay open; it stops answering and heartbeating.
         unsafe { libc::kill(pid, libc::SIGSTOP) };
+        // kill(2) only queues the signal: wait until the kernel says the child is stopped,
+        // else it may still answer the next request (seen once on a loaded 2-core CI).
+        wait_until_stopped(pid);
         let stopped = Instant::now();
         let detected = loop {
             let call = Instant::now();
@@ -167,4 +170,24 @@ fn main() {
         outcome.0, outcome.1
     );
     println!("1 passed, 0 failed");
+}
+
+/// Waits (bounded) until `/proc/<pid>/stat` shows the process stopped (`T`).
+fn wait_until_stopped(pid: i32) {
+    let start = Instant::now();
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // The state follows the parenthesised command name.
+        let state = stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.chars().next());
+        if state == Some('T') {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "child {pid} not stopped after SIGSTOP: {stat}"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
