@@ -112,13 +112,9 @@ fn cases() -> Vec<(&'static str, Option<Value>)> {
                 ("flags", s("volatile")),
             ])),
         ),
-        (
-            "volatile: 1",
-            Some(map(vec![
-                ("rooms", arr(vec![])),
-                ("flags", map(vec![("volatile", Value::from(1))])),
-            ])),
-        ),
+        // Not compared: volatile shapes. Whether a volatile packet reaches a busy client is
+        // timing (Node dropped `volatile: 1` on a loaded CI run while ours delivered it);
+        // ours reads `volatile` for truthiness as Node does (unit-tested in `wire`).
         (
             "unknown opts key",
             Some(map(vec![

@@ -109,9 +109,24 @@ impl WireOptions {
         self.flags.iter().find(|(k, _)| k == name).map(|(_, v)| v)
     }
 
-    /// `flags.volatile === true`.
+    /// Whether `flags.volatile` is set. Node compat: Node passes `flags.volatile` on as
+    /// is and tests it for truthiness, so `1` or `"true"` mean volatile too.
     pub fn is_volatile(&self) -> bool {
-        self.flag("volatile").and_then(Value::as_bool) == Some(true)
+        self.flag("volatile").is_some_and(js_truthy)
+    }
+}
+
+/// JavaScript's truthiness of a decoded value: `false`, `0`, `NaN`, `""` and nil are
+/// falsy; everything else (objects, arrays, buffers included) is truthy.
+fn js_truthy(v: &Value) -> bool {
+    match v {
+        Value::Nil => false,
+        Value::Boolean(b) => *b,
+        Value::Integer(i) => i.as_i64() != Some(0) && i.as_u64() != Some(0),
+        Value::F32(f) => *f != 0.0 && !f.is_nan(),
+        Value::F64(f) => *f != 0.0 && !f.is_nan(),
+        Value::String(s) => !s.as_bytes().is_empty(),
+        _ => true,
     }
 }
 
@@ -531,6 +546,34 @@ mod node_tolerance_tests {
         assert_eq!(m.opts.room_names(), ["a", "b"]);
         assert_eq!(m.opts.except_names(), ["é"]);
         assert!(m.opts.flags.is_empty());
+    }
+
+    #[test]
+    fn volatile_is_read_for_truthiness_as_node_does() {
+        let volatile = |v: Value| {
+            let o = opts(vec![("flags", opts(vec![("volatile", v)]))]);
+            BroadcastMessage::decode(&with_opts(o))
+                .unwrap()
+                .opts
+                .is_volatile()
+        };
+        for yes in [
+            Value::from(true),
+            Value::from(1),
+            Value::from("true"),
+            Value::from(-1.5),
+        ] {
+            assert!(volatile(yes.clone()), "{yes}");
+        }
+        for no in [
+            Value::from(false),
+            Value::from(0),
+            Value::from(""),
+            Value::Nil,
+            Value::from(0.0),
+        ] {
+            assert!(!volatile(no.clone()), "{no}");
+        }
     }
 
     #[test]
