@@ -138,18 +138,10 @@ impl Callbacks {
         self.describers.insert(nsp.to_owned(), describe);
     }
 
-    /// The [`SocketDetails`] of local socket `id` of `nsp`: the application's describer
-    /// (guarded: a panic gives the defaults), or the defaults.
-    pub(crate) fn describe(&self, nsp: &str, id: &str) -> SocketDetails {
-        let describe = self.describers.get(nsp).map(|d| d.clone());
-        describe
-            .and_then(|d| guarded("describe_sockets", || d(id)))
-            .unwrap_or_default()
-    }
-
-    /// Whether a describer is set for `nsp` (spares a lookup per socket otherwise).
-    pub(crate) fn has_describer(&self, nsp: &str) -> bool {
-        self.describers.contains_key(nsp)
+    /// How this server describes its sockets of `nsp`: looked up once per fetch, then
+    /// called per socket through [`describe`].
+    pub(crate) fn describer(&self, nsp: &str) -> Option<Describer> {
+        self.describers.get(nsp).map(|d| d.clone())
     }
 
     /// Drops every callback at once (on close: they may hold the `SocketIo`, which holds
@@ -160,6 +152,14 @@ impl Callbacks {
         self.describers.clear();
         lock(&self.waiters).clear();
     }
+}
+
+/// The [`SocketDetails`] of local socket `id`: what `describer` says (guarded: a panic
+/// gives the defaults), or the defaults without one.
+pub(crate) fn describe(describer: Option<&Describer>, id: &str) -> SocketDetails {
+    describer
+        .and_then(|d| guarded("describe_sockets", || d(id)))
+        .unwrap_or_default()
 }
 
 /// Runs application code on the subscriber task: a panic there must not end the task

@@ -6,7 +6,7 @@
 //! joined to it first (lazily, once; the room goes away with the socket), so `to(<id>)`
 //! / `except(<id>)` from anywhere in the cluster behave as in Node.
 
-use crate::callbacks::Callbacks;
+use crate::callbacks::{Callbacks, describe};
 use crate::wire::request::Selector;
 use socketioxide_core::{
     Sid,
@@ -101,8 +101,7 @@ pub(super) fn fetch<E: SocketEmitter>(
     sel: &Selector,
 ) -> Vec<crate::socket_info::SocketInfo> {
     let opts = selector_options(local, sel);
-    let nsp = local.path();
-    let described = callbacks.has_describer(nsp);
+    let describer = callbacks.describer(local.path());
     local
         .sockets(opts)
         .into_iter()
@@ -114,12 +113,7 @@ pub(super) fn fetch<E: SocketEmitter>(
                 .map(|r| r.to_string())
                 .collect();
             rooms.insert(id.clone());
-            let details = if described {
-                callbacks.describe(nsp, &id)
-            } else {
-                Default::default()
-            };
-            details.into_info(id, rooms.into_iter().collect())
+            describe(describer.as_ref(), &id).into_info(id, rooms.into_iter().collect())
         })
         .collect()
 }

@@ -71,11 +71,10 @@ struct Queue {
 }
 
 impl Queue {
-    fn send(&self, channel: String, payload: Bytes) {
+    fn send(&self, mut channel: String, mut payload: Bytes) {
         if self.closed.load(Ordering::Acquire) {
             return self.counters.reply_dropped(&channel, &"closed");
         }
-        let (mut channel, mut payload) = (channel, payload);
         if self.on_the_way.load(Ordering::Acquire) == 0 {
             match self.transport.try_publish(channel, payload) {
                 TryPublish::Queued => return,
@@ -211,9 +210,8 @@ async fn drain_replies(
         } else {
             tokio::select! {
                 n = rx.recv_many(&mut batch, BATCH) => n,
-                changed = stop.changed() => {
+                _ = stop.changed() => {
                     // Stop asked (or every handle gone): refuse new replies, drain the rest.
-                    let _ = changed;
                     stopping = true;
                     rx.close();
                     continue;

@@ -282,7 +282,9 @@ pub fn decode_packet(v: Value) -> Result<NodePacket, DecodeError> {
 
 /// `opts.rooms` / `opts.except` as Node's receiver reads them, `new Set(value)`: an
 /// array gives its items; a string (as some third-party emitters send, often `""`) is
-/// iterated by JS, so each of its characters is a room.
+/// iterated by JS, so each of its characters is a room. Node compat: `new Set(5)`,
+/// `new Set({})`, `new Set(true)` throw in Node's receiver, which then delivers nothing:
+/// refused here (the message is skipped and counted).
 fn room_list(key: &str, v: Value) -> Result<Vec<Value>, DecodeError> {
     match v {
         Value::Array(items) => Ok(items),
@@ -318,11 +320,12 @@ pub(crate) fn decode_opts(v: Value) -> Result<WireOptions, DecodeError> {
     };
     for (k, v) in entries {
         match (k.as_str(), v) {
-            (Some("rooms"), v @ (Value::Array(_) | Value::String(_))) => {
+            (Some("rooms" | "except"), Value::Nil) => {}
+            (Some("rooms"), v) => {
                 opts.rooms = room_list("rooms", v)?;
                 push_once(&mut opts.order, OptKey::Rooms);
             }
-            (Some("except"), v @ (Value::Array(_) | Value::String(_))) => {
+            (Some("except"), v) => {
                 opts.except = Some(room_list("except", v)?);
                 push_once(&mut opts.order, OptKey::Except);
             }
@@ -336,12 +339,6 @@ pub(crate) fn decode_opts(v: Value) -> Result<WireOptions, DecodeError> {
             // Node compat: the receiver reads `opts.flags || {}` and then only
             // `.volatile` / `.compress`, so flags of any other type mean "no flags".
             (Some("flags"), _) => {}
-            (Some("rooms" | "except"), Value::Nil) => {}
-            // Node compat: `new Set(5)`, `new Set({})`, `new Set(true)` throw in Node's
-            // receiver, which then delivers nothing: skipped (and counted) here too.
-            (Some(key @ ("rooms" | "except")), _) => {
-                return Err(DecodeError(format!("opts.{key} has the wrong type")));
-            }
             _ => {}
         }
     }

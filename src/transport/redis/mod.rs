@@ -141,6 +141,19 @@ impl RedisTransport {
     }
 }
 
+impl RedisTransport {
+    /// Why nothing can be published now: closed, or the connection is known down.
+    fn refusal(&self) -> Option<Error> {
+        if self.shared.closed.load(Ordering::Acquire) {
+            Some(Error::Closed)
+        } else if !self.shared.connected.load(Ordering::Acquire) {
+            Some(Error::Disconnected)
+        } else {
+            None
+        }
+    }
+}
+
 /// The one task that owns the subscriber connection.
 async fn run_subscriber(
     shared: Arc<Shared>,
@@ -231,14 +244,11 @@ impl Transport for RedisTransport {
         mode: Mode,
     ) -> BoxFuture<'_, Result<(), Error>> {
         Box::pin(async move {
-            if self.shared.closed.load(Ordering::Acquire) {
-                return Err(Error::Closed);
-            }
-            if !self.shared.connected.load(Ordering::Acquire) {
-                if mode == Mode::Volatile {
+            if let Some(e) = self.refusal() {
+                if mode == Mode::Volatile && matches!(e, Error::Disconnected) {
                     Counters::add(&self.shared.counters.volatile_dropped, 1);
                 }
-                return Err(Error::Disconnected);
+                return Err(e);
             }
             let mut msg = Outgoing {
                 channel,
@@ -267,11 +277,8 @@ impl Transport for RedisTransport {
     }
 
     fn try_publish(&self, channel: String, payload: Bytes) -> TryPublish {
-        if self.shared.closed.load(Ordering::Acquire) {
-            return TryPublish::Failed(Error::Closed, channel);
-        }
-        if !self.shared.connected.load(Ordering::Acquire) {
-            return TryPublish::Failed(Error::Disconnected, channel);
+        if let Some(e) = self.refusal() {
+            return TryPublish::Failed(e, channel);
         }
         let msg = Outgoing {
             channel,
