@@ -58,9 +58,30 @@ fn message(event: &str, i: usize, opts: Option<Value>) -> Vec<u8> {
     buf
 }
 
+/// `{rooms: v}`.
+fn rooms_only(v: Value) -> Option<Value> {
+    Some(map(vec![("rooms", v)]))
+}
+
+/// Publishes each case as an `event` broadcast, each followed by its marker.
+async fn publish_with_markers(
+    conn: &mut redis::aio::MultiplexedConnection,
+    channel: &str,
+    event: &str,
+    cases: &[(&str, Option<Value>)],
+) {
+    for (i, (_, opts)) in cases.iter().enumerate() {
+        for bytes in [
+            message(event, i, opts.clone()),
+            message("marker", i, Some(plain_opts())),
+        ] {
+            let _: i64 = conn.publish(channel, bytes).await.unwrap();
+        }
+    }
+}
+
 /// The cases: a name and the `opts` (None: the message has only two elements).
 fn cases() -> Vec<(&'static str, Option<Value>)> {
-    let rooms_only = |v: Value| Some(map(vec![("rooms", v)]));
     vec![
         ("control: plain opts", Some(plain_opts())),
         (
@@ -132,7 +153,6 @@ fn cases() -> Vec<(&'static str, Option<Value>)> {
 /// nothing more at all, so they are not put through the Node server. Ours must skip
 /// them, count them, and keep going.
 fn node_throws() -> Vec<(&'static str, Option<Value>)> {
-    let rooms_only = |v: Value| Some(map(vec![("rooms", v)]));
     vec![
         ("rooms a number", rooms_only(Value::from(5))),
         ("rooms a map", rooms_only(map(vec![]))),
@@ -191,16 +211,7 @@ async fn opts_shapes_are_delivered_as_node_delivers_them() {
     let cases = cases();
     let mut conn = common::command_conn(&common::shared().url()).await;
     let channel = format!("{key}#/#");
-    for (i, (_, opts)) in cases.iter().enumerate() {
-        let _: i64 = conn
-            .publish(&channel, message("case", i, opts.clone()))
-            .await
-            .unwrap();
-        let _: i64 = conn
-            .publish(&channel, message("marker", i, Some(plain_opts())))
-            .await
-            .unwrap();
-    }
+    publish_with_markers(&mut conn, &channel, "case", &cases).await;
 
     let mut divergences = Vec::new();
     for (role, (n, r)) in on_node.iter_mut().zip(on_rust.iter_mut()).enumerate() {
@@ -226,16 +237,7 @@ async fn opts_shapes_are_delivered_as_node_delivers_them() {
     // Inputs Node throws on: ours delivers nothing, counts each, and keeps delivering.
     let throws = node_throws();
     let before = rust.cluster.stats().malformed;
-    for (i, (_, opts)) in throws.iter().enumerate() {
-        let _: i64 = conn
-            .publish(&channel, message("bad", i, opts.clone()))
-            .await
-            .unwrap();
-        let _: i64 = conn
-            .publish(&channel, message("marker", i, Some(plain_opts())))
-            .await
-            .unwrap();
-    }
+    publish_with_markers(&mut conn, &channel, "bad", &throws).await;
     for c in on_rust.iter_mut() {
         let got = per_case(c, throws.len()).await;
         for (i, (name, _)) in throws.iter().enumerate() {
