@@ -1,0 +1,257 @@
+"use strict";
+// The differential oracle (tests/differential.rs): puts the same raw Redis message
+// through a Node server (socket.io 4.8.4 + @socket.io/redis-adapter 8.3.0) and a Rust
+// server, and reports what every socket.io-client socket on each side received.
+//
+// Node side: the message is handed to the adapter's own subscription listener
+// (`adapter.onmessage(pattern, channel, buffer)`, exactly what node-redis calls on a
+// pmessage), inside a try/catch. Going through the listener instead of Redis is what lets
+// one process observe inputs Node throws on: thrown from inside node-redis' reply parser,
+// such an exception leaves that subscriber delivering nothing more (measured; see
+// PROTOCOL.md), which would end the run at the first such case.
+// Rust side: the message is PUBLISHed on Redis, where the Rust server under test listens.
+//
+// Both sides get the same sockets: for every namespace, one client per room set in
+// --roles (joined with a "join" event acked "ok"). Each case is followed by a marker
+// event per namespace; a case's result is what each socket received before its marker.
+//
+// Commands (JSON lines, see lib.js):
+//   {"cmd":"case","channel":"#/#","hex":"93..."}
+//     channel: the part after the key prefix; the message bytes may contain the msgpack
+//     fixstr of TARGET (see below), replaced on each side by the id of that side's
+//     target socket (the socket of role 1 in namespace "/").
+//     -> {"threw": null|message, "node": {client: {"events": [...], "broke": [...]}},
+//         "rust": {...}}, client = "<nsp> <rooms json>", events = [[event, ...args]]
+//         (toWire form), broke = disconnect reasons seen during the case.
+
+const http = require("http");
+const { Server } = require("socket.io");
+const { io: connect } = require("socket.io-client");
+const { createAdapter } = require("@socket.io/redis-adapter");
+const { createClient } = require("redis");
+const notepack = require("notepack.io");
+const lib = require("./lib");
+const { log, out, toWire, withTimeout } = lib;
+
+lib.setName("oracle");
+const args = lib.parseArgs(process.argv.slice(2));
+const REDIS_URL = lib.opt(args, "redis", "REDIS_URL", undefined);
+const NODE_KEY = lib.opt(args, "node-key", undefined, "oracle-node");
+const RUST_KEY = lib.opt(args, "rust-key", undefined, undefined);
+const RUST_URL = lib.opt(args, "rust-url", undefined, undefined);
+const NAMESPACES = String(lib.opt(args, "namespaces", undefined, "/")).split(",");
+const ROLES = lib.jsonOpt(args, "roles", undefined, [[]]);
+const TARGET = "TARGETSOCKETID";
+const PRODUCER = "differential-marker";
+const WAIT_MS = 5000;
+
+const started = lib.deferred();
+const sides = { node: [], rust: [] }; // [{key, nsp, rooms, socket, events, broke, ...}]
+let caseNo = 0;
+let pub;
+
+function fixstr(text) {
+  const b = Buffer.from(text);
+  if (b.length > 31) throw new Error(`fixstr too long: ${text}`);
+  return Buffer.concat([Buffer.from([0xa0 | b.length]), b]);
+}
+
+// `bytes` with every msgpack fixstr TARGET replaced by the fixstr of `sid`.
+function substitute(bytes, sid) {
+  const from = fixstr(TARGET);
+  const to = fixstr(sid);
+  const parts = [];
+  let at = 0;
+  for (let i = bytes.indexOf(from); i !== -1; i = bytes.indexOf(from, at)) {
+    parts.push(bytes.subarray(at, i), to);
+    at = i + from.length;
+  }
+  parts.push(bytes.subarray(at));
+  return Buffer.concat(parts);
+}
+
+function marker(nsp, i) {
+  return notepack.encode([
+    PRODUCER,
+    { type: 2, data: ["marker", i], nsp },
+    { rooms: [], except: [], flags: {} },
+  ]);
+}
+
+// One client socket; reconnects (and joins again) after the server or a parse error
+// closed it, so that later cases still see every role.
+function client(side, url, nsp, rooms) {
+  const c = {
+    key: `${nsp} ${JSON.stringify(rooms)}`,
+    nsp,
+    rooms,
+    events: [],
+    broke: [],
+    marker: -1,
+    joined: false,
+    ready: lib.deferred(),
+    waiters: [],
+  };
+  const socket = connect(url + nsp, {
+    transports: ["websocket"],
+    forceNew: true,
+    reconnectionDelay: 20,
+    reconnectionDelayMax: 100,
+  });
+  c.socket = socket;
+  socket.on("connect", () => {
+    const joined =
+      rooms.length === 0
+        ? Promise.resolve("ok")
+        : withTimeout(socket.emitWithAck("join", rooms), WAIT_MS, `join ${c.key}`);
+    joined.then(
+      (reply) => {
+        if (reply !== "ok") throw new Error(`join ${c.key}: ${reply}`);
+        c.joined = true;
+        c.ready.resolve();
+        wake(c);
+      },
+      (e) => c.ready.reject(e),
+    );
+  });
+  socket.on("disconnect", (reason) => {
+    c.broke.push(reason);
+    c.joined = false;
+    c.ready = lib.deferred();
+  });
+  socket.on("connect_error", (e) => c.broke.push(`connect_error: ${e.message}`));
+  socket.onAny((event, ...rest) => {
+    if (event === "marker" && rest.length === 1 && typeof rest[0] === "number") {
+      c.marker = rest[0];
+      wake(c);
+      return;
+    }
+    c.events.push(toWire([event, ...rest]));
+  });
+  sides[side].push(c);
+  return c;
+}
+
+function wake(c) {
+  for (const w of c.waiters.splice(0)) w();
+}
+
+// Resolves when `c` got marker `i`, or was cut off during the case and is back (the
+// marker went to the old connection).
+function settled(c, i) {
+  return new Promise((resolve) => {
+    const check = () => {
+      if (c.marker >= i || (c.broke.length > 0 && c.joined)) {
+        resolve();
+      } else {
+        c.waiters.push(check);
+      }
+    };
+    check();
+  });
+}
+
+// The target socket: role 1 of the first namespace.
+function target(side) {
+  return sides[side][1].socket.id;
+}
+
+function report(side) {
+  const res = {};
+  for (const c of sides[side]) {
+    res[c.key] = { events: c.events, broke: c.broke };
+    c.events = [];
+    c.broke = [];
+  }
+  return res;
+}
+
+async function runCase(msg) {
+  await started.promise;
+  const i = caseNo++;
+  const bytes = Buffer.from(msg.hex, "hex");
+  // Every client must be connected and joined before the case (a client cut off by the
+  // previous case reconnects first).
+  for (const c of [...sides.node, ...sides.rust]) {
+    await withTimeout(c.ready.promise, WAIT_MS, `client ${c.key} ready`);
+  }
+  const nodeBytes = substitute(bytes, target("node"));
+  const rustBytes = substitute(bytes, target("rust"));
+  const nodeChannel = NODE_KEY + msg.channel;
+  let threw = null;
+  for (const nsp of NAMESPACES) {
+    const adapter = io.of(nsp).adapter;
+    if (!nodeChannel.startsWith(adapter.channel)) continue;
+    try {
+      adapter.onmessage(null, Buffer.from(nodeChannel), nodeBytes);
+    } catch (e) {
+      threw = String((e && e.message) || e);
+    }
+  }
+  await pub.publish(Buffer.from(RUST_KEY + msg.channel), rustBytes);
+  for (const nsp of NAMESPACES) {
+    io.of(nsp).adapter.onmessage(null, Buffer.from(`${NODE_KEY}#${nsp}#`), marker(nsp, i));
+    await pub.publish(`${RUST_KEY}#${nsp}#`, marker(nsp, i));
+  }
+  const all = [...sides.node, ...sides.rust];
+  await withTimeout(
+    Promise.all(all.map((c) => settled(c, i))),
+    WAIT_MS,
+    `markers of case ${i}: missing on ${all
+      .filter((c) => c.marker < i)
+      .map((c) => c.key)
+      .join(", ")}`,
+  );
+  return { threw, node: report("node"), rust: report("rust") };
+}
+
+let io;
+let httpServer;
+let subClient;
+
+async function main() {
+  if (!REDIS_URL || !RUST_KEY || !RUST_URL) throw new Error("need --redis, --rust-key, --rust-url");
+  pub = createClient({ url: REDIS_URL });
+  subClient = pub.duplicate();
+  for (const c of [pub, subClient]) c.on("error", (e) => log("redis error:", e.message));
+  await Promise.all([pub.connect(), subClient.connect()]);
+  httpServer = http.createServer();
+  // A key nobody publishes on: the adapter's own subscriber stays idle; cases reach it
+  // through its listener.
+  io = new Server(httpServer, { adapter: createAdapter(pub, subClient, { key: NODE_KEY }) });
+  for (const nsp of NAMESPACES) {
+    io.of(nsp).on("connection", (s) => {
+      s.on("join", (rooms, ack) => {
+        s.join(rooms);
+        ack("ok");
+      });
+    });
+  }
+  await new Promise((r) => httpServer.listen(0, "127.0.0.1", r));
+  const nodeUrl = `http://127.0.0.1:${httpServer.address().port}`;
+  for (const [side, url] of [
+    ["node", nodeUrl],
+    ["rust", RUST_URL],
+  ]) {
+    for (const nsp of NAMESPACES) {
+      for (const rooms of ROLES) client(side, url, nsp, rooms);
+    }
+  }
+  for (const c of [...sides.node, ...sides.rust]) {
+    await withTimeout(c.ready.promise, 10000, `client ${c.key} connected`);
+  }
+  started.resolve();
+  out({ ready: { node: nodeUrl, clients: sides.node.length } });
+}
+
+lib.runCommandLoop({
+  handlers: { case: runCase },
+  gate: started.promise,
+  maxLifetimeMs: 600000,
+  shutdown: async () => {
+    for (const c of [...sides.node, ...sides.rust]) c.socket.close();
+    io && io.close();
+    await Promise.allSettled([pub && pub.quit(), subClient && subClient.quit()]);
+  },
+});
+lib.runMain(main, started);
