@@ -241,7 +241,7 @@ async function main() {
     await withTimeout(c.ready.promise, 10000, `client ${c.key} connected`);
   }
   started.resolve();
-  out({ ready: { node: nodeUrl, clients: sides.node.length } });
+  out({ ready: true, node: nodeUrl, clients: sides.node.length });
 }
 
 lib.runCommandLoop({

@@ -1,0 +1,185 @@
+//! Every generated input through `oracle.js`: what each socket received from the Node
+//! server against what the same socket received from the Rust server.
+
+use crate::T;
+use crate::cases::{self, Case};
+use socketioxide_cluster_test_support as common;
+
+use common::cluster::{Node, node_with, shared_opts};
+use common::node::NodeProcess;
+use common::{Parser, unique_key};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+/// Node's outcome for one input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Outcome {
+    /// At least one socket received something, every socket stayed connected.
+    Delivered,
+    /// Nothing received, nothing thrown, nobody cut off (another namespace, a room
+    /// nobody is in...).
+    Ignored,
+    /// Node threw in its listener, or sent a packet its own clients reject (they
+    /// disconnect with "parse error"). Ours must skip the input and count it.
+    Skipped,
+}
+
+impl Outcome {
+    pub fn word(self) -> &'static str {
+        match self {
+            Outcome::Delivered => "delivered",
+            Outcome::Ignored => "ignored",
+            Outcome::Skipped => "skipped",
+        }
+    }
+}
+
+/// Inputs on which ours deliberately does better than Node; each says why.
+const DELIBERATE: &[(&str, &str)] = &[(
+    "type 5",
+    "socket.io 2-era emitters send binary events as type 5; Node 4 re-encodes them as \
+     `5undefined-[..]`, which its clients reject; ours delivers the event",
+)];
+
+/// Namespaces and room sets of the sockets on each side; role 1 is the target socket.
+const NAMESPACES: &str = "/,/admin";
+const ROLES: &str = r#"[[],["a"],["b"],["a","b"],["5"]]"#;
+
+/// One input's result.
+pub struct Judged {
+    pub outcome: Outcome,
+    /// Node's outcome, what it threw, and what the first socket got, for the report.
+    pub detail: String,
+    pub divergences: Vec<String>,
+}
+
+fn broke(side: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for (client, r) in side.as_object().into_iter().flatten() {
+        for why in r["broke"].as_array().into_iter().flatten() {
+            out.push(format!("{client}: {why}"));
+        }
+    }
+    out
+}
+
+fn events(side: &Value) -> BTreeMap<String, Value> {
+    side.as_object()
+        .into_iter()
+        .flatten()
+        .map(|(client, r)| (client.clone(), r["events"].clone()))
+        .collect()
+}
+
+/// Compares one reply of `oracle.js` and the Rust server's malformed count for it.
+pub fn judge(case: &Case, reply: &Value, malformed: u64) -> Judged {
+    let mut divergences = Vec::new();
+    let node_broke = broke(&reply["node"]);
+    let rust_broke = broke(&reply["rust"]);
+    let (from_node, from_rust) = (events(&reply["node"]), events(&reply["rust"]));
+    let threw = reply["threw"].as_str();
+    let outcome = if threw.is_some() || !node_broke.is_empty() {
+        Outcome::Skipped
+    } else if from_node.values().any(|e| e.as_array().is_some_and(|a| !a.is_empty())) {
+        Outcome::Delivered
+    } else {
+        Outcome::Ignored
+    };
+    if !rust_broke.is_empty() {
+        divergences.push(format!("the Rust server cut clients off: {rust_broke:?}"));
+    }
+    let deliberate = DELIBERATE.iter().any(|(name, _)| *name == case.name);
+    match outcome {
+        _ if deliberate => {}
+        Outcome::Skipped => {
+            let got: Vec<_> = from_rust
+                .iter()
+                .filter(|(_, e)| e.as_array().is_some_and(|a| !a.is_empty()))
+                .collect();
+            if !got.is_empty() {
+                divergences.push(format!(
+                    "Node skipped it (threw {threw:?}, cut off {node_broke:?}); Rust delivered {got:?}"
+                ));
+            }
+            if malformed == 0 {
+                divergences.push("Node skipped it; Rust did not count it as malformed".into());
+            }
+        }
+        Outcome::Delivered | Outcome::Ignored => {
+            for (client, n) in &from_node {
+                let r = from_rust.get(client).unwrap_or(&Value::Null);
+                if n != r {
+                    divergences.push(format!("socket {client}: Node {n}, Rust {r}"));
+                }
+            }
+        }
+    }
+    let first = from_node.values().find(|e| e.as_array().is_some_and(|a| !a.is_empty()));
+    let detail = format!(
+        "{}{}{}; Rust malformed +{malformed}",
+        outcome.word(),
+        threw.map(|t| format!(" (threw: {t})")).unwrap_or_default(),
+        first.map(|e| format!(" e.g. {e}")).unwrap_or_default(),
+    );
+    Judged {
+        outcome,
+        detail,
+        divergences,
+    }
+}
+
+/// Runs `cases` through a Rust server and `oracle.js` on the shared Redis; returns each
+/// case's judgement.
+pub async fn run(cases: &[Case]) -> Vec<Judged> {
+    let key = unique_key("oracle");
+    let rust: Node = node_with(shared_opts(&key), Parser::Json).await;
+    let redis = common::shared().url();
+    let node_key = format!("{key}-node");
+    let mut oracle = NodeProcess::spawn(
+        "oracle.js",
+        [
+            format!("--redis={redis}"),
+            format!("--rust-key={key}"),
+            format!("--node-key={node_key}"),
+            format!("--rust-url={}", rust.url()),
+            format!("--namespaces={NAMESPACES}"),
+            format!("--roles={ROLES}"),
+        ],
+        &[],
+    );
+    oracle.wait_ready(T).await;
+    let mut out = Vec::with_capacity(cases.len());
+    for case in cases {
+        let before = rust.cluster.stats().malformed;
+        let reply = oracle
+            .request(
+                json!({"cmd": "case", "channel": case.channel, "hex": hex(&case.bytes)}),
+                T,
+            )
+            .await;
+        let malformed = rust.cluster.stats().malformed - before;
+        out.push(judge(case, &reply, malformed));
+    }
+    oracle.shutdown(T).await;
+    out
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The number of random cases and the seed: `DIFFERENTIAL_RANDOM` / `DIFFERENTIAL_SEED`
+/// (defaults: 150 and a fixed seed, the list CI runs).
+pub fn settings() -> (usize, u64) {
+    let get = |k: &str| std::env::var(k).ok().and_then(|v| v.parse().ok());
+    (
+        get("DIFFERENTIAL_RANDOM").map_or(150, |n: u64| n as usize),
+        get("DIFFERENTIAL_SEED").unwrap_or(0x5eed_0009),
+    )
+}
+
+/// The case list for `settings()`.
+pub fn case_list() -> Vec<Case> {
+    let (random, seed) = settings();
+    cases::all(random, seed)
+}
