@@ -54,8 +54,9 @@ impl Serialize for TupleArgs<'_> {
     }
 }
 
-/// An rmpv value serialized as a JS value would be: integral floats become integers
-/// (JS has one number type, so `2.0` arriving from JSON is the integer `2` on the wire).
+/// An rmpv value serialized as Node would send it to its clients: a `float32` is the
+/// double notepack decodes it to (`0.1f32` is `0.10000000149011612`), and map keys are
+/// JS property names (`1` is `"1"`, a `bin` key its UTF-8 text, nil `"null"`).
 struct JsValue<'a>(&'a Value);
 
 impl Serialize for JsValue<'_> {
@@ -72,11 +73,12 @@ impl Serialize for JsValue<'_> {
             Value::Map(entries) => {
                 let mut map = s.serialize_map(Some(entries.len()))?;
                 for (k, v) in entries {
-                    map.serialize_entry(&JsValue(k), &JsValue(v))?;
+                    map.serialize_entry(&crate::wire::codec::key_text(k), &JsValue(v))?;
                 }
                 map.end()
             }
             Value::Binary(b) => s.serialize_bytes(b),
+            Value::F32(f) => s.serialize_f64(f64::from(*f)),
             other => other.serialize(s),
         }
     }

@@ -104,7 +104,8 @@ pub struct ClusterStats {
     /// Messages queued for Redis that were lost because the connection failed while
     /// they were queued or in flight.
     pub publish_failed: u64,
-    /// Volatile broadcasts dropped by design (publish queue full or connection down).
+    /// Volatile broadcasts dropped by design: publish queue full or connection down, or,
+    /// for one received, a local socket's buffer full (counted per socket).
     pub volatile_dropped: u64,
     /// Broadcast messages received from other servers and emitters.
     pub received: u64,

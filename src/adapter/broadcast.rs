@@ -13,7 +13,7 @@ use bytes::Bytes;
 use rmpv::Value;
 use socketioxide_core::{
     adapter::{BroadcastFlags, BroadcastOptions, CoreLocalAdapter, SocketEmitter},
-    packet::Packet,
+    packet::{Packet, PacketData},
     parser::Parse,
 };
 use std::future::Future;
@@ -110,16 +110,31 @@ pub(super) fn receive<E: SocketEmitter>(
         rooms: msg.opts.rooms.clone(),
         except: msg.opts.except.clone().unwrap_or_default(),
     };
-    let mut opts = local::selector_options(local, &sel);
-    if msg.opts.is_volatile() {
-        opts.add_flag(BroadcastFlags::Volatile);
-    }
-    let packet = match packet::sio_event(local.parser(), local.path().clone(), &msg.packet.data) {
+    let Some(opts) = local::selector_options(local, &sel) else {
+        return;
+    };
+    // Node compat: Node writes a volatile packet in order with the others, or drops it for
+    // a socket whose transport cannot take it now. socketioxide's volatile path keeps only
+    // a socket's latest volatile packet and sends it ahead of the queued ones, so it is
+    // not used here: a volatile broadcast is queued in order, or dropped (and counted)
+    // where a socket's buffer is full.
+    let volatile = msg.opts.is_volatile();
+    let mut packet = match packet::sio_event(local.parser(), local.path().clone(), &msg.packet.data)
+    {
         Ok(p) => p,
         Err(e) => return counters.malformed(channel, &e),
     };
+    // Node compat: an ack id in the packet reaches the clients (nobody answers the acks).
+    if let (Some(id), PacketData::Event(_, ack)) = (msg.packet.id, &mut packet.inner) {
+        *ack = Some(id);
+    }
     if let Err(errs) = local.broadcast(packet, opts) {
-        Counters::add(&counters.delivery_failed, errs.len() as u64);
+        let counter = if volatile {
+            &counters.volatile_dropped
+        } else {
+            &counters.delivery_failed
+        };
+        Counters::add(counter, errs.len() as u64);
         tracing::debug!(
             failed = errs.len(),
             "cluster adapter: local delivery refused by some sockets"

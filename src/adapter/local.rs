@@ -56,11 +56,15 @@ pub(super) fn any_socket_in<E: SocketEmitter>(local: &CoreLocalAdapter<E>, room:
     !local.sockets(opts).is_empty()
 }
 
-/// Local options for a Node selector, socket-id rooms joined.
+/// Local options for a Node selector, socket-id rooms joined; `None` when it selects
+/// nobody here (rooms given, none a string).
 pub(super) fn selector_options<E: SocketEmitter>(
     local: &CoreLocalAdapter<E>,
     sel: &Selector,
-) -> BroadcastOptions {
+) -> Option<BroadcastOptions> {
+    if sel.selects_nobody() {
+        return None;
+    }
     let rooms = sel.room_names();
     let except = sel.except_names();
     join_id_rooms(local, &rooms);
@@ -69,12 +73,14 @@ pub(super) fn selector_options<E: SocketEmitter>(
     opts.add_flag(BroadcastFlags::Broadcast);
     opts.rooms = rooms.into_iter().map(Cow::Owned).collect();
     opts.except = except.into_iter().map(Cow::Owned).collect();
-    opts
+    Some(opts)
 }
 
 /// Ids of the local sockets `sel` selects.
 pub(super) fn ids<E: SocketEmitter>(local: &CoreLocalAdapter<E>, sel: &Selector) -> Vec<String> {
-    let opts = selector_options(local, sel);
+    let Some(opts) = selector_options(local, sel) else {
+        return Vec::new();
+    };
     local.sockets(opts).iter().map(|s| s.to_string()).collect()
 }
 
@@ -100,7 +106,9 @@ pub(super) fn fetch<E: SocketEmitter>(
     callbacks: &Callbacks,
     sel: &Selector,
 ) -> Vec<crate::socket_info::SocketInfo> {
-    let opts = selector_options(local, sel);
+    let Some(opts) = selector_options(local, sel) else {
+        return Vec::new();
+    };
     let describer = callbacks.describer(local.path());
     local
         .sockets(opts)
@@ -125,7 +133,9 @@ pub(super) fn join_leave<E: SocketEmitter>(
     rooms: &[String],
     join: bool,
 ) {
-    let opts = selector_options(local, sel);
+    let Some(opts) = selector_options(local, sel) else {
+        return;
+    };
     let rooms: Vec<Room> = rooms.iter().cloned().map(Room::Owned).collect();
     if join {
         local.add_sockets(opts, rooms);
@@ -136,7 +146,9 @@ pub(super) fn join_leave<E: SocketEmitter>(
 
 /// Disconnects the local sockets `sel` selects.
 pub(super) fn disconnect<E: SocketEmitter>(local: &CoreLocalAdapter<E>, sel: &Selector) {
-    let opts = selector_options(local, sel);
+    let Some(opts) = selector_options(local, sel) else {
+        return;
+    };
     if let Err(errs) = local.disconnect_socket(opts) {
         tracing::debug!(
             failed = errs.len(),

@@ -162,7 +162,11 @@ fn answer_broadcast_with_ack<E: SocketEmitter>(
         except: opts.except.clone().unwrap_or_default(),
     };
     // Node compat: only rooms and except apply remotely; flags.timeout bounds the wait.
-    let local_opts = local::selector_options(local, &sel);
+    let Some(local_opts) = local::selector_options(local, &sel) else {
+        // Rooms nobody here can be in: no client to ask.
+        let none = Response::encode_client_count(&request_id, 0);
+        return core.reply(requester.as_deref(), none);
+    };
     let timeout = opts
         .flag("timeout")
         .and_then(rmpv::Value::as_u64)

@@ -9,6 +9,7 @@
 
 mod cases;
 mod oracle;
+mod table;
 mod wire;
 
 use socketioxide_cluster_test_support as common;
@@ -284,6 +285,12 @@ async fn generated_inputs_are_delivered_as_node_delivers_them() {
     std::fs::write(path, &report).expect("write the report");
     eprintln!("report of every case: {path}");
     eprintln!("{} cases, Node outcomes: {counts:?}", cases.len());
+    let table = table::mismatches(&cases, &judged);
+    assert!(
+        table.is_empty(),
+        "PROTOCOL.md's receiver table disagrees with Node:\n{}",
+        table.join("\n")
+    );
     assert!(
         divergences.is_empty(),
         "{} divergences from Node:\n{}",

@@ -3,7 +3,7 @@
 
 /// How an integer is written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum IntFmt {
+pub(crate) enum IntFmt {
     /// The smallest encoding (what notepack and rmp write).
     Auto,
     U8,
@@ -18,7 +18,7 @@ pub enum IntFmt {
 
 /// How a string is written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StrFmt {
+pub(crate) enum StrFmt {
     /// fixstr / str8 / str16 by length.
     Auto,
     Str8,
@@ -30,7 +30,7 @@ pub enum StrFmt {
 
 /// A msgpack value with its encoding.
 #[derive(Clone, Debug, PartialEq)]
-pub enum W {
+pub(crate) enum W {
     Nil,
     Bool(bool),
     Int(i128, IntFmt),
@@ -45,23 +45,23 @@ pub enum W {
 }
 
 /// A string, smallest encoding.
-pub fn s(v: &str) -> W {
+pub(crate) fn s(v: &str) -> W {
     W::Str(v.to_owned(), StrFmt::Auto)
 }
 
 /// An integer, smallest encoding.
-pub fn int(v: i128) -> W {
+pub(crate) fn int(v: i128) -> W {
     W::Int(v, IntFmt::Auto)
 }
 
 /// A map with string keys.
-pub fn map(entries: Vec<(&str, W)>) -> W {
+pub(crate) fn map(entries: Vec<(&str, W)>) -> W {
     W::Map(entries.into_iter().map(|(k, v)| (s(k), v)).collect())
 }
 
 impl W {
     /// The msgpack bytes.
-    pub fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         self.write(&mut out);
         out
@@ -133,7 +133,7 @@ impl W {
     }
 
     /// The entry `key` of a map (string or bin key).
-    pub fn get_mut(&mut self, key: &str) -> Option<&mut W> {
+    pub(crate) fn get_mut(&mut self, key: &str) -> Option<&mut W> {
         let W::Map(entries) = self else { return None };
         entries
             .iter_mut()
@@ -142,7 +142,7 @@ impl W {
     }
 
     /// Sets (or with `None` removes) the entry `key` of a map, keeping its position.
-    pub fn set(&mut self, key: &str, v: Option<W>) {
+    pub(crate) fn set(&mut self, key: &str, v: Option<W>) {
         let W::Map(entries) = self else {
             panic!("set {key:?} on a non-map {self:?}")
         };
@@ -165,7 +165,7 @@ impl W {
     }
 
     /// Every string (keys included, when `keys`) re-encoded with `fmt`.
-    pub fn strings_as(&mut self, fmt: StrFmt, keys: bool, values: bool) {
+    pub(crate) fn strings_as(&mut self, fmt: StrFmt, keys: bool, values: bool) {
         match self {
             W::Str(_, f) if values => *f = fmt,
             W::Arr(items) => items

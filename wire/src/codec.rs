@@ -8,6 +8,7 @@
 //! that could back it, and an error (never a panic) on anything malformed.
 
 use rmpv::Value;
+use std::borrow::Cow;
 use std::io::Write;
 
 /// Deepest nesting the reader accepts. Real socket.io payloads stay far below it;
@@ -304,28 +305,88 @@ pub fn to_vec(v: &Value) -> Vec<u8> {
     buf
 }
 
-/// Looks a key up in a decoded msgpack map (keys compared as strings).
+/// Looks a key up in a decoded msgpack map. Node compat: notepack turns a map into a JS
+/// object, whose property names are `String(key)`: a `bin` key is its UTF-8 text, `1` is
+/// `"1"`, and of repeated keys the last one wins.
 pub fn map_get<'v>(map: &'v [(Value, Value)], key: &str) -> Option<&'v Value> {
     map.iter()
-        .find(|(k, _)| k.as_str() == Some(key))
+        .rev()
+        .find(|(k, _)| key_is(k, key))
         .map(|(_, v)| v)
 }
 
-/// A room as Node may send it: a string, or a number when a JS app joined a number.
-/// Numbers are matched by their decimal text (`42` ⇔ `"42"`).
+/// The JS property name of map key `k` (borrowed for the usual string key).
+pub fn key_text(k: &Value) -> Cow<'_, str> {
+    match k {
+        Value::String(s) => String::from_utf8_lossy(s.as_bytes()),
+        Value::Binary(b) => String::from_utf8_lossy(b),
+        other => Cow::Owned(js_string(other)),
+    }
+}
+
+/// Whether the JS property name of map key `k` is `key`.
+pub fn key_is(k: &Value, key: &str) -> bool {
+    match k {
+        Value::String(s) => s.as_bytes() == key.as_bytes(),
+        Value::Binary(b) => b.as_slice() == key.as_bytes(),
+        other => js_string(other) == key,
+    }
+}
+
+/// JavaScript's `String(v)` of the value notepack decodes `v` to: what Node does with a
+/// value used as a property name, concatenated into a packet, or joined.
+pub fn js_string(v: &Value) -> String {
+    match v {
+        Value::Nil => "null".into(),
+        Value::Boolean(b) => b.to_string(),
+        Value::Integer(i) => i.to_string(),
+        Value::F64(f) => js_number_text(*f),
+        Value::F32(f) => js_number_text(f64::from(*f)),
+        Value::String(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+        Value::Binary(b) => String::from_utf8_lossy(b).into_owned(),
+        // Array.prototype.join: null items are empty.
+        Value::Array(items) => items
+            .iter()
+            .map(|i| {
+                if i.is_nil() {
+                    String::new()
+                } else {
+                    js_string(i)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(","),
+        Value::Map(_) => "[object Object]".into(),
+        Value::Ext(_, _) => "[object ArrayBuffer]".into(),
+    }
+}
+
+/// A room as a Rust server can hold it: a string, or a number, matched by its decimal
+/// text (`42` ⇔ `"42"`: a Rust socket can only join names). A boolean, nil, `bin`, array
+/// or map is no room at all. Node compat: Node's `Set` never matches those either;
+/// deliberate difference: Node matches a number only to a socket that joined the number.
 pub fn room_name(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => s.as_str().map(str::to_owned),
-        Value::Integer(i) => Some(i.to_string()),
-        Value::F64(f) => Some(js_number_text(*f)),
-        Value::F32(f) => Some(js_number_text(f64::from(*f))),
+        Value::Integer(_) | Value::F64(_) | Value::F32(_) => Some(js_string(v)),
         _ => None,
     }
 }
 
+/// JavaScript's text of a number (`2.0` is `"2"`, `1e21` is `"1e+21"`).
 fn js_number_text(f: f64) -> String {
-    if f.is_finite() && f.floor() == f && f.abs() < 1e21 {
+    if f.is_nan() {
+        "NaN".into()
+    } else if f.is_infinite() {
+        if f > 0.0 { "Infinity" } else { "-Infinity" }.into()
+    } else if f.floor() == f && f.abs() < 1e21 {
         format!("{f:.0}")
+    } else if f.abs() >= 1e21 || f.abs() < 1e-6 {
+        let t = format!("{f:e}");
+        match t.split_once('e') {
+            Some((m, e)) if !e.starts_with('-') => format!("{m}e+{e}"),
+            _ => t,
+        }
     } else {
         f.to_string()
     }
@@ -410,5 +471,54 @@ mod tests {
         assert_eq!(room_name(&Value::F64(1.5)).as_deref(), Some("1.5"));
         assert_eq!(room_name(&Value::from("r")).as_deref(), Some("r"));
         assert_eq!(room_name(&Value::Nil), None);
+    }
+
+    #[test]
+    fn other_types_are_no_room() {
+        for v in [
+            Value::Nil,
+            Value::Boolean(true),
+            Value::Binary(b"r".to_vec()),
+            Value::Array(vec![Value::from("r")]),
+        ] {
+            assert_eq!(room_name(&v), None, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn js_string_is_javascripts() {
+        let cases = [
+            (Value::from(42), "42"),
+            (Value::F64(2.0), "2"),
+            (Value::F32(2.0), "2"),
+            (Value::F64(2.5), "2.5"),
+            (Value::F64(1e21), "1e+21"),
+            (Value::F64(f64::NAN), "NaN"),
+            (Value::F64(f64::NEG_INFINITY), "-Infinity"),
+            (Value::Nil, "null"),
+            (Value::Boolean(false), "false"),
+            (Value::Binary(b"type".to_vec()), "type"),
+            (
+                Value::Array(vec![Value::from(1), Value::Nil, Value::from("x")]),
+                "1,,x",
+            ),
+            (Value::Map(vec![]), "[object Object]"),
+        ];
+        for (v, text) in cases {
+            assert_eq!(js_string(&v), text, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn map_keys_are_js_property_names() {
+        let m = vec![
+            (Value::Binary(b"type".to_vec()), Value::from(1)),
+            (Value::from(7), Value::from(2)),
+            (Value::from("type"), Value::from(3)),
+        ];
+        // The last of repeated keys wins, whatever their msgpack type.
+        assert_eq!(map_get(&m, "type"), Some(&Value::from(3)));
+        assert_eq!(map_get(&m, "7"), Some(&Value::from(2)));
+        assert_eq!(map_get(&m[..1], "type"), Some(&Value::from(1)));
     }
 }

@@ -6,6 +6,7 @@
 //! * [`channel`]: channel names (`<key>#<nsp>#`, `<key>-request#<nsp>#`, …).
 //! * [`codec`]: msgpack exactly as notepack.io writes it, and a hardened reader.
 //! * [`message`]: the broadcast message `[uid, packet, opts]`.
+//! * [`packet`]: how a receiver reads its `packet`, as Node's server and clients do.
 //! * [`request`]: requests and responses (JSON, or msgpack when they carry binary).
 //!
 //! `PROTOCOL.md` at the repository root documents every byte.
@@ -13,6 +14,7 @@
 pub mod channel;
 pub mod codec;
 pub mod message;
+pub mod packet;
 mod redact;
 pub mod request;
 #[doc(hidden)]

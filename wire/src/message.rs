@@ -10,7 +10,7 @@
 //! which send no `except`, packet type 5 from socket.io 2) and keeps the key order it
 //! saw, so that re-encoding a decoded message gives back the same bytes.
 
-use crate::codec::{self, DecodeError, map_get, room_name};
+use crate::codec::{self, DecodeError, room_name};
 use rmpv::Value;
 
 /// `packet.type` for an event (socket.io-parser `EVENT`). Node sends 2 even when the
@@ -94,19 +94,23 @@ impl WireOptions {
         }
     }
 
-    /// Room names; numbers become their decimal text, other types are skipped.
+    /// The rooms a Rust socket can be in (see [`codec::room_name`]).
     pub fn room_names(&self) -> Vec<String> {
         self.rooms.iter().filter_map(room_name).collect()
     }
 
-    /// Excluded room names (see [`room_names`](Self::room_names)).
+    /// The excluded rooms a Rust socket can be in (see [`room_names`](Self::room_names)).
     pub fn except_names(&self) -> Vec<String> {
         self.except.iter().flatten().filter_map(room_name).collect()
     }
 
     /// A flag's value.
     pub fn flag(&self, name: &str) -> Option<&Value> {
-        self.flags.iter().find(|(k, _)| k == name).map(|(_, v)| v)
+        self.flags
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
     }
 
     /// Whether `flags.volatile` is set. Node compat: Node passes `flags.volatile` on as
@@ -248,37 +252,7 @@ pub fn encode_packet(buf: &mut Vec<u8>, p: &NodePacket) {
     }
 }
 
-/// Reads a Node packet map.
-pub fn decode_packet(v: Value) -> Result<NodePacket, DecodeError> {
-    let bad = |m: &str| DecodeError(m.to_owned());
-    let Value::Map(entries) = v else {
-        return Err(bad("packet is not a map"));
-    };
-    let kind = map_get(&entries, "type")
-        .and_then(Value::as_u64)
-        .and_then(|t| u8::try_from(t).ok())
-        .ok_or_else(|| bad("packet.type missing or not a small integer"))?;
-    let nsp = match map_get(&entries, "nsp") {
-        None | Some(Value::Nil) => None,
-        Some(Value::String(s)) => Some(s.as_str().ok_or_else(|| bad("bad nsp"))?.to_owned()),
-        Some(_) => return Err(bad("packet.nsp is not a string")),
-    };
-    let id = map_get(&entries, "id").and_then(Value::as_i64);
-    let data = entries
-        .into_iter()
-        .find(|(k, _)| k.as_str() == Some("data"))
-        .map(|(_, v)| v);
-    let data = match data {
-        Some(Value::Array(items)) => items,
-        _ => return Err(bad("packet.data is not an array")),
-    };
-    Ok(NodePacket {
-        kind,
-        data,
-        nsp,
-        id,
-    })
-}
+pub use crate::packet::decode_packet;
 
 /// `opts.rooms` / `opts.except` as Node's receiver reads them, `new Set(value)`: an
 /// array gives its items; a string (as some third-party emitters send, often `""`) is
@@ -309,8 +283,9 @@ pub(crate) fn decode_opts(v: Value) -> Result<WireOptions, DecodeError> {
     let bad = |m: &str| DecodeError(m.to_owned());
     let entries = match v {
         Value::Map(entries) => entries,
-        // Node compat: a receiver tolerates missing opts as "no rooms, no except".
-        Value::Nil => Vec::new(),
+        // Node compat: a receiver tolerates missing opts as "no rooms, no except"; any
+        // other JS object (an array, a Buffer) is opts without keys.
+        Value::Nil | Value::Array(_) | Value::Binary(_) | Value::Ext(..) => Vec::new(),
         _ => return Err(bad("opts is not a map")),
     };
     let mut opts = WireOptions {
@@ -319,26 +294,26 @@ pub(crate) fn decode_opts(v: Value) -> Result<WireOptions, DecodeError> {
         ..WireOptions::default()
     };
     for (k, v) in entries {
-        match (k.as_str(), v) {
-            (Some("rooms" | "except"), Value::Nil) => {}
-            (Some("rooms"), v) => {
+        match (codec::key_text(&k).as_ref(), v) {
+            ("rooms" | "except", Value::Nil) => {}
+            ("rooms", v) => {
                 opts.rooms = room_list("rooms", v)?;
                 push_once(&mut opts.order, OptKey::Rooms);
             }
-            (Some("except"), v) => {
+            ("except", v) => {
                 opts.except = Some(room_list("except", v)?);
                 push_once(&mut opts.order, OptKey::Except);
             }
-            (Some("flags"), Value::Map(flags)) => {
+            ("flags", Value::Map(flags)) => {
                 opts.flags = flags
                     .into_iter()
-                    .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), v)))
+                    .map(|(k, v)| (codec::key_text(&k).into_owned(), v))
                     .collect();
                 push_once(&mut opts.order, OptKey::Flags);
             }
             // Node compat: the receiver reads `opts.flags || {}` and then only
             // `.volatile` / `.compress`, so flags of any other type mean "no flags".
-            (Some("flags"), _) => {}
+            ("flags", _) => {}
             _ => {}
         }
     }

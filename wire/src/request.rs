@@ -58,14 +58,20 @@ impl Selector {
         }
     }
 
-    /// Room names (numbers as decimal text).
+    /// The rooms a Rust socket can be in (see [`codec::room_name`]).
     pub fn room_names(&self) -> Vec<String> {
         self.rooms.iter().filter_map(codec::room_name).collect()
     }
 
-    /// Excluded room names.
+    /// The excluded rooms a Rust socket can be in.
     pub fn except_names(&self) -> Vec<String> {
         self.except.iter().filter_map(codec::room_name).collect()
+    }
+
+    /// Whether rooms were given but none of them can hold a Rust socket (`[true]`, `[["a"]]`):
+    /// such a selector selects nobody here, where an empty one selects everyone.
+    pub fn selects_nobody(&self) -> bool {
+        !self.rooms.is_empty() && self.room_names().is_empty()
     }
 
     fn to_json(&self) -> Json {
@@ -242,10 +248,7 @@ pub fn value_to_json(v: &Value) -> Json {
         Value::Map(entries) => {
             let mut map = Map::with_capacity(entries.len());
             for (k, v) in entries {
-                let key = match k {
-                    Value::String(s) => s.as_str().unwrap_or_default().to_owned(),
-                    other => codec::room_name(other).unwrap_or_default(),
-                };
+                let key = codec::js_string(k);
                 map.insert(key, value_to_json(v));
             }
             Json::Object(map)
