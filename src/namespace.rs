@@ -210,7 +210,7 @@ impl Namespace {
             .ask(
                 |request_id| Request::ServerSideEmit {
                     uid: Some(uid),
-                    request_id: Some(request_id),
+                    request_id: Some(request_id.into()),
                     data,
                 },
                 |r| r.kind == Some(kind::SERVER_SIDE_EMIT),

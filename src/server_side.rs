@@ -8,7 +8,7 @@
 use crate::error::Error;
 use crate::replies::Replies;
 use crate::wire::codec;
-use crate::wire::request::Response;
+use crate::wire::request::{RequestId, Response};
 use rmpv::Value;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
@@ -74,12 +74,12 @@ pub(crate) struct Acker {
     replies: Replies,
     /// Node compat: server-side acks always go to the shared response channel.
     channel: String,
-    request_id: String,
+    request_id: RequestId,
     sent: Arc<AtomicBool>,
 }
 
 impl Acker {
-    pub(crate) fn new(replies: Replies, channel: String, request_id: String) -> Self {
+    pub(crate) fn new(replies: Replies, channel: String, request_id: RequestId) -> Self {
         Self {
             replies,
             channel,

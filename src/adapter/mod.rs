@@ -255,7 +255,7 @@ impl<E: SocketEmitter> CoreAdapter<E> for ClusterAdapter<E> {
             ));
             let req = Request::Broadcast {
                 uid: Some(self.core.uid().to_owned()),
-                request_id: pending.id.clone(),
+                request_id: pending.id.clone().into(),
                 packet: NodePacket::event(data, self.core.nsp()),
                 opts: wire,
             };

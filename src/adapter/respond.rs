@@ -16,7 +16,7 @@ use crate::server_side::{self, Acker};
 use crate::socket_info::SocketInfo;
 use crate::wire::codec;
 use crate::wire::message::WireOptions;
-use crate::wire::request::{Request, Response, Selector, kind};
+use crate::wire::request::{Request, RequestId, Response, Selector, kind};
 use futures_util::StreamExt;
 use serde_json::json;
 use socketioxide_core::adapter::{CoreLocalAdapter, SocketEmitter};
@@ -39,7 +39,9 @@ pub(super) fn on_request<E: SocketEmitter>(
         }
     };
     let mine = |uid: &Option<String>| uid.as_deref() == Some(core.uid());
-    let asked_by_us = |id: &str| core.pending().contains(id);
+    // Node compat: Node skips only its own pending requests (by requestId); a request
+    // carrying our uid but no id of ours is answered.
+    let asked_by_us = |id: &RequestId| id.as_str().is_some_and(|id| core.pending().contains(id));
     match req {
         Request::Sockets { request_id, rooms } => {
             if asked_by_us(&request_id) {
@@ -56,7 +58,7 @@ pub(super) fn on_request<E: SocketEmitter>(
             );
         }
         Request::AllRooms { uid, request_id } => {
-            if mine(&uid) || asked_by_us(&request_id) {
+            if asked_by_us(&request_id) {
                 return;
             }
             let rooms = local::all_rooms(local);
@@ -100,7 +102,7 @@ pub(super) fn on_request<E: SocketEmitter>(
             request_id,
             opts,
         } => {
-            if mine(&uid) || asked_by_us(&request_id) {
+            if asked_by_us(&request_id) {
                 return;
             }
             let callbacks = &core.shared().callbacks;
@@ -136,7 +138,7 @@ pub(super) fn on_request<E: SocketEmitter>(
             packet,
             opts,
         } => {
-            if mine(&uid) || asked_by_us(&request_id) {
+            if asked_by_us(&request_id) {
                 return;
             }
             answer_broadcast_with_ack(core, local, parser, uid, request_id, packet.data, opts);
@@ -153,7 +155,7 @@ fn answer_broadcast_with_ack<E: SocketEmitter>(
     local: &CoreLocalAdapter<E>,
     parser: ParserKind,
     requester: Option<String>,
-    request_id: String,
+    request_id: RequestId,
     data: Vec<rmpv::Value>,
     opts: WireOptions,
 ) {

@@ -15,7 +15,7 @@ pub(crate) async fn remote_fetch(core: &NsCore, sel: Selector) -> Result<Vec<Soc
         .ask(
             |request_id| Request::Fetch {
                 uid: Some(uid),
-                request_id,
+                request_id: request_id.into(),
                 opts: sel,
             },
             |r| r.get("sockets").is_some(),
@@ -49,7 +49,7 @@ pub(crate) async fn remote_all_rooms(core: &NsCore) -> Result<Vec<String>, Error
         .ask(
             |request_id| Request::AllRooms {
                 uid: Some(uid),
-                request_id,
+                request_id: request_id.into(),
             },
             |r| r.get("rooms").is_some(),
         )

@@ -9,6 +9,7 @@
 
 mod cases;
 mod oracle;
+mod requests;
 mod table;
 mod wire;
 
@@ -268,7 +269,8 @@ async fn opts_shapes_are_delivered_as_node_delivers_them() {
 async fn generated_inputs_are_delivered_as_node_delivers_them() {
     common::server::init_tracing();
     let cases = oracle::case_list();
-    let judged = oracle::run(&cases).await;
+    let requests = requests::all();
+    let (judged, request_diffs) = oracle::run(&cases, &requests).await;
     let mut counts = std::collections::BTreeMap::new();
     let mut divergences = Vec::new();
     let mut report = String::new();
@@ -281,10 +283,22 @@ async fn generated_inputs_are_delivered_as_node_delivers_them() {
             divergences.push(format!("{} [{}]: {all}", case.name, case.channel));
         }
     }
+    for (r, diffs) in requests.iter().zip(&request_diffs) {
+        report += &format!("request {}\n", r.name);
+        if !diffs.is_empty() {
+            let all = diffs.join("; ");
+            report += &format!("  DIVERGES: {all}\n");
+            divergences.push(format!("request {}: {all}", r.name));
+        }
+    }
     let path = concat!(env!("CARGO_TARGET_TMPDIR"), "/differential-report.txt");
     std::fs::write(path, &report).expect("write the report");
     eprintln!("report of every case: {path}");
-    eprintln!("{} cases, Node outcomes: {counts:?}", cases.len());
+    eprintln!(
+        "{} broadcast cases, Node outcomes: {counts:?}; {} request cases",
+        cases.len(),
+        requests.len()
+    );
     let table = table::mismatches(&cases, &judged);
     assert!(
         table.is_empty(),

@@ -3,6 +3,7 @@
 
 use crate::T;
 use crate::cases::{self, Case};
+use crate::requests::RequestCase;
 use socketioxide_cluster_test_support as common;
 
 use common::cluster::{Node, node_with, shared_opts};
@@ -165,9 +166,21 @@ pub(crate) fn judge(case: &Case, reply: &Value, malformed: u64) -> Judged {
 
 /// Runs `cases` through a Rust server and `oracle.js` on the shared Redis; returns each
 /// case's judgement.
-pub(crate) async fn run(cases: &[Case]) -> Vec<Judged> {
+/// Runs `cases` through a Rust server and `oracle.js` on the shared Redis, then
+/// `requests`; returns each broadcast case's judgement and each request's differences.
+pub(crate) async fn run(
+    cases: &[Case],
+    requests: &[RequestCase],
+) -> (Vec<Judged>, Vec<Vec<String>>) {
     let key = unique_key("oracle");
     let rust: Node = node_with(shared_opts(&key), Parser::Json).await;
+    // The server-side event the requests' `serverSideEmit` cases send; acks "pong" as
+    // the oracle's Node server does.
+    for nsp in NAMESPACES.split(',') {
+        rust.cluster
+            .of(nsp)
+            .on_server_side("ping-ss", |ev| ev.ack("pong"));
+    }
     let redis = common::shared().url();
     let node_key = format!("{key}-node");
     let mut oracle = NodeProcess::spawn(
@@ -183,6 +196,10 @@ pub(crate) async fn run(cases: &[Case]) -> Vec<Judged> {
         &[],
     );
     oracle.wait_ready(T).await;
+    let uid = rust.cluster.uid().to_string();
+    oracle
+        .request(json!({"cmd": "rustUid", "uid": uid}), T)
+        .await;
     let mut out = Vec::with_capacity(cases.len());
     for case in cases {
         let before = rust.cluster.stats().malformed;
@@ -195,8 +212,13 @@ pub(crate) async fn run(cases: &[Case]) -> Vec<Judged> {
         let malformed = rust.cluster.stats().malformed - before;
         out.push(judge(case, &reply, malformed));
     }
+    let mut diffs = Vec::with_capacity(requests.len());
+    for r in requests {
+        let cmd = json!({"cmd": "request", "channel": "-request#/#", "hex": hex(&r.bytes)});
+        diffs.push(crate::requests::judge(&oracle.request(cmd, T).await));
+    }
     oracle.shutdown(T).await;
-    out
+    (out, diffs)
 }
 
 fn hex(b: &[u8]) -> String {

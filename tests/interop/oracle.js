@@ -23,6 +23,14 @@
 //     -> {"threw": null|message, "node": {client: {"events": [...], "broke": [...]}},
 //         "rust": {...}}, client = "<nsp> <rooms json>", events = [[event, ...args]]
 //         (toWire form), broke = disconnect reasons seen during the case.
+//   {"cmd":"request","channel":"-request#/#","hex":"7b..."}
+//     the bytes go to both servers' request channels over Redis (TARGET replaced as
+//     above, TARGETUID by the server's own uid); then two rounds of an allRooms marker
+//     request and a broadcast marker, so that every reply and socket event the request
+//     caused is in. -> {"node": {"responses": [...], "sockets": {...}, "state": [...]},
+//     "rust": ...}; state: the sockets of "/" with their rooms after the request;
+//     responses are [channel suffix, decoded body] with socket ids replaced by
+//     "<nsp> <rooms>" names and string arrays sorted.
 
 const http = require("http");
 const { Server } = require("socket.io");
@@ -43,6 +51,7 @@ const NAMESPACES = String(lib.opt(args, "namespaces", undefined, "/")).split(","
 const ROLES = lib.jsonOpt(args, "roles", undefined, [[]]);
 const TARGET = "TARGETSOCKETID";
 const PRODUCER = "differential-marker";
+const TARGET_UID = "TARGETUID";
 const WAIT_MS = 5000;
 
 const started = lib.deferred();
@@ -58,8 +67,12 @@ function fixstr(text) {
 
 // `bytes` with every msgpack fixstr TARGET replaced by the fixstr of `sid`.
 function substitute(bytes, sid) {
-  const from = fixstr(TARGET);
-  const to = fixstr(sid);
+  return replaceFixstr(bytes, TARGET, sid);
+}
+
+function replaceFixstr(bytes, fromText, toText) {
+  const from = fixstr(fromText);
+  const to = fixstr(toText);
   const parts = [];
   let at = 0;
   for (let i = bytes.indexOf(from); i !== -1; i = bytes.indexOf(from, at)) {
@@ -68,6 +81,136 @@ function substitute(bytes, sid) {
   }
   parts.push(bytes.subarray(at));
   return Buffer.concat(parts);
+}
+
+// Replies seen on each side's `<key>-response#*`, while a request case runs.
+const responses = { node: null, rust: null };
+let respClient;
+let rustUid = null;
+
+function bodyOf(buf) {
+  try {
+    return buf[0] === 0x7b ? JSON.parse(buf.toString()) : toWire(notepack.decode(buf));
+  } catch (e) {
+    return { $undecodable: buf.toString("hex") };
+  }
+}
+
+// Socket ids -> "<nsp> <rooms>" (ids differ between the sides), string arrays sorted,
+// fetched sockets reduced to id and rooms (handshakes differ by nature).
+function normalize(v, names) {
+  if (typeof v === "string") return names.get(v) || v;
+  if (Array.isArray(v)) {
+    const out = v.map((x) => normalize(x, names));
+    return out.every((x) => typeof x === "string") ? out.sort() : out;
+  }
+  if (v && typeof v === "object") {
+    if (typeof v.id === "string" && Array.isArray(v.rooms) && "handshake" in v) {
+      return { id: normalize(v.id, names), rooms: normalize(v.rooms, names) };
+    }
+    const out = {};
+    for (const k of Object.keys(v)) out[k] = normalize(v[k], names);
+    return out;
+  }
+  return v;
+}
+
+function sidNames(side) {
+  const names = new Map();
+  for (const c of sides[side]) if (c.socket.id) names.set(c.socket.id, c.key);
+  return names;
+}
+
+function uidOf(side) {
+  return side === "node" ? io.of("/").adapter.uid : rustUid;
+}
+
+function substituteAll(bytes, side) {
+  let b = replaceFixstr(bytes, TARGET, target(side));
+  b = replaceFixstr(b, TARGET_UID, uidOf(side));
+  b = substituteText(b, TARGET, target(side));
+  return substituteText(b, TARGET_UID, uidOf(side));
+}
+
+// JSON bodies: plain text replacement.
+function substituteText(bytes, from, to) {
+  if (bytes[0] !== 0x7b) return bytes;
+  return Buffer.from(bytes.toString().split(from).join(to));
+}
+
+// A fetchSockets of every socket: its reply is the side's state (who is in which room).
+async function fetchMarker(side, key, id) {
+  const got = responses[side];
+  const all = { rooms: [], except: [] };
+  await pub.publish(
+    `${key}-request#/#`,
+    JSON.stringify({ type: 5, requestId: id, uid: "marker", opts: all }),
+  );
+  return withTimeout(
+    new Promise((resolve) => {
+      const check = () => {
+        const at = got.findIndex(([, b]) => b && b.requestId === id);
+        if (at !== -1) {
+          resolve(got.splice(at, 1)[0][1].sockets);
+        } else {
+          got.waiters.push(check);
+        }
+      };
+      check();
+    }),
+    WAIT_MS,
+    `fetchSockets marker ${id} on ${side}`,
+  );
+}
+
+async function runRequest(msg) {
+  await started.promise;
+  const i = caseNo++;
+  const bytes = Buffer.from(msg.hex, "hex");
+  for (const c of [...sides.node, ...sides.rust]) {
+    await withTimeout(c.ready.promise, WAIT_MS, `client ${c.key} ready`);
+  }
+  const names = { node: sidNames("node"), rust: sidNames("rust") };
+  for (const side of ["node", "rust"]) {
+    responses[side] = [];
+    responses[side].waiters = [];
+  }
+  await pub.publish(Buffer.from(NODE_KEY + msg.channel), substituteAll(bytes, "node"));
+  await pub.publish(Buffer.from(RUST_KEY + msg.channel), substituteAll(bytes, "rust"));
+  for (const round of [0, 1]) {
+    await fetchMarker("node", NODE_KEY, `marker-${i}-${round}`);
+    await fetchMarker("rust", RUST_KEY, `marker-${i}-${round}`);
+  }
+  for (const nsp of NAMESPACES) {
+    io.of(nsp).adapter.onmessage(null, Buffer.from(`${NODE_KEY}#${nsp}#`), marker(nsp, i));
+    await pub.publish(`${RUST_KEY}#${nsp}#`, marker(nsp, i));
+  }
+  const all = [...sides.node, ...sides.rust];
+  await withTimeout(Promise.all(all.map((c) => settled(c, i))), WAIT_MS, `markers of ${i}`);
+  // The state once sockets cut off by the request are back.
+  const state = {};
+  state.node = await fetchMarker("node", NODE_KEY, `state-${i}`);
+  state.rust = await fetchMarker("rust", RUST_KEY, `state-${i}`);
+  const after = { node: sidNames("node"), rust: sidNames("rust") };
+  const res = {};
+  for (const side of ["node", "rust"]) {
+    const key = side === "node" ? NODE_KEY : RUST_KEY;
+    res[side] = {
+      responses: responses[side].map(([ch, b]) => [ch.slice(key.length), normalize(b, names[side])]),
+      sockets: report(side),
+      // Numeric rooms as their text: a Rust socket joins `5` as "5" (deliberate, see
+      // PROTOCOL.md), which must not hide the rest of the state.
+      state: normalize(
+        state[side].map((s) => ({ ...s, rooms: s.rooms.map(String) })),
+        after[side],
+      ).sort((a, b) => (a.id < b.id ? -1 : 1)),
+    };
+    for (const r of res[side].responses) {
+      r[0] = r[0].split(uidOf(side)).join(TARGET_UID);
+    }
+    responses[side] = null;
+  }
+  return res;
 }
 
 function marker(nsp, i) {
@@ -118,6 +261,8 @@ function client(side, url, nsp, rooms) {
     c.broke.push(reason);
     c.joined = false;
     c.ready = lib.deferred();
+    // A server-side disconnect is not followed by an automatic reconnection.
+    if (reason === "io server disconnect") socket.connect();
   });
   socket.on("connect_error", (e) => c.broke.push(`connect_error: ${e.message}`));
   socket.onAny((event, ...rest) => {
@@ -227,6 +372,30 @@ async function main() {
       });
     });
   }
+  for (const nsp of NAMESPACES) {
+    io.of(nsp).on("ping-ss", (...args) => {
+      const ack = args.pop();
+      if (typeof ack === "function") ack("pong");
+    });
+  }
+  respClient = pub.duplicate();
+  respClient.on("error", (e) => log("redis error:", e.message));
+  await respClient.connect();
+  for (const [side, key] of [
+    ["node", NODE_KEY],
+    ["rust", RUST_KEY],
+  ]) {
+    await respClient.pSubscribe(
+      `${key}-response#*`,
+      (buf, channel) => {
+        const got = responses[side];
+        if (!got) return;
+        got.push([channel.toString(), bodyOf(buf)]);
+        for (const w of got.waiters.splice(0)) w();
+      },
+      true,
+    );
+  }
   await new Promise((r) => httpServer.listen(0, "127.0.0.1", r));
   const nodeUrl = `http://127.0.0.1:${httpServer.address().port}`;
   for (const [side, url] of [
@@ -245,13 +414,20 @@ async function main() {
 }
 
 lib.runCommandLoop({
-  handlers: { case: runCase },
+  handlers: {
+    case: runCase,
+    request: runRequest,
+    rustUid: (msg) => {
+      rustUid = String(msg.uid);
+      return {};
+    },
+  },
   gate: started.promise,
   maxLifetimeMs: 600000,
   shutdown: async () => {
     for (const c of [...sides.node, ...sides.rust]) c.socket.close();
     io && io.close();
-    await Promise.allSettled([pub && pub.quit(), subClient && subClient.quit()]);
+    await Promise.allSettled([pub, subClient, respClient].map((c) => c && c.quit()));
   },
 });
 lib.runMain(main, started);

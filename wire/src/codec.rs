@@ -333,6 +333,20 @@ pub fn key_is(k: &Value, key: &str) -> bool {
     }
 }
 
+/// JavaScript's truthiness of a decoded value: `false`, `0`, `NaN`, `""` and nil are
+/// falsy; everything else (objects, arrays, buffers included) is truthy.
+pub fn js_truthy(v: &Value) -> bool {
+    match v {
+        Value::Nil => false,
+        Value::Boolean(b) => *b,
+        Value::Integer(i) => i.as_i64() != Some(0) && i.as_u64() != Some(0),
+        Value::F32(f) => *f != 0.0 && !f.is_nan(),
+        Value::F64(f) => *f != 0.0 && !f.is_nan(),
+        Value::String(s) => !s.as_bytes().is_empty(),
+        _ => true,
+    }
+}
+
 /// JavaScript's `String(v)` of the value notepack decodes `v` to: what Node does with a
 /// value used as a property name, concatenated into a packet, or joined.
 pub fn js_string(v: &Value) -> String {

@@ -116,21 +116,7 @@ impl WireOptions {
     /// Whether `flags.volatile` is set. Node compat: Node passes `flags.volatile` on as
     /// is and tests it for truthiness, so `1` or `"true"` mean volatile too.
     pub fn is_volatile(&self) -> bool {
-        self.flag("volatile").is_some_and(js_truthy)
-    }
-}
-
-/// JavaScript's truthiness of a decoded value: `false`, `0`, `NaN`, `""` and nil are
-/// falsy; everything else (objects, arrays, buffers included) is truthy.
-fn js_truthy(v: &Value) -> bool {
-    match v {
-        Value::Nil => false,
-        Value::Boolean(b) => *b,
-        Value::Integer(i) => i.as_i64() != Some(0) && i.as_u64() != Some(0),
-        Value::F32(f) => *f != 0.0 && !f.is_nan(),
-        Value::F64(f) => *f != 0.0 && !f.is_nan(),
-        Value::String(s) => !s.as_bytes().is_empty(),
-        _ => true,
+        self.flag("volatile").is_some_and(codec::js_truthy)
     }
 }
 

@@ -79,6 +79,62 @@ impl Selector {
     }
 }
 
+/// A request's `requestId` as its sender wrote it. Node compat: Node echoes it in its
+/// replies as it came: a number stays a number, `null` stays `null`, and a missing one
+/// is left out of the reply (which is still sent).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RequestId(Option<Value>);
+
+impl RequestId {
+    /// A string id (every id this crate generates).
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(Some(Value::from(id.into())))
+    }
+
+    fn read(v: Option<&Value>) -> Self {
+        Self(v.cloned())
+    }
+
+    /// The id when it is a string: only those can match a request of ours.
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.0 {
+            Some(Value::String(s)) => s.as_str(),
+            _ => None,
+        }
+    }
+
+    /// The JSON to echo; `None` when the request had no `requestId`.
+    pub fn to_json(&self) -> Option<Json> {
+        self.0.as_ref().map(value_to_json)
+    }
+
+    fn value(&self) -> Option<&Value> {
+        self.0.as_ref()
+    }
+}
+
+impl From<&str> for RequestId {
+    fn from(id: &str) -> Self {
+        Self::new(id)
+    }
+}
+
+impl From<String> for RequestId {
+    fn from(id: String) -> Self {
+        Self::new(id)
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.to_json() {
+            Some(Json::String(s)) => f.write_str(&s),
+            Some(other) => write!(f, "{other}"),
+            None => f.write_str("(none)"),
+        }
+    }
+}
+
 /// A decoded request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -86,7 +142,7 @@ pub enum Request {
     /// `{requestId, type: 0, rooms}`: ids of the sockets in `rooms`.
     Sockets {
         /// Correlation id.
-        request_id: String,
+        request_id: RequestId,
         /// Rooms (all sockets when empty).
         rooms: Vec<Value>,
     },
@@ -95,7 +151,7 @@ pub enum Request {
         /// Requester.
         uid: Option<String>,
         /// Correlation id.
-        request_id: String,
+        request_id: RequestId,
     },
     /// `{uid, type: 2|3, opts, rooms}`: matching sockets join / leave `rooms`. No reply.
     JoinLeave {
@@ -122,7 +178,7 @@ pub enum Request {
     /// the socket.
     Legacy {
         /// Correlation id.
-        request_id: String,
+        request_id: RequestId,
         /// 2, 3 or 4.
         kind: u8,
         /// The socket.
@@ -137,7 +193,7 @@ pub enum Request {
         /// Requester.
         uid: Option<String>,
         /// Correlation id.
-        request_id: String,
+        request_id: RequestId,
         /// Which sockets.
         opts: Selector,
     },
@@ -146,7 +202,7 @@ pub enum Request {
         /// Sender.
         uid: Option<String>,
         /// Present when the sender waits for acknowledgements.
-        request_id: Option<String>,
+        request_id: Option<RequestId>,
         /// `[event, ...args]`.
         data: Vec<Value>,
     },
@@ -155,7 +211,7 @@ pub enum Request {
         /// Requester.
         uid: Option<String>,
         /// Correlation id.
-        request_id: String,
+        request_id: RequestId,
         /// The event.
         packet: NodePacket,
         /// Rooms, except, flags (`flags.timeout` in ms).
@@ -274,20 +330,54 @@ fn string(v: Option<&Value>) -> Option<String> {
     v.and_then(codec::room_name)
 }
 
-fn array(v: Option<&Value>) -> Vec<Value> {
+/// `new Set(v)`, as Node's responder reads `rooms` and `except`: an array's items, a
+/// string's characters, nothing for missing or nil; anything else throws in Node, which
+/// then neither answers nor acts (an error here, counted as malformed).
+fn node_set(key: &str, v: Option<&Value>) -> Result<Vec<Value>, DecodeError> {
     match v {
-        Some(Value::Array(a)) => a.clone(),
-        _ => Vec::new(),
+        None | Some(Value::Nil) => Ok(Vec::new()),
+        Some(Value::Array(items)) => Ok(items.clone()),
+        Some(Value::String(s)) => Ok(s
+            .as_str()
+            .unwrap_or_default()
+            .chars()
+            .map(|c| Value::from(c.to_string()))
+            .collect()),
+        Some(other) => Err(DecodeError(format!("{key} {other} is not iterable"))),
     }
 }
 
-fn selector(v: Option<&Value>) -> Selector {
+/// `request.opts` read as Node's responder does: `{rooms: new Set(opts.rooms), except:
+/// new Set(opts.except)}`. Reading a property of a missing or nil `opts` throws (no
+/// answer); any other non-object has no such properties (every socket).
+fn node_selector(v: Option<&Value>) -> Result<Selector, DecodeError> {
     match v {
-        Some(Value::Map(m)) => Selector {
-            rooms: array(map_get(m, "rooms")),
-            except: array(map_get(m, "except")),
-        },
-        _ => Selector::default(),
+        None | Some(Value::Nil) => Err(DecodeError("request without opts".into())),
+        Some(Value::Map(m)) => Ok(Selector {
+            rooms: node_set("opts.rooms", map_get(m, "rooms"))?,
+            except: node_set("opts.except", map_get(m, "except"))?,
+        }),
+        Some(_) => Ok(Selector::default()),
+    }
+}
+
+/// The rooms of `socket.join(rooms)`: an array's items, any other value one room.
+fn join_rooms(v: Option<&Value>) -> Vec<Value> {
+    match v {
+        None | Some(Value::Nil) => Vec::new(),
+        Some(Value::Array(items)) => items.clone(),
+        Some(other) => vec![other.clone()],
+    }
+}
+
+/// `request.type` for Node's `switch`: strict equality with a number, so `1.0` is 1 and
+/// `"1"` is no type.
+fn request_type(v: Option<&Value>) -> Option<u8> {
+    match v? {
+        Value::Integer(i) => i.as_u64().and_then(|k| u8::try_from(k).ok()),
+        Value::F64(f) if f.fract() == 0.0 && (0.0..=255.0).contains(f) => Some(*f as u8),
+        Value::F32(f) if f.fract() == 0.0 && (0.0..=255.0).contains(f) => Some(*f as u8),
+        _ => None,
     }
 }
 
@@ -297,75 +387,82 @@ impl Request {
         let Value::Map(m) = decode_any(bytes)? else {
             return Err(DecodeError("request is not an object".into()));
         };
-        let kind = map_get(&m, "type")
-            .and_then(Value::as_u64)
-            .ok_or_else(|| DecodeError("request.type missing".into()))?;
+        let kind = request_type(map_get(&m, "type"))
+            .ok_or_else(|| DecodeError("request.type missing or not a number".into()))?;
         let uid = string(map_get(&m, "uid"));
-        let request_id = string(map_get(&m, "requestId"));
-        let need_id = || {
-            request_id
-                .clone()
-                .ok_or_else(|| DecodeError(format!("request type {kind} without requestId")))
-        };
-        let kind =
-            u8::try_from(kind).map_err(|_| DecodeError(format!("unknown request type {kind}")))?;
+        // Node compat: Node answers a request without requestId too (its reply has none).
+        let request_id = RequestId::read(map_get(&m, "requestId"));
+        // Node compat: join/leave/disconnect take the single-socket form unless `opts` is
+        // truthy (`if (request.opts)`).
+        let by_sid = !map_get(&m, "opts").is_some_and(codec::js_truthy);
         Ok(match kind {
             kind::SOCKETS => Request::Sockets {
-                request_id: need_id()?,
-                rooms: array(map_get(&m, "rooms")),
+                request_id,
+                rooms: node_set("rooms", map_get(&m, "rooms"))?,
             },
-            kind::ALL_ROOMS => Request::AllRooms {
-                uid,
-                request_id: need_id()?,
-            },
-            k @ (kind::REMOTE_JOIN | kind::REMOTE_LEAVE | kind::REMOTE_DISCONNECT)
-                if map_get(&m, "opts").is_none() =>
-            {
+            kind::ALL_ROOMS => Request::AllRooms { uid, request_id },
+            k @ (kind::REMOTE_JOIN | kind::REMOTE_LEAVE | kind::REMOTE_DISCONNECT) if by_sid => {
                 Request::Legacy {
-                    request_id: need_id()?,
+                    request_id,
                     kind: k,
-                    sid: string(map_get(&m, "sid"))
-                        .ok_or_else(|| DecodeError("legacy request without sid".into()))?,
+                    sid: match map_get(&m, "sid") {
+                        Some(Value::String(s)) => s.as_str().unwrap_or_default().to_owned(),
+                        _ => return Err(DecodeError("single-socket request without sid".into())),
+                    },
                     room: map_get(&m, "room").cloned(),
-                    close: map_get(&m, "close")
-                        .and_then(Value::as_bool)
-                        .unwrap_or(false),
+                    close: map_get(&m, "close").is_some_and(codec::js_truthy),
                 }
             }
             k @ (kind::REMOTE_JOIN | kind::REMOTE_LEAVE) => Request::JoinLeave {
                 uid,
                 join: k == kind::REMOTE_JOIN,
-                opts: selector(map_get(&m, "opts")),
-                rooms: array(map_get(&m, "rooms")),
+                opts: node_selector(map_get(&m, "opts"))?,
+                rooms: match (k, map_get(&m, "rooms")) {
+                    (kind::REMOTE_JOIN, rooms) => join_rooms(rooms),
+                    (_, Some(Value::Array(rooms))) => rooms.clone(),
+                    // Node compat: `rooms.forEach(..)` throws on anything but an array.
+                    _ => return Err(DecodeError("socketsLeave rooms is not an array".into())),
+                },
             },
             kind::REMOTE_DISCONNECT => Request::Disconnect {
                 uid,
-                opts: selector(map_get(&m, "opts")),
-                close: map_get(&m, "close")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false),
+                opts: node_selector(map_get(&m, "opts"))?,
+                close: map_get(&m, "close").is_some_and(codec::js_truthy),
             },
             kind::REMOTE_FETCH => Request::Fetch {
                 uid,
-                request_id: need_id()?,
-                opts: selector(map_get(&m, "opts")),
+                request_id,
+                opts: node_selector(map_get(&m, "opts"))?,
             },
             kind::SERVER_SIDE_EMIT => Request::ServerSideEmit {
                 uid,
-                request_id,
-                data: array(map_get(&m, "data")),
+                // Node compat: `withAck = request.requestId !== undefined` (null acks).
+                request_id: map_get(&m, "requestId").map(|_| request_id),
+                data: match map_get(&m, "data") {
+                    None | Some(Value::Nil) => Vec::new(),
+                    Some(Value::Array(items)) => items.clone(),
+                    Some(_) => {
+                        return Err(DecodeError("serverSideEmit data is not an array".into()));
+                    }
+                },
             },
             kind::BROADCAST => {
-                let request_id = need_id()?;
                 let mut m = m;
                 let take = |m: &mut Vec<(Value, Value)>, key: &str| {
                     m.iter()
-                        .position(|(k, _)| k.as_str() == Some(key))
+                        .rposition(|(k, _)| codec::key_is(k, key))
                         .map(|i| m.swap_remove(i).1)
                 };
                 let packet = take(&mut m, "packet")
                     .ok_or_else(|| DecodeError("broadcast request without packet".into()))?;
-                let opts = decode_opts(take(&mut m, "opts").unwrap_or(Value::Nil))?;
+                let opts = match take(&mut m, "opts") {
+                    None | Some(Value::Nil) => {
+                        return Err(DecodeError("broadcast request without opts".into()));
+                    }
+                    Some(o @ Value::Map(_)) => decode_opts(o)?,
+                    // Node reads `.rooms` of another value: undefined, every socket.
+                    Some(_) => decode_opts(Value::Map(Vec::new()))?,
+                };
                 Request::Broadcast {
                     uid,
                     request_id,
@@ -387,13 +484,13 @@ impl Request {
         };
         match self {
             Request::Sockets { request_id, rooms } => {
-                o.insert("requestId".into(), request_id.as_str().into());
+                put_id(&mut o, request_id);
                 o.insert("type".into(), kind::SOCKETS.into());
                 o.insert("rooms".into(), values_json(rooms));
             }
             Request::AllRooms { uid: u, request_id } => {
                 uid(&mut o, u);
-                o.insert("requestId".into(), request_id.as_str().into());
+                put_id(&mut o, request_id);
                 o.insert("type".into(), kind::ALL_ROOMS.into());
             }
             Request::JoinLeave {
@@ -429,7 +526,7 @@ impl Request {
                 room,
                 close,
             } => {
-                o.insert("requestId".into(), request_id.as_str().into());
+                put_id(&mut o, request_id);
                 o.insert("type".into(), (*k).into());
                 o.insert("sid".into(), sid.as_str().into());
                 match room {
@@ -443,7 +540,7 @@ impl Request {
                 opts,
             } => {
                 uid(&mut o, u);
-                o.insert("requestId".into(), request_id.as_str().into());
+                put_id(&mut o, request_id);
                 o.insert("type".into(), kind::REMOTE_FETCH.into());
                 o.insert("opts".into(), opts.to_json());
             }
@@ -454,7 +551,7 @@ impl Request {
             } => {
                 uid(&mut o, u);
                 if let Some(id) = request_id {
-                    o.insert("requestId".into(), id.as_str().into());
+                    put_id(&mut o, id);
                 }
                 o.insert("type".into(), kind::SERVER_SIDE_EMIT.into());
                 o.insert("data".into(), values_json(data));
@@ -470,21 +567,30 @@ impl Request {
     }
 }
 
+/// `requestId` as the request had it (left out when it had none).
+fn put_id(o: &mut Map<String, Json>, id: &RequestId) {
+    if let Some(id) = id.to_json() {
+        o.insert("requestId".into(), id);
+    }
+}
+
 fn encode_broadcast_request(
     uid: Option<&str>,
-    request_id: &str,
+    request_id: &RequestId,
     packet: &NodePacket,
     opts: &WireOptions,
 ) -> Vec<u8> {
     let mut buf = Vec::with_capacity(128);
-    let n = 4 + usize::from(uid.is_some());
+    let n = 3 + usize::from(uid.is_some()) + usize::from(request_id.value().is_some());
     let _ = rmp::encode::write_map_len(&mut buf, n as u32);
     if let Some(uid) = uid {
         codec::write(&mut buf, &Value::from("uid"));
         codec::write(&mut buf, &Value::from(uid));
     }
-    codec::write(&mut buf, &Value::from("requestId"));
-    codec::write(&mut buf, &Value::from(request_id));
+    if let Some(id) = request_id.value() {
+        codec::write(&mut buf, &Value::from("requestId"));
+        codec::write(&mut buf, id);
+    }
     codec::write(&mut buf, &Value::from("type"));
     codec::write(&mut buf, &Value::from(kind::BROADCAST));
     codec::write(&mut buf, &Value::from("packet"));
@@ -514,9 +620,9 @@ impl Response {
 
     /// JSON `{requestId, <field>: value, ...}` in the given order (SOCKETS, ALL_ROOMS,
     /// REMOTE_FETCH and legacy responses).
-    pub fn encode_json(request_id: &str, fields: Vec<(&str, Json)>) -> Vec<u8> {
+    pub fn encode_json(request_id: &RequestId, fields: Vec<(&str, Json)>) -> Vec<u8> {
         let mut o = Map::new();
-        o.insert("requestId".into(), request_id.into());
+        put_id(&mut o, request_id);
         for (k, v) in fields {
             o.insert(k.into(), v);
         }
@@ -524,31 +630,32 @@ impl Response {
     }
 
     /// JSON `{type: 6, requestId, data}`: one server-side-emit acknowledgement.
-    pub fn encode_server_side_ack(request_id: &str, data: &Value) -> Vec<u8> {
+    pub fn encode_server_side_ack(request_id: &RequestId, data: &Value) -> Vec<u8> {
         let mut o = Map::new();
         o.insert("type".into(), kind::SERVER_SIDE_EMIT.into());
-        o.insert("requestId".into(), request_id.into());
+        put_id(&mut o, request_id);
         o.insert("data".into(), value_to_json(data));
         serde_json::to_vec(&Json::Object(o)).unwrap_or_default()
     }
 
     /// JSON `{type: 8, requestId, clientCount}`.
-    pub fn encode_client_count(request_id: &str, count: u64) -> Vec<u8> {
+    pub fn encode_client_count(request_id: &RequestId, count: u64) -> Vec<u8> {
         let mut o = Map::new();
         o.insert("type".into(), kind::BROADCAST_CLIENT_COUNT.into());
-        o.insert("requestId".into(), request_id.into());
+        put_id(&mut o, request_id);
         o.insert("clientCount".into(), count.into());
         serde_json::to_vec(&Json::Object(o)).unwrap_or_default()
     }
 
     /// msgpack `{type: 9, requestId, packet}`: one client's acknowledgement (its first
     /// argument; binary kept).
-    pub fn encode_broadcast_ack(request_id: &str, packet: &Value) -> Vec<u8> {
-        codec::to_vec(&Value::Map(vec![
-            (Value::from("type"), Value::from(kind::BROADCAST_ACK)),
-            (Value::from("requestId"), Value::from(request_id)),
-            (Value::from("packet"), packet.clone()),
-        ]))
+    pub fn encode_broadcast_ack(request_id: &RequestId, packet: &Value) -> Vec<u8> {
+        let mut m = vec![(Value::from("type"), Value::from(kind::BROADCAST_ACK))];
+        if let Some(id) = request_id.value() {
+            m.push((Value::from("requestId"), id.clone()));
+        }
+        m.push((Value::from("packet"), packet.clone()));
+        codec::to_vec(&Value::Map(m))
     }
 }
 
@@ -614,16 +721,18 @@ mod fixture_tests {
                 }
                 let mut res = Response::decode(&bytes).unwrap_or_else(|e| panic!("{file}: {e}"));
                 let again = match res.kind {
-                    Some(kind::SERVER_SIDE_EMIT) => {
-                        Response::encode_server_side_ack(&res.request_id, res.get("data").unwrap())
-                    }
+                    Some(kind::SERVER_SIDE_EMIT) => Response::encode_server_side_ack(
+                        &RequestId::new(res.request_id.clone()),
+                        res.get("data").unwrap(),
+                    ),
                     Some(kind::BROADCAST_CLIENT_COUNT) => Response::encode_client_count(
-                        &res.request_id,
+                        &RequestId::new(res.request_id.clone()),
                         res.get("clientCount").and_then(Value::as_u64).unwrap(),
                     ),
-                    Some(kind::BROADCAST_ACK) => {
-                        Response::encode_broadcast_ack(&res.request_id, res.get("packet").unwrap())
-                    }
+                    Some(kind::BROADCAST_ACK) => Response::encode_broadcast_ack(
+                        &RequestId::new(res.request_id.clone()),
+                        res.get("packet").unwrap(),
+                    ),
                     _ => {
                         res.take("requestId");
                         let id = res.request_id.clone();
@@ -633,7 +742,7 @@ mod fixture_tests {
                             .map(|(k, v)| (k.as_str().unwrap().to_owned(), value_to_json(v)))
                             .collect();
                         Response::encode_json(
-                            &id,
+                            &RequestId::new(id.clone()),
                             fields
                                 .iter()
                                 .map(|(k, v)| (k.as_str(), v.clone()))
@@ -682,11 +791,49 @@ mod fixture_tests {
             b"{}",
             b"[]",
             b"{\"type\":99}",
-            b"{\"type\":1}",
+            b"{\"type\":\"1\"}",
             &[0x81, 0xa4, b't', b'y', b'p', b'e', 0x07],
         ] {
             assert!(Request::decode(bytes).is_err());
         }
         assert!(Response::decode(b"{\"rooms\":[]}").is_err());
+    }
+
+    /// Node answers what its `switch` and `new Set` accept, and echoes the id as it came.
+    #[test]
+    fn requests_as_node_reads_them() {
+        let all_rooms = |b: &[u8]| match Request::decode(b) {
+            Ok(Request::AllRooms { request_id, .. }) => request_id,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(all_rooms(b"{\"type\":1}").to_json(), None);
+        assert_eq!(
+            all_rooms(b"{\"type\":1.0,\"requestId\":5}").to_json(),
+            Some(json!(5))
+        );
+        assert_eq!(
+            all_rooms(b"{\"type\":1,\"requestId\":null}").to_json(),
+            Some(Json::Null)
+        );
+        assert_eq!(
+            Response::encode_json(&all_rooms(b"{\"type\":1,\"requestId\":5}"), vec![]),
+            b"{\"requestId\":5}"
+        );
+        assert_eq!(Response::encode_json(&RequestId::default(), vec![]), b"{}");
+        // `new Set("ab")` is two rooms; `new Set(5)` throws (no answer).
+        match Request::decode(b"{\"type\":0,\"requestId\":\"r\",\"rooms\":\"ab\"}") {
+            Ok(Request::Sockets { rooms, .. }) => {
+                assert_eq!(rooms, [Value::from("a"), Value::from("b")])
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(Request::decode(b"{\"type\":0,\"rooms\":5}").is_err());
+        // fetchSockets without opts throws in Node; disconnect with a falsy opts is the
+        // single-socket form.
+        assert!(Request::decode(b"{\"type\":5,\"requestId\":\"r\"}").is_err());
+        assert!(matches!(
+            Request::decode(b"{\"type\":4,\"opts\":null,\"sid\":\"x\"}"),
+            Ok(Request::Legacy { .. })
+        ));
     }
 }
