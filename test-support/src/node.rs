@@ -487,6 +487,15 @@ impl NodeProcess {
         }
     }
 
+    /// Waits up to `timeout` for the process to exit on its own (nothing is sent to it);
+    /// `None` if it is still running then.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        match tokio::time::timeout(timeout, self.child.wait()).await {
+            Ok(Ok(status)) => Some(status),
+            _ => None,
+        }
+    }
+
     /// SIGKILL the process now (it is also killed on drop).
     pub async fn kill(&mut self) {
         self.child.kill().await.ok();

@@ -39,10 +39,12 @@ const EXTRA_NAMESPACES = String(lib.opt(args, "namespaces", "NAMESPACES", ""))
 // --tap: report every message on this key's request and response channels as
 // {"wire": {"channel", "json": <parsed or null>, "firstByte"}} (what the adapter got).
 const TAP = lib.boolOpt(args, "tap", "TAP", false);
-// --no-error-listener: do not listen to the adapters' "error" events (socket.io-redis
-// emits one for every request or response that is not JSON; without a listener the
-// EventEmitter throws inside the adapter's async handler: an unhandled rejection).
-const ERROR_LISTENER = !lib.boolOpt(args, "no-error-listener", "NO_ERROR_LISTENER", false);
+// --plain-errors: behave like a plain Node application: no listener for the adapters'
+// "error" events and no process-level handlers (lib.js installs unhandledRejection and
+// uncaughtException handlers that only log). socket.io-redis 6.1.1 emits "error" for
+// every request or response that is not JSON; without a listener that error ends the
+// process (exit code 1). By default each one is reported as {"adapterError": ...}.
+const PLAIN_ERRORS = lib.boolOpt(args, "plain-errors", "PLAIN_ERRORS", false);
 const MAX_LIFETIME_MS = Number(
   lib.opt(args, "max-lifetime-ms", "MAX_LIFETIME_MS", "600000"),
 );
@@ -341,6 +343,10 @@ function tap(channel, msg) {
 
 async function main() {
   lib.runCommandLoop({ gate: started.promise, handlers, shutdown, maxLifetimeMs: MAX_LIFETIME_MS });
+  if (PLAIN_ERRORS) {
+    process.removeAllListeners("unhandledRejection");
+    process.removeAllListeners("uncaughtException");
+  }
 
   pubClient = redis.createClient(REDIS_URL);
   subClient = redis.createClient(REDIS_URL);
@@ -374,7 +380,7 @@ async function main() {
   for (const name of STATIC_NAMES) {
     const nsp = io.of(name);
     nsp.use(middleware).on("connection", onConnection);
-    if (ERROR_LISTENER) {
+    if (!PLAIN_ERRORS) {
       nsp.adapter.on("error", (e) => {
         out({ adapterError: { nsp: name, message: String((e && e.message) || e) } });
       });
