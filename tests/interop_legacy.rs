@@ -427,7 +427,9 @@ async fn binary_both_directions() {
     let big: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect(); // bin32
 
     // Legacy -> Rust: notepack 2.2.0 writes a Buffer as bin, a Uint8Array or ArrayBuffer
-    // as ext type 0, `undefined` as d4 00 00 (read as null).
+    // as ext 8/16/32 type 0 (`c7 len 00`, whatever the length: 1 and 8 bytes too),
+    // `undefined` as fixext1 type 0 (`d4 00 00`, read as null) and a Date as fixext8
+    // type 0 (`d7 00` + epoch ms as int32 hi, uint32 lo; read as its ISO string).
     emit(
         &mut legacy,
         json!({"event": "l-bin", "args": [
@@ -438,13 +440,32 @@ async fn binary_both_directions() {
             array_buffer(&[9]),
             undefined(),
             nd::bin(&big),
+            u8array(&[1, 2, 3, 4, 5, 6, 7, 8]),
+            u8array(&[0]),
+            {"$date": 1_577_836_800_123u64},
+            {"$date": -1000},
         ]}),
     )
     .await;
     emit(&mut legacy, json!({"event": "l-marker", "args": []})).await;
     let evs = expect_events(&mut rc, &["l-bin", "l-marker"], T).await;
+    assert_eq!(evs[0].args.len(), 11);
     assert_eq!(
-        evs[0].args,
+        evs[0].args[7..],
+        [
+            bin([1, 2, 3, 4, 5, 6, 7, 8]),
+            bin([0]),
+            arg(json!("2020-01-01T00:00:00.123Z")),
+            arg(json!("1969-12-31T23:59:59.000Z")),
+        ],
+        "8- and 1-byte typed arrays (ext 8 type 0), Dates (fixext 8 type 0)"
+    );
+    assert_eq!(
+        nd::base64_encode(evs[0].bin_arg(6)),
+        nd::base64_encode(&big)
+    );
+    assert_eq!(
+        evs[0].args[..6],
         vec![
             bin([1, 2, 3]),
             arg(json!("t")),
@@ -455,7 +476,6 @@ async fn binary_both_directions() {
             bin([7, 8]),
             bin([9]),
             Arg::Nil,
-            bin(&big),
         ]
     );
     let args = node_expect(&mut lc_on_rust, &["l-bin", "l-marker"], T).await;
@@ -469,9 +489,22 @@ async fn binary_both_directions() {
             nd::bin(&[9]),
             null,
             nd::bin(&big),
+            nd::bin(&[1, 2, 3, 4, 5, 6, 7, 8]),
+            nd::bin(&[0]),
+            "2020-01-01T00:00:00.123Z",
+            "1969-12-31T23:59:59.000Z",
         ])
     );
-    node_expect(&mut lc, &["l-bin", "l-marker"], T).await;
+    // The legacy server's own client, for comparison (socket.io 4.0.2 locally).
+    let args = node_expect(&mut lc, &["l-bin", "l-marker"], T).await;
+    assert_eq!(
+        args[0][7],
+        nd::bin(&[1, 2, 3, 4, 5, 6, 7, 8]),
+        "{}",
+        args[0]
+    );
+    assert_eq!(args[0][8], nd::bin(&[0]), "{}", args[0]);
+    assert_eq!(args[0][9], json!("2020-01-01T00:00:00.123Z"), "{}", args[0]);
 
     // Rust -> legacy: a Buffer with the same bytes (top level, nested, big, empty).
     let payload = Bytes::from_static(&[0, 1, 2, 254, 255]);
