@@ -392,6 +392,47 @@ async fn broadcasts_both_directions() {
     )
     .await;
 
+    // --- notepack's size classes both ways (notepack 2.2.0 on the legacy side): uint64,
+    // int64, negative ints, float64, str8/str16/str32, array16, map16.
+    let map16: serde_json::Map<String, Value> =
+        (0..20).map(|i| (format!("k{i}"), json!(i))).collect();
+    let sizes = json!([
+        4294967296u64,
+        -4294967296i64,
+        -1,
+        -200,
+        -40000,
+        0.1,
+        "ü€𝄞",
+        "y".repeat(40),
+        "x".repeat(300),
+        "z".repeat(70_000),
+        (0..20).collect::<Vec<i64>>(),
+        map16,
+        [[], {}, [null]],
+    ]);
+    emit(
+        &mut legacy,
+        json!({"event": "l-sizes", "args": sizes.clone()}),
+    )
+    .await;
+    let ev = &expect_events(&mut ra, &["l-sizes"], T).await[0];
+    let got: Vec<Value> = (0..ev.args.len()).map(|i| ev.json(i)).collect();
+    assert_eq!(Value::Array(got), sizes);
+    node_expect(&mut la, &["l-sizes"], T).await;
+    io.emit("r-sizes", &sizes).await.unwrap();
+    assert_eq!(
+        node_expect(&mut la, &["r-sizes"], T).await[0],
+        json!([sizes])
+    );
+    expect_events(&mut ra, &["r-sizes"], T).await;
+    for c in [&mut rab, &mut rnone] {
+        expect_events(c, &["l-sizes", "r-sizes"], T).await;
+    }
+    for c in [&mut lab, &mut lnone] {
+        node_expect(c, &["l-sizes", "r-sizes"], T).await;
+    }
+
     // --- Volatile (and compress: false from the legacy side): each alone, to idle
     // clients (volatile packets may overtake the ordered ones on both sides).
     emit(
