@@ -1,5 +1,5 @@
 //! Drive the Node.js interop scripts of `tests/interop/` (`server.js`,
-//! `client.js`, `emit.js`) from Rust integration tests.
+//! `legacy_server.js`, `client.js`, `emit.js`) from Rust integration tests.
 //!
 //! Each script is a long-lived process speaking JSON lines: commands on its
 //! stdin, replies and unsolicited reports on its stdout (one JSON object per
@@ -62,6 +62,10 @@ const REQUIRED_PACKAGES: &[&str] = &[
     "@socket.io/redis-emitter",
     "socket.io-emitter",
     "redis",
+    // legacy_server.js: socket.io-redis 6.1.1 on socket.io 4.0.2 and redis 3.1.2 (aliases)
+    "socket.io-redis",
+    "socket.io-4.0",
+    "redis3",
 ];
 
 /// `tests/interop/` of the root crate, where the Node scripts and their `package.json`
@@ -483,6 +487,15 @@ impl NodeProcess {
         }
     }
 
+    /// Waits up to `timeout` for the process to exit on its own (nothing is sent to it);
+    /// `None` if it is still running then.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        match tokio::time::timeout(timeout, self.child.wait()).await {
+            Ok(Ok(status)) => Some(status),
+            _ => None,
+        }
+    }
+
     /// SIGKILL the process now (it is also killed on drop).
     pub async fn kill(&mut self) {
         self.child.kill().await.ok();
@@ -602,6 +615,21 @@ pub async fn start_server(
     let mut args = vec!["--name", name, "--redis", redis_url, "--key", key];
     args.extend_from_slice(extra_args);
     let mut p = NodeProcess::spawn_named(name, "server.js", args, &[]);
+    p.wait_ready(DEFAULT_TIMEOUT).await;
+    p
+}
+
+/// Start `legacy_server.js` (socket.io 4.0.2 + socket.io-redis 6.1.1, the previous
+/// generation of Node servers) on 127.0.0.1:0. `extra_args` e.g. `&["--tap"]`.
+pub async fn start_legacy_server(
+    name: &str,
+    redis_url: &str,
+    key: &str,
+    extra_args: &[&str],
+) -> NodeProcess {
+    let mut args = vec!["--name", name, "--redis", redis_url, "--key", key];
+    args.extend_from_slice(extra_args);
+    let mut p = NodeProcess::spawn_named(name, "legacy_server.js", args, &[]);
     p.wait_ready(DEFAULT_TIMEOUT).await;
     p
 }

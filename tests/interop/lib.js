@@ -11,6 +11,7 @@
 //   {"$u8": "<base64>"}            -> Uint8Array (own, exactly sized ArrayBuffer)
 //   {"$ab": "<base64>"}            -> ArrayBuffer
 //   {"$undefined": true}           -> undefined
+//   {"$date": <epoch ms>}          -> Date
 // Extra output-only forms:
 //   {"$bin": "<base64>", "$kind": "ArrayBuffer"|"Uint8Array"|...}  non-Buffer binary
 //   {"$undefined": true}           undefined (array element or property value)
@@ -56,6 +57,7 @@ function fromWire(v) {
         return ab;
       }
       if (k === "$undefined") return undefined;
+      if (k === "$date") return new Date(v.$date);
     }
     const out = {};
     for (const key of keys) out[key] = fromWire(v[key]);

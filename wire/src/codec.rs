@@ -103,7 +103,7 @@ impl<'a> Reader<'a> {
             }
             0xc7..=0xc9 => {
                 let n = self.len(1 << (m - 0xc7))?;
-                self.ext(n)?
+                self.ext(n, false)?
             }
             0xca => Value::F32(f32::from_be_bytes(self.be()?)),
             0xcb => Value::F64(f64::from_be_bytes(self.be()?)),
@@ -115,7 +115,7 @@ impl<'a> Reader<'a> {
             0xd1 => Value::from(i16::from_be_bytes(self.be()?)),
             0xd2 => Value::from(i32::from_be_bytes(self.be()?)),
             0xd3 => Value::from(i64::from_be_bytes(self.be()?)),
-            0xd4..=0xd8 => self.ext(1 << (m - 0xd4))?,
+            0xd4..=0xd8 => self.ext(1 << (m - 0xd4), true)?,
             0xd9..=0xdb => {
                 let n = self.len(1 << (m - 0xd9))?;
                 self.str(n)?
@@ -169,18 +169,27 @@ impl<'a> Reader<'a> {
         Ok(Value::Map(entries))
     }
 
-    fn ext(&mut self, n: usize) -> Result<Value, DecodeError> {
+    /// An extension of `n` data bytes; `fixed` for the fixext forms (`d4`..`d8`), whose
+    /// type 0 means something else than in the ext 8/16/32 forms (`c7`..`c9`), as in
+    /// notepack 2 and 3 alike.
+    fn ext(&mut self, n: usize, fixed: bool) -> Result<Value, DecodeError> {
         let ty = self.u8()? as i8;
         let data = self.take(n)?;
-        Ok(match (ty, n) {
-            // Node compat: notepack 2 writes `undefined` as fixext1 type 0; it reads as
-            // undefined, which every JSON encoder then turns into null.
-            (0, 1) if data == [0] => Value::Nil,
-            // Node compat: notepack 2 Date: fixext8 type 0 holding the epoch ms as float64.
-            (0, 8) => date_value(f64::from_be_bytes(data.try_into().unwrap_or([0; 8]))),
-            // Node compat: notepack 2 sends ArrayBuffer / typed arrays as ext type 0.
-            (0, _) => Value::Binary(data.to_vec()),
-            (-1, 4 | 8 | 12) => timestamp(data),
+        Ok(match (fixed, ty, n) {
+            // Node compat: notepack 2 writes `undefined` as fixext1 type 0 (`d4 00 00`); it
+            // reads as undefined, which every JSON encoder then turns into null.
+            (true, 0, 1) => Value::Nil,
+            // Node compat: notepack 2 Date: fixext8 type 0 holding the epoch ms as a
+            // big-endian int32 (high part) and uint32 (low part).
+            (true, 0, 8) => {
+                let hi = i32::from_be_bytes([data[0], data[1], data[2], data[3]]);
+                let lo = u32::from_be_bytes([data[4], data[5], data[6], data[7]]);
+                date_value(f64::from(hi) * 4_294_967_296.0 + f64::from(lo))
+            }
+            // Node compat: notepack 2 sends ArrayBuffer / typed arrays as ext 8/16/32
+            // type 0, whatever their length (1 and 8 bytes included).
+            (false, 0, _) => Value::Binary(data.to_vec()),
+            (_, -1, 4 | 8 | 12) => timestamp(data),
             // notepack 3 decodes any other ext as `[type, Buffer]`.
             _ => Value::Array(vec![Value::from(ty), Value::Binary(data.to_vec())]),
         })
@@ -456,6 +465,43 @@ mod tests {
         assert_eq!(
             decode(&ts).unwrap(),
             Value::from("2020-01-01T00:00:00.000Z")
+        );
+    }
+
+    #[test]
+    fn notepack2_ext_type_0_by_form_not_by_length() {
+        // What socket.io-redis 5/6 and socket.io-emitter 3 (notepack 2.x) write, read as
+        // notepack 2 and 3 read it (checked against socket.io-redis 6.1.1 in
+        // tests/interop_legacy.rs): an ArrayBuffer or typed array is ext 8 type 0 at any
+        // length, so 1 and 8 bytes are binary too (they were read as undefined / a Date).
+        let ab8 = [0xc7, 8, 0, 1, 2, 3, 4, 5, 6, 7, 8];
+        assert_eq!(
+            decode(&ab8).unwrap(),
+            Value::Binary(vec![1, 2, 3, 4, 5, 6, 7, 8])
+        );
+        assert_eq!(decode(&[0xc7, 1, 0, 0]).unwrap(), Value::Binary(vec![0]));
+        assert_eq!(decode(&[0xc8, 0, 1, 0, 9]).unwrap(), Value::Binary(vec![9]));
+        // fixext1 type 0 is undefined whatever its data byte.
+        assert_eq!(decode(&[0xd4, 0, 7]).unwrap(), Value::Nil);
+        // A Date: fixext8 type 0, epoch ms as int32 high and uint32 low words
+        // (new Date(1577836800123) and new Date(-1000)).
+        let ms: i64 = 1_577_836_800_123;
+        let mut date = vec![0xd7, 0];
+        date.extend_from_slice(&((ms >> 32) as i32).to_be_bytes());
+        date.extend_from_slice(&(ms as u32).to_be_bytes());
+        assert_eq!(
+            decode(&date).unwrap(),
+            Value::from("2020-01-01T00:00:00.123Z")
+        );
+        let before_1970 = [0xd7, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfc, 0x18];
+        assert_eq!(
+            decode(&before_1970).unwrap(),
+            Value::from("1969-12-31T23:59:59.000Z")
+        );
+        // Other fixext sizes of type 0 are `[0, Buffer]`, as any unknown extension.
+        assert_eq!(
+            decode(&[0xd5, 0, 1, 2]).unwrap(),
+            Value::Array(vec![Value::from(0), Value::Binary(vec![1, 2])])
         );
     }
 
