@@ -13,7 +13,7 @@ use bytes::Bytes;
 use rmpv::Value;
 use socketioxide_core::{
     adapter::{BroadcastFlags, BroadcastOptions, CoreLocalAdapter, SocketEmitter},
-    packet::{Packet, PacketData},
+    packet::Packet,
     parser::Parse,
 };
 use std::future::Future;
@@ -125,8 +125,8 @@ pub(super) fn receive<E: SocketEmitter>(
         Err(e) => return counters.malformed(channel, &e),
     };
     // Node compat: an ack id in the packet reaches the clients (nobody answers the acks).
-    if let (Some(id), PacketData::Event(_, ack)) = (msg.packet.id, &mut packet.inner) {
-        *ack = Some(id);
+    if let Some(id) = msg.packet.id {
+        packet.inner.set_ack_id(id);
     }
     if let Err(errs) = local.broadcast(packet, opts) {
         let counter = if volatile {
