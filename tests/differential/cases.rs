@@ -304,6 +304,38 @@ fn variations() -> Vec<(&'static str, Edit)> {
             Box::new(|m| packet(m).set("type", Some(s("2")))),
         ),
         (
+            "type 2 as i64",
+            Box::new(|m| packet(m).set("type", Some(W::Int(2, IntFmt::I64)))),
+        ),
+        (
+            "type 2 as u8",
+            Box::new(|m| packet(m).set("type", Some(W::Int(2, IntFmt::U8)))),
+        ),
+        (
+            "type 2 as u16",
+            Box::new(|m| packet(m).set("type", Some(W::Int(2, IntFmt::U16)))),
+        ),
+        (
+            "type 2 as u32",
+            Box::new(|m| packet(m).set("type", Some(W::Int(2, IntFmt::U32)))),
+        ),
+        (
+            "type 2 as u64",
+            Box::new(|m| packet(m).set("type", Some(W::Int(2, IntFmt::U64)))),
+        ),
+        (
+            "type 2 as i8",
+            Box::new(|m| packet(m).set("type", Some(W::Int(2, IntFmt::I8)))),
+        ),
+        (
+            "type 2 as i16",
+            Box::new(|m| packet(m).set("type", Some(W::Int(2, IntFmt::I16)))),
+        ),
+        (
+            "type 2 as i32",
+            Box::new(|m| packet(m).set("type", Some(W::Int(2, IntFmt::I32)))),
+        ),
+        (
             "type 2.0",
             Box::new(|m| packet(m).set("type", Some(W::F64(2.0)))),
         ),

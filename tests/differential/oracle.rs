@@ -214,7 +214,7 @@ pub(crate) async fn run(
     }
     let mut diffs = Vec::with_capacity(requests.len());
     for r in requests {
-        let cmd = json!({"cmd": "request", "channel": "-request#/#", "hex": hex(&r.bytes)});
+        let cmd = json!({"cmd": "request", "channel": r.channel, "hex": hex(&r.bytes)});
         diffs.push(crate::requests::judge(&oracle.request(cmd, T).await));
     }
     oracle.shutdown(T).await;

@@ -8,9 +8,10 @@ use serde_json::{Value, json};
 /// Replaced by each server's own uid.
 pub(crate) const TARGET_UID: &str = "TARGETUID";
 
-/// One request input: a name and the bytes for `<key>-request#/#`.
+/// One request input: a name, the channel after the key, and the bytes.
 pub(crate) struct RequestCase {
     pub(crate) name: String,
+    pub(crate) channel: &'static str,
     pub(crate) bytes: Vec<u8>,
 }
 
@@ -161,12 +162,14 @@ pub(crate) fn all() -> Vec<RequestCase> {
             let Some(v) = f(&v) else { continue };
             out.push(RequestCase {
                 name: format!("{base}, {edit}, JSON"),
+                channel: REQUESTS,
                 bytes: v.to_string().into_bytes(),
             });
             let mut bytes = Vec::new();
             socketioxide_cluster::wire::codec::write(&mut bytes, &to_msgpack(&v));
             out.push(RequestCase {
                 name: format!("{base}, {edit}, msgpack"),
+                channel: REQUESTS,
                 bytes,
             });
         }
@@ -187,11 +190,61 @@ pub(crate) fn all() -> Vec<RequestCase> {
     ] {
         out.push(RequestCase {
             name: name.to_owned(),
+            channel: REQUESTS,
+            bytes,
+        });
+    }
+    // Replies nobody asked for, on both response channels: ignored by both (and the
+    // next cases show both still answer).
+    let specific = "-response#/#TARGETUID#";
+    for (name, channel, bytes) in [
+        (
+            "reply to an unknown id",
+            "-response#/#",
+            br#"{"requestId":"nope","rooms":["x"]}"#.to_vec(),
+        ),
+        (
+            "reply without id",
+            "-response#/#",
+            br#"{"rooms":["x"]}"#.to_vec(),
+        ),
+        (
+            "client count for an unknown id",
+            "-response#/#",
+            br#"{"type":8,"requestId":"nope","clientCount":3}"#.to_vec(),
+        ),
+        (
+            "ack for an unknown id (msgpack)",
+            "-response#/#",
+            vec![
+                0x83, 0xa4, b't', b'y', b'p', b'e', 0x09, 0xa9, b'r', b'e', b'q', b'u', b'e', b's',
+                b't', b'I', b'd', 0xa4, b'n', b'o', b'p', b'e', 0xa6, b'p', b'a', b'c', b'k', b'e',
+                b't', 0x01,
+            ],
+        ),
+        ("garbage reply", "-response#/#", vec![0xc1, 0xff]),
+        (
+            "reply to an unknown id, specific channel",
+            specific,
+            br#"{"requestId":"nope","sockets":[]}"#.to_vec(),
+        ),
+        (
+            "garbage reply, specific channel",
+            specific,
+            b"{oops".to_vec(),
+        ),
+    ] {
+        out.push(RequestCase {
+            name: name.to_owned(),
+            channel,
             bytes,
         });
     }
     out
 }
+
+/// The request channel of `/`, after the key.
+const REQUESTS: &str = "-request#/#";
 
 /// The differences between what the two servers did with one request.
 pub(crate) fn judge(reply: &Value) -> Vec<String> {
