@@ -1,8 +1,14 @@
-//! Node is the oracle: the same raw broadcast bytes, published on one Redis, go to a Node
-//! server (`socket.io` + `@socket.io/redis-adapter`, the pinned interop packages) and a
-//! Rust server with the same sockets; every socket must receive the same events on both
-//! sides. A first slice of issue 9: the shapes of `opts` (rooms, except, flags) that
-//! third-party emitters write.
+//! Node is the oracle: the same raw bytes go to a Node server (`socket.io` 4.8.4 +
+//! `@socket.io/redis-adapter` 8.3.0, the pinned interop packages) and a Rust server with
+//! the same sockets, and every socket must receive the same thing on both sides.
+//!
+//! * `opts_shapes_…`: the `opts` shapes third-party emitters write, published on one
+//!   Redis where both servers listen (Node's real subscriber path).
+//! * `generated_inputs_…`: every generated input ([`cases`], [`requests`]) through
+//!   `tests/interop/oracle.js` ([`oracle`]), which calls the Node adapter's listener
+//!   directly (an input Node throws on would otherwise cut its subscriber off) and
+//!   publishes to the Rust server over Redis; PROTOCOL.md's receiver table is checked
+//!   against the outcomes ([`table`]).
 //!
 //! Each case is followed by a well-formed marker broadcast, so what a socket received for
 //! case `i` is what arrived between markers `i - 1` and `i`.
