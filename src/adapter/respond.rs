@@ -138,7 +138,10 @@ pub(super) fn on_request<E: SocketEmitter>(
             packet,
             opts,
         } => {
-            if asked_by_us(&request_id) {
+            // Deliberate difference: Node skips only a pending request of its own; ours
+            // also skips its uid, because an ack stream the application dropped early is
+            // no longer pending, and answering its echo would deliver the broadcast twice.
+            if mine(&uid) || asked_by_us(&request_id) {
                 return;
             }
             answer_broadcast_with_ack(core, local, parser, uid, request_id, packet.data, opts);

@@ -215,7 +215,7 @@ pub(crate) async fn run(
     let mut diffs = Vec::with_capacity(requests.len());
     for r in requests {
         let cmd = json!({"cmd": "request", "channel": r.channel, "hex": hex(&r.bytes)});
-        diffs.push(crate::requests::judge(&oracle.request(cmd, T).await));
+        diffs.push(crate::requests::judge(r, &oracle.request(cmd, T).await));
     }
     oracle.shutdown(T).await;
     (out, diffs)
