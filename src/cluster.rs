@@ -72,17 +72,24 @@ async fn heartbeat_loop(inner: Weak<Inner>, channel: String) {
     else {
         return;
     };
+    let Some(router) = inner.upgrade().map(|i| i.router.clone()) else {
+        return;
+    };
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
+        // Also at once when a namespace is added: peers count on our namespace list.
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = router.namespaces_changed() => {}
+        }
         let Some(inner) = inner.upgrade() else { return };
-        let beat = liveness::heartbeat(&inner.shared.uid);
+        let beat = liveness::heartbeat(&inner.shared.uid, &inner.router.namespace_names());
         // A failure is already counted and logged by the transport; the next tick retries.
         let _ = inner
             .shared
             .transport
-            .publish(channel.clone(), beat.into(), Mode::Volatile)
+            .publish(channel.clone(), beat.into(), Mode::Volatile, 0)
             .await;
     }
 }
@@ -162,10 +169,13 @@ impl Cluster {
         self.inner.shared.counters.snapshot()
     }
 
-    /// Whether the subscriber connection is up. While it is down, broadcasts fail fast
-    /// with [`Error::Disconnected`] and the connection is re-established in the background.
+    /// Whether both connections to Redis are up. While the publishing one is down,
+    /// broadcasts and requests fail fast with [`Error::Disconnected`]; while only the
+    /// subscriber is down, broadcasts still go out and requests (which need replies)
+    /// fail fast. Both are re-established in the background.
     pub fn is_connected(&self) -> bool {
-        self.inner.shared.transport.is_connected()
+        let t = &self.inner.shared.transport;
+        t.is_connected() && t.is_publishing()
     }
 
     /// Requests of this server still waiting for replies, over all namespaces, plus
@@ -224,7 +234,7 @@ impl Cluster {
         let channel = heartbeat_channel(shared.config.key());
         let _ = shared
             .transport
-            .publish(channel, leave.into(), Mode::Confirmed)
+            .publish(channel, leave.into(), Mode::Confirmed, 0)
             .await;
         self.inner.router.connection_lost();
         self.inner.router.clear();

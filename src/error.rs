@@ -85,6 +85,18 @@ pub enum Error {
     /// This server has no such namespace (yet).
     #[error("namespace {0:?} is not registered on this server")]
     UnknownNamespace(String),
+    /// Strict delivery ([`ClusterOptions::strict_delivery`](crate::ClusterOptions::strict_delivery)):
+    /// Redis accepted the message but it reached fewer servers than are alive (a server
+    /// was reconnecting its subscriber). It may have reached some.
+    #[error("the message reached {reached} of {live} live subscriber connections on {channel}")]
+    UnderDelivered {
+        /// The channel published on.
+        channel: String,
+        /// Subscriber connections expected (this server's own included).
+        live: usize,
+        /// Subscriber connections Redis delivered it to.
+        reached: usize,
+    },
 }
 
 /// Why options or a URL are invalid: a message, and the error behind it when there is
@@ -216,6 +228,11 @@ impl Error {
     /// True when the handle was closed.
     pub fn is_closed(&self) -> bool {
         matches!(self, Error::Closed)
+    }
+
+    /// True when a message reached fewer servers than are alive (strict delivery).
+    pub fn is_under_delivered(&self) -> bool {
+        matches!(self, Error::UnderDelivered { .. })
     }
 }
 

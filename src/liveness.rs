@@ -10,6 +10,10 @@
 //! others answered, with [`Error::Unresponsive`](crate::Error::Unresponsive) naming them.
 //! A peer that heartbeats again counts again at once. A peer that closes sends
 //! `{"uid":"<uid>","leave":true}`.
+//!
+//! A heartbeat also lists the namespaces its server serves (`"nsps":["/",…]`): with the
+//! receiver counts PUBLISH returns, that tells when a message reached fewer of our
+//! servers than are alive (`ClusterStats::under_delivered`).
 
 use dashmap::DashMap;
 use std::time::{Duration, Instant};
@@ -19,8 +23,17 @@ const FORGET_AFTER: Duration = Duration::from_secs(600);
 
 #[derive(Default)]
 pub(crate) struct Liveness {
-    peers: DashMap<String, Instant>,
+    peers: DashMap<String, Peer>,
 }
+
+struct Peer {
+    seen: Instant,
+    /// The namespaces it serves; `None` from a heartbeat without the list.
+    nsps: Option<Vec<String>>,
+}
+
+/// Namespaces listed in one heartbeat, at most (a bound on what a peer makes us keep).
+const MAX_NSPS: usize = 1024;
 
 impl Liveness {
     /// A heartbeat payload arrived.
@@ -36,19 +49,39 @@ impl Liveness {
         if v.get("leave").and_then(|l| l.as_bool()) == Some(true) {
             self.peers.remove(uid);
         } else {
-            self.peers.insert(uid.to_owned(), Instant::now());
+            let nsps = v.get("nsps").and_then(|n| n.as_array()).map(|n| {
+                n.iter()
+                    .take(MAX_NSPS)
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect()
+            });
+            let peer = Peer {
+                seen: Instant::now(),
+                nsps,
+            };
+            self.peers.insert(uid.to_owned(), peer);
         }
         Ok(())
+    }
+
+    /// Live peers (heard from within `timeout`) that serve namespace `nsp`.
+    pub(crate) fn live_serving(&self, nsp: &str, timeout: Duration) -> usize {
+        let now = Instant::now();
+        self.peers
+            .iter()
+            .filter(|e| now.duration_since(e.seen) < timeout)
+            .filter(|e| e.nsps.as_ref().is_some_and(|n| n.iter().any(|x| x == nsp)))
+            .count()
     }
 
     /// Peers not heard from for `timeout`.
     pub(crate) fn stale(&self, timeout: Duration) -> Vec<String> {
         let now = Instant::now();
         self.peers
-            .retain(|_, seen| now.duration_since(*seen) < FORGET_AFTER);
+            .retain(|_, p| now.duration_since(p.seen) < FORGET_AFTER);
         self.peers
             .iter()
-            .filter(|e| now.duration_since(*e.value()) >= timeout)
+            .filter(|e| now.duration_since(e.seen) >= timeout)
             .map(|e| e.key().clone())
             .collect()
     }
@@ -64,15 +97,15 @@ impl Liveness {
         let now = Instant::now();
         self.peers
             .iter()
-            .filter(|e| now.duration_since(*e.value()) < timeout)
+            .filter(|e| now.duration_since(e.seen) < timeout)
             .map(|e| e.key().clone())
             .collect()
     }
 }
 
-/// `{"uid":"<uid>"}`.
-pub(crate) fn heartbeat(uid: &str) -> Vec<u8> {
-    serde_json::to_vec(&serde_json::json!({ "uid": uid })).unwrap_or_default()
+/// `{"uid":"<uid>","nsps":[…]}`.
+pub(crate) fn heartbeat(uid: &str, nsps: &[String]) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({ "uid": uid, "nsps": nsps })).unwrap_or_default()
 }
 
 /// `{"uid":"<uid>","leave":true}`.
@@ -87,8 +120,15 @@ mod tests {
     #[test]
     fn peers_go_stale_and_leave() {
         let l = Liveness::default();
-        l.on_heartbeat("me", &heartbeat("other")).unwrap();
-        l.on_heartbeat("me", &heartbeat("me")).unwrap();
+        l.on_heartbeat("me", &heartbeat("other", &["/".into()]))
+            .unwrap();
+        l.on_heartbeat("me", &heartbeat("me", &[])).unwrap();
+        let t = Duration::from_secs(60);
+        assert_eq!(
+            (l.live_serving("/", t), l.live_serving("/admin", t)),
+            (1, 0)
+        );
+        assert_eq!(l.live_serving("/", Duration::ZERO), 0);
         assert_eq!(l.known(), 1);
         assert!(l.stale(Duration::from_secs(60)).is_empty());
         assert_eq!(l.stale(Duration::ZERO), vec!["other".to_owned()]);

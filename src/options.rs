@@ -46,6 +46,7 @@ pub struct ClusterConfig {
     pub(crate) heartbeat_interval: Duration,
     pub(crate) heartbeat_timeout: Duration,
     pub(crate) count_peers_only: bool,
+    pub(crate) strict_delivery: bool,
 }
 
 impl Default for ClusterOptions {
@@ -84,6 +85,7 @@ impl ClusterOptions {
             heartbeat_interval: Duration::from_secs(2),
             heartbeat_timeout: Duration::from_secs(8),
             count_peers_only: false,
+            strict_delivery: false,
         })
     }
 
@@ -160,6 +162,18 @@ impl ClusterOptions {
         self
     }
 
+    /// Make a broadcast that reached fewer servers than are alive an error for its
+    /// caller ([`Error::UnderDelivered`]), instead of only counting it in
+    /// [`ClusterStats::under_delivered`](crate::ClusterStats). "Alive" is this server and
+    /// the servers of ours whose heartbeats are fresh and that serve the namespace (Node
+    /// servers send none and are not checked). The price: each `emit` then waits for
+    /// Redis' answer to its PUBLISH (one round trip) instead of returning once queued.
+    /// Default false.
+    pub fn strict_delivery(mut self, yes: bool) -> Self {
+        self.0.strict_delivery = yes;
+        self
+    }
+
     /// Validates the options: every check [`Cluster::connect`](crate::Cluster::connect)
     /// makes before opening a connection (empty key, zero timeouts or queue, heartbeat
     /// timeout not above its interval, an unusable `tls_root_cert`).
@@ -209,6 +223,11 @@ impl ClusterConfig {
     /// Whether requests count only heartbeating peers of ours.
     pub fn count_peers_only(&self) -> bool {
         self.count_peers_only
+    }
+
+    /// Whether an under-delivered broadcast is an error for its caller.
+    pub fn strict_delivery(&self) -> bool {
+        self.strict_delivery
     }
 
     /// The Redis URL, password hidden; `None` for the in-process bus.
@@ -293,6 +312,7 @@ impl std::fmt::Debug for ClusterConfig {
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("heartbeat_timeout", &self.heartbeat_timeout)
             .field("count_peers_only", &self.count_peers_only)
+            .field("strict_delivery", &self.strict_delivery)
             .finish()
     }
 }

@@ -84,6 +84,8 @@ pub(crate) struct Router {
     liveness: Arc<Liveness>,
     heartbeat: String,
     uid: Arc<str>,
+    /// Woken when a namespace is added, so our peers learn it from a heartbeat at once.
+    namespaces_changed: tokio::sync::Notify,
 }
 
 impl Router {
@@ -100,7 +102,13 @@ impl Router {
             liveness,
             heartbeat,
             uid,
+            namespaces_changed: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Resolves when a namespace was added since the last call.
+    pub(crate) async fn namespaces_changed(&self) {
+        self.namespaces_changed.notified().await;
     }
 
     /// Routes `routes` to adapter `adapter` of namespace `nsp`.
@@ -115,7 +123,13 @@ impl Router {
                 },
             );
         }
-        self.namespaces.insert(nsp.to_owned(), (adapter, ns));
+        if self
+            .namespaces
+            .insert(nsp.to_owned(), (adapter, ns))
+            .is_none()
+        {
+            self.namespaces_changed.notify_one();
+        }
     }
 
     /// Removes the routes of adapter `adapter` (a newer adapter for the same namespace
@@ -136,6 +150,13 @@ impl Router {
     /// The live adapter of namespace `nsp`.
     pub(crate) fn namespace(&self, nsp: &str) -> Option<Arc<dyn NsOps>> {
         self.namespaces.get(nsp).and_then(|e| e.1.upgrade())
+    }
+
+    /// The namespaces served (for the heartbeat).
+    pub(crate) fn namespace_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.namespaces.iter().map(|e| e.key().clone()).collect();
+        names.sort();
+        names
     }
 
     /// Requests in flight over every namespace.

@@ -16,8 +16,10 @@ pub(crate) struct Counters {
     pub(crate) delivery_failed: AtomicU64,
     pub(crate) reconnects: AtomicU64,
     pub(crate) replies_dropped: AtomicU64,
+    pub(crate) under_delivered: AtomicU64,
     malformed_log: RateLimit,
     replies_log: RateLimit,
+    under_log: RateLimit,
 }
 
 impl Counters {
@@ -55,6 +57,21 @@ impl Counters {
         }
     }
 
+    /// A PUBLISH that reached `reached` subscriber connections where `expected` were
+    /// live: counted, logged at a bounded rate.
+    pub(crate) fn under_delivered(&self, channel: &str, expected: usize, reached: usize) {
+        Self::add(&self.under_delivered, 1);
+        if let Some(skipped) = self.under_log.allow() {
+            tracing::warn!(
+                channel,
+                expected,
+                reached,
+                also_under_delivered_since_last_log = skipped,
+                "cluster adapter: a message reached fewer servers than are alive"
+            );
+        }
+    }
+
     /// The values now.
     pub(crate) fn snapshot(&self) -> ClusterStats {
         ClusterStats {
@@ -66,6 +83,7 @@ impl Counters {
             delivery_failed: self.delivery_failed.load(Relaxed),
             reconnects: self.reconnects.load(Relaxed),
             replies_dropped: self.replies_dropped.load(Relaxed),
+            under_delivered: self.under_delivered.load(Relaxed),
         }
     }
 }
@@ -122,6 +140,13 @@ pub struct ClusterStats {
     /// "Buffers"), Redis was down, or the handle closed. The requester then misses this
     /// server's answer.
     pub replies_dropped: u64,
+    /// Broadcasts and requests that Redis accepted but that reached fewer servers than
+    /// are alive (PUBLISH tells how many subscribers got a message; heartbeats tell which
+    /// of our servers are alive and which namespaces they serve): a server whose
+    /// subscriber was reconnecting missed them. Node servers send no heartbeats, so a
+    /// Node server missing a message is not seen here. See
+    /// [`ClusterOptions::strict_delivery`](crate::ClusterOptions::strict_delivery).
+    pub under_delivered: u64,
 }
 
 #[cfg(test)]

@@ -29,11 +29,27 @@ pub(super) fn publish<'a>(
 ) -> impl Future<Output = Result<(), Error>> + Send + 'a {
     let encoded = encode(core, parser, packet, opts);
     async move {
-        match encoded? {
-            Some((channel, bytes, mode)) => {
-                core.shared().transport.publish(channel, bytes, mode).await
-            }
-            None => Ok(()),
+        let Some((channel, bytes, mut mode)) = encoded? else {
+            return Ok(());
+        };
+        let shared = core.shared();
+        let live = core.live_receivers();
+        // Strict delivery waits for Redis' answer to tell the caller how many got it.
+        let strict = shared.config.strict_delivery() && mode == Mode::Queued;
+        if strict {
+            mode = Mode::Confirmed;
+        }
+        let reached = shared
+            .transport
+            .publish(channel.clone(), bytes, mode, live)
+            .await?;
+        match reached {
+            Some(reached) if strict && reached < live => Err(Error::UnderDelivered {
+                channel,
+                live,
+                reached,
+            }),
+            _ => Ok(()),
         }
     }
 }

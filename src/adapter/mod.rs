@@ -238,16 +238,10 @@ impl<E: SocketEmitter> CoreAdapter<E> for ClusterAdapter<E> {
         let data = packet::node_data(self.local.parser(), &packet)
             .transpose()?
             .unwrap_or_default();
-        // Hung peers (see `liveness`) would never send their count: not waited for.
-        let (mut others, _hung) = self.core.others().await?;
         let pending = self.core.register();
-        let wire = wire_options(&opts);
-        if wire.is_none() {
-            others = 0; // targets nobody: nothing is sent, no count will come back
-        }
-        if others > 0
-            && let Some(mut wire) = wire
-        {
+        // Targets nobody: nothing is sent, no count will come back.
+        let mut others = 0;
+        if let Some(mut wire) = wire_options(&opts) {
             // Node compat: the requester tells receivers how long acks are awaited.
             wire.flags.push((
                 "timeout".to_owned(),
@@ -259,7 +253,8 @@ impl<E: SocketEmitter> CoreAdapter<E> for ClusterAdapter<E> {
                 packet: NodePacket::event(data, self.core.nsp()),
                 opts: wire,
             };
-            self.core.send(&req).await?;
+            // Hung peers (see `liveness`) would never send their count: not waited for.
+            (others, _) = self.core.publish_request(&req).await?;
         }
         let (stream, _) = self.local.broadcast_with_ack(packet, opts, Some(timeout));
         Ok(AckStream::cluster(

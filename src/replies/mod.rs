@@ -223,7 +223,7 @@ async fn drain_replies(
         }
         for r in batch.drain(..) {
             let result = transport
-                .publish(r.channel.clone(), r.payload, Mode::Queued)
+                .publish(r.channel.clone(), r.payload, Mode::Queued, 0)
                 .await;
             on_the_way.fetch_sub(1, Ordering::AcqRel);
             if let Err(e) = result {

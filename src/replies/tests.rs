@@ -32,11 +32,17 @@ impl Stalled {
 }
 
 impl Transport for Stalled {
-    fn publish(&self, channel: String, _: Bytes, _: Mode) -> BoxFuture<'_, Result<(), Error>> {
+    fn publish(
+        &self,
+        channel: String,
+        _: Bytes,
+        _: Mode,
+        _: usize,
+    ) -> BoxFuture<'_, Result<Option<usize>, Error>> {
         Box::pin(async move {
             self.release.notified().await;
             self.sent.lock().unwrap().push(channel);
-            Ok(())
+            Ok(None)
         })
     }
     fn try_publish(&self, channel: String, payload: Bytes) -> TryPublish {

@@ -84,23 +84,36 @@ impl NsCore {
         self.shared.config.requests_timeout()
     }
 
-    /// Queues a request on the namespace's request channel (its replies tell whether it
-    /// arrived).
-    pub(crate) async fn send(&self, req: &Request) -> Result<(), Error> {
-        self.publish(req, Mode::Queued).await
-    }
-
     /// Publishes a request that gets no reply (join, leave, disconnect, server-side emit)
     /// and waits until Redis accepted it: a lost command is an error for the caller, and
     /// every request published after this returns is ordered after it on all servers.
     pub(crate) async fn send_confirmed(&self, req: &Request) -> Result<(), Error> {
-        self.publish(req, Mode::Confirmed).await
+        self.publish(req).await.map(|_| ())
     }
 
-    async fn publish(&self, req: &Request, mode: Mode) -> Result<(), Error> {
+    /// Publishes a request and waits for Redis' answer: how many subscriber connections
+    /// it reached (this server's own included). Node asks `PUBSUB NUMSUB` first; the
+    /// count PUBLISH returns is the same number, one round trip earlier.
+    pub(crate) async fn publish(&self, req: &Request) -> Result<usize, Error> {
         let channel = self.channels.request().to_owned();
         let bytes = Bytes::from(req.encode());
-        self.shared.transport.publish(channel, bytes, mode).await
+        let expect = self.live_receivers();
+        let reached = self
+            .shared
+            .transport
+            .publish(channel, bytes, Mode::Confirmed, expect)
+            .await?;
+        Ok(reached.unwrap_or(0))
+    }
+
+    /// Subscriber connections a message of this namespace should reach: this server's
+    /// own (when connected) and every live peer of ours that serves the namespace.
+    pub(crate) fn live_receivers(&self) -> usize {
+        let peers = self
+            .shared
+            .liveness
+            .live_serving(&self.nsp, self.shared.config.heartbeat_timeout());
+        peers + usize::from(self.shared.transport.is_connected())
     }
 
     /// Where replies to `requester` go: its own channel when it is known and this server
@@ -133,9 +146,11 @@ impl NsCore {
         Ok(n.first().copied().unwrap_or(0).max(1))
     }
 
-    /// How many other servers to wait for, and which of our peers are hung: stale
-    /// (no heartbeat) yet still subscribed, asked in the same `PUBSUB NUMSUB`.
-    pub(crate) async fn others(&self) -> Result<(usize, Vec<String>), Error> {
+    /// Peers of ours that are hung (stale: no heartbeat, yet still subscribed to their
+    /// response channel), and with [`count_peers_only`](crate::ClusterOptions::count_peers_only)
+    /// the live peers subscribed to this namespace. Asks `PUBSUB NUMSUB` only when there
+    /// is something to ask: usually nobody is stale.
+    async fn peers(&self) -> Result<(Vec<String>, Option<usize>), Error> {
         let config = &self.shared.config;
         let liveness = &self.shared.liveness;
         let stale = liveness.stale(config.heartbeat_timeout());
@@ -144,32 +159,42 @@ impl NsCore {
         } else {
             Vec::new()
         };
-        let mut channels = vec![self.channels.request().to_owned()];
-        channels.extend(
-            stale
-                .iter()
-                .chain(&live)
-                .map(|uid| self.channels.response_for(uid)),
-        );
+        if stale.is_empty() && !config.count_peers_only() {
+            return Ok((Vec::new(), None));
+        }
+        let channels: Vec<String> = stale
+            .iter()
+            .chain(&live)
+            .map(|uid| self.channels.response_for(uid))
+            .collect();
         let counts = self.shared.transport.num_sub(channels).await?;
-        let subscribed = |i: usize| counts.get(1 + i).copied().unwrap_or(0) > 0;
+        let subscribed = |i: usize| counts.get(i).copied().unwrap_or(0) > 0;
         let hung: Vec<String> = (0..stale.len())
             .filter(|&i| subscribed(i))
             .map(|i| stale[i].clone())
             .collect();
-        let expected = if config.count_peers_only() {
-            // Live peers of ours that have this namespace.
+        let peers_only = config.count_peers_only().then(|| {
             (0..live.len())
                 .filter(|&i| subscribed(stale.len() + i))
                 .count()
-        } else {
-            // Node's rule: every subscriber of the request channel but us, minus hung peers.
-            counts
-                .first()
-                .copied()
-                .unwrap_or(0)
-                .saturating_sub(1 + hung.len())
-        };
+        });
+        Ok((hung, peers_only))
+    }
+
+    /// Publishes a request (the caller registered `id` before) and says how many other
+    /// servers will answer it, and which peers are hung.
+    pub(crate) async fn publish_request(
+        &self,
+        req: &Request,
+    ) -> Result<(usize, Vec<String>), Error> {
+        // Replies can only arrive on a subscriber connection that is up.
+        if !self.shared.transport.is_connected() {
+            return Err(self.lost_error());
+        }
+        let (hung, peers_only) = self.peers().await?;
+        let reached = self.publish(req).await?;
+        // Node's rule: every subscriber of the request channel but us, minus hung peers.
+        let expected = peers_only.unwrap_or_else(|| reached.saturating_sub(1 + hung.len()));
         Ok((expected, hung))
     }
 
@@ -179,12 +204,11 @@ impl NsCore {
         build: impl FnOnce(String) -> Request,
         counts: impl Fn(&Response) -> bool,
     ) -> Result<Gathered, Error> {
-        let (expected, hung) = self.others().await?;
+        let mut pending = self.pending.register();
+        let (expected, hung) = self.publish_request(&build(pending.id.clone())).await?;
         if expected == 0 && hung.is_empty() {
             return Ok(Gathered::nothing_to_wait_for());
         }
-        let mut pending = self.pending.register();
-        self.send(&build(pending.id.clone())).await?;
         let (replies, end) = pending.gather(expected, self.timeout(), counts).await;
         Ok(Gathered::new(replies, expected, hung, end))
     }

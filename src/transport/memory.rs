@@ -99,7 +99,8 @@ impl Transport for MemoryTransport {
         channel: String,
         payload: Bytes,
         mode: Mode,
-    ) -> BoxFuture<'_, Result<(), Error>> {
+        expect: usize,
+    ) -> BoxFuture<'_, Result<Option<usize>, Error>> {
         Box::pin(async move {
             if !self.open.load(Ordering::Acquire) {
                 return Err(Error::Closed);
@@ -123,6 +124,11 @@ impl Transport for MemoryTransport {
                         (!hits.is_empty()).then(|| (m.inbox.clone(), hits))
                     })
                     .collect();
+            // Like Redis' PUBLISH answer: one per matching subscription.
+            let reached: usize = targets.iter().map(|(_, hits)| hits.len()).sum();
+            if reached < expect {
+                self.counters.under_delivered(&channel, expect, reached);
+            }
             for (inbox, hits) in targets {
                 for pattern in hits {
                     let d = Delivery {
@@ -140,7 +146,7 @@ impl Transport for MemoryTransport {
                 }
             }
             Counters::add(&self.counters.published, 1);
-            Ok(())
+            Ok((mode == Mode::Confirmed).then_some(reached))
         })
     }
 

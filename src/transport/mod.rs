@@ -72,13 +72,18 @@ pub(crate) trait MessageSink: Send + Sync + 'static {
 /// Publish/subscribe operations the adapter needs from its message bus.
 pub(crate) trait Transport: Send + Sync + 'static {
     /// Publishes `payload` on `channel`; when it resolves depends on `mode`. Fails fast
-    /// with [`Error::Disconnected`] when the bus is known down.
+    /// with [`Error::Disconnected`] when the publishing connection is known down.
+    ///
+    /// `expect` is how many subscriber connections the message should reach (this
+    /// server's own included; 0: not checked): a PUBLISH that reached fewer is counted in
+    /// `under_delivered`. [`Mode::Confirmed`] resolves with the number reached.
     fn publish(
         &self,
         channel: String,
         payload: Bytes,
         mode: Mode,
-    ) -> BoxFuture<'_, Result<(), Error>>;
+        expect: usize,
+    ) -> BoxFuture<'_, Result<Option<usize>, Error>>;
     /// Queues like [`Mode::Queued`] when there is room right now, without waiting: the
     /// replies' fast path (see `replies.rs`).
     fn try_publish(&self, channel: String, payload: Bytes) -> TryPublish;
@@ -88,8 +93,12 @@ pub(crate) trait Transport: Send + Sync + 'static {
     fn unsubscribe(&self, sub: Sub) -> BoxFuture<'_, Result<(), Error>>;
     /// `PUBSUB NUMSUB c1 c2 …`: how many connections subscribe to each channel, in order.
     fn num_sub(&self, channels: Vec<String>) -> BoxFuture<'_, Result<Vec<usize>, Error>>;
-    /// Whether the subscriber connection is currently up.
+    /// Whether the subscriber connection is currently up (replies can arrive).
     fn is_connected(&self) -> bool;
+    /// Whether the publishing connection is not known down.
+    fn is_publishing(&self) -> bool {
+        self.is_connected()
+    }
     /// Stops the background tasks and drops the connections.
     fn close(&self) -> BoxFuture<'_, ()>;
 }

@@ -2,11 +2,15 @@
 //!
 //! Two connections, as the Node adapter uses two clients:
 //! * a dedicated pub/sub connection, owned by one subscriber task that hands every
-//!   message to the router, and that reconnects with capped exponential backoff and
-//!   re-issues every subscription when the connection drops;
+//!   message to the router, and that reconnects at once (then every 5 to 25 ms while
+//!   Redis refuses) and re-issues every subscription when the connection drops;
 //! * a command connection ([`ConnectionManager`], reconnecting by itself) used by one
 //!   publisher task that drains a bounded queue and sends what it found as one
 //!   pipeline, so an `emit` never waits for a Redis round trip.
+//!
+//! Each connection has its own state: broadcasts fail fast only while the *publishing*
+//! connection is known down (a lost subscriber does not stop them), requests (which
+//! need replies) while the subscriber is down.
 
 mod publisher;
 
@@ -29,19 +33,23 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsConnector;
 
 /// Wait before retrying a pipeline whose connection dropped.
-const RETRY_DELAY: Duration = Duration::from_millis(50);
+const RETRY_DELAY: Duration = Duration::from_millis(5);
 /// Most messages sent in one pipeline.
 const MAX_BATCH: usize = 512;
-/// Reconnect backoff bounds for the subscriber connection (capped low so delivery
-/// resumes within about half a second of Redis answering again).
-const BACKOFF_MIN: Duration = Duration::from_millis(50);
-const BACKOFF_MAX: Duration = Duration::from_millis(500);
+/// Reconnect backoff bounds of both connections, after a first attempt at once: capped
+/// low so delivery resumes within tens of milliseconds of Redis answering again (a
+/// refused connection costs Redis and us next to nothing).
+const BACKOFF_MIN: Duration = Duration::from_millis(5);
+const BACKOFF_MAX: Duration = Duration::from_millis(25);
 
 struct Outgoing {
     channel: String,
     payload: Bytes,
-    /// Set for [`Mode::Confirmed`]: told how the pipeline holding this message ended.
-    done: Option<oneshot::Sender<Result<(), Error>>>,
+    /// Subscriber connections this message should reach (0: not checked).
+    expect: usize,
+    /// Set for [`Mode::Confirmed`]: told how the pipeline holding this message ended,
+    /// and how many subscribers it reached.
+    done: Option<oneshot::Sender<Result<Option<usize>, Error>>>,
 }
 
 struct Shared {
@@ -52,7 +60,13 @@ struct Shared {
     connect_timeout: Duration,
     sub_sink: Mutex<Option<PubSubSink>>,
     subs: Mutex<HashSet<Sub>>,
-    connected: AtomicBool,
+    /// The subscriber connection is up.
+    subscribed: AtomicBool,
+    /// The publishing connection is not known down (set by the publisher task).
+    publishing: AtomicBool,
+    /// Woken by the subscriber when its connection drops: the publisher then checks its
+    /// own with a PING, so that a Redis that went away is noticed by both at once.
+    probe: tokio::sync::Notify,
     /// Set by `close`: publishing then fails with `Closed`, not `Disconnected`.
     closed: AtomicBool,
     counters: Arc<Counters>,
@@ -93,6 +107,7 @@ impl RedisTransport {
             .set_connection_timeout(Some(connect_timeout))
             .set_response_timeout(Some(connect_timeout))
             .set_number_of_retries(2)
+            .set_min_delay(BACKOFF_MIN)
             .set_max_delay(BACKOFF_MAX);
         let cmd = match tokio::time::timeout(
             connect_timeout,
@@ -116,7 +131,9 @@ impl RedisTransport {
             connect_timeout,
             sub_sink: Mutex::new(Some(sub_sink)),
             subs: Mutex::new(HashSet::new()),
-            connected: AtomicBool::new(true),
+            subscribed: AtomicBool::new(true),
+            publishing: AtomicBool::new(true),
+            probe: tokio::sync::Notify::new(),
             closed: AtomicBool::new(false),
             counters,
         });
@@ -146,7 +163,7 @@ impl RedisTransport {
     fn refusal(&self) -> Option<Error> {
         if self.shared.closed.load(Ordering::Acquire) {
             Some(Error::Closed)
-        } else if !self.shared.connected.load(Ordering::Acquire) {
+        } else if !self.shared.publishing.load(Ordering::Acquire) {
             Some(Error::Disconnected)
         } else {
             None
@@ -192,10 +209,13 @@ async fn run_subscriber(
             }
         }
         Counters::add(&shared.counters.reconnects, 1);
-        shared.connected.store(false, Ordering::Release);
+        shared.subscribed.store(false, Ordering::Release);
         tracing::warn!(url = %shared.url, "redis subscriber connection lost; reconnecting");
+        shared.probe.notify_one();
         sink.connection_lost();
-        let mut delay = BACKOFF_MIN;
+        // At once first: a connection killed alone (`CLIENT KILL TYPE pubsub`, a proxy
+        // restart) usually finds Redis answering.
+        let mut delay = Duration::ZERO;
         (stream, gate) = loop {
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
@@ -205,11 +225,11 @@ async fn run_subscriber(
                 Ok(conn) => break conn,
                 Err(e) => {
                     tracing::debug!(url = %shared.url, error = %e, "redis reconnect failed");
-                    delay = (delay * 2).min(BACKOFF_MAX);
+                    delay = (delay * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
                 }
             }
         };
-        shared.connected.store(true, Ordering::Release);
+        shared.subscribed.store(true, Ordering::Release);
         tracing::info!(url = %shared.url, "redis subscriber connection restored; subscriptions re-issued");
     }
 }
@@ -242,7 +262,8 @@ impl Transport for RedisTransport {
         channel: String,
         payload: Bytes,
         mode: Mode,
-    ) -> BoxFuture<'_, Result<(), Error>> {
+        expect: usize,
+    ) -> BoxFuture<'_, Result<Option<usize>, Error>> {
         Box::pin(async move {
             if let Some(e) = self.refusal() {
                 if mode == Mode::Volatile && matches!(e, Error::Disconnected) {
@@ -253,18 +274,22 @@ impl Transport for RedisTransport {
             let mut msg = Outgoing {
                 channel,
                 payload,
+                expect,
                 done: None,
             };
             match mode {
                 Mode::Volatile => match self.queue.try_send(msg) {
-                    Ok(()) => Ok(()),
+                    Ok(()) => Ok(None),
                     Err(mpsc::error::TrySendError::Full(_)) => {
                         Counters::add(&self.shared.counters.volatile_dropped, 1);
-                        Ok(())
+                        Ok(None)
                     }
                     Err(mpsc::error::TrySendError::Closed(_)) => Err(Error::Closed),
                 },
-                Mode::Queued => self.queue.send(msg).await.map_err(|_| Error::Closed),
+                Mode::Queued => {
+                    self.queue.send(msg).await.map_err(|_| Error::Closed)?;
+                    Ok(None)
+                }
                 Mode::Confirmed => {
                     let (tx, rx) = oneshot::channel();
                     msg.done = Some(tx);
@@ -283,6 +308,7 @@ impl Transport for RedisTransport {
         let msg = Outgoing {
             channel,
             payload,
+            expect: 0,
             done: None,
         };
         match self.queue.try_send(msg) {
@@ -346,13 +372,18 @@ impl Transport for RedisTransport {
     }
 
     fn is_connected(&self) -> bool {
-        self.shared.connected.load(Ordering::Acquire)
+        self.shared.subscribed.load(Ordering::Acquire)
+    }
+
+    fn is_publishing(&self) -> bool {
+        self.shared.publishing.load(Ordering::Acquire)
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {
         let _ = self.shutdown.send(true);
         self.shared.closed.store(true, Ordering::Release);
-        self.shared.connected.store(false, Ordering::Release);
+        self.shared.subscribed.store(false, Ordering::Release);
+        self.shared.publishing.store(false, Ordering::Release);
         // Dropping the sink lets the pub/sub connection close once the stream is dropped.
         lock(&self.shared.sub_sink).take();
         lock(&self.cmd).take();

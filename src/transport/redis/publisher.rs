@@ -1,11 +1,16 @@
 //! The publisher task: the one writer of the command connection. It drains the bounded
-//! queue into pipelines of PUBLISH and tells each confirmed caller how its command ended.
+//! queue into pipelines of PUBLISH, tells each confirmed caller how its command ended
+//! and how many subscribers it reached, and counts messages that reached fewer than
+//! expected. When the connection fails it marks publishing down (new messages are
+//! refused at once) and probes with PING until Redis answers again.
 
-use super::{MAX_BATCH, Outgoing, RETRY_DELAY, Shared};
+use super::{BACKOFF_MAX, BACKOFF_MIN, MAX_BATCH, Outgoing, RETRY_DELAY, Shared};
 use crate::error::Error;
 use crate::stats::Counters;
 use redis::aio::ConnectionManager;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
 /// The one task that writes to Redis: drains the queue into pipelines.
@@ -29,6 +34,15 @@ pub(super) async fn run_publisher(
                     rx.close();
                     continue;
                 }
+                _ = shared.probe.notified() => {
+                    // The subscriber lost its connection: is Redis gone, or only it?
+                    let alive = redis::cmd("PING").query_async::<()>(&mut conn).await.is_ok();
+                    if !alive && wait_until_back(&shared, &mut conn, &mut rx, &mut shutdown).await {
+                        closing = true;
+                        rx.close();
+                    }
+                    continue;
+                }
             }
         };
         if n == 0 {
@@ -36,12 +50,9 @@ pub(super) async fn run_publisher(
         }
         let mut pipe = redis::pipe();
         for m in &batch {
-            pipe.cmd("PUBLISH")
-                .arg(&m.channel)
-                .arg(&m.payload[..])
-                .ignore();
+            pipe.cmd("PUBLISH").arg(&m.channel).arg(&m.payload[..]);
         }
-        let mut result = pipe.query_async::<()>(&mut conn).await;
+        let mut result = pipe.query_async::<Vec<usize>>(&mut conn).await;
         // The connection manager reports a dropped connection on the first command after
         // the drop and reconnects in the background: retry the pipeline on the new
         // connection (twice at most) instead of losing it. A pipeline Redis executed just
@@ -57,7 +68,7 @@ pub(super) async fn run_publisher(
                             || e.is_connection_refusal()) =>
                 {
                     tokio::time::sleep(delay).await;
-                    result = pipe.query_async::<()>(&mut conn).await;
+                    result = pipe.query_async::<Vec<usize>>(&mut conn).await;
                 }
                 _ => break,
             }
@@ -69,19 +80,78 @@ pub(super) async fn run_publisher(
             Counters::add(&shared.counters.publish_failed, failed as u64);
             tracing::warn!(url = %shared.url, outcome = ?outcome, failed, "PUBLISH failed");
         }
+        if let Outcome::Published(reached) = &outcome {
+            for (m, &n) in batch.iter().zip(reached) {
+                if n < m.expect {
+                    shared.counters.under_delivered(&m.channel, m.expect, n);
+                }
+            }
+        }
         for (i, m) in batch.drain(..).enumerate() {
             if let Some(done) = m.done {
                 // The caller may have given up waiting; nothing to tell then.
                 let _ = done.send(outcome.of_command(i));
             }
         }
+        if matches!(outcome, Outcome::Failed(_))
+            && !closing
+            && wait_until_back(&shared, &mut conn, &mut rx, &mut shutdown).await
+        {
+            closing = true;
+            rx.close();
+        }
     }
+}
+
+/// After a failed connection: refuses new messages (publishing down) and probes with
+/// PING, at once then every 5 to 25 ms, until Redis answers. Messages queued before the
+/// failure wait for the reconnect up to the connect timeout, then fail. Returns `true`
+/// when a shutdown was asked meanwhile.
+async fn wait_until_back(
+    shared: &Shared,
+    conn: &mut ConnectionManager,
+    rx: &mut mpsc::Receiver<Outgoing>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> bool {
+    shared.publishing.store(false, Ordering::Release);
+    tracing::warn!(url = %shared.url, "redis publishing connection lost; probing");
+    let started = Instant::now();
+    let mut delay = Duration::ZERO;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.changed() => return true,
+        }
+        if redis::cmd("PING").query_async::<()>(conn).await.is_ok() {
+            break;
+        }
+        delay = (delay * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
+        if started.elapsed() >= shared.connect_timeout {
+            fail_queued(shared, rx);
+        }
+    }
+    shared.publishing.store(true, Ordering::Release);
+    tracing::info!(url = %shared.url, "redis publishing connection restored");
+    false
+}
+
+/// Fails every message waiting in the queue (counted in `publish_failed`).
+fn fail_queued(shared: &Shared, rx: &mut mpsc::Receiver<Outgoing>) {
+    let mut failed = 0;
+    while let Ok(m) = rx.try_recv() {
+        failed += 1;
+        if let Some(done) = m.done {
+            let _ = done.send(Err(Error::Disconnected));
+        }
+    }
+    Counters::add(&shared.counters.publish_failed, failed);
 }
 
 /// How one pipeline of PUBLISHes ended.
 #[derive(Debug)]
 enum Outcome {
-    Published,
+    /// Every command executed; how many subscribers each reached.
+    Published(Vec<usize>),
     /// Redis refused some commands (by index; e.g. an ACL without PUBLISH on a channel):
     /// the others were executed.
     Refused(Vec<(usize, redis::RedisError)>),
@@ -92,9 +162,9 @@ enum Outcome {
 }
 
 impl Outcome {
-    fn of(result: redis::RedisResult<()>) -> Outcome {
+    fn of(result: redis::RedisResult<Vec<usize>>) -> Outcome {
         match result {
-            Ok(()) => Outcome::Published,
+            Ok(reached) => Outcome::Published(reached),
             Err(e) if e.is_timeout() => Outcome::Unknown(e),
             // Cloned: `into_server_errors` consumes the error even when it holds none.
             Err(e) => match e.clone().into_server_errors() {
@@ -112,19 +182,20 @@ impl Outcome {
     /// Messages of a pipeline of `n` not known to be published.
     fn failed(&self, n: usize) -> usize {
         match self {
-            Outcome::Published => 0,
+            Outcome::Published(_) => 0,
             Outcome::Refused(errors) => errors.len().min(n),
             Outcome::Failed(_) | Outcome::Unknown(_) => n,
         }
     }
 
-    /// What the caller of the `i`-th command is told.
-    fn of_command(&self, i: usize) -> Result<(), Error> {
+    /// What the caller of the `i`-th command is told: how many subscribers it reached
+    /// when known.
+    fn of_command(&self, i: usize) -> Result<Option<usize>, Error> {
         match self {
-            Outcome::Published => Ok(()),
+            Outcome::Published(reached) => Ok(reached.get(i).copied()),
             Outcome::Refused(errors) => match errors.iter().find(|(k, _)| *k == i) {
                 Some((_, e)) => Err(Error::NotPublished(e.clone())),
-                None => Ok(()),
+                None => Ok(None),
             },
             Outcome::Failed(e) => Err(Error::NotPublished(e.clone())),
             Outcome::Unknown(e) => Err(Error::Unconfirmed(e.clone())),
@@ -165,8 +236,9 @@ mod tests {
         let o = Outcome::Unknown(io(std::io::ErrorKind::TimedOut));
         assert_eq!(o.failed(2), 2);
         assert!(matches!(o.of_command(0), Err(Error::Unconfirmed(_))));
-        assert_eq!(Outcome::Published.failed(5), 0);
-        assert!(Outcome::Published.of_command(4).is_ok());
+        let published = Outcome::Published(vec![1, 2, 0, 3, 1]);
+        assert_eq!(published.failed(5), 0);
+        assert_eq!(published.of_command(3).unwrap(), Some(3));
     }
 
     #[test]
@@ -175,6 +247,6 @@ mod tests {
         assert!(matches!(Outcome::of(Err(timeout)), Outcome::Unknown(_)));
         let dropped = redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
         assert!(matches!(Outcome::of(Err(dropped)), Outcome::Failed(_)));
-        assert!(matches!(Outcome::of(Ok(())), Outcome::Published));
+        assert!(matches!(Outcome::of(Ok(vec![2])), Outcome::Published(_)));
     }
 }
