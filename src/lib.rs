@@ -68,14 +68,17 @@
 //! * **Requests** (see `requests`, `adapter::respond`): cluster-wide operations are JSON
 //!   requests on `<key>-request#<nsp>#`, answered on `<key>-response#<nsp>#[<uid>#]`,
 //!   matched by `requestId`; the number of replies to wait for is the request channel's
-//!   subscriber count. [`Cluster::of`] gives the classic API ([`Namespace`]). Commands
+//!   subscriber count (Redis' answer to the request's PUBLISH). [`Cluster::of`] gives the classic API ([`Namespace`]). Commands
 //!   without replies (join, leave, disconnect, server-side emit) return once Redis
 //!   accepted them, so a request sent afterwards by any server sees their effect.
 //! * **Liveness**: our servers heartbeat on `<key>-heartbeat` (Node ignores it); a peer
 //!   that stops while still subscribed is not waited for ([`Error::Unresponsive`]).
 //! * **Failures**: the subscriber reconnects and re-subscribes by itself; while Redis is
-//!   down broadcasts and requests fail at once ([`Error::Disconnected`]); the subscriber
-//!   reads a bounded amount ahead of the router.
+//!   down broadcasts and requests fail at once ([`Error::Disconnected`]; a lost
+//!   subscriber alone stops only requests); a message that reached fewer servers than are
+//!   alive is counted ([`ClusterStats::under_delivered`], an error with
+//!   [`ClusterOptions::strict_delivery`]); the subscriber reads a bounded amount ahead of
+//!   the router.
 
 mod ack_stream;
 mod adapter;
