@@ -5,8 +5,9 @@
 
 use crate::wire::codec;
 use crate::wire::request::value_to_json;
+use serde::Serialize;
 use serde_json::json;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 /// A socket anywhere in the cluster, as `fetchSockets` describes it.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,16 +68,6 @@ impl SocketDetails {
 pub(crate) type Describer = Arc<dyn Fn(&str) -> SocketDetails + Send + Sync>;
 
 impl SocketInfo {
-    /// Node's fetchSockets entry `{id, handshake, rooms, data}`.
-    pub(crate) fn to_node_json(&self) -> serde_json::Value {
-        json!({
-            "id": self.id,
-            "handshake": self.handshake,
-            "rooms": self.rooms,
-            "data": self.data,
-        })
-    }
-
     pub(crate) fn from_node(v: &rmpv::Value) -> Option<Self> {
         let rmpv::Value::Map(m) = v else { return None };
         let get = |k| codec::map_get(m, k);
@@ -96,7 +87,27 @@ impl SocketInfo {
     }
 }
 
+/// Node's fetchSockets entry `{id, handshake, rooms, data}`, borrowed: what a reply
+/// serializes, without building a JSON tree per socket (a reply for a socket the
+/// application does not describe borrows the shared placeholder).
+#[derive(Serialize)]
+pub(crate) struct NodeSocket<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) handshake: &'a serde_json::Value,
+    pub(crate) rooms: &'a [String],
+    pub(crate) data: &'a serde_json::Value,
+}
+
+/// The placeholder handshake and `{}` data of an undescribed socket, built once.
+pub(crate) static PLACEHOLDER: LazyLock<(serde_json::Value, serde_json::Value)> =
+    LazyLock::new(|| (handshake_placeholder(), json!({})));
+
 impl SocketDetails {
+    /// The handshake to send: the application's fields over the placeholder's.
+    pub(crate) fn completed(self) -> (serde_json::Value, serde_json::Value) {
+        (complete_handshake(self.handshake), self.data)
+    }
+
     /// Node's fetchSockets entry for local socket `id` with `rooms`: the application's
     /// data, and its handshake fields over the placeholder's.
     pub(crate) fn into_info(self, id: String, rooms: Vec<String>) -> SocketInfo {

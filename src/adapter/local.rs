@@ -7,7 +7,7 @@
 //! / `except(<id>)` from anywhere in the cluster behave as in Node.
 
 use crate::callbacks::{Callbacks, describe};
-use crate::wire::request::Selector;
+use crate::wire::request::{RequestId, Selector};
 use socketioxide_core::{
     Sid,
     adapter::{BroadcastFlags, BroadcastOptions, CoreLocalAdapter, Room, SocketEmitter},
@@ -124,6 +124,64 @@ pub(super) fn fetch<E: SocketEmitter>(
             describe(describer.as_ref(), &id).into_info(id, rooms.into_iter().collect())
         })
         .collect()
+}
+
+/// The REMOTE_FETCH reply for the local sockets `sel` selects, serialized straight from
+/// borrowed parts (the JSON `fetch` + `to_node_json` would build, byte for byte).
+pub(super) fn fetch_reply<E: SocketEmitter>(
+    local: &CoreLocalAdapter<E>,
+    callbacks: &Callbacks,
+    sel: &Selector,
+    request_id: &RequestId,
+) -> Vec<u8> {
+    use crate::socket_info::{NodeSocket, PLACEHOLDER};
+    #[derive(serde::Serialize)]
+    struct Reply<'a> {
+        #[serde(rename = "requestId", skip_serializing_if = "Option::is_none")]
+        request_id: Option<serde_json::Value>,
+        sockets: Vec<NodeSocket<'a>>,
+    }
+    let sids = selector_options(local, sel).map_or_else(Vec::new, |o| local.sockets(o));
+    let describer = callbacks.describer(local.path());
+    let entries: Vec<(
+        String,
+        Vec<String>,
+        Option<(serde_json::Value, serde_json::Value)>,
+    )> = sids
+        .into_iter()
+        .map(|sid| {
+            let id = sid.to_string();
+            let mut rooms: BTreeSet<String> = local
+                .socket_rooms(sid)
+                .into_iter()
+                .map(|r| r.to_string())
+                .collect();
+            rooms.insert(id.clone());
+            let described = describer
+                .as_ref()
+                .map(|d| describe(Some(d), &id).completed());
+            (id, rooms.into_iter().collect(), described)
+        })
+        .collect();
+    let (placeholder, empty) = &*PLACEHOLDER;
+    let reply = Reply {
+        request_id: request_id.to_json(),
+        sockets: entries
+            .iter()
+            .map(|(id, rooms, described)| {
+                let (handshake, data) = described
+                    .as_ref()
+                    .map_or((placeholder, empty), |(h, d)| (h, d));
+                NodeSocket {
+                    id,
+                    handshake,
+                    rooms,
+                    data,
+                }
+            })
+            .collect(),
+    };
+    serde_json::to_vec(&reply).unwrap_or_default()
 }
 
 /// Local sockets `sel` selects join (`join`) or leave `rooms`.

@@ -13,7 +13,6 @@ use super::local;
 use crate::packet::{self, ParserKind};
 use crate::requests::NsCore;
 use crate::server_side::{self, Acker};
-use crate::socket_info::SocketInfo;
 use crate::wire::codec;
 use crate::wire::message::WireOptions;
 use crate::wire::request::{Request, RequestId, Response, Selector, kind};
@@ -106,14 +105,8 @@ pub(super) fn on_request<E: SocketEmitter>(
                 return;
             }
             let callbacks = &core.shared().callbacks;
-            let sockets: Vec<serde_json::Value> = local::fetch(local, callbacks, &opts)
-                .iter()
-                .map(SocketInfo::to_node_json)
-                .collect();
-            core.reply(
-                uid.as_deref(),
-                Response::encode_json(&request_id, vec![("sockets", json!(sockets))]),
-            );
+            let reply = local::fetch_reply(local, callbacks, &opts, &request_id);
+            core.reply(uid.as_deref(), reply);
         }
         Request::ServerSideEmit {
             uid,

@@ -220,6 +220,12 @@ impl NsCore {
 
     /// A reply arrived on one of our response channels.
     pub(crate) fn on_response(&self, payload: &[u8]) {
+        // Most replies on the shared channel answer other servers: skip them unread.
+        if let Some(id) = Response::peek_request_id(payload)
+            && !self.pending.contains(id)
+        {
+            return;
+        }
         match Response::decode(payload) {
             // Replies to other servers' requests also arrive on the shared channel.
             Ok(res) => {

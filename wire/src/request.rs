@@ -601,6 +601,34 @@ fn encode_broadcast_request(
 }
 
 impl Response {
+    /// The `requestId` of a JSON response when it is a plain string among its first
+    /// fields (as every Node and Rust server writes it: `{"requestId":"…"` or
+    /// `{"type":8,"requestId":"…"`), without decoding the rest: replies to other servers'
+    /// requests, which every server reads on the shared channel, are skipped at that
+    /// cost. `None` when it cannot tell (then decode).
+    pub fn peek_request_id(bytes: &[u8]) -> Option<&str> {
+        const KEY: &[u8] = b"\"requestId\":\"";
+        if bytes.first() != Some(&b'{') {
+            return None;
+        }
+        let head = &bytes[..bytes.len().min(48)];
+        let at = head.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+        // Only `{`, `"type":<digits>,` may come before the key.
+        if !bytes[1..at - KEY.len()]
+            .iter()
+            .all(|b| b"\"type:,0123456789".contains(b))
+        {
+            return None;
+        }
+        let rest = &bytes[at..];
+        let end = rest.iter().take(64).position(|&b| b == b'"')?;
+        let id = &rest[..end];
+        if id.contains(&b'\\') {
+            return None;
+        }
+        std::str::from_utf8(id).ok()
+    }
+
     /// Decodes a response (JSON or msgpack).
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let Value::Map(fields) = decode_any(bytes)? else {
@@ -797,6 +825,22 @@ mod fixture_tests {
             assert!(Request::decode(bytes).is_err());
         }
         assert!(Response::decode(b"{\"rooms\":[]}").is_err());
+    }
+
+    #[test]
+    fn request_ids_are_peeked_from_the_first_bytes() {
+        let peek = Response::peek_request_id;
+        assert_eq!(peek(br#"{"requestId":"ab12","sockets":[]}"#), Some("ab12"));
+        assert_eq!(
+            peek(br#"{"type":8,"requestId":"x","clientCount":1}"#),
+            Some("x")
+        );
+        // Escapes, other leading keys, numbers, msgpack: decode instead.
+        assert_eq!(peek(br#"{"requestId":"a\"b"}"#), None);
+        assert_eq!(peek(br#"{"rooms":[],"requestId":"x"}"#), None);
+        assert_eq!(peek(br#"{"requestId":5}"#), None);
+        assert_eq!(peek(&[0x83, 0xa4]), None);
+        assert_eq!(peek(b""), None);
     }
 
     /// Node answers what its `switch` and `new Set` accept, and echoes the id as it came.
