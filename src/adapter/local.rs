@@ -143,11 +143,13 @@ pub(super) fn fetch_reply<E: SocketEmitter>(
     }
     let sids = selector_options(local, sel).map_or_else(Vec::new, |o| local.sockets(o));
     let describer = callbacks.describer(local.path());
-    let entries: Vec<(
+    // Per socket: its id, its rooms, and the application's (handshake, data) if any.
+    type Entry = (
         String,
         Vec<String>,
         Option<(serde_json::Value, serde_json::Value)>,
-    )> = sids
+    );
+    let entries: Vec<Entry> = sids
         .into_iter()
         .map(|sid| {
             let id = sid.to_string();
