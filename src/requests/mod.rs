@@ -34,7 +34,13 @@ pub(crate) struct NsCore {
     own_response: String,
     pending: Arc<PendingTable>,
     shared: Shared,
+    /// Live peers serving this namespace, and when that was counted: broadcasts ask
+    /// for every message, heartbeats change it every few seconds.
+    live_peers: std::sync::Mutex<Option<(std::time::Instant, usize)>>,
 }
+
+/// How long a count of live peers is reused.
+const LIVE_PEERS_FOR: Duration = Duration::from_millis(100);
 
 impl NsCore {
     pub(crate) fn new(shared: Shared, nsp: &str) -> Self {
@@ -46,6 +52,7 @@ impl NsCore {
             own_response,
             pending: Arc::new(PendingTable::default()),
             shared,
+            live_peers: std::sync::Mutex::new(None),
         }
     }
 
@@ -109,10 +116,16 @@ impl NsCore {
     /// Subscriber connections a message of this namespace should reach: this server's
     /// own (when connected) and every live peer of ours that serves the namespace.
     pub(crate) fn live_receivers(&self) -> usize {
-        let peers = self
-            .shared
-            .liveness
-            .live_serving(&self.nsp, self.shared.config.heartbeat_timeout());
+        let mut cached = self.live_peers.lock().unwrap_or_else(|p| p.into_inner());
+        let peers = match *cached {
+            Some((at, n)) if at.elapsed() < LIVE_PEERS_FOR => n,
+            _ => {
+                let timeout = self.shared.config.heartbeat_timeout();
+                let n = self.shared.liveness.live_serving(&self.nsp, timeout);
+                *cached = Some((std::time::Instant::now(), n));
+                n
+            }
+        };
         peers + usize::from(self.shared.transport.is_connected())
     }
 
