@@ -185,9 +185,10 @@ enum Sender {
         b: Node,
         ticker: Option<(Arc<AtomicBool>, JoinHandle<Vec<Sent>>)>,
     },
+    // Boxed: a NodeProcess is much larger than the other variant.
     Node {
-        a: NodeProcess,
-        b: NodeProcess,
+        a: Box<NodeProcess>,
+        b: Box<NodeProcess>,
     },
 }
 
@@ -222,8 +223,11 @@ impl Sender {
                 *ticker = Some((stop, handle));
             }
             Sender::Node { a, .. } => {
-                a.request(json!({"cmd": "ticksStart", "event": "tick", "rate": rate}), NODE_T)
-                    .await;
+                a.request(
+                    json!({"cmd": "ticksStart", "event": "tick", "rate": rate}),
+                    NODE_T,
+                )
+                .await;
             }
         }
     }
@@ -290,7 +294,7 @@ impl Sender {
                 b.cluster.close().await;
             }
             Sender::Node { a, b } => {
-                for p in [a, b] {
+                for p in [*a, *b] {
                     let name = p.name().to_owned();
                     if p.shutdown(Duration::from_secs(10)).await.is_none() {
                         eprintln!("node {name} did not exit in time (killed)");
@@ -360,7 +364,10 @@ async fn setup(imp: &str, redis: &RedisServer, clients: usize) -> (Sender, Vec<C
         "node" => {
             let a = start_server("A", &redis.url(), &key, &[]).await;
             let b = start_server("B", &redis.url(), &key, &[]).await;
-            Sender::Node { a, b }
+            Sender::Node {
+                a: Box::new(a),
+                b: Box::new(b),
+            }
         }
         other => panic!("BENCH_GAP_PEERS: unknown implementation {other:?} (ours, node)"),
     };
@@ -417,7 +424,6 @@ async fn run(imp: &'static str, fault: Fault, cfg: &Config) -> Outcome {
     match fault {
         Fault::KillPubsub => {
             let mut admin = command_conn(&redis.url()).await;
-            t_fault = wall_ms();
             let killed: i64 = redis::cmd("CLIENT")
                 .arg("KILL")
                 .arg("TYPE")
@@ -425,28 +431,28 @@ async fn run(imp: &'static str, fault: Fault, cfg: &Config) -> Outcome {
                 .query_async(&mut admin)
                 .await
                 .expect("CLIENT KILL TYPE pubsub");
+            // The fault is done when Redis answered the kill.
+            t_fault = wall_ms();
             t_back = t_fault;
             lines.push(format!(
                 "fault: CLIENT KILL TYPE pubsub closed {killed} connections"
             ));
         }
         Fault::Restart => {
-            t_fault = wall_ms();
             let (r, down) = (redis.clone(), cfg.down);
-            // kill() reaps the child; restart() blocks until it answers PING.
+            let (killed_tx, killed_rx) = tokio::sync::oneshot::channel();
+            // kill() SIGKILLs and reaps the process: the fault is done when it returns.
+            // restart() blocks until the new process answers PING.
             let restarter = tokio::task::spawn_blocking(move || {
                 r.kill();
+                let _ = killed_tx.send(wall_ms());
                 std::thread::sleep(down);
                 r.restart();
             });
-            let addr = redis.addr();
-            let (r, down) = (redis.clone(), cfg.down);
+            t_fault = killed_rx.await.expect("kill");
+            let (addr, down) = (redis.addr(), cfg.down);
             let pinger = tokio::task::spawn_blocking(move || {
-                // Wait until the old process is gone before polling for the new one.
-                while ping(r.addr(), Duration::from_millis(50)).is_ok() {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                std::thread::sleep(down.saturating_sub(Duration::from_millis(50)));
+                std::thread::sleep(down.saturating_sub(Duration::from_millis(20)));
                 first_ping(addr)
             });
             t_back = pinger.await.expect("pinger");
@@ -598,10 +604,7 @@ fn analyse(
         received.push(log.len());
         let mut arrivals: Vec<f64> = log.iter().map(|g| g.arrived).collect();
         arrivals.sort_by(f64::total_cmp);
-        let gap = arrivals
-            .windows(2)
-            .map(|w| w[1] - w[0])
-            .fold(0.0, f64::max);
+        let gap = arrivals.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
         gaps.push(gap);
         if let Some(g) = log
             .iter()
@@ -702,7 +705,9 @@ fn fmt1(x: f64) -> String {
 
 fn print_summary(outcomes: &[Outcome]) {
     println!();
-    println!("summary (per client: min/median/max, or one value when all clients agree; times in ms)");
+    println!(
+        "summary (per client: min/median/max, or one value when all clients agree; times in ms)"
+    );
     let header = format!(
         "{:<12} {:<5} {:>6} {:>12} {:>18} {:>18} {:>18} {:>16} {:>16} {:>14}",
         "scenario",
@@ -758,7 +763,10 @@ async fn main() {
         peers: list("BENCH_GAP_PEERS", "ours,node"),
         scenarios: list("BENCH_GAP_SCENARIOS", "kill-pubsub,restart"),
     };
-    assert!(cfg.clients > 0 && cfg.rate > 0.0, "BENCH_GAP_CLIENTS and BENCH_GAP_RATE must be > 0");
+    assert!(
+        cfg.clients > 0 && cfg.rate > 0.0,
+        "BENCH_GAP_CLIENTS and BENCH_GAP_RATE must be > 0"
+    );
     println!(
         "gaps: 2 servers, {} clients on B, A emits {} ticks/s; commit {}, {}, node {}",
         cfg.clients,
@@ -767,16 +775,22 @@ async fn main() {
         command_line("redis-server", &["--version"]),
         command_line("node", &["--version"]),
     );
+    println!("load average at start: {}", loadavg());
     let mut outcomes = Vec::new();
     for scenario in &cfg.scenarios {
         let fault = match scenario.as_str() {
             "kill-pubsub" => Fault::KillPubsub,
             "restart" => Fault::Restart,
-            other => panic!("BENCH_GAP_SCENARIOS: unknown scenario {other:?} (kill-pubsub, restart)"),
+            other => {
+                panic!("BENCH_GAP_SCENARIOS: unknown scenario {other:?} (kill-pubsub, restart)")
+            }
         };
         for imp in ["ours", "node"] {
             if !cfg.peers.iter().any(|p| p == imp) {
-                println!("\n== {} / {imp}: skipped (not in BENCH_GAP_PEERS)", fault.name());
+                println!(
+                    "\n== {} / {imp}: skipped (not in BENCH_GAP_PEERS)",
+                    fault.name()
+                );
                 continue;
             }
             let o = run(imp, fault, &cfg).await;
@@ -788,4 +802,12 @@ async fn main() {
         }
     }
     print_summary(&outcomes);
+    println!("load average at end: {}", loadavg());
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
 }

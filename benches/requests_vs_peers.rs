@@ -74,7 +74,10 @@ impl Config {
             clients: env("BENCH_CLIENTS", 50),
             peers: peers.split(',').map(|s| s.trim().to_owned()).collect(),
         };
-        assert!(cfg.calls > 0 && cfg.clients > 0, "BENCH_CALLS and BENCH_CLIENTS must be > 0");
+        assert!(
+            cfg.calls > 0 && cfg.clients > 0,
+            "BENCH_CALLS and BENCH_CLIENTS must be > 0"
+        );
         cfg
     }
 
@@ -115,7 +118,8 @@ impl Stats {
     fn of(samples: &mut [Duration], total: Duration) -> Stats {
         samples.sort();
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-        let pct = |q: f64| ms(samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)]);
+        let pct =
+            |q: f64| ms(samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)]);
         let sum: Duration = samples.iter().sum();
         Stats {
             n: samples.len(),
@@ -188,10 +192,18 @@ impl Row {
 
 /// Times `calls` calls of `f` (after `WARMUP` warm-up calls); each returns the size of
 /// its result, which must be `expect`.
-async fn measure(calls: usize, expect: usize, what: &str, mut f: impl AsyncFnMut() -> usize) -> Stats {
+async fn measure(
+    calls: usize,
+    expect: usize,
+    what: &str,
+    mut f: impl AsyncFnMut() -> usize,
+) -> Stats {
     for _ in 0..WARMUP {
         let got = f().await;
-        assert_eq!(got, expect, "{what}: warm-up call returned {got} items, expected {expect}");
+        assert_eq!(
+            got, expect,
+            "{what}: warm-up call returned {got} items, expected {expect}"
+        );
     }
     let mut samples = Vec::with_capacity(calls);
     let start = Instant::now();
@@ -199,7 +211,10 @@ async fn measure(calls: usize, expect: usize, what: &str, mut f: impl AsyncFnMut
         let t = Instant::now();
         let got = f().await;
         samples.push(t.elapsed());
-        assert_eq!(got, expect, "{what}: a call returned {got} items, expected {expect}");
+        assert_eq!(
+            got, expect,
+            "{what}: a call returned {got} items, expected {expect}"
+        );
     }
     Stats::of(&mut samples, start.elapsed())
 }
@@ -234,6 +249,8 @@ impl Capture {
 
     /// Runs `call` once and returns what it put on the wire.
     async fn probe<T>(&mut self, call: impl Future<Output = T>) -> Wire {
+        // The last replies of the previous operation may still be on their way here.
+        tokio::time::sleep(PROBE_SETTLE).await;
         while self.rx.try_recv().is_ok() {}
         call.await;
         tokio::time::sleep(PROBE_SETTLE).await;
@@ -266,7 +283,11 @@ async fn clients_on(addr: SocketAddr, n: usize) -> Vec<Client> {
     for i in 0..n {
         let c = Client::connect(addr, "/", Parser::Json).await;
         let ack = c
-            .emit_with_ack("join", vec![json!(format!("room{}", i % ROOMS))], Duration::from_secs(10))
+            .emit_with_ack(
+                "join",
+                vec![json!(format!("room{}", i % ROOMS))],
+                Duration::from_secs(10),
+            )
             .await;
         assert_eq!(ack.len(), 1, "join ack: {ack:?}");
         out.push(c);
@@ -287,21 +308,39 @@ async fn io_rows<A: Adapter>(
 {
     let (c, r3) = (cfg.clients, cfg.in_room3());
     let w = cap.probe(io.fetch_sockets()).await;
-    let s = measure(cfg.calls, c, "io.fetch_sockets()", async || io.fetch_sockets().await.unwrap().len()).await;
-    rows.push(row("fetchSockets (all)", &format!("{imp}: io.fetch_sockets()"), s, c, w));
+    let s = measure(cfg.calls, c, "io.fetch_sockets()", async || {
+        io.fetch_sockets().await.unwrap().len()
+    })
+    .await;
+    rows.push(row(
+        "fetchSockets (all)",
+        &format!("{imp}: io.fetch_sockets()"),
+        s,
+        c,
+        w,
+    ));
 
     let w = cap.probe(io.to("room3").fetch_sockets()).await;
     let s = measure(cfg.calls, r3, "io.to(room3).fetch_sockets()", async || {
         io.to("room3").fetch_sockets().await.unwrap().len()
     })
     .await;
-    rows.push(row("fetchSockets (room3)", &format!("{imp}: io.to(\"room3\").fetch_sockets()"), s, r3, w));
+    rows.push(row(
+        "fetchSockets (room3)",
+        &format!("{imp}: io.to(\"room3\").fetch_sockets()"),
+        s,
+        r3,
+        w,
+    ));
 
     // io.rooms(): the size it has is whatever the adapter answers (with or without the
     // socket-id rooms); it must stay the same over the run.
     let w = cap.probe(io.rooms()).await;
     let n = io.rooms().await.unwrap().len();
-    let s = measure(cfg.calls, n, "io.rooms()", async || io.rooms().await.unwrap().len()).await;
+    let s = measure(cfg.calls, n, "io.rooms()", async || {
+        io.rooms().await.unwrap().len()
+    })
+    .await;
     rows.push(row("allRooms", &format!("{imp}: io.rooms()"), s, n, w));
 }
 
@@ -336,7 +375,9 @@ async fn ours(cfg: &Config, redis: &RedisServer) -> (Vec<Row>, Wire) {
     let key = unique_key("rvp-ours");
     let (io, cluster, _) = ours_server(&url, &key).await;
     let (_io_b, cluster_b, addr_b) = ours_server(&url, &key).await;
-    cluster_b.of("/").on_server_side("bench", |ev| ev.ack("pong"));
+    cluster_b
+        .of("/")
+        .on_server_side("bench", |ev| ev.ack("pong"));
     let clients = clients_on(addr_b, cfg.clients).await;
     let ns = cluster.of("/");
     assert_eq!(ns.server_count().await.unwrap(), 2);
@@ -350,29 +391,68 @@ async fn ours(cfg: &Config, redis: &RedisServer) -> (Vec<Row>, Wire) {
         ns.fetch_sockets(&[], &[]).await.unwrap().len()
     })
     .await;
-    rows.push(row("fetchSockets (all)", "ours: cluster.of(\"/\").fetch_sockets(&[], &[])", s, c, w_fetch));
+    rows.push(row(
+        "fetchSockets (all)",
+        "ours: cluster.of(\"/\").fetch_sockets(&[], &[])",
+        s,
+        c,
+        w_fetch,
+    ));
     let w = cap.probe(ns.fetch_sockets(&["room3"], &[])).await;
     let s = measure(cfg.calls, r3, "handle fetch_sockets room3", async || {
         ns.fetch_sockets(&["room3"], &[]).await.unwrap().len()
     })
     .await;
-    rows.push(row("fetchSockets (room3)", "ours: cluster.of(\"/\").fetch_sockets(&[\"room3\"], &[])", s, r3, w));
+    rows.push(row(
+        "fetchSockets (room3)",
+        "ours: cluster.of(\"/\").fetch_sockets(&[\"room3\"], &[])",
+        s,
+        r3,
+        w,
+    ));
     let w = cap.probe(ns.all_rooms()).await;
     let n = ns.all_rooms().await.unwrap().len();
-    let s = measure(cfg.calls, n, "all_rooms", async || ns.all_rooms().await.unwrap().len()).await;
-    rows.push(row("allRooms", "ours: cluster.of(\"/\").all_rooms()", s, n, w));
+    let s = measure(cfg.calls, n, "all_rooms", async || {
+        ns.all_rooms().await.unwrap().len()
+    })
+    .await;
+    rows.push(row(
+        "allRooms",
+        "ours: cluster.of(\"/\").all_rooms()",
+        s,
+        n,
+        w,
+    ));
 
     io_rows(imp, &io, cfg, &mut cap, &mut rows).await;
 
     let w = cap.probe(ns.server_side_emit_with_ack("bench", &())).await;
     let s = measure(cfg.calls, 1, "server_side_emit_with_ack", async || {
-        ns.server_side_emit_with_ack("bench", &()).await.unwrap().len()
+        ns.server_side_emit_with_ack("bench", &())
+            .await
+            .unwrap()
+            .len()
     })
     .await;
-    rows.push(row("serverSideEmit with ack", "ours: server_side_emit_with_ack", s, 1, w));
+    rows.push(row(
+        "serverSideEmit with ack",
+        "ours: server_side_emit_with_ack",
+        s,
+        1,
+        w,
+    ));
     let w = cap.probe(ns.server_count()).await;
-    let s = measure(cfg.calls, 2, "server_count", async || ns.server_count().await.unwrap()).await;
-    rows.push(row("serverCount", "ours: cluster.of(\"/\").server_count()", s, 2, w));
+    let s = measure(cfg.calls, 2, "server_count", async || {
+        ns.server_count().await.unwrap()
+    })
+    .await;
+    rows.push(row(
+        "serverCount",
+        "ours: cluster.of(\"/\").server_count()",
+        s,
+        2,
+        w,
+    ));
     println!(
         "ours: server A stats {:?}; pending requests {}",
         cluster.stats(),
@@ -414,7 +494,11 @@ async fn theirs(cfg: &Config, redis: &RedisServer) -> (Vec<Row>, Wire) {
     io_rows("socketioxide-redis", &io, cfg, &mut cap, &mut rows).await;
     let w_fetch = rows[0].wire.unwrap_or_default();
     let imp = "socketioxide-redis";
-    rows.push(Row::na("serverSideEmit with ack", imp, "n/a: no server-side events"));
+    rows.push(Row::na(
+        "serverSideEmit with ack",
+        imp,
+        "n/a: no server-side events",
+    ));
     rows.push(Row::na("serverCount", imp, "n/a: not in its API"));
     drop(clients);
     (rows, w_fetch)
@@ -438,11 +522,36 @@ async fn node(cfg: &Config, redis: &RedisServer) -> (Vec<Row>, Wire) {
     // Socket-id rooms plus room0..room9 (fewer when there are fewer clients).
     let all_rooms = c + c.min(ROOMS);
     let ops: [(&'static str, &str, Value, usize); 5] = [
-        ("fetchSockets (all)", "node: io.fetchSockets()", json!({"op": "fetchSockets"}), c),
-        ("fetchSockets (room3)", "node: io.to(\"room3\").fetchSockets()", json!({"op": "fetchSockets", "to": "room3"}), r3),
-        ("allRooms", "node: io.of(\"/\").adapter.allRooms()", json!({"op": "allRooms"}), all_rooms),
-        ("serverSideEmit with ack", "node: io.serverSideEmit(ev, cb)", json!({"op": "serverSideEmit", "event": "bench"}), 1),
-        ("serverCount", "node: adapter.serverCount()", json!({"op": "serverCount"}), 2),
+        (
+            "fetchSockets (all)",
+            "node: io.fetchSockets()",
+            json!({"op": "fetchSockets"}),
+            c,
+        ),
+        (
+            "fetchSockets (room3)",
+            "node: io.to(\"room3\").fetchSockets()",
+            json!({"op": "fetchSockets", "to": "room3"}),
+            r3,
+        ),
+        (
+            "allRooms",
+            "node: io.of(\"/\").adapter.allRooms()",
+            json!({"op": "allRooms"}),
+            all_rooms,
+        ),
+        (
+            "serverSideEmit with ack",
+            "node: io.serverSideEmit(ev, cb)",
+            json!({"op": "serverSideEmit", "event": "bench"}),
+            1,
+        ),
+        (
+            "serverCount",
+            "node: adapter.serverCount()",
+            json!({"op": "serverCount"}),
+            2,
+        ),
     ];
     let mut rows = Vec::new();
     let mut w_fetch = Wire::default();
@@ -526,7 +635,12 @@ async fn raw(cfg: &Config, url: &str, req: usize, reply: usize, numsub: bool) ->
             .await
             .expect("request PUBLISH");
         assert_eq!(receivers, 1);
-        replies.next().await.expect("reply stream").get_payload_bytes().len()
+        replies
+            .next()
+            .await
+            .expect("reply stream")
+            .get_payload_bytes()
+            .len()
     })
     .await;
     responder.abort();
@@ -541,7 +655,15 @@ fn print_table(rows: &[Row]) {
     println!();
     let header = format!(
         "{:<ow$}  {:<iw$} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7}  wire per call",
-        "op", "implementation", "calls", "p50 ms", "p99 ms", "max ms", "mean ms", "calls/s", "result"
+        "op",
+        "implementation",
+        "calls",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "mean ms",
+        "calls/s",
+        "result"
     );
     println!("{header}");
     println!("{}", "-".repeat(header.len() + 40));
@@ -589,7 +711,9 @@ async fn main() {
         command_line("git", &["rev-parse", "--short", "HEAD"]),
         command_line("redis-server", &["--version"]),
         command_line("node", &["--version"]),
-        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim(),
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim(),
     );
     // One redis-server per implementation, kept until the end (the adapters' background
     // tasks of a finished phase must not see their Redis go away mid-run).
@@ -656,5 +780,11 @@ async fn main() {
     }
     rows.sort_by_key(|r| order.iter().position(|o| *o == r.op));
     print_table(&rows);
+    println!(
+        "load average at end: {}",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
     drop(servers);
 }
