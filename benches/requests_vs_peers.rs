@@ -57,8 +57,11 @@ use tokio::{sync::mpsc, task::JoinHandle};
 
 const ROOMS: usize = 10;
 const WARMUP: usize = 50;
-/// How long the wire probe waits after its call for the messages to be seen.
+/// How long the wire probe waits before it starts, for the previous operation's messages.
 const PROBE_SETTLE: Duration = Duration::from_millis(150);
+/// Calls of each operation the wire probe makes, and the pause after each.
+const PROBE_CALLS: usize = 20;
+const PROBE_GAP: Duration = Duration::from_millis(10);
 
 struct Config {
     calls: usize,
@@ -155,6 +158,8 @@ struct Wire {
     request: usize,
     /// The largest message on a response channel.
     reply: usize,
+    /// Median ms from a call's first request to its last reply, seen on the wire.
+    turnaround: Option<f64>,
 }
 
 impl Wire {
@@ -162,8 +167,11 @@ impl Wire {
         if self.msgs == 0 {
             return "-".to_owned();
         }
+        let t = self
+            .turnaround
+            .map_or("-".to_owned(), |t| format!("{t:.3} ms"));
         format!(
-            "{} msgs {} B (req {} B, reply {} B)",
+            "{} msgs {} B (req {} B, reply {} B); turnaround {t}",
             self.msgs, self.bytes, self.request, self.reply
         )
     }
@@ -225,7 +233,7 @@ async fn measure(
 /// channel (ours/Node: `<key>-request#..`, `<key>-response#..`; socketioxide-redis uses the
 /// same words).
 struct Capture {
-    rx: mpsc::UnboundedReceiver<(String, usize)>,
+    rx: mpsc::UnboundedReceiver<(String, usize, Instant)>,
     task: JoinHandle<()>,
 }
 
@@ -238,32 +246,49 @@ impl Capture {
         let task = tokio::spawn(async move {
             let mut stream = pubsub.into_on_message();
             while let Some(msg) = stream.next().await {
+                let at = Instant::now();
                 let ch = msg.get_channel_name().to_owned();
                 if ch.contains("-request#") || ch.contains("-response#") {
-                    let _ = tx.send((ch, msg.get_payload_bytes().len()));
+                    let _ = tx.send((ch, msg.get_payload_bytes().len(), at));
                 }
             }
         });
         Capture { rx, task }
     }
 
-    /// Runs `call` once and returns what it put on the wire.
-    async fn probe<T>(&mut self, call: impl Future<Output = T>) -> Wire {
+    /// Runs `call` `PROBE_CALLS` times, one after the other, and returns what the first
+    /// one put on the wire and the median time from a call's first request to its last
+    /// reply as this connection saw them (the other servers' turnaround).
+    async fn probe(&mut self, mut call: impl AsyncFnMut()) -> Wire {
         // The last replies of the previous operation may still be on their way here.
         tokio::time::sleep(PROBE_SETTLE).await;
         while self.rx.try_recv().is_ok() {}
-        call.await;
-        tokio::time::sleep(PROBE_SETTLE).await;
-        let mut w = Wire::default();
-        while let Ok((ch, len)) = self.rx.try_recv() {
-            w.msgs += 1;
-            w.bytes += len;
-            if ch.contains("-request#") {
-                w.request = w.request.max(len);
-            } else {
-                w.reply = w.reply.max(len);
+        let mut first = None;
+        let mut turnarounds = Vec::new();
+        for _ in 0..PROBE_CALLS {
+            call().await;
+            tokio::time::sleep(PROBE_GAP).await;
+            let mut w = Wire::default();
+            let (mut req_at, mut reply_at) = (None, None);
+            while let Ok((ch, len, at)) = self.rx.try_recv() {
+                w.msgs += 1;
+                w.bytes += len;
+                if ch.contains("-request#") {
+                    w.request = w.request.max(len);
+                    req_at = req_at.or(Some(at));
+                } else {
+                    w.reply = w.reply.max(len);
+                    reply_at = Some(at);
+                }
             }
+            if let (Some(q), Some(r)) = (req_at, reply_at) {
+                turnarounds.push(r.saturating_duration_since(q).as_secs_f64() * 1000.0);
+            }
+            first.get_or_insert(w);
         }
+        let mut w = first.unwrap_or_default();
+        turnarounds.sort_by(f64::total_cmp);
+        w.turnaround = turnarounds.get(turnarounds.len() / 2).copied();
         w
     }
 }
@@ -307,7 +332,11 @@ async fn io_rows<A: Adapter>(
     A::Error: Debug,
 {
     let (c, r3) = (cfg.clients, cfg.in_room3());
-    let w = cap.probe(io.fetch_sockets()).await;
+    let w = cap
+        .probe(async || {
+            let _ = io.fetch_sockets().await;
+        })
+        .await;
     let s = measure(cfg.calls, c, "io.fetch_sockets()", async || {
         io.fetch_sockets().await.unwrap().len()
     })
@@ -320,7 +349,11 @@ async fn io_rows<A: Adapter>(
         w,
     ));
 
-    let w = cap.probe(io.to("room3").fetch_sockets()).await;
+    let w = cap
+        .probe(async || {
+            let _ = io.to("room3").fetch_sockets().await;
+        })
+        .await;
     let s = measure(cfg.calls, r3, "io.to(room3).fetch_sockets()", async || {
         io.to("room3").fetch_sockets().await.unwrap().len()
     })
@@ -335,7 +368,11 @@ async fn io_rows<A: Adapter>(
 
     // io.rooms(): the size it has is whatever the adapter answers (with or without the
     // socket-id rooms); it must stay the same over the run.
-    let w = cap.probe(io.rooms()).await;
+    let w = cap
+        .probe(async || {
+            let _ = io.rooms().await;
+        })
+        .await;
     let n = io.rooms().await.unwrap().len();
     let s = measure(cfg.calls, n, "io.rooms()", async || {
         io.rooms().await.unwrap().len()
@@ -386,7 +423,11 @@ async fn ours(cfg: &Config, redis: &RedisServer) -> (Vec<Row>, Wire) {
     let (c, r3) = (cfg.clients, cfg.in_room3());
     let imp = "ours";
 
-    let w_fetch = cap.probe(ns.fetch_sockets(&[], &[])).await;
+    let w_fetch = cap
+        .probe(async || {
+            let _ = ns.fetch_sockets(&[], &[]).await;
+        })
+        .await;
     let s = measure(cfg.calls, c, "handle fetch_sockets", async || {
         ns.fetch_sockets(&[], &[]).await.unwrap().len()
     })
@@ -398,7 +439,11 @@ async fn ours(cfg: &Config, redis: &RedisServer) -> (Vec<Row>, Wire) {
         c,
         w_fetch,
     ));
-    let w = cap.probe(ns.fetch_sockets(&["room3"], &[])).await;
+    let w = cap
+        .probe(async || {
+            let _ = ns.fetch_sockets(&["room3"], &[]).await;
+        })
+        .await;
     let s = measure(cfg.calls, r3, "handle fetch_sockets room3", async || {
         ns.fetch_sockets(&["room3"], &[]).await.unwrap().len()
     })
@@ -410,7 +455,11 @@ async fn ours(cfg: &Config, redis: &RedisServer) -> (Vec<Row>, Wire) {
         r3,
         w,
     ));
-    let w = cap.probe(ns.all_rooms()).await;
+    let w = cap
+        .probe(async || {
+            let _ = ns.all_rooms().await;
+        })
+        .await;
     let n = ns.all_rooms().await.unwrap().len();
     let s = measure(cfg.calls, n, "all_rooms", async || {
         ns.all_rooms().await.unwrap().len()
@@ -426,7 +475,11 @@ async fn ours(cfg: &Config, redis: &RedisServer) -> (Vec<Row>, Wire) {
 
     io_rows(imp, &io, cfg, &mut cap, &mut rows).await;
 
-    let w = cap.probe(ns.server_side_emit_with_ack("bench", &())).await;
+    let w = cap
+        .probe(async || {
+            let _ = ns.server_side_emit_with_ack("bench", &()).await;
+        })
+        .await;
     let s = measure(cfg.calls, 1, "server_side_emit_with_ack", async || {
         ns.server_side_emit_with_ack("bench", &())
             .await
@@ -441,7 +494,11 @@ async fn ours(cfg: &Config, redis: &RedisServer) -> (Vec<Row>, Wire) {
         1,
         w,
     ));
-    let w = cap.probe(ns.server_count()).await;
+    let w = cap
+        .probe(async || {
+            let _ = ns.server_count().await;
+        })
+        .await;
     let s = measure(cfg.calls, 2, "server_count", async || {
         ns.server_count().await.unwrap()
     })
@@ -561,7 +618,11 @@ async fn node(cfg: &Config, redis: &RedisServer) -> (Vec<Row>, Wire) {
         probe["n"] = json!(1);
         probe["warmup"] = json!(0);
         probe["expect"] = json!(expect);
-        let w = cap.probe(a.request(probe, long)).await;
+        let w = cap
+            .probe(async || {
+                a.request(probe.clone(), long).await;
+            })
+            .await;
         if op == "fetchSockets (all)" {
             w_fetch = w;
         }
