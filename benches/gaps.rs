@@ -33,8 +33,11 @@
 //! * **fault->first**: from the fault to the arrival of the first tick emitted after it;
 //! * **back->first**: from "Redis back" to the first tick that arrived after it (any tick);
 //! * **lost**: ticks whose emit was accepted (no error) and that never arrived, by when
-//!   they were emitted (before the fault, while Redis was down, after Redis was back),
-//!   with the span of their emit times.
+//!   they were emitted (before the fault was complete, while Redis was down, after Redis
+//!   answered again), with the span of their emit times.
+//!
+//! For ours, the counters' change over the run is printed too (`published`,
+//! `publish_failed`, `received`, `reconnects`), next to the full `cluster.stats()`.
 //!
 //! Figures over the clients are given as `min/median/max`.
 
@@ -46,7 +49,7 @@ use socketioxide_cluster_test_support::{
 };
 
 use serde_json::json;
-use socketioxide_cluster::{ClusterOptions, Error};
+use socketioxide_cluster::{ClusterOptions, ClusterStats, Error};
 use std::{
     collections::{BTreeMap, HashMap},
     net::SocketAddr,
@@ -287,6 +290,14 @@ impl Sender {
         }
     }
 
+    /// Ours: A's and B's counters now.
+    fn counters(&self) -> Option<(ClusterStats, ClusterStats)> {
+        match self {
+            Sender::Ours { a, b, .. } => Some((a.cluster.stats(), b.cluster.stats())),
+            Sender::Node { .. } => None,
+        }
+    }
+
     async fn close(self) {
         match self {
             Sender::Ours { a, b, .. } => {
@@ -416,6 +427,7 @@ async fn run(imp: &'static str, fault: Fault, cfg: &Config) -> Outcome {
         .map(|(c, log)| consume(c, log.clone(), stop.clone()))
         .collect();
 
+    let counters_before = sender.counters();
     sender.start(cfg.rate).await;
     tokio::time::sleep(BEFORE).await;
     let mut lines = Vec::new();
@@ -501,6 +513,19 @@ async fn run(imp: &'static str, fault: Fault, cfg: &Config) -> Outcome {
         }
     }
     lines.extend(sender.stats());
+    if let (Some((a0, b0)), Some((a1, b1))) = (counters_before, sender.counters()) {
+        // B publishes nothing but its heartbeats (one per heartbeat interval), which A
+        // publishes as well: A's published minus B's is A's accepted ticks on Redis.
+        lines.push(format!(
+            "during the run: A published +{} (B, heartbeats only: +{}), A publish_failed +{}, B received +{}, reconnects A +{} B +{}",
+            a1.published - a0.published,
+            b1.published - b0.published,
+            a1.publish_failed - a0.publish_failed,
+            b1.received - b0.received,
+            a1.reconnects - a0.reconnects,
+            b1.reconnects - b0.reconnects,
+        ));
+    }
     let summary = analyse(&report, &logs, t_fault, t_back, fault, &mut lines);
     drop(clients);
     sender.close().await;
@@ -579,9 +604,24 @@ fn analyse(
         }
         for (e, (n, first, last)) in &errors {
             lines.push(format!(
-                "io.emit errors: {n} x {e:?}, emitted {} .. {}",
+                "io.emit errors: {n} x {e:?}, emitted {} .. {} after the fault",
                 rel(*first, t_fault),
                 rel(*last, t_fault)
+            ));
+        }
+        if fault == Fault::Restart {
+            let after: Vec<f64> = sent
+                .iter()
+                .filter(|s| s.err.is_some() && s.sent_at >= t_back)
+                .map(|s| s.sent_at)
+                .collect();
+            lines.push(format!(
+                "io.emit errors after Redis answered PING again: {}{}",
+                after.len(),
+                after.last().map_or(String::new(), |l| format!(
+                    " (the last one {} after)",
+                    rel(*l, t_back)
+                ))
             ));
         }
         let slowest = sent.iter().map(|s| s.took).fold(0.0, f64::max);
@@ -655,6 +695,10 @@ fn analyse(
         "received per client {} of {emits}; duplicates {dups}; errored emits that arrived anyway {errored_but_arrived}",
         spread_int(received)
     ));
+    if fault == Fault::KillPubsub {
+        // Redis never stopped answering: "back" is the fault itself.
+        back_first.clear();
+    }
     lines.push(format!(
         "per client (min/median/max): longest silence {} ms; fault -> first tick emitted after it {} ms; Redis back -> first tick {} ms",
         spread(gaps.clone()),
@@ -663,22 +707,22 @@ fn analyse(
     ));
     let span = lost_span.map_or(String::new(), |(a, b)| {
         format!(
-            " (emitted {} .. {} after the fault)",
+            "; the lost ticks were emitted {} .. {} after the fault",
             rel(a, t_fault),
             rel(b, t_fault)
         )
     });
     match fault {
         Fault::KillPubsub => lines.push(format!(
-            "accepted but never delivered, per client: {} emitted after the kill{span}; {} before it",
+            "accepted but never delivered, per client: {} emitted before the kill completed, {} after{span}",
+            spread_int(lost_other.clone()),
             spread_int(lost_back.clone()),
-            spread_int(lost_other.clone())
         )),
         Fault::Restart => lines.push(format!(
-            "accepted but never delivered, per client: {} emitted while Redis was down, {} after it was back{span}; {} before the kill",
+            "accepted but never delivered, per client: {} emitted before the kill completed, {} while Redis was down, {} after it answered again{span}",
+            spread_int(lost_other.clone()),
             spread_int(lost_down.clone()),
             spread_int(lost_back.clone()),
-            spread_int(lost_other.clone())
         )),
     }
     Summary {
