@@ -700,7 +700,7 @@ fn analyse(
         back_first.clear();
     }
     lines.push(format!(
-        "per client (min/median/max): longest silence {} ms; fault -> first tick emitted after it {} ms; Redis back -> first tick {} ms",
+        "per client (min/median/max, ms): longest silence {}; fault -> first tick emitted after it {}; Redis back -> first tick {}",
         spread(gaps.clone()),
         spread(fault_first.clone()),
         spread(back_first.clone())
@@ -753,7 +753,7 @@ fn print_summary(outcomes: &[Outcome]) {
         "summary (per client: min/median/max, or one value when all clients agree; times in ms)"
     );
     let header = format!(
-        "{:<12} {:<5} {:>6} {:>12} {:>18} {:>18} {:>18} {:>16} {:>16} {:>14}",
+        "{:<12} {:<5} {:>6} {:>12} {:>18} {:>18} {:>18} {:>13} {:>11} {:>9}",
         "scenario",
         "impl",
         "emits",
@@ -761,16 +761,16 @@ fn print_summary(outcomes: &[Outcome]) {
         "longest silence",
         "fault->first",
         "back->first",
-        "lost while down",
-        "lost after back",
-        "lost before"
+        "lost: before",
+        "while down",
+        "after"
     );
     println!("{header}");
     println!("{}", "-".repeat(header.len()));
     for o in outcomes {
         let s = &o.summary;
         println!(
-            "{:<12} {:<5} {:>6} {:>12} {:>18} {:>18} {:>18} {:>16} {:>16} {:>14}",
+            "{:<12} {:<5} {:>6} {:>12} {:>18} {:>18} {:>18} {:>13} {:>11} {:>9}",
             o.fault.name(),
             o.imp,
             s.emits,
@@ -778,13 +778,14 @@ fn print_summary(outcomes: &[Outcome]) {
             s.gap,
             s.fault_first,
             s.back_first,
+            s.lost_other,
             s.lost_down,
             s.lost_back,
-            s.lost_other
         );
     }
     println!(
-        "(node: \"emit errors\" counts unhandled publish rejections; io.emit itself cannot fail there)"
+        "lost = accepted, never delivered, by emit time: before the fault was complete, while Redis was down, after it answered again (kill-pubsub: after the kill)\n\
+         node: \"emit errors\" counts unhandled publish rejections; io.emit itself cannot fail there"
     );
 }
 

@@ -817,7 +817,7 @@ async fn main() {
             for numsub in [false, true] {
                 let s = raw(&cfg, &url, w.request, w.reply, numsub).await;
                 let imp = format!(
-                    "raw redis: {}PUBLISH {} B -> sub -> PUBLISH {} B -> sub ({who}'s sizes)",
+                    "raw redis: {}PUBLISH {} B -> sub -> PUBLISH {} B -> sub (sizes of {who})",
                     if numsub { "NUMSUB + " } else { "" },
                     w.request,
                     w.reply
