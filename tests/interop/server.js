@@ -44,6 +44,9 @@ const cfg = {
   // client emit with ack to this server (other than join/leave)
   socketAck: true,
   socketAckReply: lib.jsonOpt(args, "socket-ack-reply", "SOCKET_ACK_REPLY", NAME),
+  // false: serverSideEmit events are still answered but not reported on stdout (the
+  // request benchmark sends thousands; a stdout line each would be part of the timing)
+  reportServerSide: true,
 };
 
 let io;
@@ -83,14 +86,16 @@ function patchServerSideEmit(nsp) {
     let ack = null;
     if (typeof list[list.length - 1] === "function") ack = list.pop();
     const [event, ...rest] = list;
-    out({
-      serverSideEvent: {
-        nsp: nsp.name,
-        event,
-        args: toWire(rest),
-        ack: !!ack,
-      },
-    });
+    if (cfg.reportServerSide) {
+      out({
+        serverSideEvent: {
+          nsp: nsp.name,
+          event,
+          args: toWire(rest),
+          ack: !!ack,
+        },
+      });
+    }
     if (ack && cfg.serverSideAck) ack(fromWire(cfg.serverSideAckReply));
   };
 }
@@ -339,12 +344,21 @@ const handlers = {
   },
   // {"cmd":"config","serverSideAck":bool,"serverSideAckReply":v,"socketAck":bool,"socketAckReply":v}
   async config(msg) {
-    for (const k of ["serverSideAck", "serverSideAckReply", "socketAck", "socketAckReply"]) {
+    for (const k of [
+      "serverSideAck",
+      "serverSideAckReply",
+      "socketAck",
+      "socketAckReply",
+      "reportServerSide",
+    ]) {
       if (msg[k] !== undefined) cfg[k] = msg[k];
     }
     return { config: cfg };
   },
 };
+
+// Benchmark commands (benchRequests, ticksStart, ticksStop): bench.js.
+Object.assign(handlers, require("./bench").handlers({ getNsp }));
 
 async function shutdown() {
   if (io) {
