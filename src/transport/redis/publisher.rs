@@ -10,7 +10,7 @@ use crate::stats::Counters;
 use redis::aio::ConnectionManager;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 /// The one task that writes to Redis: drains the queue into pipelines.
@@ -61,8 +61,11 @@ pub(super) async fn run_publisher(
         // yet execute what it was sent.
         for delay in [RETRY_DELAY, RETRY_DELAY * 4] {
             match &result {
+                // With the subscriber down as well, Redis itself is gone: failing now
+                // (counted) beats accepting more messages while the retries wait.
                 Err(e)
                     if !e.is_timeout()
+                        && shared.subscribed.load(Ordering::Acquire)
                         && (e.is_io_error()
                             || e.is_connection_dropped()
                             || e.is_connection_refusal()) =>
@@ -103,10 +106,10 @@ pub(super) async fn run_publisher(
     }
 }
 
-/// After a failed connection: refuses new messages (publishing down) and probes with
-/// PING, at once then every 5 to 25 ms, until Redis answers. Messages queued before the
-/// failure wait for the reconnect up to the connect timeout, then fail. Returns `true`
-/// when a shutdown was asked meanwhile.
+/// After a failed connection: refuses new messages (publishing down), fails those
+/// already queued (counted: they would reach nobody, or arrive late), and probes with
+/// PING, at once then every 5 to 25 ms, until Redis answers. Returns `true` when a
+/// shutdown was asked meanwhile.
 async fn wait_until_back(
     shared: &Shared,
     conn: &mut ConnectionManager,
@@ -115,9 +118,10 @@ async fn wait_until_back(
 ) -> bool {
     shared.publishing.store(false, Ordering::Release);
     tracing::warn!(url = %shared.url, "redis publishing connection lost; probing");
-    let started = Instant::now();
     let mut delay = Duration::ZERO;
     loop {
+        // Also what slipped in before publishing was marked down.
+        fail_queued(shared, rx);
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = shutdown.changed() => return true,
@@ -126,9 +130,6 @@ async fn wait_until_back(
             break;
         }
         delay = (delay * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
-        if started.elapsed() >= shared.connect_timeout {
-            fail_queued(shared, rx);
-        }
     }
     shared.publishing.store(true, Ordering::Release);
     tracing::info!(url = %shared.url, "redis publishing connection restored");
