@@ -68,7 +68,7 @@
 //! * **Requests** (see `requests`, `adapter::respond`): cluster-wide operations are JSON
 //!   requests on `<key>-request#<nsp>#`, answered on `<key>-response#<nsp>#[<uid>#]`,
 //!   matched by `requestId`; the number of replies to wait for is the request channel's
-//!   subscriber count (Redis' answer to the request's PUBLISH). [`Cluster::of`] gives the classic API ([`Namespace`]). Commands
+//!   subscriber count (`PUBSUB NUMSUB`, pipelined with the request's PUBLISH). [`Cluster::of`] gives the classic API ([`Namespace`]). Commands
 //!   without replies (join, leave, disconnect, server-side emit) return once Redis
 //!   accepted them, so a request sent afterwards by any server sees their effect.
 //! * **Liveness**: our servers heartbeat on `<key>-heartbeat` (Node ignores it); a peer

@@ -95,22 +95,22 @@ impl NsCore {
     /// and waits until Redis accepted it: a lost command is an error for the caller, and
     /// every request published after this returns is ordered after it on all servers.
     pub(crate) async fn send_confirmed(&self, req: &Request) -> Result<(), Error> {
-        self.publish(req).await.map(|_| ())
+        self.publish(req, Mode::Confirmed).await.map(|_| ())
     }
 
-    /// Publishes a request and waits for Redis' answer: how many subscriber connections
-    /// it reached (this server's own included). Node asks `PUBSUB NUMSUB` first; the
-    /// count PUBLISH returns is the same number, one round trip earlier.
-    pub(crate) async fn publish(&self, req: &Request) -> Result<usize, Error> {
+    /// Publishes a request and waits for Redis' answer. With [`Mode::Counted`]: how many
+    /// subscribe to the request channel (this server included), which Node asks with a
+    /// `PUBSUB NUMSUB` of its own first; here it travels in the same pipeline.
+    async fn publish(&self, req: &Request, mode: Mode) -> Result<usize, Error> {
         let channel = self.channels.request().to_owned();
         let bytes = Bytes::from(req.encode());
         let expect = self.live_receivers();
-        let reached = self
+        let n = self
             .shared
             .transport
-            .publish(channel, bytes, Mode::Confirmed, expect)
+            .publish(channel, bytes, mode, expect)
             .await?;
-        Ok(reached.unwrap_or(0))
+        Ok(n.unwrap_or(0))
     }
 
     /// Subscriber connections a message of this namespace should reach: this server's
@@ -205,9 +205,9 @@ impl NsCore {
             return Err(self.lost_error());
         }
         let (hung, peers_only) = self.peers().await?;
-        let reached = self.publish(req).await?;
+        let subscribers = self.publish(req, Mode::Counted).await?;
         // Node's rule: every subscriber of the request channel but us, minus hung peers.
-        let expected = peers_only.unwrap_or_else(|| reached.saturating_sub(1 + hung.len()));
+        let expected = peers_only.unwrap_or_else(|| subscribers.saturating_sub(1 + hung.len()));
         Ok((expected, hung))
     }
 

@@ -124,8 +124,13 @@ impl Transport for MemoryTransport {
                         (!hits.is_empty()).then(|| (m.inbox.clone(), hits))
                     })
                     .collect();
-            // Like Redis' PUBLISH answer: one per matching subscription.
+            // Like Redis' PUBLISH answer: one per matching subscription; NUMSUB counts
+            // channel subscriptions only.
             let reached: usize = targets.iter().map(|(_, hits)| hits.len()).sum();
+            let subscribers = targets
+                .iter()
+                .filter(|(_, hits)| hits.iter().any(Option::is_none))
+                .count();
             if reached < expect {
                 self.counters.under_delivered(&channel, expect, reached);
             }
@@ -146,7 +151,11 @@ impl Transport for MemoryTransport {
                 }
             }
             Counters::add(&self.counters.published, 1);
-            Ok((mode == Mode::Confirmed).then_some(reached))
+            Ok(match mode {
+                Mode::Confirmed => Some(reached),
+                Mode::Counted => Some(subscribers),
+                _ => None,
+            })
         })
     }
 

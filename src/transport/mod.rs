@@ -46,6 +46,10 @@ pub(crate) enum Mode {
     /// reaches the caller, and any message published after the call returned — from any
     /// server — is delivered after this one on every subscriber.
     Confirmed,
+    /// As [`Confirmed`](Self::Confirmed), and resolves with the channel's subscriber count
+    /// as `PUBSUB NUMSUB` tells it (asked in the same pipeline, just before the PUBLISH):
+    /// Node's server count for requests, without a round trip of its own.
+    Counted,
 }
 
 /// What [`Transport::try_publish`] did.
@@ -76,7 +80,8 @@ pub(crate) trait Transport: Send + Sync + 'static {
     ///
     /// `expect` is how many subscriber connections the message should reach (this
     /// server's own included; 0: not checked): a PUBLISH that reached fewer is counted in
-    /// `under_delivered`. [`Mode::Confirmed`] resolves with the number reached.
+    /// `under_delivered`. [`Mode::Confirmed`] resolves with the number reached,
+    /// [`Mode::Counted`] with the channel's subscriber count.
     fn publish(
         &self,
         channel: String,

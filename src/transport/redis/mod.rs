@@ -47,6 +47,8 @@ struct Outgoing {
     payload: Bytes,
     /// Subscriber connections this message should reach (0: not checked).
     expect: usize,
+    /// [`Mode::Counted`]: ask `PUBSUB NUMSUB` of the channel just before publishing.
+    count_subscribers: bool,
     /// Set for [`Mode::Confirmed`]: told how the pipeline holding this message ended,
     /// and how many subscribers it reached.
     done: Option<oneshot::Sender<Result<Option<usize>, Error>>>,
@@ -275,6 +277,7 @@ impl Transport for RedisTransport {
                 channel,
                 payload,
                 expect,
+                count_subscribers: mode == Mode::Counted,
                 done: None,
             };
             match mode {
@@ -290,7 +293,7 @@ impl Transport for RedisTransport {
                     self.queue.send(msg).await.map_err(|_| Error::Closed)?;
                     Ok(None)
                 }
-                Mode::Confirmed => {
+                Mode::Confirmed | Mode::Counted => {
                     let (tx, rx) = oneshot::channel();
                     msg.done = Some(tx);
                     self.queue.send(msg).await.map_err(|_| Error::Closed)?;
@@ -309,6 +312,7 @@ impl Transport for RedisTransport {
             channel,
             payload,
             expect: 0,
+            count_subscribers: false,
             done: None,
         };
         match self.queue.try_send(msg) {

@@ -48,11 +48,8 @@ pub(super) async fn run_publisher(
         if n == 0 {
             return;
         }
-        let mut pipe = redis::pipe();
-        for m in &batch {
-            pipe.cmd("PUBLISH").arg(&m.channel).arg(&m.payload[..]);
-        }
-        let mut result = pipe.query_async::<Vec<usize>>(&mut conn).await;
+        let (pipe, plan) = Plan::of(&batch);
+        let mut result = pipe.query_async::<Vec<redis::Value>>(&mut conn).await;
         // The connection manager reports a dropped connection on the first command after
         // the drop and reconnects in the background: retry the pipeline on the new
         // connection (twice at most) instead of losing it. A pipeline Redis executed just
@@ -71,29 +68,29 @@ pub(super) async fn run_publisher(
                             || e.is_connection_refusal()) =>
                 {
                     tokio::time::sleep(delay).await;
-                    result = pipe.query_async::<Vec<usize>>(&mut conn).await;
+                    result = pipe.query_async::<Vec<redis::Value>>(&mut conn).await;
                 }
                 _ => break,
             }
         }
         let outcome = Outcome::of(result);
-        let failed = outcome.failed(n);
+        let failed = outcome.failed(&plan);
         Counters::add(&shared.counters.published, (n - failed) as u64);
         if failed > 0 {
             Counters::add(&shared.counters.publish_failed, failed as u64);
             tracing::warn!(url = %shared.url, outcome = ?outcome, failed, "PUBLISH failed");
         }
-        if let Outcome::Published(reached) = &outcome {
-            for (m, &n) in batch.iter().zip(reached) {
-                if n < m.expect {
-                    shared.counters.under_delivered(&m.channel, m.expect, n);
-                }
+        for (i, m) in batch.iter().enumerate() {
+            if let Some(n) = outcome.reached(&plan, i)
+                && n < m.expect
+            {
+                shared.counters.under_delivered(&m.channel, m.expect, n);
             }
         }
         for (i, m) in batch.drain(..).enumerate() {
             if let Some(done) = m.done {
                 // The caller may have given up waiting; nothing to tell then.
-                let _ = done.send(outcome.of_command(i));
+                let _ = done.send(outcome.of_message(&plan, i, m.count_subscribers));
             }
         }
         if matches!(outcome, Outcome::Failed(_))
@@ -148,13 +145,44 @@ fn fail_queued(shared: &Shared, rx: &mut mpsc::Receiver<Outgoing>) {
     Counters::add(&shared.counters.publish_failed, failed);
 }
 
-/// How one pipeline of PUBLISHes ended.
+/// Where each message's commands sit in its pipeline: its PUBLISH, and the
+/// `PUBSUB NUMSUB` before it for [`Mode::Counted`](crate::transport::Mode::Counted).
+struct Plan {
+    publish_at: Vec<usize>,
+    numsub_at: Vec<Option<usize>>,
+}
+
+impl Plan {
+    fn of(batch: &[Outgoing]) -> (redis::Pipeline, Plan) {
+        let mut pipe = redis::pipe();
+        let mut plan = Plan {
+            publish_at: Vec::with_capacity(batch.len()),
+            numsub_at: Vec::with_capacity(batch.len()),
+        };
+        let mut at = 0;
+        for m in batch {
+            if m.count_subscribers {
+                pipe.cmd("PUBSUB").arg("NUMSUB").arg(&m.channel);
+                plan.numsub_at.push(Some(at));
+                at += 1;
+            } else {
+                plan.numsub_at.push(None);
+            }
+            pipe.cmd("PUBLISH").arg(&m.channel).arg(&m.payload[..]);
+            plan.publish_at.push(at);
+            at += 1;
+        }
+        (pipe, plan)
+    }
+}
+
+/// How one pipeline ended.
 #[derive(Debug)]
 enum Outcome {
-    /// Every command executed; how many subscribers each reached.
-    Published(Vec<usize>),
-    /// Redis refused some commands (by index; e.g. an ACL without PUBLISH on a channel):
-    /// the others were executed.
+    /// Every command executed: their replies, by command index.
+    Published(Vec<redis::Value>),
+    /// Redis refused some commands (by command index; e.g. an ACL without PUBLISH on a
+    /// channel): the others were executed.
     Refused(Vec<(usize, redis::RedisError)>),
     /// The connection failed: none was executed.
     Failed(redis::RedisError),
@@ -163,9 +191,9 @@ enum Outcome {
 }
 
 impl Outcome {
-    fn of(result: redis::RedisResult<Vec<usize>>) -> Outcome {
+    fn of(result: redis::RedisResult<Vec<redis::Value>>) -> Outcome {
         match result {
-            Ok(reached) => Outcome::Published(reached),
+            Ok(replies) => Outcome::Published(replies),
             Err(e) if e.is_timeout() => Outcome::Unknown(e),
             // Cloned: `into_server_errors` consumes the error even when it holds none.
             Err(e) => match e.clone().into_server_errors() {
@@ -180,24 +208,57 @@ impl Outcome {
         }
     }
 
-    /// Messages of a pipeline of `n` not known to be published.
-    fn failed(&self, n: usize) -> usize {
+    /// Messages of the pipeline not known to be published.
+    fn failed(&self, plan: &Plan) -> usize {
         match self {
             Outcome::Published(_) => 0,
-            Outcome::Refused(errors) => errors.len().min(n),
-            Outcome::Failed(_) | Outcome::Unknown(_) => n,
+            Outcome::Refused(errors) => plan
+                .publish_at
+                .iter()
+                .filter(|at| errors.iter().any(|(k, _)| k == *at))
+                .count(),
+            Outcome::Failed(_) | Outcome::Unknown(_) => plan.publish_at.len(),
         }
     }
 
-    /// What the caller of the `i`-th command is told: how many subscribers it reached
-    /// when known.
-    fn of_command(&self, i: usize) -> Result<Option<usize>, Error> {
+    fn reply(&self, at: usize) -> Option<&redis::Value> {
         match self {
-            Outcome::Published(reached) => Ok(reached.get(i).copied()),
-            Outcome::Refused(errors) => match errors.iter().find(|(k, _)| *k == i) {
-                Some((_, e)) => Err(Error::NotPublished(e.clone())),
-                None => Ok(None),
-            },
+            Outcome::Published(replies) => replies.get(at),
+            _ => None,
+        }
+    }
+
+    /// How many subscribers message `i`'s PUBLISH reached, when known.
+    fn reached(&self, plan: &Plan, i: usize) -> Option<usize> {
+        let v = self.reply(*plan.publish_at.get(i)?)?;
+        redis::from_redis_value_ref::<usize>(v).ok()
+    }
+
+    /// The channel's subscriber count asked before message `i`, when known.
+    fn subscribers(&self, plan: &Plan, i: usize) -> Option<usize> {
+        let v = self.reply((*plan.numsub_at.get(i)?)?)?;
+        let counts: Vec<(String, usize)> = redis::from_redis_value_ref(v).ok()?;
+        Some(counts.first().map_or(0, |(_, n)| *n))
+    }
+
+    /// What the caller of message `i` is told: the subscriber count it asked for, or how
+    /// many its PUBLISH reached.
+    fn of_message(&self, plan: &Plan, i: usize, counted: bool) -> Result<Option<usize>, Error> {
+        let refused = |at: Option<usize>| match (self, at) {
+            (Outcome::Refused(errors), Some(at)) => errors.iter().find(|(k, _)| *k == at),
+            _ => None,
+        };
+        if let Some((_, e)) = refused(plan.publish_at.get(i).copied()) {
+            return Err(Error::NotPublished(e.clone()));
+        }
+        if let Some((_, e)) = refused(plan.numsub_at.get(i).copied().flatten()) {
+            // Published, but the count asked for was refused (an ACL without PUBSUB).
+            return Err(Error::Redis(e.clone()));
+        }
+        match self {
+            Outcome::Published(_) if counted => Ok(self.subscribers(plan, i)),
+            Outcome::Published(_) => Ok(self.reached(plan, i)),
+            Outcome::Refused(_) => Ok(None),
             Outcome::Failed(e) => Err(Error::NotPublished(e.clone())),
             Outcome::Unknown(e) => Err(Error::Unconfirmed(e.clone())),
         }
@@ -207,9 +268,25 @@ impl Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     fn io(kind: std::io::ErrorKind) -> redis::RedisError {
         redis::RedisError::from(std::io::Error::from(kind))
+    }
+
+    fn message(count_subscribers: bool) -> Outgoing {
+        Outgoing {
+            channel: "c".into(),
+            payload: Bytes::from_static(b"x"),
+            expect: 0,
+            count_subscribers,
+            done: None,
+        }
+    }
+
+    /// Three messages, the second counted: commands PUBLISH, NUMSUB, PUBLISH, PUBLISH.
+    fn plan() -> Plan {
+        Plan::of(&[message(false), message(true), message(false)]).1
     }
 
     #[test]
@@ -218,28 +295,48 @@ mod tests {
             redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm),
             "NOPERM",
         ));
-        let o = Outcome::Refused(vec![(1, refused)]);
-        assert_eq!(o.failed(3), 1);
-        assert!(o.of_command(0).is_ok());
-        let err = o.of_command(1).unwrap_err();
+        let plan = plan();
+        // Command 2 is the second message's PUBLISH.
+        let o = Outcome::Refused(vec![(2, refused)]);
+        assert_eq!(o.failed(&plan), 1);
+        assert!(o.of_message(&plan, 0, false).is_ok());
+        let err = o.of_message(&plan, 1, true).unwrap_err();
         assert!(matches!(&err, Error::NotPublished(_)), "{err}");
         // The Redis error is the source, not only text.
         let source = std::error::Error::source(&err).expect("a source");
         assert!(source.to_string().contains("NOPERM"), "{source}");
-        assert!(o.of_command(2).is_ok());
+        assert!(o.of_message(&plan, 2, false).is_ok());
     }
 
     #[test]
     fn a_failed_pipeline_fails_everyone_and_a_timeout_is_unconfirmed() {
+        let plan = plan();
         let o = Outcome::Failed(io(std::io::ErrorKind::BrokenPipe));
-        assert_eq!(o.failed(4), 4);
-        assert!(matches!(o.of_command(3), Err(Error::NotPublished(_))));
+        assert_eq!(o.failed(&plan), 3);
+        assert!(matches!(
+            o.of_message(&plan, 2, false),
+            Err(Error::NotPublished(_))
+        ));
         let o = Outcome::Unknown(io(std::io::ErrorKind::TimedOut));
-        assert_eq!(o.failed(2), 2);
-        assert!(matches!(o.of_command(0), Err(Error::Unconfirmed(_))));
-        let published = Outcome::Published(vec![1, 2, 0, 3, 1]);
-        assert_eq!(published.failed(5), 0);
-        assert_eq!(published.of_command(3).unwrap(), Some(3));
+        assert_eq!(o.failed(&plan), 3);
+        assert!(matches!(
+            o.of_message(&plan, 0, false),
+            Err(Error::Unconfirmed(_))
+        ));
+    }
+
+    #[test]
+    fn counts_are_read_per_message() {
+        use redis::Value as V;
+        let plan = plan();
+        let numsub = V::Array(vec![V::BulkString(b"c".to_vec()), V::Int(3)]);
+        let o = Outcome::Published(vec![V::Int(1), numsub, V::Int(4), V::Int(0)]);
+        assert_eq!(o.failed(&plan), 0);
+        assert_eq!(o.of_message(&plan, 0, false).unwrap(), Some(1));
+        // The counted message gets NUMSUB's answer; its PUBLISH reached 4.
+        assert_eq!(o.of_message(&plan, 1, true).unwrap(), Some(3));
+        assert_eq!(o.reached(&plan, 1), Some(4));
+        assert_eq!(o.reached(&plan, 2), Some(0));
     }
 
     #[test]
@@ -248,6 +345,6 @@ mod tests {
         assert!(matches!(Outcome::of(Err(timeout)), Outcome::Unknown(_)));
         let dropped = redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
         assert!(matches!(Outcome::of(Err(dropped)), Outcome::Failed(_)));
-        assert!(matches!(Outcome::of(Ok(vec![2])), Outcome::Published(_)));
+        assert!(matches!(Outcome::of(Ok(vec![])), Outcome::Published(_)));
     }
 }
