@@ -388,6 +388,7 @@ async fn run(cfg: &Config, redis: &redis_server::RedisServer) {
     if std::env::var("FLOOD_RAW").as_deref() != Ok("0") {
         raw_ceiling(&url, &key, &channels, &cfg.spec).await;
     }
+    decode_costs(&cfg.spec);
 }
 
 /// How long Redis takes to deliver the flood to a plain redis-rs subscriber of the same
@@ -426,6 +427,61 @@ async fn raw_ceiling(url: &str, key: &str, channels: &[String], spec: &flood::Fl
         (last - t0).as_secs_f64(),
         sent.took.as_secs_f64(),
     );
+}
+
+/// Where a server's time goes on the flood, per kind of garbage: the screen (first
+/// bytes, `wire::screen`) and, for what it lets through, the full decoding, over the
+/// flood's first messages of each kind, as a broadcast and as a request.
+fn decode_costs(spec: &flood::FloodSpec) {
+    use socketioxide_cluster::wire::{message::BroadcastMessage, request::Request, screen};
+    let names = ["truncated", "random", "wrong types", "JSON", "deep", "huge"];
+    let mut rng = flood::Rng::new(spec.seed);
+    let mut by_kind: Vec<Vec<Vec<u8>>> = vec![Vec::new(); names.len()];
+    for k in 0..spec.per_channel.min(4000) {
+        let m = flood::message(spec, &mut rng, k);
+        let kind = if m.len() >= spec.huge_size { 5 } else { k % 5 };
+        by_kind[kind].push(m);
+    }
+    let mut line = Vec::new();
+    for (kind, msgs) in by_kind.iter().enumerate() {
+        let bytes: usize = msgs.iter().map(Vec::len).sum();
+        for (what, check, decode) in [
+            (
+                "broadcast",
+                screen::broadcast as fn(&[u8], usize) -> Result<(), &'static str>,
+                (|m: &[u8]| BroadcastMessage::decode(m).is_ok()) as fn(&[u8]) -> bool,
+            ),
+            ("request", screen::request, |m: &[u8]| {
+                Request::decode(m).is_ok()
+            }),
+        ] {
+            let t = std::time::Instant::now();
+            let mut passed = 0;
+            for m in msgs {
+                if check(&m[..m.len().min(screen::HEAD)], m.len()).is_ok() {
+                    passed += 1;
+                    assert!(!decode(m), "a flood message decoded");
+                }
+            }
+            let took = t.elapsed();
+            let t = std::time::Instant::now();
+            for m in msgs {
+                std::hint::black_box(decode(m));
+            }
+            let full = t.elapsed();
+            line.push(format!(
+                "{:>11} as {what:<9}: {:>4} msgs {:>6.1} MB, {:>3}% pass the screen; screen+decode                  {:>7.0} MB/s ({:.2} us/msg), decode all {:>7.0} MB/s",
+                names[kind],
+                msgs.len(),
+                bytes as f64 / 1e6,
+                passed * 100 / msgs.len().max(1),
+                bytes as f64 / 1e6 / took.as_secs_f64(),
+                took.as_secs_f64() * 1e6 / msgs.len().max(1) as f64,
+                bytes as f64 / 1e6 / full.as_secs_f64(),
+            ));
+        }
+    }
+    println!("cost per kind (one thread, this process):\n  {}", line.join("\n  "));
 }
 
 /// A minimal socket.io websocket client (JSON parser) that counts the distinct
