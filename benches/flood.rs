@@ -24,8 +24,10 @@
 //! clients alike: they run here; from `/proc/self/statm`) before the flood, at its peak
 //! during the flood, and `FLOOD_AFTER_S` (default 5) seconds after B has skipped the
 //! whole flood; B's malformed count and both servers' reconnects. Then the raw ceiling: how
-//! long Redis takes to deliver the same flood to a plain redis-rs subscriber (same
-//! channels) that only counts.
+//! long Redis takes to deliver the same flood (same channels) to a subscriber that only
+//! counts bytes (raw TCP), and to a plain redis-rs subscriber that counts messages (which
+//! parses and queues everything: it may be cut off by Redis). Last, the cost of each kind
+//! of garbage for the screen and the decoders, on one thread.
 //!
 //! `FLOOD_RAW=0` leaves the raw ceiling out. `FLOOD_REDIS_ARGS` adds `redis-server` arguments (for diagnosis, e.g.
 //! `--client-output-buffer-limit "pubsub 0 0 0"` written as
@@ -386,13 +388,83 @@ async fn run(cfg: &Config, redis: &redis_server::RedisServer) {
     drop(sampler);
 
     if std::env::var("FLOOD_RAW").as_deref() != Ok("0") {
+        raw_tcp_ceiling(redis.addr(), &url, &key, &channels, &cfg.spec).await;
         raw_ceiling(&url, &key, &channels, &cfg.spec).await;
     }
     decode_costs(&cfg.spec);
 }
 
-/// How long Redis takes to deliver the flood to a plain redis-rs subscriber of the same
-/// channels that only counts.
+/// How long Redis takes to deliver the flood to a subscriber of the same channels that
+/// only counts bytes (a raw TCP connection, no parsing): the ceiling.
+async fn raw_tcp_ceiling(
+    addr: SocketAddr,
+    url: &str,
+    key: &str,
+    channels: &[String],
+    spec: &flood::FloodSpec,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let resp = |args: &[&str]| {
+        let mut c = format!("*{}\r\n", args.len());
+        for a in args {
+            c.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+        }
+        c
+    };
+    let pattern = format!("{key}#/#*");
+    // What Redis will write: one frame per message (pmessage for the two broadcast
+    // channels, message for the others), from the same seeded generator.
+    let mut rng = flood::Rng::new(spec.seed);
+    let mut expected = 0usize;
+    for j in 0..spec.per_channel * channels.len() {
+        let len = flood::message(spec, &mut rng, j / channels.len()).len();
+        let ch = &channels[j % channels.len()];
+        let bulk = |n: usize| 1 + n.to_string().len() + 2 + n + 2;
+        expected += if j % channels.len() < 2 {
+            4 + bulk(8) + bulk(pattern.len()) + bulk(ch.len()) + bulk(len)
+        } else {
+            4 + bulk(7) + bulk(ch.len()) + bulk(len)
+        };
+    }
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut sub = vec!["SUBSCRIBE"];
+    sub.extend(channels[2..].iter().map(String::as_str));
+    tcp.write_all((resp(&["PSUBSCRIBE", &pattern]) + &resp(&sub)).as_bytes())
+        .await
+        .unwrap();
+    // The confirmations: one per subscription, each ending in ":<count>\r\n".
+    let mut buf = vec![0u8; 1 << 20];
+    let mut confirmations = Vec::new();
+    while confirmations.iter().filter(|&&b| b == b':').count() < channels.len() - 1 {
+        let n = tcp.read(&mut buf).await.unwrap();
+        confirmations.extend_from_slice(&buf[..n]);
+    }
+    let t0 = Instant::now();
+    let url = url.to_owned();
+    let (chs, sp) = (channels.to_vec(), spec.clone());
+    let child = tokio::spawn(async move { flood_child(&url, &chs, &sp).await });
+    let mut got = 0usize;
+    while got < expected {
+        match tokio::time::timeout(Duration::from_secs(20), tcp.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => got += n,
+            _ => break,
+        }
+    }
+    let took = t0.elapsed();
+    let sent = child.await.unwrap();
+    println!(
+        "raw redis ceiling: a TCP subscriber that only counts bytes got {:.0} of {:.0} MB ({} \
+         flood messages) in {:.2} s from the first PUBLISH (publisher done in {:.2} s)",
+        got as f64 / 1e6,
+        expected as f64 / 1e6,
+        sent.messages,
+        took.as_secs_f64(),
+        sent.took.as_secs_f64(),
+    );
+}
+
+/// The same for a plain redis-rs subscriber that counts messages (it parses and queues
+/// every message, unbounded; Redis may cut it off).
 async fn raw_ceiling(url: &str, key: &str, channels: &[String], spec: &flood::FloodSpec) {
     let client = redis::Client::open(url).expect("redis url");
     let mut pubsub = client.get_async_pubsub().await.expect("pubsub");
@@ -420,8 +492,8 @@ async fn raw_ceiling(url: &str, key: &str, channels: &[String], spec: &flood::Fl
     let sent = flood_child(url, channels, spec).await;
     let (n, _first, last) = counter.await.unwrap();
     println!(
-        "raw redis ceiling: plain subscriber counted {n} of {} flood messages ({:.0} MB) in \
-         {:.2} s from the first PUBLISH (publisher done in {:.2} s)",
+        "plain redis-rs subscriber: counted {n} of {} flood messages ({:.0} MB) in {:.2} s \
+         from the first PUBLISH (publisher done in {:.2} s)",
         sent.messages,
         sent.bytes as f64 / 1e6,
         (last - t0).as_secs_f64(),
