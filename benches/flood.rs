@@ -13,7 +13,7 @@
 //! * `FLOOD_START_MS` (default 2000) into the run, a child process (this binary again,
 //!   so that generating the garbage does not count in this process' memory) publishes the
 //!   flood of `test-support/src/flood.rs` over a Redis connection of its own, pipelined
-//!   (128 per pipeline): `FLOOD_PER_CHANNEL` (default 10,000) malformed messages on each
+//!   (written as fast as Redis reads, replies read concurrently): `FLOOD_PER_CHANNEL` (default 10,000) malformed messages on each
 //!   of the 7 channels the servers listen to (`P#/#`, `P#/#r#`, `P-request#/#`,
 //!   `P-response#/#`, both servers' own response channels, `P-heartbeat`); about
 //!   460 MB: truncated msgpack with huge declared lengths, random bytes, wrong types,

@@ -40,8 +40,6 @@ pub struct FloodSpec {
     pub huge_every: usize,
     /// Size of a huge message.
     pub huge_size: usize,
-    /// PUBLISH commands per pipeline.
-    pub pipeline: usize,
 }
 
 impl FloodSpec {
@@ -54,7 +52,6 @@ impl FloodSpec {
             max_depth: 100_000,
             huge_every: 2_000,
             huge_size: 2 * 1024 * 1024,
-            pipeline: 128,
         }
     }
 }
@@ -247,42 +244,53 @@ pub struct Sent {
     pub messages: usize,
     /// Their payload bytes.
     pub bytes: usize,
-    /// From the first pipeline sent to the last one answered.
+    /// From the first PUBLISH written to the last reply read.
     pub took: Duration,
 }
 
 /// Publishes `spec.per_channel` messages on each of `channels` (message `k` on channel
-/// `k % channels.len()`), in pipelines of `spec.pipeline`, over one connection of its
-/// own, generating each pipeline just before sending it (memory stays at one pipeline).
-/// Blocking: run it on a thread of its own (or in a process of its own).
+/// `k % channels.len()`), pipelined over a plain TCP connection of its own (`url` is
+/// `redis://host:port`): each message is generated and written as it goes, the replies
+/// are read by a second thread, so memory stays at one message plus a 256 KiB write
+/// buffer (the huge messages included). Blocking: run it on a thread of its own (or in a
+/// process of its own).
 pub fn publish(url: &str, channels: &[String], spec: &FloodSpec) -> Sent {
-    let client = redis::Client::open(url).expect("redis URL");
-    let mut conn = client
-        .get_connection_with_timeout(Duration::from_secs(10))
-        .expect("flood connection");
-    conn.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    conn.set_write_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let mut rng = Rng::new(spec.seed);
+    use std::io::{BufWriter, Read, Write};
+    let addr = url
+        .strip_prefix("redis://")
+        .expect("a redis://host:port URL")
+        .trim_end_matches('/');
+    let tcp = std::net::TcpStream::connect(addr).expect("flood connection");
+    tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let total = spec.per_channel * channels.len();
+    let mut reader = tcp.try_clone().unwrap();
+    let replies = std::thread::spawn(move || {
+        // One line per reply (`:<receivers>\r\n`).
+        let (mut lines, mut buf) = (0usize, vec![0u8; 64 * 1024]);
+        while lines < total {
+            let n = reader.read(&mut buf).expect("flood replies");
+            assert!(n > 0, "redis closed the flood connection");
+            assert!(buf[0] != b'-', "redis refused a flood PUBLISH");
+            lines += buf[..n].iter().filter(|&&b| b == b'\n').count();
+        }
+    });
+    let mut out = BufWriter::with_capacity(256 * 1024, tcp);
+    let mut rng = Rng::new(spec.seed);
     let mut sent = Sent::default();
     let started = Instant::now();
-    let mut k = 0;
-    while k < total {
-        let mut pipe = redis::pipe();
-        let end = (k + spec.pipeline.max(1)).min(total);
-        for j in k..end {
-            let m = message(spec, &mut rng, j / channels.len());
-            sent.bytes += m.len();
-            pipe.cmd("PUBLISH")
-                .arg(&channels[j % channels.len()])
-                .arg(m)
-                .ignore();
-        }
-        pipe.query::<()>(&mut conn).expect("flood pipeline");
-        sent.messages += end - k;
-        k = end;
+    for j in 0..total {
+        let m = message(spec, &mut rng, j / channels.len());
+        let ch = channels[j % channels.len()].as_bytes();
+        write!(out, "*3\r\n$7\r\nPUBLISH\r\n${}\r\n", ch.len()).unwrap();
+        out.write_all(ch).unwrap();
+        write!(out, "\r\n${}\r\n", m.len()).unwrap();
+        out.write_all(&m).unwrap();
+        out.write_all(b"\r\n").unwrap();
+        sent.bytes += m.len();
+        sent.messages += 1;
     }
+    out.flush().unwrap();
+    replies.join().expect("flood replies");
     sent.took = started.elapsed();
     sent
 }
