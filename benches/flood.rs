@@ -245,7 +245,9 @@ async fn run(cfg: &Config, redis: &redis_server::RedisServer) {
         cfg.spec.per_channel,
         cfg.start.as_secs_f64(),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
-        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim(),
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim(),
     );
     let sampler = Sampler::start();
     let key = redis_server::unique_key("flood");
@@ -270,7 +272,10 @@ async fn run(cfg: &Config, redis: &redis_server::RedisServer) {
     // Warm-up: every client gets one broadcast through Redis.
     let deadline = Instant::now() + Duration::from_secs(10);
     while progress.load(Ordering::Relaxed) < cfg.clients as u64 {
-        assert!(Instant::now() < deadline, "warm-up broadcasts not delivered");
+        assert!(
+            Instant::now() < deadline,
+            "warm-up broadcasts not delivered"
+        );
         io_a.emit("warm", &()).await.expect("warm-up emit");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -553,7 +558,10 @@ fn decode_costs(spec: &flood::FloodSpec) {
             ));
         }
     }
-    println!("cost per kind (one thread, this process):\n  {}", line.join("\n  "));
+    println!(
+        "cost per kind (one thread, this process):\n  {}",
+        line.join("\n  ")
+    );
 }
 
 /// A minimal socket.io websocket client (JSON parser) that counts the distinct

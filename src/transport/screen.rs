@@ -472,9 +472,20 @@ mod tests {
             .cloned()
             .collect::<Vec<_>>()
             .concat();
-        for (piece, cap) in [(1, 7), (3, 4096), (1000, 100), (100_000, 65_536), (7, 1 << 20)] {
+        for (piece, cap) in [
+            (1, 7),
+            (3, 4096),
+            (1000, 100),
+            (100_000, 65_536),
+            (7, 1 << 20),
+        ] {
             let (got, sink) = screened(&input, piece, cap).await;
-            assert!(got == want, "piece {piece}, out {cap}: {} vs {} bytes", got.len(), want.len());
+            assert!(
+                got == want,
+                "piece {piece}, out {cap}: {} vs {} bytes",
+                got.len(),
+                want.len()
+            );
             let asked = sink.asked.lock().unwrap();
             assert_eq!(asked.len(), 8, "{asked:?}");
             assert_eq!(asked[2], ("pc".into(), Some("p*".into()), 4));

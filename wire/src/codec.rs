@@ -602,7 +602,9 @@ mod tests {
             Value::F64(f64::INFINITY),
             Value::F64(1.5),
         ] {
-            for key in ["null", "true", "false", "7", "-7", "NaN", "Infinity", "1.5", "type", ""] {
+            for key in [
+                "null", "true", "false", "7", "-7", "NaN", "Infinity", "1.5", "type", "",
+            ] {
                 assert_eq!(key_is(&k, key), js_string(&k) == key, "{k:?} {key:?}");
             }
         }

@@ -418,8 +418,10 @@ impl Request {
         // A JSON request whose `type` is none we know is refused without building the
         // whole document (a flood of large JSON objects costs a scan, not a tree).
         if bytes.first() == Some(&b'{') {
-            let kind = json_peek(bytes, "type")?.map(|t| json_to_value(&t, 0)).transpose()?;
-            if !request_type(kind.as_ref()).is_some_and(|k| k <= kind::BROADCAST) {
+            let kind = json_peek(bytes, "type")?
+                .map(|t| json_to_value(&t, 0))
+                .transpose()?;
+            if request_type(kind.as_ref()).is_none_or(|k| k > kind::BROADCAST) {
                 return Err(DecodeError("request.type missing or unknown".into()));
             }
         }
@@ -644,7 +646,9 @@ impl Response {
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         // As for requests: a JSON reply without a usable requestId is refused from a scan.
         if bytes.first() == Some(&b'{') {
-            let id = json_peek(bytes, "requestId")?.map(|t| json_to_value(&t, 0)).transpose()?;
+            let id = json_peek(bytes, "requestId")?
+                .map(|t| json_to_value(&t, 0))
+                .transpose()?;
             if string(id.as_ref()).is_none() {
                 return Err(DecodeError("response without requestId".into()));
             }

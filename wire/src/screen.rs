@@ -302,7 +302,11 @@ mod tests {
         // Every fixture captured from the real Node packages passes.
         let dir = crate::test_fixtures::fixtures_dir();
         let mut n = 0;
-        for sub in ["redis-adapter-8.3.0", "redis-emitter-5.1.0", "socket.io-emitter-3.2.0"] {
+        for sub in [
+            "redis-adapter-8.3.0",
+            "redis-emitter-5.1.0",
+            "socket.io-emitter-3.2.0",
+        ] {
             let Ok(entries) = std::fs::read_dir(dir.join(sub)) else {
                 continue;
             };
@@ -434,8 +438,16 @@ mod tests {
     fn never_refuses_what_decodes() {
         let mut seeds = vec![valid_broadcast()];
         let dir = crate::test_fixtures::fixtures_dir();
-        for sub in ["redis-adapter-8.3.0", "redis-emitter-5.1.0", "socket.io-emitter-3.2.0"] {
-            for e in std::fs::read_dir(dir.join(sub)).into_iter().flatten().flatten() {
+        for sub in [
+            "redis-adapter-8.3.0",
+            "redis-emitter-5.1.0",
+            "socket.io-emitter-3.2.0",
+        ] {
+            for e in std::fs::read_dir(dir.join(sub))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
                 if e.path().extension().is_some_and(|x| x == "bin") {
                     seeds.push(std::fs::read(e.path()).unwrap());
                 }
@@ -458,8 +470,10 @@ mod tests {
                 check(&seed[..cut]);
             }
             for at in 0..seed.len().min(64) {
-                for v in [0x00, 0x01, 0x7f, 0x80, 0x90, 0x93, 0xa0, 0xc0, 0xc1, 0xc4, 0xc6,
-                          0xcc, 0xd9, 0xdb, 0xdc, 0xdd, 0xde, 0xdf, 0xff] {
+                for v in [
+                    0x00, 0x01, 0x7f, 0x80, 0x90, 0x93, 0xa0, 0xc0, 0xc1, 0xc4, 0xc6, 0xcc, 0xd9,
+                    0xdb, 0xdc, 0xdd, 0xde, 0xdf, 0xff,
+                ] {
                     let mut m = seed.clone();
                     m[at] = v;
                     check(&m);
