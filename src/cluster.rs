@@ -117,6 +117,7 @@ impl Cluster {
             uid_text.clone(),
             counters.clone(),
             liveness.clone(),
+            config.max_message_size(),
         ));
         let transport: Arc<dyn Transport> = match &config.transport {
             TransportKind::Redis { url } => Arc::new(

@@ -16,6 +16,9 @@ pub(crate) enum TransportKind {
     InProcess(InProcessBus),
 }
 
+/// Default of [`ClusterOptions::max_message_size`]: 16 MiB.
+pub(crate) const DEFAULT_MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
+
 /// Options of a [`Cluster`](crate::Cluster).
 ///
 /// | option | default | Node name |
@@ -24,6 +27,7 @@ pub(crate) enum TransportKind {
 /// | [`requests_timeout`](Self::requests_timeout) | 5000 ms | `requestsTimeout` |
 /// | [`connect_timeout`](Self::connect_timeout) | 5 s | (client option) |
 /// | [`publish_queue`](Self::publish_queue) | 8192 messages | — |
+/// | [`max_message_size`](Self::max_message_size) | 16 MiB | — |
 /// | [`publish_on_specific_response_channel`](Self::publish_on_specific_response_channel) | false | `publishOnSpecificResponseChannel` |
 /// | [`heartbeat`](Self::heartbeat) | 2 s / 8 s | (ours: liveness between Rust servers) |
 /// | [`tls_root_cert`](Self::tls_root_cert) | system roots | (client `tls.ca`) |
@@ -42,6 +46,7 @@ pub struct ClusterConfig {
     pub(crate) requests_timeout: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) publish_queue: usize,
+    pub(crate) max_message_size: usize,
     pub(crate) specific_response_channel: bool,
     pub(crate) heartbeat_interval: Duration,
     pub(crate) heartbeat_timeout: Duration,
@@ -81,6 +86,7 @@ impl ClusterOptions {
             requests_timeout: Duration::from_millis(5000),
             connect_timeout: Duration::from_secs(5),
             publish_queue: 8192,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             specific_response_channel: false,
             heartbeat_interval: Duration::from_secs(2),
             heartbeat_timeout: Duration::from_secs(8),
@@ -116,6 +122,19 @@ impl ClusterOptions {
     /// broadcasts, which are dropped and counted in [`ClusterStats::volatile_dropped`](crate::ClusterStats).
     pub fn publish_queue(mut self, capacity: usize) -> Self {
         self.0.publish_queue = capacity;
+        self
+    }
+
+    /// Largest message accepted from Redis, in bytes. Default 16 MiB (half of Redis'
+    /// default `client-output-buffer-limit pubsub` hard limit, 32 MB, beyond which Redis
+    /// cuts every subscriber of the channel off anyway).
+    ///
+    /// A larger message on one of this server's channels is skipped without being read
+    /// into memory (the subscriber streams past it) and counted in
+    /// [`ClusterStats::malformed`](crate::ClusterStats). Raise it if your broadcasts carry
+    /// larger payloads (and Redis' limit with it).
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.0.max_message_size = bytes;
         self
     }
 
@@ -204,6 +223,11 @@ impl ClusterConfig {
         self.publish_queue
     }
 
+    /// Largest message accepted from Redis, in bytes.
+    pub fn max_message_size(&self) -> usize {
+        self.max_message_size
+    }
+
     /// Whether replies go to the requester's own response channel (Node:
     /// `publishOnSpecificResponseChannel`).
     pub fn publish_on_specific_response_channel(&self) -> bool {
@@ -252,6 +276,9 @@ impl ClusterConfig {
         }
         if self.publish_queue == 0 {
             return Err(Error::config("publish_queue must be at least 1"));
+        }
+        if self.max_message_size == 0 {
+            return Err(Error::config("max_message_size must be at least 1"));
         }
         if self.requests_timeout.is_zero()
             || self.connect_timeout.is_zero()
@@ -308,6 +335,7 @@ impl std::fmt::Debug for ClusterConfig {
             .field("requests_timeout", &self.requests_timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field("publish_queue", &self.publish_queue)
+            .field("max_message_size", &self.max_message_size)
             .field("specific_response_channel", &self.specific_response_channel)
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("heartbeat_timeout", &self.heartbeat_timeout)
@@ -328,6 +356,7 @@ mod tests {
         assert_eq!(o.requests_timeout(), Duration::from_millis(5000));
         assert_eq!(o.connect_timeout(), Duration::from_secs(5));
         assert_eq!(o.publish_queue(), 8192);
+        assert_eq!(o.max_message_size(), 16 * 1024 * 1024);
         assert!(!o.publish_on_specific_response_channel());
         assert_eq!(o.heartbeat_interval(), Duration::from_secs(2));
         assert_eq!(o.heartbeat_timeout(), Duration::from_secs(8));

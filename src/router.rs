@@ -10,6 +10,7 @@ use crate::socket_info::SocketInfo;
 use crate::stats::Counters;
 use crate::transport::{MessageSink, Sub};
 use crate::wire::request::Selector;
+use crate::wire::screen::{self, Refusal};
 use dashmap::DashMap;
 use std::sync::{Arc, Weak};
 
@@ -86,6 +87,8 @@ pub(crate) struct Router {
     uid: Arc<str>,
     /// Woken when a namespace is added, so our peers learn it from a heartbeat at once.
     namespaces_changed: tokio::sync::Notify,
+    /// `ClusterOptions::max_message_size`.
+    max_message_size: usize,
 }
 
 impl Router {
@@ -94,6 +97,7 @@ impl Router {
         uid: Arc<str>,
         counters: Arc<Counters>,
         liveness: Arc<Liveness>,
+        max_message_size: usize,
     ) -> Self {
         Self {
             routes: DashMap::new(),
@@ -103,12 +107,38 @@ impl Router {
             heartbeat,
             uid,
             namespaces_changed: tokio::sync::Notify::new(),
+            max_message_size,
         }
     }
 
     /// Resolves when a namespace was added since the last call.
     pub(crate) async fn namespaces_changed(&self) {
         self.namespaces_changed.notified().await;
+    }
+
+    /// Why a message on `channel` (matched by `pattern`) that starts with `head` and is
+    /// `len` bytes long cannot be used (see `wire::screen`); `Ok` when it may be (or is
+    /// not on one of our routes: [`deliver`](MessageSink::deliver) ignores it).
+    fn refusal(
+        &self,
+        channel: &str,
+        pattern: Option<&str>,
+        head: &[u8],
+        len: usize,
+    ) -> Result<(), Refusal> {
+        let check = if pattern.is_none() && channel == self.heartbeat {
+            screen::heartbeat
+        } else {
+            match self.routes.get(pattern.unwrap_or(channel)).map(|r| r.kind) {
+                Some(RouteKind::Broadcast) => screen::broadcast,
+                Some(RouteKind::Request | RouteKind::Response) => screen::request,
+                None => return Ok(()),
+            }
+        };
+        if len > self.max_message_size {
+            return Err("larger than max_message_size");
+        }
+        check(head, len)
     }
 
     /// Routes `routes` to adapter `adapter` of namespace `nsp`.
@@ -182,7 +212,37 @@ impl Router {
 }
 
 impl MessageSink for Router {
+    fn screen(&self, channel: &[u8], pattern: Option<&[u8]>, head: &[u8], len: usize) -> bool {
+        // Names that are not UTF-8 are none of ours: let `deliver` ignore them.
+        let Ok(channel) = std::str::from_utf8(channel) else {
+            return true;
+        };
+        let pattern = match pattern.map(std::str::from_utf8) {
+            Some(Ok(p)) => Some(p),
+            Some(Err(_)) => return true,
+            None => None,
+        };
+        match self.refusal(channel, pattern, head, len) {
+            Ok(()) => true,
+            Err(reason) => {
+                self.counters.malformed(channel, &reason);
+                false
+            }
+        }
+    }
+
     fn deliver(&self, channel: &str, pattern: Option<&str>, payload: &[u8]) {
+        // Transports without a screen of their own (the in-process bus) get the same
+        // fast refusals here; for the Redis subscriber this repeats a passed check.
+        let head = &payload[..payload.len().min(screen::HEAD)];
+        if !self.screen(
+            channel.as_bytes(),
+            pattern.map(str::as_bytes),
+            head,
+            payload.len(),
+        ) {
+            return;
+        }
         if pattern.is_none() && channel == self.heartbeat {
             if let Err(e) = self.liveness.on_heartbeat(&self.uid, payload) {
                 self.counters.malformed(channel, &e);

@@ -2,7 +2,9 @@
 //! connection, which is opened here rather than by the redis crate so that its reads go
 //! through the read-ahead [`Gate`].
 
+use super::MessageSink;
 use super::gate::{Gate, GatedStream};
+use super::screen::ScreenedStream;
 use crate::error::Error;
 use rustls::pki_types::ServerName;
 use std::sync::Arc;
@@ -31,8 +33,10 @@ pub(crate) fn root_certs(
     }
 }
 
-/// Opens the subscriber connection through a [`GatedStream`], so the driver cannot read
-/// without bound ahead of the router: plain TCP, TLS (with `tls`) and Unix sockets alike.
+/// Opens the subscriber connection through a [`ScreenedStream`] (unusable messages are
+/// dropped as they arrive, asking `screen`) inside a [`GatedStream`] (the driver cannot
+/// read without bound ahead of the router): plain TCP, TLS (with `tls`) and Unix sockets
+/// alike.
 /// Only `rediss://…#insecure` (no certificate check) is left to the redis crate, ungated;
 /// it needs redis' `tls-rustls-insecure` feature, which this crate does not enable (without
 /// it, `connect` fails with the redis crate's error).
@@ -41,6 +45,7 @@ pub(super) async fn open_pubsub(
     tls: Option<&TlsConnector>,
     url: &str,
     timeout: Duration,
+    screen: Arc<dyn MessageSink>,
 ) -> Result<(redis::aio::PubSub, Option<Arc<Gate>>), Error> {
     let info = client.get_connection_info();
     let settings = info.redis_settings();
@@ -49,7 +54,7 @@ pub(super) async fn open_pubsub(
         let pubsub = match (info.addr(), tls) {
             (redis::ConnectionAddr::Tcp(host, port), _) => {
                 let tcp = connect_tcp(host, *port).await?;
-                redis::aio::PubSub::new(settings, GatedStream::new(tcp, gate.clone())).await?
+                redis::aio::PubSub::new(settings, layers(tcp, &screen, &gate)).await?
             }
             (
                 redis::ConnectionAddr::TcpTls {
@@ -68,14 +73,14 @@ pub(super) async fn open_pubsub(
                     .connect(name, tcp)
                     .await
                     .map_err(redis::RedisError::from)?;
-                redis::aio::PubSub::new(settings, GatedStream::new(stream, gate.clone())).await?
+                redis::aio::PubSub::new(settings, layers(stream, &screen, &gate)).await?
             }
             #[cfg(unix)]
             (redis::ConnectionAddr::Unix(path), _) => {
                 let unix = tokio::net::UnixStream::connect(path)
                     .await
                     .map_err(redis::RedisError::from)?;
-                redis::aio::PubSub::new(settings, GatedStream::new(unix, gate.clone())).await?
+                redis::aio::PubSub::new(settings, layers(unix, &screen, &gate)).await?
             }
             _ => return Ok((client.get_async_pubsub().await?, None)),
         };
@@ -88,6 +93,15 @@ pub(super) async fn open_pubsub(
             timeout,
         }),
     }
+}
+
+/// The subscriber's stream as the redis crate reads it: screened, then gated.
+fn layers<S>(
+    stream: S,
+    screen: &Arc<dyn MessageSink>,
+    gate: &Arc<Gate>,
+) -> GatedStream<ScreenedStream<S>> {
+    GatedStream::new(ScreenedStream::new(stream, screen.clone()), gate.clone())
 }
 
 async fn connect_tcp(host: &str, port: u16) -> Result<tokio::net::TcpStream, Error> {

@@ -11,7 +11,9 @@
 //!
 //! Consumption is estimated per message (payload, names and protocol overhead); whenever
 //! the queue is found empty the count is reset to what was read, so estimation errors do
-//! not accumulate.
+//! not accumulate, and it never exceeds what was read (so the reset cannot be counted
+//! twice). What the screen (`screen.rs`, inside the gate) drops is never counted: a flood
+//! of garbage takes no room here.
 
 use futures_util::task::AtomicWaker;
 use std::io;
@@ -38,8 +40,21 @@ impl Gate {
     }
 
     /// The router handled a message of about `bytes` bytes.
+    ///
+    /// Never counts more than was read: [`caught_up`](Self::caught_up) may already have
+    /// credited bytes the driver had read but not yet queued (they were in its parse
+    /// buffer when the queue looked empty); counting them again when they are consumed
+    /// used to push `consumed` past `read` for good, and each such surplus let the reader
+    /// run that much further ahead, so under a sustained flood the bound could be lost
+    /// (heaptrack on the flood bench without Redis' output limit, before this clamp and
+    /// the screen: 177 MB of parsed messages held behind the 16 MiB bound).
     pub(super) fn consumed(&self, bytes: u64) {
-        self.consumed.fetch_add(bytes, Ordering::AcqRel);
+        let read = self.read.load(Ordering::Acquire);
+        let _ = self
+            .consumed
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
+                Some(c.saturating_add(bytes).min(read.max(c)))
+            });
         if !self.over() {
             self.waker.wake();
         }
@@ -117,6 +132,21 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for GatedStream<S> {
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[test]
+    fn a_reset_is_not_counted_twice() {
+        let gate = Gate::default();
+        gate.read.store(1000, Ordering::Release);
+        // The queue looked empty while 1000 bytes were still in the driver's buffer …
+        gate.caught_up();
+        // … then they are queued and consumed: no surplus.
+        gate.consumed(600);
+        gate.consumed(600);
+        assert_eq!(gate.consumed.load(Ordering::Acquire), 1000);
+        // So the next READ_AHEAD + 1 bytes read close the gate again.
+        gate.read.fetch_add(READ_AHEAD + 1, Ordering::AcqRel);
+        assert!(gate.over());
+    }
 
     #[tokio::test]
     async fn reads_pause_over_the_limit_and_resume_when_consumed() {

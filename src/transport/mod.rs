@@ -1,5 +1,9 @@
 //! The Redis seam: publish, subscribe, count subscribers.
 //!
+//! The Redis subscriber connection reads through two layers opened in `connect`: the
+//! `screen` (skips unusable messages as their bytes arrive, before the redis crate
+//! buffers and parses them) inside the `gate` (bounded read-ahead of what passed).
+//!
 //! Two implementations: `redis` (a standalone Redis server, RESP2 or RESP3, through a
 //! dedicated pub/sub connection plus a pipelined publishing connection) and `memory`
 //! (an in-process bus with the same semantics, for demos and unit tests).
@@ -11,6 +15,7 @@ mod connect;
 mod gate;
 pub(crate) mod memory;
 pub(crate) mod redis;
+mod screen;
 
 pub(crate) use connect::{RedisEndpoint, root_certs};
 pub use memory::InProcessBus;
@@ -66,6 +71,12 @@ pub(crate) enum TryPublish {
 /// Receives what the subscriber connection reads. Called from the subscriber task: it
 /// must not block (hand long work to a task of its own).
 pub(crate) trait MessageSink: Send + Sync + 'static {
+    /// A message about to be read, from its channel, `pattern`, declared length `len`
+    /// and first bytes (`head`: at most `wire::screen::HEAD`, all of it when shorter):
+    /// `false` skips it unread (the sink counted it as malformed). Called by the Redis
+    /// subscriber's [`screen`] as the bytes arrive, before they are queued; the sink
+    /// screens again on [`deliver`](Self::deliver) for transports without one.
+    fn screen(&self, channel: &[u8], pattern: Option<&[u8]>, head: &[u8], len: usize) -> bool;
     /// One message; `pattern` is set for messages matched by a `PSUBSCRIBE`.
     fn deliver(&self, channel: &str, pattern: Option<&str>, payload: &[u8]);
     /// The subscriber connection dropped (or the transport closed): replies to requests

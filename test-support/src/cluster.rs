@@ -258,7 +258,11 @@ pub async fn stall_and_flood(
             .unwrap();
         conn.set_write_timeout(Some(Duration::from_secs(10)))
             .unwrap();
-        let chunk = vec![0xc1u8; 1024 * 1024]; // malformed on purpose: skipped cheaply
+        // Malformed on purpose (a JSON object cut off: cheap to skip once read), but only
+        // after it was read and queued: its first byte (`{`) passes the subscriber's
+        // screen, so it takes room in the read-ahead as a real backlog would.
+        let mut chunk = vec![b' '; 1024 * 1024];
+        chunk[0] = b'{';
         let mut sent = 0usize;
         // Once Redis cut b off, nobody receives.
         loop {

@@ -10,6 +10,8 @@
 //!   handlers (`join`, `leave`, `rooms`, `echo`).
 //! * [`cluster`]: socketioxide servers on `ClusterAdapter` ([`cluster::Node`]), clients
 //!   joined to rooms, the Node-side setup and teardown, fault helpers.
+//! * [`flood`]: seeded malformed messages for every channel a server listens to, and a
+//!   pipelined publisher for them (the garbage-flood bench and test).
 //! * [`node`]: the Node.js interop scripts of `tests/interop/` driven over JSON lines.
 //!
 //! Paths to the repository's data are computed from this crate's manifest directory:
@@ -23,6 +25,7 @@
 
 pub mod client;
 pub mod cluster;
+pub mod flood;
 pub mod node;
 pub mod redis;
 pub mod server;

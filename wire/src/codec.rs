@@ -338,6 +338,19 @@ pub fn key_is(k: &Value, key: &str) -> bool {
     match k {
         Value::String(s) => s.as_bytes() == key.as_bytes(),
         Value::Binary(b) => b.as_slice() == key.as_bytes(),
+        // Without writing the text when it cannot match: a number's text starts with a
+        // digit, `-`, `N` (NaN) or `I` (Infinity); nil and booleans have one text each.
+        // (A map of many number keys used to cost one allocation per key and lookup.)
+        Value::Nil => key == "null",
+        Value::Boolean(b) => key == if *b { "true" } else { "false" },
+        Value::Integer(_) | Value::F32(_) | Value::F64(_)
+            if !key
+                .bytes()
+                .next()
+                .is_some_and(|c| c.is_ascii_digit() || matches!(c, b'-' | b'N' | b'I')) =>
+        {
+            false
+        }
         other => js_string(other) == key,
     }
 }
@@ -578,6 +591,23 @@ mod tests {
         ];
         // The last of repeated keys wins, whatever their msgpack type.
         assert_eq!(map_get(&m, "type"), Some(&Value::from(3)));
+        // The fast paths of key_is agree with js_string.
+        for k in [
+            Value::Nil,
+            Value::Boolean(true),
+            Value::Boolean(false),
+            Value::from(7),
+            Value::from(-7),
+            Value::F64(f64::NAN),
+            Value::F64(f64::INFINITY),
+            Value::F64(1.5),
+        ] {
+            for key in [
+                "null", "true", "false", "7", "-7", "NaN", "Infinity", "1.5", "type", "",
+            ] {
+                assert_eq!(key_is(&k, key), js_string(&k) == key, "{k:?} {key:?}");
+            }
+        }
         assert_eq!(map_get(&m, "7"), Some(&Value::from(2)));
         assert_eq!(map_get(&m[..1], "type"), Some(&Value::from(1)));
     }

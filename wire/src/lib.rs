@@ -8,6 +8,7 @@
 //! * [`message`]: the broadcast message `[uid, packet, opts]`.
 //! * [`packet`]: how a receiver reads its `packet`, as Node's server and clients do.
 //! * [`request`]: requests and responses (JSON, or msgpack when they carry binary).
+//! * [`screen`]: refusing a message from its first bytes, before decoding it.
 //!
 //! `PROTOCOL.md` at the repository root documents every byte.
 
@@ -17,6 +18,7 @@ pub mod message;
 pub mod packet;
 mod redact;
 pub mod request;
+pub mod screen;
 #[doc(hidden)]
 pub mod test_fixtures;
 

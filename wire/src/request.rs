@@ -258,6 +258,37 @@ pub fn decode_any(bytes: &[u8]) -> Result<Value, DecodeError> {
     }
 }
 
+/// The value of top-level key `key` of the JSON object `bytes` (the last one, as
+/// `serde_json`'s map and Node's `JSON.parse` keep it), checking the whole document
+/// without building it: invalid JSON is an error, as for [`decode_any`].
+fn json_peek(bytes: &[u8], key: &str) -> Result<Option<Json>, DecodeError> {
+    use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+    struct Peek<'k>(&'k str);
+    impl<'de> Visitor<'de> for Peek<'_> {
+        type Value = Option<Json>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut found = None;
+            while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                if k == self.0 {
+                    found = Some(map.next_value::<Json>()?);
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(found)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let found = (&mut de)
+        .deserialize_map(Peek(key))
+        .and_then(|v| de.end().map(|()| v))
+        .map_err(|e| DecodeError(format!("invalid JSON: {e}")))?;
+    Ok(found)
+}
+
 fn json_to_value(j: &Json, depth: usize) -> Result<Value, DecodeError> {
     if depth > codec::MAX_DEPTH {
         return Err(DecodeError("JSON nested too deep".into()));
@@ -384,6 +415,16 @@ fn request_type(v: Option<&Value>) -> Option<u8> {
 impl Request {
     /// Decodes a request (JSON or msgpack). Unknown types are an error the caller skips.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        // A JSON request whose `type` is none we know is refused without building the
+        // whole document (a flood of large JSON objects costs a scan, not a tree).
+        if bytes.first() == Some(&b'{') {
+            let kind = json_peek(bytes, "type")?
+                .map(|t| json_to_value(&t, 0))
+                .transpose()?;
+            if request_type(kind.as_ref()).is_none_or(|k| k > kind::BROADCAST) {
+                return Err(DecodeError("request.type missing or unknown".into()));
+            }
+        }
         let Value::Map(m) = decode_any(bytes)? else {
             return Err(DecodeError("request is not an object".into()));
         };
@@ -631,6 +672,15 @@ impl Response {
 
     /// Decodes a response (JSON or msgpack).
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        // As for requests: a JSON reply without a usable requestId is refused from a scan.
+        if bytes.first() == Some(&b'{') {
+            let id = json_peek(bytes, "requestId")?
+                .map(|t| json_to_value(&t, 0))
+                .transpose()?;
+            if string(id.as_ref()).is_none() {
+                return Err(DecodeError("response without requestId".into()));
+            }
+        }
         let Value::Map(fields) = decode_any(bytes)? else {
             return Err(DecodeError("response is not an object".into()));
         };

@@ -72,6 +72,8 @@ struct Shared {
     /// Set by `close`: publishing then fails with `Closed`, not `Disconnected`.
     closed: AtomicBool,
     counters: Arc<Counters>,
+    /// Screens what the subscriber connection reads (the router; see `screen.rs`).
+    screen: Arc<dyn MessageSink>,
 }
 
 pub(crate) struct RedisTransport {
@@ -104,7 +106,14 @@ impl RedisTransport {
             } => Some(tls_connector(endpoint)?),
             _ => None,
         };
-        let (pubsub, gate) = open_pubsub(&client, tls.as_ref(), &redacted, connect_timeout).await?;
+        let (pubsub, gate) = open_pubsub(
+            &client,
+            tls.as_ref(),
+            &redacted,
+            connect_timeout,
+            sink.clone(),
+        )
+        .await?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(connect_timeout))
             .set_response_timeout(Some(connect_timeout))
@@ -138,6 +147,7 @@ impl RedisTransport {
             probe: tokio::sync::Notify::new(),
             closed: AtomicBool::new(false),
             counters,
+            screen: sink.clone(),
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (queue, rx) = mpsc::channel(queue_capacity);
@@ -242,6 +252,7 @@ async fn resubscribe(shared: &Shared) -> Result<(PubSubStream, Option<Arc<Gate>>
         shared.tls.as_ref(),
         &shared.url,
         shared.connect_timeout,
+        shared.screen.clone(),
     )
     .await?;
     let (mut sink, stream) = pubsub.split();
