@@ -43,12 +43,23 @@ fn js_number(v: &Value) -> Option<f64> {
 /// The packet type and ack id a socket.io client reads from the header Node writes for
 /// `type`, `nsp` and `id` (see the module docs). Only an event is accepted.
 fn header(kind: &Value, nsp: &str, id: Option<&Value>) -> Result<Option<i64>, DecodeError> {
+    // The common case, as every Node server and emitter writes it: no text to build.
+    let id = id.filter(|v| !v.is_nil());
+    if js_number(kind) == Some(f64::from(EVENT)) {
+        match id {
+            None => return Ok(None),
+            Some(Value::Integer(i)) if i.as_i64().is_some_and(|i| i >= 0) => {
+                return Ok(i.as_i64());
+            }
+            _ => {}
+        }
+    }
     let mut text = js_string(kind);
     if nsp != "/" {
         text.push_str(nsp);
         text.push(',');
     }
-    if let Some(id) = id.filter(|v| !v.is_nil()) {
+    if let Some(id) = id {
         text.push_str(&js_string(id));
     }
     let rest = text
