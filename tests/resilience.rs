@@ -111,14 +111,7 @@ async fn client_kill_of_every_connection_is_survived() {
     let mut admin = common::command_conn(&redis.url()).await;
     // Kill the subscribers (pub/sub connections), then every other normal connection
     // except ours.
-    let killed: i64 = redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("TYPE")
-        .arg("pubsub")
-        .query_async(&mut admin)
-        .await
-        .unwrap();
-    assert!(killed >= 2, "{killed}");
+    kill_pubsub(&mut admin).await;
     let took = until_delivered(&a.io, &mut c).await;
     eprintln!("CLIENT KILL TYPE pubsub: delivery resumed within {took:?}");
     let _: i64 = redis::cmd("CLIENT")
@@ -326,6 +319,18 @@ async fn a_server_that_cannot_keep_up_stays_bounded_and_recovers() {
     assert!(b.cluster.stats().reconnects >= 1, "{:?}", b.cluster.stats());
 }
 
+/// `CLIENT KILL TYPE pubsub`: every subscriber connection (ours are at least two).
+async fn kill_pubsub(admin: &mut redis::aio::MultiplexedConnection) {
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async(admin)
+        .await
+        .unwrap();
+    assert!(killed >= 2, "{killed}");
+}
+
 /// Redis refuses new connections (`maxclients` reached) after the pub/sub connections
 /// were killed: the subscribers cannot come back, the publishing connections are fine.
 async fn subscribers_kept_out(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
@@ -345,14 +350,7 @@ async fn subscribers_kept_out(redis: &RedisServer) -> redis::aio::MultiplexedCon
         .query_async(&mut admin)
         .await
         .unwrap();
-    let killed: i64 = redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("TYPE")
-        .arg("pubsub")
-        .query_async(&mut admin)
-        .await
-        .unwrap();
-    assert!(killed >= 2, "{killed}");
+    kill_pubsub(&mut admin).await;
     admin
 }
 

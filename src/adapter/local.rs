@@ -99,17 +99,15 @@ pub(super) fn all_rooms<E: SocketEmitter>(local: &CoreLocalAdapter<E>) -> Vec<St
     rooms.into_iter().collect()
 }
 
-/// The local sockets `sel` selects as Node's fetchSockets describes them: rooms (its
-/// own id included), and what the application's describer says.
-pub(super) fn fetch<E: SocketEmitter>(
+/// The local sockets `sel` selects: each id and its rooms, its own id included (as in
+/// Node), sorted.
+fn selected<E: SocketEmitter>(
     local: &CoreLocalAdapter<E>,
-    callbacks: &Callbacks,
     sel: &Selector,
-) -> Vec<crate::socket_info::SocketInfo> {
+) -> Vec<(String, Vec<String>)> {
     let Some(opts) = selector_options(local, sel) else {
         return Vec::new();
     };
-    let describer = callbacks.describer(local.path());
     local
         .sockets(opts)
         .into_iter()
@@ -121,8 +119,22 @@ pub(super) fn fetch<E: SocketEmitter>(
                 .map(|r| r.to_string())
                 .collect();
             rooms.insert(id.clone());
-            describe(describer.as_ref(), &id).into_info(id, rooms.into_iter().collect())
+            (id, rooms.into_iter().collect())
         })
+        .collect()
+}
+
+/// The local sockets `sel` selects as Node's fetchSockets describes them: rooms (its
+/// own id included), and what the application's describer says.
+pub(super) fn fetch<E: SocketEmitter>(
+    local: &CoreLocalAdapter<E>,
+    callbacks: &Callbacks,
+    sel: &Selector,
+) -> Vec<crate::socket_info::SocketInfo> {
+    let describer = callbacks.describer(local.path());
+    selected(local, sel)
+        .into_iter()
+        .map(|(id, rooms)| describe(describer.as_ref(), &id).into_info(id, rooms))
         .collect()
 }
 
@@ -141,36 +153,24 @@ pub(super) fn fetch_reply<E: SocketEmitter>(
         request_id: Option<serde_json::Value>,
         sockets: Vec<NodeSocket<'a>>,
     }
-    let sids = selector_options(local, sel).map_or_else(Vec::new, |o| local.sockets(o));
     let describer = callbacks.describer(local.path());
-    // Per socket: its id, its rooms, and the application's (handshake, data) if any.
-    type Entry = (
-        String,
-        Vec<String>,
-        Option<(serde_json::Value, serde_json::Value)>,
-    );
-    let entries: Vec<Entry> = sids
-        .into_iter()
-        .map(|sid| {
-            let id = sid.to_string();
-            let mut rooms: BTreeSet<String> = local
-                .socket_rooms(sid)
-                .into_iter()
-                .map(|r| r.to_string())
-                .collect();
-            rooms.insert(id.clone());
-            let described = describer
+    let sockets = selected(local, sel);
+    // The application's (handshake, data) of each socket, when it describes them.
+    let described: Vec<Option<(serde_json::Value, serde_json::Value)>> = sockets
+        .iter()
+        .map(|(id, _)| {
+            describer
                 .as_ref()
-                .map(|d| describe(Some(d), &id).completed());
-            (id, rooms.into_iter().collect(), described)
+                .map(|d| describe(Some(d), id).completed())
         })
         .collect();
     let (placeholder, empty) = &*PLACEHOLDER;
     let reply = Reply {
         request_id: request_id.to_json(),
-        sockets: entries
+        sockets: sockets
             .iter()
-            .map(|(id, rooms, described)| {
+            .zip(&described)
+            .map(|((id, rooms), described)| {
                 let (handshake, data) = described
                     .as_ref()
                     .map_or((placeholder, empty), |(h, d)| (h, d));

@@ -245,16 +245,16 @@ pub use crate::packet::decode_packet;
 /// iterated by JS, so each of its characters is a room. Node compat: `new Set(5)`,
 /// `new Set({})`, `new Set(true)` throw in Node's receiver, which then delivers nothing:
 /// refused here (the message is skipped and counted).
-fn room_list(key: &str, v: Value) -> Result<Vec<Value>, DecodeError> {
+pub(crate) fn room_list(field: &str, v: Value) -> Result<Vec<Value>, DecodeError> {
     match v {
         Value::Array(items) => Ok(items),
         Value::String(text) => {
             let text = text
                 .as_str()
-                .ok_or_else(|| DecodeError(format!("opts.{key} is not valid UTF-8")))?;
+                .ok_or_else(|| DecodeError(format!("{field} is not valid UTF-8")))?;
             Ok(text.chars().map(|c| Value::from(c.to_string())).collect())
         }
-        _ => Err(DecodeError(format!("opts.{key} has the wrong type"))),
+        other => Err(DecodeError(format!("{field} {other} is not iterable"))),
     }
 }
 
@@ -283,11 +283,11 @@ pub(crate) fn decode_opts(v: Value) -> Result<WireOptions, DecodeError> {
         match (codec::key_text(&k).as_ref(), v) {
             ("rooms" | "except", Value::Nil) => {}
             ("rooms", v) => {
-                opts.rooms = room_list("rooms", v)?;
+                opts.rooms = room_list("opts.rooms", v)?;
                 push_once(&mut opts.order, OptKey::Rooms);
             }
             ("except", v) => {
-                opts.except = Some(room_list("except", v)?);
+                opts.except = Some(room_list("opts.except", v)?);
                 push_once(&mut opts.order, OptKey::Except);
             }
             ("flags", Value::Map(flags)) => {

@@ -11,7 +11,7 @@
 
 use crate::codec::{self, DecodeError, map_get};
 use crate::message::{
-    NodePacket, WireOptions, decode_opts, decode_packet, encode_opts, encode_packet,
+    NodePacket, WireOptions, decode_opts, decode_packet, encode_opts, encode_packet, room_list,
 };
 use rmpv::Value;
 use serde_json::{Map, Value as Json, json};
@@ -364,17 +364,11 @@ fn string(v: Option<&Value>) -> Option<String> {
 /// `new Set(v)`, as Node's responder reads `rooms` and `except`: an array's items, a
 /// string's characters, nothing for missing or nil; anything else throws in Node, which
 /// then neither answers nor acts (an error here, counted as malformed).
-fn node_set(key: &str, v: Option<&Value>) -> Result<Vec<Value>, DecodeError> {
+fn node_set(field: &str, v: Option<&Value>) -> Result<Vec<Value>, DecodeError> {
     match v {
         None | Some(Value::Nil) => Ok(Vec::new()),
-        Some(Value::Array(items)) => Ok(items.clone()),
-        Some(Value::String(s)) => Ok(s
-            .as_str()
-            .unwrap_or_default()
-            .chars()
-            .map(|c| Value::from(c.to_string()))
-            .collect()),
-        Some(other) => Err(DecodeError(format!("{key} {other} is not iterable"))),
+        // The same reading as a broadcast's `opts.rooms`.
+        Some(v) => room_list(field, v.clone()),
     }
 }
 
