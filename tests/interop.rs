@@ -385,37 +385,12 @@ async fn binary_both_directions() {
     // socket.io-client on the Rust server: Node binary re-encoded by socketioxide.
     let mut nc_on_rust = start_client("bin-nc-on-rust", &rust.url(), "/", json!([]), &[]).await;
 
-    let big: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect(); // bin32
+    let big = cluster::big_binary(); // bin32
 
     // Rust -> Node client: a Buffer with the same bytes.
-    let payload = Bytes::from_static(&[0, 1, 2, 254, 255]);
-    rust.io
-        .emit(
-            "r-bin",
-            &(
-                payload.clone(),
-                "text",
-                WithBytes {
-                    b: Bytes::from_static(&[9, 8]),
-                    n: 7,
-                },
-                Bytes::from(big.clone()),
-                Bytes::new(),
-            ),
-        )
-        .await
-        .unwrap();
-    rust.io.emit("r-marker", &()).await.unwrap();
+    cluster::emit_binary_set(&rust.io, &big).await;
     let args = node_expect(&mut nc, &["r-bin", "r-marker"], T).await;
-    assert_eq!(args[0][0], nd::bin(&payload), "{}", args[0]);
-    assert_eq!(args[0][1], json!("text"));
-    assert_eq!(args[0][2], json!({"b": nd::bin(&[9, 8]), "n": 7}));
-    assert_eq!(
-        nd::as_bin(&args[0][3]).as_deref(),
-        Some(&big[..]),
-        "big buffer"
-    );
-    assert_eq!(args[0][4], nd::bin(&[]));
+    cluster::assert_binary_set(&args[0], &big);
     node_expect(&mut nc_on_rust, &["r-bin", "r-marker"], T).await;
     expect_events(&mut rc, &["r-bin", "r-marker"], T).await;
 

@@ -29,7 +29,6 @@ use socketioxide_cluster_test_support as common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use common::cluster::{
     self, Serve, amap, client, expect_events, node_expect, node_serving, nodes_serving,
     shared_opts, shutdown_all,
@@ -39,7 +38,6 @@ use common::node::{
 };
 use common::{Arg, AutoAck, Client, Parser, arg, bin, init_tracing, shared, unique_key};
 use futures_util::StreamExt;
-use serde::Serialize;
 use serde_json::{Value, json};
 use socketioxide_cluster::{CUSTOM_REQUEST_EVENT, ClusterOptions, Error, Partial, SocketDetails};
 use tokio::sync::mpsc;
@@ -449,12 +447,6 @@ async fn broadcasts_both_directions() {
     shutdown_all(vec![la, lab, lnone, legacy]).await;
 }
 
-#[derive(Serialize)]
-struct WithBytes {
-    b: Bytes,
-    n: u32,
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_both_directions() {
     let Mixed {
@@ -465,7 +457,7 @@ async fn binary_both_directions() {
     let mut lc = start_client("bin-lc", &legacy.url(), "/", json!([]), &[]).await;
     // socket.io-client on the Rust server: legacy binary re-encoded by socketioxide.
     let mut lc_on_rust = start_client("bin-lc-on-rust", &r.url(), "/", json!([]), &[]).await;
-    let big: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect(); // bin32
+    let big = cluster::big_binary(); // bin32
 
     // Legacy -> Rust: notepack 2.2.0 writes a Buffer as bin, a Uint8Array or ArrayBuffer
     // as ext 8/16/32 type 0 (`c7 len 00`, whatever the length: 1 and 8 bytes too),
@@ -548,29 +540,9 @@ async fn binary_both_directions() {
     assert_eq!(args[0][9], json!("2020-01-01T00:00:00.123Z"), "{}", args[0]);
 
     // Rust -> legacy: a Buffer with the same bytes (top level, nested, big, empty).
-    let payload = Bytes::from_static(&[0, 1, 2, 254, 255]);
-    r.io.emit(
-        "r-bin",
-        &(
-            payload.clone(),
-            "text",
-            WithBytes {
-                b: Bytes::from_static(&[9, 8]),
-                n: 7,
-            },
-            Bytes::from(big.clone()),
-            Bytes::new(),
-        ),
-    )
-    .await
-    .unwrap();
-    r.io.emit("r-marker", &()).await.unwrap();
+    cluster::emit_binary_set(&r.io, &big).await;
     let args = node_expect(&mut lc, &["r-bin", "r-marker"], T).await;
-    assert_eq!(args[0][0], nd::bin(&payload), "{}", args[0]);
-    assert_eq!(args[0][1], json!("text"));
-    assert_eq!(args[0][2], json!({"b": nd::bin(&[9, 8]), "n": 7}));
-    assert_eq!(nd::as_bin(&args[0][3]).as_deref(), Some(&big[..]), "big");
-    assert_eq!(args[0][4], nd::bin(&[]));
+    cluster::assert_binary_set(&args[0], &big);
     expect_events(&mut rc, &["r-bin", "r-marker"], T).await;
     node_expect(&mut lc_on_rust, &["r-bin", "r-marker"], T).await;
 

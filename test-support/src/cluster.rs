@@ -288,3 +288,48 @@ pub async fn stall_and_flood(
     .unwrap();
     (sent, release)
 }
+
+/// The binary arguments the interop tests send from a Rust server, top level, nested,
+/// big (bin32) and empty: see [`emit_binary_set`] and [`assert_binary_set`].
+pub fn big_binary() -> Vec<u8> {
+    (0..70_000u32).map(|i| (i % 251) as u8).collect()
+}
+
+#[derive(serde::Serialize)]
+struct WithBytes {
+    b: bytes::Bytes,
+    n: u32,
+}
+
+/// `io` emits `r-bin` with the binary set (`big` as the 4th argument), then `r-marker`.
+pub async fn emit_binary_set(io: &Io, big: &[u8]) {
+    io.emit(
+        "r-bin",
+        &(
+            bytes::Bytes::from_static(BINARY_PAYLOAD),
+            "text",
+            WithBytes {
+                b: bytes::Bytes::from_static(&[9, 8]),
+                n: 7,
+            },
+            bytes::Bytes::copy_from_slice(big),
+            bytes::Bytes::new(),
+        ),
+    )
+    .await
+    .unwrap();
+    io.emit("r-marker", &()).await.unwrap();
+}
+
+const BINARY_PAYLOAD: &[u8] = &[0, 1, 2, 254, 255];
+
+/// The `r-bin` arguments a Node client received (`client.js` wire form) are the binary
+/// set of [`emit_binary_set`], byte for byte.
+pub fn assert_binary_set(args: &Value, big: &[u8]) {
+    use crate::node::{as_bin, bin};
+    assert_eq!(args[0], bin(BINARY_PAYLOAD), "{args}");
+    assert_eq!(args[1], json!("text"));
+    assert_eq!(args[2], json!({"b": bin(&[9, 8]), "n": 7}));
+    assert_eq!(as_bin(&args[3]).as_deref(), Some(big), "big buffer");
+    assert_eq!(args[4], bin(&[]));
+}
