@@ -45,6 +45,7 @@
 // getrusage(2) and sysconf(3) for the CPU and memory figures need libc.
 #![allow(unsafe_code)]
 
+use socketioxide_cluster_test_support::bench::env_num;
 use socketioxide_cluster_test_support::{client, redis as redis_server, server};
 
 use std::{
@@ -121,13 +122,13 @@ impl Config {
             Ok("light") => vec![ClientKind::Light],
             Ok(other) => panic!("BENCH_CLIENT={other:?}: expected both, test or light"),
         };
-        let rate = match env_usize("BENCH_RATE", 0) {
+        let rate = match env_num("BENCH_RATE", 0) {
             0 => None,
             r => Some(r as f64),
         };
         let cfg = Config {
-            n: env_usize("BENCH_N", 20_000),
-            clients: env_usize("BENCH_CLIENTS", 50),
+            n: env_num("BENCH_N", 20_000),
+            clients: env_num("BENCH_CLIENTS", 50),
             parsers,
             kinds,
             rate,
@@ -138,16 +139,6 @@ impl Config {
             "BENCH_N and BENCH_CLIENTS must be > 0"
         );
         cfg
-    }
-}
-
-fn env_usize(name: &str, default: usize) -> usize {
-    match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .parse()
-            .unwrap_or_else(|e| panic!("{name}={v:?} is not a number: {e}")),
-        Err(_) => default,
     }
 }
 

@@ -40,6 +40,7 @@
 // sysconf(3) for the page size needs libc.
 #![allow(unsafe_code)]
 
+use socketioxide_cluster_test_support::bench::env_num;
 use socketioxide_cluster_test_support::{flood, redis as redis_server, server};
 
 use std::{
@@ -66,19 +67,6 @@ struct Config {
     start: Duration,
     after: Duration,
     spec: flood::FloodSpec,
-}
-
-fn env_num<T: std::str::FromStr>(name: &str, default: T) -> T
-where
-    T::Err: std::fmt::Display,
-{
-    match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .parse()
-            .unwrap_or_else(|e| panic!("{name}={v:?} is not a number: {e}")),
-        Err(_) => default,
-    }
 }
 
 impl Config {

@@ -41,6 +41,7 @@
 //!
 //! Figures over the clients are given as `min/median/max`.
 
+use socketioxide_cluster_test_support::bench::{command_line, env_num};
 use socketioxide_cluster_test_support::{
     client::{Client, Parser},
     cluster::{Io, Node, Serve, node_serving},
@@ -85,16 +86,6 @@ fn list(name: &str, default: &str) -> Vec<String> {
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
         .collect()
-}
-
-fn env(name: &str, default: usize) -> usize {
-    match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .parse()
-            .unwrap_or_else(|e| panic!("{name}={v:?} is not a number: {e}")),
-        Err(_) => default,
-    }
 }
 
 fn wall_ms() -> f64 {
@@ -789,22 +780,12 @@ fn print_summary(outcomes: &[Outcome]) {
     );
 }
 
-fn command_line(cmd: &str, args: &[&str]) -> String {
-    std::process::Command::new(cmd)
-        .args(args)
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_else(|| "?".to_owned())
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let cfg = Config {
-        clients: env("BENCH_GAP_CLIENTS", 10),
-        rate: env("BENCH_GAP_RATE", 1000) as f64,
-        down: Duration::from_millis(env("BENCH_GAP_DOWN_MS", 1000) as u64),
+        clients: env_num("BENCH_GAP_CLIENTS", 10),
+        rate: env_num("BENCH_GAP_RATE", 1000) as f64,
+        down: Duration::from_millis(env_num("BENCH_GAP_DOWN_MS", 1000) as u64),
         peers: list("BENCH_GAP_PEERS", "ours,node"),
         scenarios: list("BENCH_GAP_SCENARIOS", "kill-pubsub,restart"),
     };

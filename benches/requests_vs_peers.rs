@@ -33,6 +33,7 @@
 //! subset of `ours,redis,node,raw`, default all). Needs `redis-server`, and for `node`
 //! Node.js 20 with `npm ci` in `tests/interop`.
 
+use socketioxide_cluster_test_support::bench::{command_line, env_num};
 use socketioxide_cluster_test_support::{
     client::{Client, Parser},
     node::{NodeProcess, start_server},
@@ -73,8 +74,8 @@ impl Config {
     fn from_env() -> Config {
         let peers = std::env::var("BENCH_PEERS").unwrap_or_else(|_| "ours,redis,node,raw".into());
         let cfg = Config {
-            calls: env("BENCH_CALLS", 2000),
-            clients: env("BENCH_CLIENTS", 50),
+            calls: env_num("BENCH_CALLS", 2000),
+            clients: env_num("BENCH_CLIENTS", 50),
             peers: peers.split(',').map(|s| s.trim().to_owned()).collect(),
         };
         assert!(
@@ -91,16 +92,6 @@ impl Config {
     /// Clients in `room3` (client i is in `room{i % 10}`).
     fn in_room3(&self) -> usize {
         (0..self.clients).filter(|i| i % ROOMS == 3).count()
-    }
-}
-
-fn env(name: &str, default: usize) -> usize {
-    match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .parse()
-            .unwrap_or_else(|e| panic!("{name}={v:?} is not a number: {e}")),
-        Err(_) => default,
     }
 }
 
@@ -748,16 +739,6 @@ fn print_table(rows: &[Row]) {
             None => println!("{op:<ow$}  {:<iw$} {}", r.imp, r.result),
         }
     }
-}
-
-fn command_line(cmd: &str, args: &[&str]) -> String {
-    std::process::Command::new(cmd)
-        .args(args)
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_else(|| "?".to_owned())
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

@@ -23,6 +23,7 @@
 //! crate and of the emitter). The wire crate cannot use it, see
 //! [`socketioxide_cluster_wire::test_fixtures`].
 
+pub mod bench;
 pub mod client;
 pub mod cluster;
 pub mod flood;
