@@ -16,8 +16,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::time::Sleep;
 
-/// Acknowledgements from the whole cluster. Acks from other servers carry
-/// `Sid::ZERO`: Node's BROADCAST_ACK replies do not say which socket answered.
+/// Acknowledgements from the whole cluster, each with the id of the socket that
+/// answered: our servers say it in their replies; a Node server's ack carries the
+/// targeted socket's id when one socket was targeted (a `RemoteSocket`), else
+/// `Sid::ZERO` (Node's BROADCAST_ACK replies do not say which socket answered).
 pub struct AckStream<E: SocketEmitter> {
     local: Pin<Box<E::AckStream>>,
     remote: Option<Remote>,
@@ -46,6 +48,8 @@ struct Remote {
     servers_left: usize,
     acks_left: u64,
     parser: ParserKind,
+    /// The one socket targeted, if only one was.
+    single: Option<Sid>,
 }
 
 impl<E: SocketEmitter> AckStream<E> {
@@ -63,6 +67,7 @@ impl<E: SocketEmitter> AckStream<E> {
         servers: usize,
         timeout: std::time::Duration,
         parser: ParserKind,
+        single: Option<Sid>,
     ) -> Self {
         Self {
             local: Box::pin(local),
@@ -72,6 +77,7 @@ impl<E: SocketEmitter> AckStream<E> {
                 servers_left: servers,
                 acks_left: 0,
                 parser,
+                single,
             }),
             done: false,
         }
@@ -113,8 +119,15 @@ impl<E: SocketEmitter> Stream for AckStream<E> {
                     Some(kind::BROADCAST_ACK) => {
                         remote.acks_left = remote.acks_left.saturating_sub(1);
                         let arg = res.take("packet").unwrap_or(rmpv::Value::Nil);
+                        // Ours only: the socket that answered (Node's replies lack it).
+                        let sid = res
+                            .get("sid")
+                            .and_then(rmpv::Value::as_str)
+                            .and_then(|s| s.parse::<Sid>().ok())
+                            .or(remote.single)
+                            .unwrap_or(Sid::ZERO);
                         match remote.parser.ack_value(arg) {
-                            Ok(v) => return Poll::Ready(Some((Sid::ZERO, Ok(v)))),
+                            Ok(v) => return Poll::Ready(Some((sid, Ok(v)))),
                             Err(e) => {
                                 tracing::warn!(error = %e, "remote ack could not be re-encoded")
                             }

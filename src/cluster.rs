@@ -167,7 +167,11 @@ impl Cluster {
 
     /// Counters of published, received, dropped and malformed messages.
     pub fn stats(&self) -> ClusterStats {
-        self.inner.shared.counters.snapshot()
+        let shared = &self.inner.shared;
+        ClusterStats {
+            node_stand_ins: shared.stand_ins.len() as u64,
+            ..shared.counters.snapshot()
+        }
     }
 
     /// Whether both connections to Redis are up. While the publishing one is down,

@@ -82,6 +82,18 @@ pub enum Error {
     /// No server of the cluster knows this socket id.
     #[error("no server of the cluster has a socket with id {0:?} in this namespace")]
     SocketNotFound(String),
+    /// A remote-socket operation (`RemoteSocket::emit`, `join`, …) on a socket of a Node
+    /// server whose stand-in `Sid` no server of the cluster has any more: the socket
+    /// disconnected (or the `Sid` was never one that `fetch_sockets` returned).
+    #[error(
+        "no socket of a Node server has stand-in id {sid} in namespace {nsp:?} any more (disconnected?)"
+    )]
+    UnknownSocket {
+        /// The stand-in `Sid`.
+        sid: String,
+        /// The namespace.
+        nsp: String,
+    },
     /// This server has no such namespace (yet).
     #[error("namespace {0:?} is not registered on this server")]
     UnknownNamespace(String),
@@ -228,6 +240,12 @@ impl Error {
     /// True when the handle was closed.
     pub fn is_closed(&self) -> bool {
         matches!(self, Error::Closed)
+    }
+
+    /// True when the socket an operation names is on no server of the cluster
+    /// ([`Error::SocketNotFound`], [`Error::UnknownSocket`]).
+    pub fn is_socket_not_found(&self) -> bool {
+        matches!(self, Error::SocketNotFound(_) | Error::UnknownSocket { .. })
     }
 
     /// True when a message reached fewer servers than are alive (strict delivery).

@@ -96,6 +96,7 @@ mod router;
 mod server_side;
 mod shared;
 mod socket_info;
+mod stand_in;
 mod stats;
 mod transport;
 

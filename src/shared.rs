@@ -6,6 +6,7 @@ use crate::callbacks::Callbacks;
 use crate::liveness::Liveness;
 use crate::options::ClusterConfig;
 use crate::replies::Replies;
+use crate::stand_in::StandIns;
 use crate::stats::Counters;
 use crate::transport::Transport;
 use std::sync::Arc;
@@ -23,6 +24,8 @@ pub(crate) struct Shared {
     pub(crate) counters: Arc<Counters>,
     pub(crate) liveness: Arc<Liveness>,
     pub(crate) callbacks: Arc<Callbacks>,
+    /// Stand-in `Sid`s of Node sockets, for socketioxide's `RemoteSocket`s.
+    pub(crate) stand_ins: Arc<StandIns>,
     closed: Arc<AtomicBool>,
 }
 
@@ -35,6 +38,7 @@ impl Shared {
         counters: Arc<Counters>,
         liveness: Arc<Liveness>,
     ) -> Self {
+        let stand_ins = config.max_node_stand_ins();
         Self {
             uid: uid.into(),
             config,
@@ -43,6 +47,7 @@ impl Shared {
             counters,
             liveness,
             callbacks: Arc::default(),
+            stand_ins: Arc::new(StandIns::new(stand_ins)),
             closed: Arc::default(),
         }
     }

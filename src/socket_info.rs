@@ -14,6 +14,11 @@ use std::sync::{Arc, LazyLock};
 pub struct SocketInfo {
     /// Socket id (16 characters for socketioxide sockets, 20 for Node ones).
     pub id: String,
+    /// socketioxide's id of the server the socket is connected to (its
+    /// `io.config().server_id`, as in the `RemoteSocket`s of `io.fetch_sockets()`), when
+    /// that server is one of ours: their `fetchSockets` replies say it (PROTOCOL.md §4).
+    /// `None` for a socket of a Node server, whose replies do not say who sent them.
+    pub server_id: Option<socketioxide_core::Uid>,
     /// Its rooms, its own id included (as in Node).
     pub rooms: Vec<String>,
     /// `socket.data` (for socketioxide sockets what their server's
@@ -73,6 +78,7 @@ impl SocketInfo {
         let get = |k| codec::map_get(m, k);
         Some(SocketInfo {
             id: get("id").and_then(codec::room_name)?,
+            server_id: None,
             rooms: match get("rooms") {
                 Some(rmpv::Value::Array(r)) => r.iter().filter_map(codec::room_name).collect(),
                 _ => Vec::new(),
@@ -108,11 +114,18 @@ impl SocketDetails {
         (complete_handshake(self.handshake), self.data)
     }
 
-    /// Node's fetchSockets entry for local socket `id` with `rooms`: the application's
-    /// data, and its handshake fields over the placeholder's.
-    pub(crate) fn into_info(self, id: String, rooms: Vec<String>) -> SocketInfo {
+    /// Node's fetchSockets entry for socket `id` with `rooms` of this server (socketioxide
+    /// server id `server_id`): the
+    /// application's data, and its handshake fields over the placeholder's.
+    pub(crate) fn into_info(
+        self,
+        id: String,
+        rooms: Vec<String>,
+        server_id: socketioxide_core::Uid,
+    ) -> SocketInfo {
         SocketInfo {
             id,
+            server_id: Some(server_id),
             rooms,
             data: self.data,
             handshake: complete_handshake(self.handshake),

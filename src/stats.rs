@@ -84,6 +84,8 @@ impl Counters {
             reconnects: self.reconnects.load(Relaxed),
             replies_dropped: self.replies_dropped.load(Relaxed),
             under_delivered: self.under_delivered.load(Relaxed),
+            // Filled in by the cluster handle, which holds the table.
+            node_stand_ins: 0,
         }
     }
 }
@@ -147,6 +149,10 @@ pub struct ClusterStats {
     /// Node server missing a message is not seen here. See
     /// [`ClusterOptions::strict_delivery`](crate::ClusterOptions::strict_delivery).
     pub under_delivered: u64,
+    /// Stand-in `Sid`s held for sockets of Node servers (what `io.fetch_sockets()`
+    /// returned for them; at most 65,536, see README "Mixed clusters"). A gauge, not a
+    /// counter.
+    pub node_stand_ins: u64,
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ use super::local;
 use crate::error::Error;
 use crate::packet;
 use crate::requests::NsCore;
+use crate::stand_in::{NODE_SERVER, StandIns};
 use crate::stats::Counters;
 use crate::transport::Mode;
 use crate::wire::message::{BINARY_EVENT, BroadcastMessage, EVENT, NodePacket, WireOptions};
@@ -12,6 +13,7 @@ use crate::wire::request::Selector;
 use bytes::Bytes;
 use rmpv::Value;
 use socketioxide_core::{
+    Sid, Uid,
     adapter::{BroadcastFlags, BroadcastOptions, CoreLocalAdapter, SocketEmitter},
     packet::Packet,
     parser::Parse,
@@ -65,7 +67,7 @@ fn encode(
         return Ok(None); // not an event: nothing Node could deliver
     };
     let data = data?;
-    let Some(wire) = wire_options(opts) else {
+    let Some(wire) = wire_options(opts, Ids::of(core)) else {
         return Ok(None); // targets nobody
     };
     let channel = core.channels().for_rooms(&wire.room_names());
@@ -172,9 +174,52 @@ fn is_from(payload: &[u8], uid: &[u8]) -> bool {
     }
 }
 
+/// How the socket ids in socketioxide options become the ids Node servers know: a
+/// stand-in `Sid` of a Node socket (see `stand_in`) is sent as that socket's real id.
+#[derive(Clone, Copy)]
+pub(super) struct Ids<'a> {
+    nsp: &'a str,
+    stand_ins: Option<&'a StandIns>,
+}
+
+impl<'a> Ids<'a> {
+    /// The ids of `core`'s namespace.
+    pub(super) fn of(core: &'a NsCore) -> Self {
+        Ids {
+            nsp: core.nsp(),
+            stand_ins: Some(&core.shared().stand_ins),
+        }
+    }
+
+    /// Pushes `room`, and the real id of the Node socket when `room` is its stand-in
+    /// (both: should the stand-in also be a real socketioxide id, that socket is
+    /// targeted too, as asked).
+    fn push_room(&self, out: &mut Vec<String>, room: &str) {
+        for name in std::iter::once(room.to_owned()).chain(
+            self.stand_ins
+                .and_then(|t| t.real_id_of_room(self.nsp, room)),
+        ) {
+            if !out.contains(&name) {
+                out.push(name);
+            }
+        }
+    }
+
+    /// The id to send for the one socket a remote-socket operation targets.
+    fn single(&self, sid: Sid, server: Option<Uid>) -> String {
+        // Only sockets of Node servers have stand-ins: a socket of one of ours is
+        // addressed by its real id even if it happens to equal a stand-in.
+        let on_node = server.is_none_or(|s| s == NODE_SERVER);
+        on_node
+            .then(|| self.stand_ins.and_then(|t| t.real_id(self.nsp, sid)))
+            .flatten()
+            .unwrap_or_else(|| sid.to_string())
+    }
+}
+
 /// socketioxide options → Node's `{rooms, except, flags}`; `None` when nobody is targeted.
-pub(super) fn wire_options(opts: &BroadcastOptions) -> Option<WireOptions> {
-    let sel = selector(opts)?;
+pub(super) fn wire_options(opts: &BroadcastOptions, ids: Ids<'_>) -> Option<WireOptions> {
+    let sel = selector(opts, ids)?;
     let mut flags = Vec::new();
     if opts.has_flag(BroadcastFlags::Volatile) {
         flags.push(("volatile".to_owned(), Value::Boolean(true)));
@@ -186,19 +231,26 @@ pub(super) fn wire_options(opts: &BroadcastOptions) -> Option<WireOptions> {
     ))
 }
 
+/// Whether `opts` target one socket by its id (socketioxide's remote-socket operations).
+pub(super) fn single_socket(opts: &BroadcastOptions) -> Option<Sid> {
+    let broadcast = opts.has_flag(BroadcastFlags::Broadcast);
+    opts.sid.filter(|_| !broadcast && opts.rooms.is_empty())
+}
+
 /// socketioxide options → Node's socket selector `{rooms, except}`; `None` when nobody
 /// is targeted.
-pub(super) fn selector(opts: &BroadcastOptions) -> Option<Selector> {
+pub(super) fn selector(opts: &BroadcastOptions, ids: Ids<'_>) -> Option<Selector> {
     let broadcast = opts.has_flag(BroadcastFlags::Broadcast);
-    let mut rooms: Vec<String> = opts.rooms.iter().map(|r| r.to_string()).collect();
+    let mut rooms: Vec<String> = Vec::with_capacity(opts.rooms.len());
+    for r in &opts.rooms {
+        ids.push_room(&mut rooms, r);
+    }
     let mut except: Vec<String> = Vec::with_capacity(opts.except.len() + 1);
     for r in &opts.except {
-        if !except.iter().any(|e| e == r) {
-            except.push(r.to_string());
-        }
+        ids.push_room(&mut except, r);
     }
     match opts.sid {
-        // `socket.broadcast()` / `socket.to(..)`: everyone but the sender.
+        // `socket.broadcast()` / `socket.to(..)`: everyone but the sender (one of ours).
         Some(sid) if broadcast => {
             let sid = sid.to_string();
             if !except.contains(&sid) {
@@ -206,7 +258,7 @@ pub(super) fn selector(opts: &BroadcastOptions) -> Option<Selector> {
             }
         }
         // A single socket (remote socket operations): its id is its room.
-        Some(sid) if rooms.is_empty() => rooms.push(sid.to_string()),
+        Some(sid) if rooms.is_empty() => rooms.push(ids.single(sid, opts.server_id)),
         None if rooms.is_empty() && !broadcast => return None,
         _ => {}
     }
@@ -216,15 +268,19 @@ pub(super) fn selector(opts: &BroadcastOptions) -> Option<Selector> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use socketioxide_core::Sid;
     use std::borrow::Cow;
+
+    const NO_IDS: Ids<'static> = Ids {
+        nsp: "/",
+        stand_ins: None,
+    };
 
     #[test]
     fn socket_broadcast_excludes_sender() {
         let sid = Sid::new();
         let mut opts = BroadcastOptions::new(sid);
         opts.add_flag(BroadcastFlags::Broadcast);
-        let wire = wire_options(&opts).unwrap();
+        let wire = wire_options(&opts, NO_IDS).unwrap();
         assert!(wire.room_names().is_empty());
         assert_eq!(wire.except_names(), vec![sid.to_string()]);
     }
@@ -232,7 +288,7 @@ mod tests {
     #[test]
     fn remote_socket_targets_its_id_room() {
         let sid = Sid::new();
-        let wire = wire_options(&BroadcastOptions::new(sid)).unwrap();
+        let wire = wire_options(&BroadcastOptions::new(sid), NO_IDS).unwrap();
         assert_eq!(wire.room_names(), vec![sid.to_string()]);
     }
 
@@ -256,8 +312,45 @@ mod tests {
     }
 
     #[test]
+    fn stand_ins_are_sent_as_the_node_socket_ids() {
+        let table = StandIns::new(16);
+        let node_id = "Yx2_lW1zL-2kGn4kAAAB";
+        let sid = table.record("/", node_id);
+        let ids = Ids {
+            nsp: "/",
+            stand_ins: Some(&table),
+        };
+        // A RemoteSocket of a Node server: its real id.
+        let mut opts = BroadcastOptions::new(sid);
+        opts.server_id = Some(NODE_SERVER);
+        let wire = wire_options(&opts, ids).unwrap();
+        assert_eq!(wire.room_names(), vec![node_id.to_owned()]);
+        // A RemoteSocket of one of our servers is addressed by its own id, always.
+        opts.server_id = Some(Uid::new());
+        let wire = wire_options(&opts, ids).unwrap();
+        assert_eq!(wire.room_names(), vec![sid.to_string()]);
+        // As a room (`io.to(sid)`, `except(sid)`): both names.
+        let mut opts = BroadcastOptions::default();
+        opts.rooms.push(Cow::Owned(sid.to_string()));
+        opts.except.push(Cow::Owned(sid.to_string()));
+        let wire = wire_options(&opts, ids).unwrap();
+        let both = vec![sid.to_string(), node_id.to_owned()];
+        assert_eq!(wire.room_names(), both);
+        assert_eq!(wire.except_names(), both);
+        // Another namespace does not know it.
+        let other = Ids {
+            nsp: "/admin",
+            stand_ins: Some(&table),
+        };
+        assert_eq!(
+            wire_options(&opts, other).unwrap().room_names(),
+            vec![sid.to_string()]
+        );
+    }
+
+    #[test]
     fn nothing_targeted_publishes_nothing() {
-        assert!(wire_options(&BroadcastOptions::default()).is_none());
+        assert!(wire_options(&BroadcastOptions::default(), NO_IDS).is_none());
     }
 
     #[test]
@@ -267,7 +360,7 @@ mod tests {
         opts.add_flag(BroadcastFlags::Volatile);
         opts.except.push(Cow::Borrowed("x"));
         opts.except.push(Cow::Borrowed("x"));
-        let wire = wire_options(&opts).unwrap();
+        let wire = wire_options(&opts, NO_IDS).unwrap();
         assert!(wire.is_volatile());
         assert_eq!(wire.except_names(), vec!["x".to_owned()]);
     }

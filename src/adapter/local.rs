@@ -132,9 +132,10 @@ pub(super) fn fetch<E: SocketEmitter>(
     sel: &Selector,
 ) -> Vec<crate::socket_info::SocketInfo> {
     let describer = callbacks.describer(local.path());
+    let server_id = local.server_id();
     selected(local, sel)
         .into_iter()
-        .map(|(id, rooms)| describe(describer.as_ref(), &id).into_info(id, rooms))
+        .map(|(id, rooms)| describe(describer.as_ref(), &id).into_info(id, rooms, server_id))
         .collect()
 }
 
@@ -152,6 +153,10 @@ pub(super) fn fetch_reply<E: SocketEmitter>(
         #[serde(rename = "requestId", skip_serializing_if = "Option::is_none")]
         request_id: Option<serde_json::Value>,
         sockets: Vec<NodeSocket<'a>>,
+        /// Ours only (Node ignores it): socketioxide's id of the server the sockets are
+        /// on, for the `RemoteSocket`s of the requester's `io.fetch_sockets()`.
+        #[serde(rename = "serverId")]
+        server_id: &'a str,
     }
     let describer = callbacks.describer(local.path());
     let sockets = selected(local, sel);
@@ -165,6 +170,7 @@ pub(super) fn fetch_reply<E: SocketEmitter>(
         })
         .collect();
     let (placeholder, empty) = &*PLACEHOLDER;
+    let server_id = local.server_id();
     let reply = Reply {
         request_id: request_id.to_json(),
         sockets: sockets
@@ -182,6 +188,7 @@ pub(super) fn fetch_reply<E: SocketEmitter>(
                 }
             })
             .collect(),
+        server_id: server_id.as_str(),
     };
     serde_json::to_vec(&reply).unwrap_or_default()
 }

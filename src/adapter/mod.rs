@@ -2,7 +2,9 @@
 //!
 //! * `broadcast`: the broadcast path, both ways;
 //! * `respond`: answering other servers' requests;
-//! * `local`: operations on this server's own sockets (and Node's socket-id rooms).
+//! * `local`: operations on this server's own sockets (and Node's socket-id rooms);
+//! * `remote`: sockets of other servers as socketioxide's `RemoteSocket`s (stand-ins
+//!   for Node sockets, server uids).
 //!
 //! Operations that reach other servers publish on the namespace's channels through its
 //! [`NsCore`]; what other servers publish arrives through the cluster's router
@@ -10,6 +12,7 @@
 
 mod broadcast;
 mod local;
+mod remote;
 mod respond;
 
 use crate::ack_stream::AckStream;
@@ -22,10 +25,10 @@ use crate::socket_info::SocketInfo;
 use crate::stats::Counters;
 use crate::wire::message::NodePacket;
 use crate::wire::request::{Request, Selector};
-use broadcast::{selector, wire_options};
+use broadcast::{Ids, selector, single_socket, wire_options};
 use rmpv::Value;
 use socketioxide_core::{
-    Sid, Uid,
+    Uid,
     adapter::{
         BroadcastOptions, CoreAdapter, CoreLocalAdapter, DefinedAdapter, RemoteSocketData, Room,
         RoomParam, SocketEmitter, Spawnable,
@@ -36,7 +39,6 @@ use socketioxide_core::{
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -110,9 +112,10 @@ impl<E: SocketEmitter> ClusterAdapter<E> {
         ]
     }
 
-    /// Whether `opts` keep the operation on this server.
+    /// Whether `opts` keep the operation on this server (a `RemoteSocket` of this
+    /// server carries socketioxide's server id, not our uid on the wire).
     fn is_local(&self, opts: &BroadcastOptions) -> bool {
-        opts.is_local(self.uid)
+        opts.is_local(self.uid) || opts.is_local(self.local.server_id())
     }
 
     /// Joins or leaves `rooms` on every server: confirmed by Redis first (so any later
@@ -123,8 +126,9 @@ impl<E: SocketEmitter> ClusterAdapter<E> {
         rooms: Vec<Room>,
         join: bool,
     ) -> Result<(), Error> {
+        remote::known(&self.core, &opts).await?;
         if !self.is_local(&opts)
-            && let Some(sel) = selector(&opts)
+            && let Some(sel) = selector(&opts, Ids::of(&self.core))
         {
             let req = Request::JoinLeave {
                 uid: Some(self.core.uid().to_owned()),
@@ -209,6 +213,9 @@ impl<E: SocketEmitter> CoreAdapter<E> for ClusterAdapter<E> {
         packet: Packet,
         opts: BroadcastOptions,
     ) -> Result<(), BroadcastError> {
+        remote::known(&self.core, &opts)
+            .await
+            .map_err(adapter_err)?;
         let mut remote = Ok(());
         if !self.is_local(&opts) {
             remote = broadcast::publish(&self.core, self.local.parser(), &packet, &opts).await;
@@ -229,6 +236,7 @@ impl<E: SocketEmitter> CoreAdapter<E> for ClusterAdapter<E> {
         opts: BroadcastOptions,
         timeout: Option<Duration>,
     ) -> Result<Self::AckStream, Error> {
+        remote::known(&self.core, &opts).await?;
         local::join_id_rooms_of(&self.local, &opts);
         if self.is_local(&opts) {
             let (stream, _) = self.local.broadcast_with_ack(packet, opts, timeout);
@@ -241,7 +249,7 @@ impl<E: SocketEmitter> CoreAdapter<E> for ClusterAdapter<E> {
         let pending = self.core.register();
         // Targets nobody: nothing is sent, no count will come back.
         let mut others = 0;
-        if let Some(mut wire) = wire_options(&opts) {
+        if let Some(mut wire) = wire_options(&opts, Ids::of(&self.core)) {
             // Node compat: the requester tells receivers how long acks are awaited.
             wire.flags.push((
                 "timeout".to_owned(),
@@ -256,6 +264,9 @@ impl<E: SocketEmitter> CoreAdapter<E> for ClusterAdapter<E> {
             // Hung peers (see `liveness`) would never send their count: not waited for.
             (others, _) = self.core.publish_request(&req).await?;
         }
+        // Node's acks do not say which socket answered; when one socket is targeted,
+        // it is that one.
+        let single = single_socket(&opts);
         let (stream, _) = self.local.broadcast_with_ack(packet, opts, Some(timeout));
         Ok(AckStream::cluster(
             stream,
@@ -263,6 +274,7 @@ impl<E: SocketEmitter> CoreAdapter<E> for ClusterAdapter<E> {
             others,
             timeout,
             self.parser,
+            single,
         ))
     }
 
@@ -285,8 +297,11 @@ impl<E: SocketEmitter> CoreAdapter<E> for ClusterAdapter<E> {
     }
 
     async fn disconnect_socket(&self, opts: BroadcastOptions) -> Result<(), BroadcastError> {
+        remote::known(&self.core, &opts)
+            .await
+            .map_err(adapter_err)?;
         if !self.is_local(&opts)
-            && let Some(sel) = selector(&opts)
+            && let Some(sel) = selector(&opts, Ids::of(&self.core))
         {
             let req = Request::Disconnect {
                 uid: Some(self.core.uid().to_owned()),
@@ -302,6 +317,7 @@ impl<E: SocketEmitter> CoreAdapter<E> for ClusterAdapter<E> {
     }
 
     async fn rooms(&self, opts: BroadcastOptions) -> Result<Vec<Room>, Error> {
+        remote::known(&self.core, &opts).await?;
         local::join_id_rooms_of(&self.local, &opts);
         let mut rooms: BTreeSet<String> = self
             .local
@@ -310,7 +326,7 @@ impl<E: SocketEmitter> CoreAdapter<E> for ClusterAdapter<E> {
             .map(|r| r.to_string())
             .collect();
         if !self.is_local(&opts)
-            && let Some(sel) = selector(&opts)
+            && let Some(sel) = selector(&opts, Ids::of(&self.core))
         {
             let everyone = sel.rooms.is_empty() && sel.except.is_empty();
             if everyone {
@@ -329,24 +345,16 @@ impl<E: SocketEmitter> CoreAdapter<E> for ClusterAdapter<E> {
         local::join_id_rooms_of(&self.local, &opts);
         let mut out = self.local.fetch_sockets(opts.clone());
         if !self.is_local(&opts)
-            && let Some(sel) = selector(&opts)
+            && let Some(sel) = selector(&opts, Ids::of(&self.core))
         {
-            let ns = self.local.path().clone();
-            // socketioxide ids are 16 characters; Node socket ids (20) cannot be
-            // represented as `RemoteSocketData` and are left out here (the handle's
-            // string-id calls include them).
-            out.extend(
-                remote_fetch(&self.core, sel)
-                    .await?
-                    .into_iter()
-                    .filter_map(|s| {
-                        Some(RemoteSocketData {
-                            id: Sid::from_str(&s.id).ok()?,
-                            server_id: Uid::ZERO,
-                            ns: ns.clone(),
-                        })
-                    }),
-            );
+            let complete = sel.rooms.is_empty() && sel.except.is_empty();
+            let found = remote_fetch(&self.core, sel).await?;
+            out.extend(remote::sockets(
+                &self.core,
+                self.local.path(),
+                found,
+                complete,
+            ));
         }
         Ok(out)
     }

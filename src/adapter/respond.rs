@@ -193,10 +193,11 @@ fn answer_broadcast_with_ack<E: SocketEmitter>(
         return;
     };
     // Node compat: only the first ack argument is forwarded.
-    let acks = stream.filter_map(move |(_sid, res)| {
+    // Ours only: the reply also names the socket that answered (Node ignores `sid`).
+    let acks = stream.filter_map(move |(sid, res)| {
         let ack = res.ok().map(|mut value| {
             let first = parser.first_arg(&mut value).unwrap_or(rmpv::Value::Nil);
-            Response::encode_broadcast_ack(&request_id, &first)
+            Response::encode_broadcast_ack(&request_id, &first, Some(sid.as_str()))
         });
         std::future::ready(ack)
     });

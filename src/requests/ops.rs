@@ -25,18 +25,31 @@ pub(crate) async fn remote_fetch(core: &NsCore, sel: Selector) -> Result<Vec<Soc
         "fetchSockets",
         core,
         |replies| {
-            replies
-                .iter()
-                .filter_map(|r| match r.get("sockets") {
-                    Some(Value::Array(s)) => Some(
-                        s.iter()
-                            .filter_map(SocketInfo::from_node)
-                            .collect::<Vec<_>>(),
-                    ),
-                    _ => None,
-                })
-                .flatten()
-                .collect()
+            let mut out = Vec::new();
+            for r in &replies {
+                let Some(Value::Array(sockets)) = r.get("sockets") else {
+                    continue;
+                };
+                // Ours only: our servers say who they are (Node's replies do not).
+                let server = r
+                    .get("serverId")
+                    .and_then(Value::as_str)
+                    .and_then(|s| s.parse().ok());
+                for s in sockets {
+                    match SocketInfo::from_node(s) {
+                        Some(mut info) => {
+                            info.server_id = server;
+                            out.push(info);
+                        }
+                        // Node would list it with an undefined id; nobody could reach it.
+                        None => core.shared().counters.malformed(
+                            core.channels().response(),
+                            &"fetchSockets entry without an id",
+                        ),
+                    }
+                }
+            }
+            out
         },
         |s: &Vec<SocketInfo>| Partial::Sockets(s.clone()),
     )

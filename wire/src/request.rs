@@ -720,13 +720,21 @@ impl Response {
     }
 
     /// msgpack `{type: 9, requestId, packet}`: one client's acknowledgement (its first
-    /// argument; binary kept).
-    pub fn encode_broadcast_ack(request_id: &RequestId, packet: &Value) -> Vec<u8> {
+    /// argument; binary kept). `sid`, when given, names the socket that answered, in a
+    /// field Node ignores (our servers send it, see PROTOCOL.md).
+    pub fn encode_broadcast_ack(
+        request_id: &RequestId,
+        packet: &Value,
+        sid: Option<&str>,
+    ) -> Vec<u8> {
         let mut m = vec![(Value::from("type"), Value::from(kind::BROADCAST_ACK))];
         if let Some(id) = request_id.value() {
             m.push((Value::from("requestId"), id.clone()));
         }
         m.push((Value::from("packet"), packet.clone()));
+        if let Some(sid) = sid {
+            m.push((Value::from("sid"), Value::from(sid)));
+        }
         codec::to_vec(&Value::Map(m))
     }
 }
@@ -804,6 +812,7 @@ mod fixture_tests {
                     Some(kind::BROADCAST_ACK) => Response::encode_broadcast_ack(
                         &RequestId::new(res.request_id.clone()),
                         res.get("packet").unwrap(),
+                        None,
                     ),
                     _ => {
                         res.take("requestId");

@@ -16,6 +16,9 @@ pub(crate) enum TransportKind {
     InProcess(InProcessBus),
 }
 
+/// Default of [`ClusterOptions::max_node_stand_ins`].
+pub(crate) const DEFAULT_MAX_NODE_STAND_INS: usize = 65_536;
+
 /// Default of [`ClusterOptions::max_message_size`]: 16 MiB.
 pub(crate) const DEFAULT_MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
 
@@ -30,6 +33,8 @@ pub(crate) const DEFAULT_MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
 /// | [`max_message_size`](Self::max_message_size) | 16 MiB | — |
 /// | [`publish_on_specific_response_channel`](Self::publish_on_specific_response_channel) | false | `publishOnSpecificResponseChannel` |
 /// | [`heartbeat`](Self::heartbeat) | 2 s / 8 s | (ours: liveness between Rust servers) |
+/// | [`strict_delivery`](Self::strict_delivery) | false | — |
+/// | [`max_node_stand_ins`](Self::max_node_stand_ins) | 65,536 | — |
 /// | [`tls_root_cert`](Self::tls_root_cert) | system roots | (client `tls.ca`) |
 ///
 /// Invalid combinations fail in [`build`](Self::build) (which
@@ -52,6 +57,7 @@ pub struct ClusterConfig {
     pub(crate) heartbeat_timeout: Duration,
     pub(crate) count_peers_only: bool,
     pub(crate) strict_delivery: bool,
+    pub(crate) max_node_stand_ins: usize,
 }
 
 impl Default for ClusterOptions {
@@ -92,6 +98,7 @@ impl ClusterOptions {
             heartbeat_timeout: Duration::from_secs(8),
             count_peers_only: false,
             strict_delivery: false,
+            max_node_stand_ins: DEFAULT_MAX_NODE_STAND_INS,
         })
     }
 
@@ -193,6 +200,15 @@ impl ClusterOptions {
         self
     }
 
+    /// How many stand-in `Sid`s of Node sockets (what `io.fetch_sockets()` returns for
+    /// sockets of Node servers, see README "Mixed clusters") this server keeps, about 100
+    /// bytes each. One that was dropped is found again by asking the cluster (one
+    /// fetchSockets round) the next time it is used. Default 65,536; at least 2.
+    pub fn max_node_stand_ins(mut self, entries: usize) -> Self {
+        self.0.max_node_stand_ins = entries;
+        self
+    }
+
     /// Validates the options: every check [`Cluster::connect`](crate::Cluster::connect)
     /// makes before opening a connection (empty key, zero timeouts or queue, heartbeat
     /// timeout not above its interval, an unusable `tls_root_cert`).
@@ -254,6 +270,11 @@ impl ClusterConfig {
         self.strict_delivery
     }
 
+    /// Stand-in `Sid`s of Node sockets kept at most.
+    pub fn max_node_stand_ins(&self) -> usize {
+        self.max_node_stand_ins
+    }
+
     /// The Redis URL, password hidden; `None` for the in-process bus.
     pub fn redis_url(&self) -> Option<String> {
         match &self.transport {
@@ -276,6 +297,9 @@ impl ClusterConfig {
         }
         if self.publish_queue == 0 {
             return Err(Error::config("publish_queue must be at least 1"));
+        }
+        if self.max_node_stand_ins < 2 {
+            return Err(Error::config("max_node_stand_ins must be at least 2"));
         }
         if self.max_message_size == 0 {
             return Err(Error::config("max_message_size must be at least 1"));
@@ -341,71 +365,10 @@ impl std::fmt::Debug for ClusterConfig {
             .field("heartbeat_timeout", &self.heartbeat_timeout)
             .field("count_peers_only", &self.count_peers_only)
             .field("strict_delivery", &self.strict_delivery)
+            .field("max_node_stand_ins", &self.max_node_stand_ins)
             .finish()
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_match_node() {
-        let o = ClusterOptions::new("redis://127.0.0.1").build().unwrap();
-        assert_eq!(o.key(), "socket.io");
-        assert_eq!(o.requests_timeout(), Duration::from_millis(5000));
-        assert_eq!(o.connect_timeout(), Duration::from_secs(5));
-        assert_eq!(o.publish_queue(), 8192);
-        assert_eq!(o.max_message_size(), 16 * 1024 * 1024);
-        assert!(!o.publish_on_specific_response_channel());
-        assert_eq!(o.heartbeat_interval(), Duration::from_secs(2));
-        assert_eq!(o.heartbeat_timeout(), Duration::from_secs(8));
-        assert!(!o.count_peers_only());
-        assert_eq!(o.redis_url().as_deref(), Some("redis://127.0.0.1"));
-        assert!(o.tls_root_cert().is_none());
-        let d = ClusterOptions::default().build().unwrap();
-        assert_eq!(d.redis_url().as_deref(), Some("redis://127.0.0.1:6379"));
-    }
-
-    #[test]
-    fn debug_hides_password() {
-        let o = ClusterOptions::new("redis://alice:s3cret@host:6380/2");
-        let dbg = format!("{o:?}");
-        assert!(!dbg.contains("s3cret"), "{dbg}");
-        assert!(dbg.contains("redis://alice:***@host:6380/2"), "{dbg}");
-        assert!(!format!("{:?}", ClusterOptions::new("rediss://pw@h")).contains("pw@"));
-    }
-
-    /// A syntactically valid certificate (any will do: only the combination is checked).
-    const PEM_FOR_TEST: &str =
-        "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ3g=\n-----END CERTIFICATE-----\n";
-
-    #[test]
-    fn a_config_error_keeps_its_cause() {
-        let pem = "-----BEGIN CERTIFICATE-----\n!!not base64!!\n-----END CERTIFICATE-----\n";
-        let err = ClusterOptions::new("rediss://h")
-            .tls_root_cert(pem)
-            .build()
-            .unwrap_err();
-        let config = std::error::Error::source(&err).expect("the ConfigError");
-        assert!(std::error::Error::source(config).is_some(), "{err}");
-    }
-
-    #[test]
-    fn invalid_options_fail() {
-        let invalid = [
-            ClusterOptions::new("redis://h").key(""),
-            ClusterOptions::new("redis://h").publish_queue(0),
-            ClusterOptions::new("redis://h").requests_timeout(Duration::ZERO),
-            ClusterOptions::new("redis://h")
-                .heartbeat(Duration::from_secs(2), Duration::from_secs(2)),
-            ClusterOptions::new("rediss://h").tls_root_cert("not a pem"),
-            ClusterOptions::new("REDISS://h").tls_root_cert("not a pem"),
-            ClusterOptions::new("redis://h").tls_root_cert(PEM_FOR_TEST),
-        ];
-        for o in invalid {
-            let dbg = format!("{o:?}");
-            assert!(matches!(o.build(), Err(Error::Config(_))), "{dbg}");
-        }
-    }
-}
+mod tests;

@@ -2,7 +2,10 @@
 //! `adapter.allRooms()`, `fetchSockets()`, `remoteJoin`, `serverSideEmit`, `customRequest`…
 //!
 //! Socket ids are strings here, so Node sockets of a mixed cluster (20-character ids that
-//! socketioxide's `Sid` cannot hold) are included.
+//! socketioxide's `Sid` cannot hold) are included. [`Namespace::sid_for`] and
+//! [`Namespace::socket_id`] translate between them and the stand-in `Sid`s that
+//! socketioxide's own API (`io.fetch_sockets()`) gives Node sockets; the calls taking
+//! an id accept a stand-in's text too.
 
 use crate::callbacks::Callbacks;
 use crate::error::{Error, Partial};
@@ -18,6 +21,8 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+
+mod ids;
 
 /// Cluster-wide operations on one namespace. Get it with [`Cluster::of`](crate::Cluster::of).
 #[derive(Clone)]
@@ -92,6 +97,7 @@ impl Namespace {
     /// Rooms of socket `id`, wherever it is connected (Node: `clientRooms(id)`).
     pub async fn client_rooms(&self, id: &str) -> Result<Vec<String>, Error> {
         let ops = self.ops()?;
+        let id = &*self.real_id(&ops, id);
         let sel = Selector::new(vec![id.to_owned()], vec![]);
         if let Some(s) = ops.local_fetch(&sel).into_iter().find(|s| s.id == id) {
             return Ok(s.rooms);
@@ -139,6 +145,7 @@ impl Namespace {
 
     async fn remote_op(&self, id: &str, op: RemoteOp) -> Result<(), Error> {
         let ops = self.ops()?;
+        let id = &*self.real_id(&ops, id);
         let sel = Selector::new(vec![id.to_owned()], vec![]);
         let apply_local = |ops: &Arc<dyn NsOps>| match &op {
             RemoteOp::Join(room) => ops.apply_join_leave(&sel, std::slice::from_ref(room), true),
