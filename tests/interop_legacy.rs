@@ -972,10 +972,19 @@ async fn rust_queries_answered_by_legacy() {
             ns.client_rooms("AAAAAAAAAAAAAAAAAAAA").await,
             Err(Error::SocketNotFound(_))
         ));
-        // socketioxide's API: Rust sockets only (a 20-character id is no `Sid`), and the
-        // rooms of a selection through REMOTE_FETCH.
+        // socketioxide's API: every socket, the legacy one under its stand-in `Sid` (and
+        // reachable through it), and the rooms of a selection through REMOTE_FETCH.
         let got = r.io.fetch_sockets().await.unwrap();
-        assert_eq!(set(got.iter().map(|s| s.data().id)), sset![ra_id, rb_id]);
+        let stand_in = ns.sid_for(&la_id);
+        assert_eq!(
+            set(got.iter().map(|s| s.data().id)),
+            sset![ra_id, rb_id, stand_in]
+        );
+        let legacy_socket = got.iter().find(|s| s.data().id == stand_in).unwrap();
+        assert_eq!(
+            set(legacy_socket.rooms().await.unwrap()),
+            sset!["a", "shared", &la_id]
+        );
         let rooms = set(r.io.to("shared").rooms().await.unwrap());
         assert!(rooms.contains("a") && !rooms.contains("r2"), "{rooms:?}");
         assert_eq!(r.cluster.pending_requests(), 0);
@@ -1202,10 +1211,11 @@ async fn rust_requests_unknown_to_legacy() {
         .collect();
     let key_req = format!("{}-request", legacy.ready_info()["key"].as_str().unwrap());
     let key_res = format!("{}-response", legacy.ready_info()["key"].as_str().unwrap());
-    // 0x85: msgpack map of 5 {uid, requestId, type: 7, packet, opts}; 0x83: {type: 9, ..}.
+    // 0x85: msgpack map of 5 {uid, requestId, type: 7, packet, opts}; 0x84: {type: 9,
+    // requestId, packet, sid}.
     assert_eq!(
         not_json,
-        vec![format!("{key_req} 133"), format!("{key_res} 131")]
+        vec![format!("{key_req} 133"), format!("{key_res} 132")]
     );
     let errors = adapter_errors(&events);
     assert_eq!(errors.len(), 2, "{events:?}");

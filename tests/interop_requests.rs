@@ -276,22 +276,24 @@ async fn fetch_sockets_both_directions() {
         assert_eq!(r.cluster.pending_requests(), 0);
     }
 
-    // --- socketioxide's io.fetch_sockets(): Rust sockets of every Rust server, never a
-    // Node socket (its 20-character id cannot be a socketioxide `Sid`; documented).
+    // --- socketioxide's io.fetch_sockets(): every socket, Node ones under their stand-in
+    // `Sid`s (tests/mixed_api.rs has the rest).
+    let ns = r1.cluster.of("/");
+    let (sna, snab) = (ns.sid_for(&na_id), ns.sid_for(&nab_id));
     let got = r1.io.fetch_sockets().await.unwrap();
     assert_eq!(
         set(got.iter().map(|s| s.data().id.to_string())),
-        sset![ra_id, rab_id, rnone_id]
+        sset![ra_id, rab_id, rnone_id, sna, snab]
     );
     let got = r1.io.to("a").fetch_sockets().await.unwrap();
     assert_eq!(
         set(got.iter().map(|s| s.data().id.to_string())),
-        sset![ra_id, rab_id]
+        sset![ra_id, rab_id, sna, snab]
     );
     let got = r2.io.to("a").except("b").fetch_sockets().await.unwrap();
     assert_eq!(
         set(got.iter().map(|s| s.data().id.to_string())),
-        sset![ra_id]
+        sset![ra_id, sna]
     );
 
     // --- A Rust server that describes its sockets: Node's fetchSockets (and the Rust
@@ -1131,16 +1133,8 @@ async fn remote_socket_ops_both_directions() {
         sset!["x", na_id.as_str()]
     );
 
-    // --- From Rust: string ids on the handle (socketioxide's RemoteSocket cannot hold a
-    // Node id, so io.fetch_sockets() does not return it).
-    assert!(
-        r1.io
-            .fetch_sockets()
-            .await
-            .unwrap()
-            .iter()
-            .all(|s| s.data().id.to_string() != na_id)
-    );
+    // --- From Rust: string ids on the handle (socketioxide's RemoteSockets of Node
+    // sockets are in tests/mixed_api.rs).
     let ns = r1.cluster.of("/");
     ns.remote_join(&na_id, "from-rust").await.unwrap();
     assert_eq!(

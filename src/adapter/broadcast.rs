@@ -28,8 +28,9 @@ pub(super) fn publish<'a>(
     parser: impl Parse,
     packet: &Packet,
     opts: &BroadcastOptions,
+    ids: &Ids<'_>,
 ) -> impl Future<Output = Result<(), Error>> + Send + 'a {
-    let encoded = encode(core, parser, packet, opts);
+    let encoded = encode(core, parser, packet, opts, ids);
     async move {
         let Some((channel, bytes, mut mode)) = encoded? else {
             return Ok(());
@@ -62,12 +63,13 @@ fn encode(
     parser: impl Parse,
     packet: &Packet,
     opts: &BroadcastOptions,
+    ids: &Ids<'_>,
 ) -> Result<Option<(String, Bytes, Mode)>, Error> {
     let Some(data) = packet::node_data(parser, packet) else {
         return Ok(None); // not an event: nothing Node could deliver
     };
     let data = data?;
-    let Some(wire) = wire_options(opts, Ids::of(core)) else {
+    let Some(wire) = wire_options(opts, ids) else {
         return Ok(None); // targets nobody
     };
     let channel = core.channels().for_rooms(&wire.room_names());
@@ -176,10 +178,13 @@ fn is_from(payload: &[u8], uid: &[u8]) -> bool {
 
 /// How the socket ids in socketioxide options become the ids Node servers know: a
 /// stand-in `Sid` of a Node socket (see `stand_in`) is sent as that socket's real id.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub(super) struct Ids<'a> {
     nsp: &'a str,
     stand_ins: Option<&'a StandIns>,
+    /// The real id of the one socket targeted, looked up beforehand (see
+    /// `remote::ids`), so that it cannot be evicted from the table in between.
+    pinned: Option<(Sid, String)>,
 }
 
 impl<'a> Ids<'a> {
@@ -188,7 +193,14 @@ impl<'a> Ids<'a> {
         Ids {
             nsp: core.nsp(),
             stand_ins: Some(&core.shared().stand_ins),
+            pinned: None,
         }
+    }
+
+    /// These ids, with `sid` known to stand for `id`.
+    pub(super) fn pin(mut self, sid: Sid, id: String) -> Self {
+        self.pinned = Some((sid, id));
+        self
     }
 
     /// Pushes `room`, and the real id of the Node socket when `room` is its stand-in
@@ -210,15 +222,21 @@ impl<'a> Ids<'a> {
         // Only sockets of Node servers have stand-ins: a socket of one of ours is
         // addressed by its real id even if it happens to equal a stand-in.
         let on_node = server.is_none_or(|s| s == NODE_SERVER);
-        on_node
-            .then(|| self.stand_ins.and_then(|t| t.real_id(self.nsp, sid)))
-            .flatten()
-            .unwrap_or_else(|| sid.to_string())
+        if !on_node {
+            return sid.to_string();
+        }
+        match &self.pinned {
+            Some((pinned, id)) if *pinned == sid => id.clone(),
+            _ => self
+                .stand_ins
+                .and_then(|t| t.real_id(self.nsp, sid))
+                .unwrap_or_else(|| sid.to_string()),
+        }
     }
 }
 
 /// socketioxide options → Node's `{rooms, except, flags}`; `None` when nobody is targeted.
-pub(super) fn wire_options(opts: &BroadcastOptions, ids: Ids<'_>) -> Option<WireOptions> {
+pub(super) fn wire_options(opts: &BroadcastOptions, ids: &Ids<'_>) -> Option<WireOptions> {
     let sel = selector(opts, ids)?;
     let mut flags = Vec::new();
     if opts.has_flag(BroadcastFlags::Volatile) {
@@ -239,7 +257,7 @@ pub(super) fn single_socket(opts: &BroadcastOptions) -> Option<Sid> {
 
 /// socketioxide options → Node's socket selector `{rooms, except}`; `None` when nobody
 /// is targeted.
-pub(super) fn selector(opts: &BroadcastOptions, ids: Ids<'_>) -> Option<Selector> {
+pub(super) fn selector(opts: &BroadcastOptions, ids: &Ids<'_>) -> Option<Selector> {
     let broadcast = opts.has_flag(BroadcastFlags::Broadcast);
     let mut rooms: Vec<String> = Vec::with_capacity(opts.rooms.len());
     for r in &opts.rooms {
@@ -270,9 +288,10 @@ mod tests {
     use super::*;
     use std::borrow::Cow;
 
-    const NO_IDS: Ids<'static> = Ids {
+    const NO_IDS: &Ids<'static> = &Ids {
         nsp: "/",
         stand_ins: None,
+        pinned: None,
     };
 
     #[test]
@@ -316,9 +335,10 @@ mod tests {
         let table = StandIns::new(16);
         let node_id = "Yx2_lW1zL-2kGn4kAAAB";
         let sid = table.record("/", node_id);
-        let ids = Ids {
+        let ids = &Ids {
             nsp: "/",
             stand_ins: Some(&table),
+            pinned: None,
         };
         // A RemoteSocket of a Node server: its real id.
         let mut opts = BroadcastOptions::new(sid);
@@ -338,9 +358,10 @@ mod tests {
         assert_eq!(wire.room_names(), both);
         assert_eq!(wire.except_names(), both);
         // Another namespace does not know it.
-        let other = Ids {
+        let other = &Ids {
             nsp: "/admin",
             stand_ins: Some(&table),
+            pinned: None,
         };
         assert_eq!(
             wire_options(&opts, other).unwrap().room_names(),

@@ -25,7 +25,7 @@ use crate::socket_info::SocketInfo;
 use crate::stats::Counters;
 use crate::wire::message::NodePacket;
 use crate::wire::request::{Request, Selector};
-use broadcast::{Ids, selector, single_socket, wire_options};
+use broadcast::{selector, single_socket, wire_options};
 use rmpv::Value;
 use socketioxide_core::{
     Uid,
@@ -126,9 +126,9 @@ impl<E: SocketEmitter> ClusterAdapter<E> {
         rooms: Vec<Room>,
         join: bool,
     ) -> Result<(), Error> {
-        remote::known(&self.core, &opts).await?;
+        let ids = remote::ids(&self.core, &opts).await?;
         if !self.is_local(&opts)
-            && let Some(sel) = selector(&opts, Ids::of(&self.core))
+            && let Some(sel) = selector(&opts, &ids)
         {
             let req = Request::JoinLeave {
                 uid: Some(self.core.uid().to_owned()),
@@ -213,12 +213,11 @@ impl<E: SocketEmitter> CoreAdapter<E> for ClusterAdapter<E> {
         packet: Packet,
         opts: BroadcastOptions,
     ) -> Result<(), BroadcastError> {
-        remote::known(&self.core, &opts)
-            .await
-            .map_err(adapter_err)?;
+        let ids = remote::ids(&self.core, &opts).await.map_err(adapter_err)?;
         let mut remote = Ok(());
         if !self.is_local(&opts) {
-            remote = broadcast::publish(&self.core, self.local.parser(), &packet, &opts).await;
+            remote =
+                broadcast::publish(&self.core, self.local.parser(), &packet, &opts, &ids).await;
         }
         local::join_id_rooms_of(&self.local, &opts);
         let local = self.local.broadcast(packet, opts);
@@ -236,7 +235,7 @@ impl<E: SocketEmitter> CoreAdapter<E> for ClusterAdapter<E> {
         opts: BroadcastOptions,
         timeout: Option<Duration>,
     ) -> Result<Self::AckStream, Error> {
-        remote::known(&self.core, &opts).await?;
+        let ids = remote::ids(&self.core, &opts).await?;
         local::join_id_rooms_of(&self.local, &opts);
         if self.is_local(&opts) {
             let (stream, _) = self.local.broadcast_with_ack(packet, opts, timeout);
@@ -249,7 +248,7 @@ impl<E: SocketEmitter> CoreAdapter<E> for ClusterAdapter<E> {
         let pending = self.core.register();
         // Targets nobody: nothing is sent, no count will come back.
         let mut others = 0;
-        if let Some(mut wire) = wire_options(&opts, Ids::of(&self.core)) {
+        if let Some(mut wire) = wire_options(&opts, &ids) {
             // Node compat: the requester tells receivers how long acks are awaited.
             wire.flags.push((
                 "timeout".to_owned(),
@@ -297,11 +296,9 @@ impl<E: SocketEmitter> CoreAdapter<E> for ClusterAdapter<E> {
     }
 
     async fn disconnect_socket(&self, opts: BroadcastOptions) -> Result<(), BroadcastError> {
-        remote::known(&self.core, &opts)
-            .await
-            .map_err(adapter_err)?;
+        let ids = remote::ids(&self.core, &opts).await.map_err(adapter_err)?;
         if !self.is_local(&opts)
-            && let Some(sel) = selector(&opts, Ids::of(&self.core))
+            && let Some(sel) = selector(&opts, &ids)
         {
             let req = Request::Disconnect {
                 uid: Some(self.core.uid().to_owned()),
@@ -317,7 +314,7 @@ impl<E: SocketEmitter> CoreAdapter<E> for ClusterAdapter<E> {
     }
 
     async fn rooms(&self, opts: BroadcastOptions) -> Result<Vec<Room>, Error> {
-        remote::known(&self.core, &opts).await?;
+        let ids = remote::ids(&self.core, &opts).await?;
         local::join_id_rooms_of(&self.local, &opts);
         let mut rooms: BTreeSet<String> = self
             .local
@@ -326,7 +323,7 @@ impl<E: SocketEmitter> CoreAdapter<E> for ClusterAdapter<E> {
             .map(|r| r.to_string())
             .collect();
         if !self.is_local(&opts)
-            && let Some(sel) = selector(&opts, Ids::of(&self.core))
+            && let Some(sel) = selector(&opts, &ids)
         {
             let everyone = sel.rooms.is_empty() && sel.except.is_empty();
             if everyone {
@@ -342,10 +339,11 @@ impl<E: SocketEmitter> CoreAdapter<E> for ClusterAdapter<E> {
     }
 
     async fn fetch_sockets(&self, opts: BroadcastOptions) -> Result<Vec<RemoteSocketData>, Error> {
+        let ids = remote::ids(&self.core, &opts).await?;
         local::join_id_rooms_of(&self.local, &opts);
         let mut out = self.local.fetch_sockets(opts.clone());
         if !self.is_local(&opts)
-            && let Some(sel) = selector(&opts, Ids::of(&self.core))
+            && let Some(sel) = selector(&opts, &ids)
         {
             let complete = sel.rooms.is_empty() && sel.except.is_empty();
             let found = remote_fetch(&self.core, sel).await?;

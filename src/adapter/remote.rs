@@ -2,11 +2,11 @@
 //! one of our servers keeps its id and gets its server's uid; a socket of a Node server
 //! gets a stand-in `Sid` (see `stand_in`) and [`NODE_SERVER`].
 
-use super::broadcast::single_socket;
+use super::broadcast::{Ids, single_socket};
 use crate::error::Error;
 use crate::requests::{NsCore, remote_fetch};
 use crate::socket_info::SocketInfo;
-use crate::stand_in::NODE_SERVER;
+use crate::stand_in::{self, NODE_SERVER};
 use crate::wire::request::Selector;
 use socketioxide_core::{
     Sid, Str,
@@ -15,26 +15,35 @@ use socketioxide_core::{
 use std::collections::HashSet;
 use std::str::FromStr;
 
-/// A remote-socket operation on a socket of a Node server needs the socket's real id:
-/// when its stand-in is not in the table (evicted, or from another server), the cluster
-/// is asked again; a stand-in no server has any more is an error, never an operation
-/// that silently reaches nobody.
-pub(super) async fn known(core: &NsCore, opts: &BroadcastOptions) -> Result<(), Error> {
+/// How the socket ids of `opts` go on the wire. A remote-socket operation on a socket
+/// of a Node server needs the socket's real id: when its stand-in is not in the table
+/// (dropped, or listed by another server), the cluster is asked again; a stand-in no
+/// server has any more is an error, never an operation that silently reaches nobody.
+pub(super) async fn ids<'a>(core: &'a NsCore, opts: &BroadcastOptions) -> Result<Ids<'a>, Error> {
+    let ids = Ids::of(core);
     let Some(sid) = single_socket(opts).filter(|_| opts.server_id == Some(NODE_SERVER)) else {
-        return Ok(());
+        return Ok(ids);
     };
-    let stand_ins = &core.shared().stand_ins;
-    if stand_ins.real_id(core.nsp(), sid).is_some() {
-        return Ok(());
+    let (nsp, stand_ins) = (core.nsp(), &core.shared().stand_ins);
+    if let Some(id) = stand_ins.real_id(nsp, sid) {
+        return Ok(ids.pin(sid, id));
     }
     let everyone = Selector::new(vec![], vec![]);
     let found = remote_fetch(core, everyone).await?;
-    sockets(core, &Str::from(core.nsp().to_owned()), found, true);
-    match stand_ins.real_id(core.nsp(), sid) {
-        Some(_) => Ok(()),
+    let id = found
+        .iter()
+        .find(|s| stand_in::stand_in(nsp, &s.id) == sid)
+        .map(|s| s.id.clone());
+    // Every socket of the namespace was listed: the table is brought up to date.
+    sockets(core, &Str::from(nsp.to_owned()), found, true);
+    match id {
+        Some(id) => {
+            stand_ins.record(nsp, &id);
+            Ok(ids.pin(sid, id))
+        }
         None => Err(Error::UnknownSocket {
             sid: sid.to_string(),
-            nsp: core.nsp().to_owned(),
+            nsp: nsp.to_owned(),
         }),
     }
 }
