@@ -11,7 +11,8 @@
 //! * [`wire`] (its own crate, shared with the emitter): channel names, notepack-exact
 //!   msgpack, the broadcast message, requests and responses.
 //! * `error`, `stats` (counters, bounded-rate logs), `socket_info` (what fetchSockets
-//!   says about a socket, both ways), `packet` (socketioxide packets ⇄ Node data arrays).
+//!   says about a socket, both ways), `packet` (socketioxide packets ⇄ Node data arrays),
+//!   `stand_in` (the `Sid`s that stand for Node sockets in socketioxide's API).
 //! * `transport`: the Redis seam (standalone Redis, in-process bus; `connect`: opening
 //!   the connections, TLS; `gate`: the subscriber's bounded read-ahead).
 //! * `options`: [`ClusterOptions`] (builder) and [`ClusterConfig`] (validated).
@@ -71,6 +72,10 @@
 //!   subscriber count (`PUBSUB NUMSUB`, pipelined with the request's PUBLISH). [`Cluster::of`] gives the classic API ([`Namespace`]). Commands
 //!   without replies (join, leave, disconnect, server-side emit) return once Redis
 //!   accepted them, so a request sent afterwards by any server sees their effect.
+//! * **Node sockets in socketioxide's API**: `io.fetch_sockets()` lists them under
+//!   stand-in `Sid`s (a fixed hash of namespace and id; Node ids have 20 characters, a
+//!   `Sid` 16), with server id `Uid::ZERO`; `RemoteSocket` operations and `io.to(..)`
+//!   send their real ids. Sockets of our servers carry their server's id.
 //! * **Liveness**: our servers heartbeat on `<key>-heartbeat` (Node ignores it); a peer
 //!   that stops while still subscribed is not waited for ([`Error::Unresponsive`]).
 //! * **Failures**: the subscriber reconnects and re-subscribes by itself; while Redis is

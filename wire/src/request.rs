@@ -934,3 +934,36 @@ mod fixture_tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod extension_tests {
+    use super::*;
+
+    #[test]
+    fn our_broadcast_ack_names_the_socket_after_nodes_fields() {
+        let bytes = Response::encode_broadcast_ack(
+            &RequestId::new("52H2RM"),
+            &Value::from("ok"),
+            Some("NjvvwbIvlPw_JU3Z"),
+        );
+        let mut want = vec![0x84, 0xa4];
+        want.extend(b"type");
+        want.extend([0x09, 0xa9]);
+        want.extend(b"requestId");
+        want.push(0xa6);
+        want.extend(b"52H2RM");
+        want.push(0xa6);
+        want.extend(b"packet");
+        want.push(0xa2);
+        want.extend(b"ok");
+        want.push(0xa3);
+        want.extend(b"sid");
+        want.push(0xb0);
+        want.extend(b"NjvvwbIvlPw_JU3Z");
+        assert_eq!(bytes, want);
+        // Node's reading: the same requestId and packet.
+        let r = Response::decode(&bytes).unwrap();
+        assert_eq!(r.kind, Some(kind::BROADCAST_ACK));
+        assert_eq!(r.get("packet"), Some(&Value::from("ok")));
+    }
+}
