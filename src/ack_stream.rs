@@ -24,6 +24,9 @@ pub struct AckStream<E: SocketEmitter> {
     local: Pin<Box<E::AckStream>>,
     remote: Option<Remote>,
     done: bool,
+    /// One socket was targeted: it is on one server only, so its ack is the last one
+    /// and the stream ends with it (without waiting for other servers' counts of 0).
+    single: bool,
 }
 
 impl<E: SocketEmitter> std::fmt::Debug for AckStream<E> {
@@ -53,11 +56,12 @@ struct Remote {
 }
 
 impl<E: SocketEmitter> AckStream<E> {
-    pub(crate) fn local(local: E::AckStream) -> Self {
+    pub(crate) fn local(local: E::AckStream, single: bool) -> Self {
         Self {
             local: Box::pin(local),
             remote: None,
             done: false,
+            single,
         }
     }
 
@@ -80,6 +84,7 @@ impl<E: SocketEmitter> AckStream<E> {
                 single,
             }),
             done: false,
+            single: single.is_some(),
         }
     }
 }
@@ -94,10 +99,15 @@ impl<E: SocketEmitter> Stream for AckStream<E> {
         if !self.local.is_terminated()
             && let Poll::Ready(Some(item)) = self.local.as_mut().poll_next(cx)
         {
+            if self.single {
+                self.remote = None;
+                self.done = true;
+            }
             return Poll::Ready(Some(item));
         }
         if let Some(remote) = self.remote.as_mut() {
             let mut lost = false;
+            let mut last = None;
             loop {
                 let mut res = match remote.pending.poll_recv(cx) {
                     Poll::Ready(Some(res)) => res,
@@ -127,6 +137,10 @@ impl<E: SocketEmitter> Stream for AckStream<E> {
                             .or(remote.single)
                             .unwrap_or(Sid::ZERO);
                         match remote.parser.ack_value(arg) {
+                            Ok(v) if remote.single.is_some() => {
+                                last = Some((sid, Ok(v)));
+                                break;
+                            }
                             Ok(v) => return Poll::Ready(Some((sid, Ok(v)))),
                             Err(e) => {
                                 tracing::warn!(error = %e, "remote ack could not be re-encoded")
@@ -135,6 +149,11 @@ impl<E: SocketEmitter> Stream for AckStream<E> {
                     }
                     _ => {}
                 }
+            }
+            if last.is_some() {
+                self.remote = None;
+                self.done = true;
+                return Poll::Ready(last);
             }
             let all_in = remote.servers_left == 0 && remote.acks_left == 0;
             if lost || all_in || remote.deadline.as_mut().poll(cx).is_ready() {
@@ -151,6 +170,6 @@ impl<E: SocketEmitter> Stream for AckStream<E> {
 
 impl<E: SocketEmitter> FusedStream for AckStream<E> {
     fn is_terminated(&self) -> bool {
-        self.done
+        self.done || (self.remote.is_none() && self.local.is_terminated())
     }
 }

@@ -99,6 +99,25 @@ pub(super) fn all_rooms<E: SocketEmitter>(local: &CoreLocalAdapter<E>) -> Vec<St
     rooms.into_iter().collect()
 }
 
+/// The rooms the local sockets `opts` select have joined, without their own-id rooms
+/// (joined lazily for Node's socket-id addressing, see above).
+pub(super) fn joined_rooms<E: SocketEmitter>(
+    local: &CoreLocalAdapter<E>,
+    opts: BroadcastOptions,
+) -> BTreeSet<String> {
+    let sids: BTreeSet<String> = local
+        .sockets(opts.clone())
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    local
+        .rooms(opts)
+        .into_iter()
+        .map(|r| r.to_string())
+        .filter(|r| !sids.contains(r))
+        .collect()
+}
+
 /// The local sockets `sel` selects: each id and its rooms, its own id included (as in
 /// Node), sorted.
 fn selected<E: SocketEmitter>(

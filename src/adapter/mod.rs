@@ -19,7 +19,7 @@ use crate::ack_stream::AckStream;
 use crate::cluster::Cluster;
 use crate::error::Error;
 use crate::packet::{self, ParserKind};
-use crate::requests::{NsCore, remote_all_rooms, remote_fetch};
+use crate::requests::{NsCore, remote_fetch};
 use crate::router::{NsOps, Route, RouteKind, Router};
 use crate::socket_info::SocketInfo;
 use crate::stats::Counters;
@@ -36,7 +36,6 @@ use socketioxide_core::{
     },
     packet::Packet,
 };
-use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -238,8 +237,9 @@ impl<E: SocketEmitter> CoreAdapter<E> for ClusterAdapter<E> {
         let ids = remote::ids(&self.core, &opts).await?;
         local::join_id_rooms_of(&self.local, &opts);
         if self.is_local(&opts) {
+            let single = single_socket(&opts).is_some();
             let (stream, _) = self.local.broadcast_with_ack(packet, opts, timeout);
-            return Ok(AckStream::local(stream));
+            return Ok(AckStream::local(stream, single));
         }
         let timeout = timeout.unwrap_or_else(|| self.local.ack_timeout());
         let data = packet::node_data(self.local.parser(), &packet)
@@ -313,26 +313,21 @@ impl<E: SocketEmitter> CoreAdapter<E> for ClusterAdapter<E> {
             .map_err(BroadcastError::Socket)
     }
 
+    /// socketioxide's `rooms()`: the rooms the selected sockets joined, cluster-wide.
+    /// A socket's own-id room (every Node socket is in one, and ours join theirs when
+    /// addressed by id) is not listed, as socketioxide lists none; the handle's
+    /// `all_rooms()` and `client_rooms()` keep Node's view. Node compat: its `allRooms()`
+    /// lists socket ids, so the other servers are asked with REMOTE_FETCH, which says
+    /// which socket is in which room.
     async fn rooms(&self, opts: BroadcastOptions) -> Result<Vec<Room>, Error> {
         let ids = remote::ids(&self.core, &opts).await?;
         local::join_id_rooms_of(&self.local, &opts);
-        let mut rooms: BTreeSet<String> = self
-            .local
-            .rooms(opts.clone())
-            .into_iter()
-            .map(|r| r.to_string())
-            .collect();
+        let mut rooms = local::joined_rooms(&self.local, opts.clone());
         if !self.is_local(&opts)
             && let Some(sel) = selector(&opts, &ids)
         {
-            let everyone = sel.rooms.is_empty() && sel.except.is_empty();
-            if everyone {
-                // io.rooms(): every room of the cluster (ALL_ROOMS).
-                rooms.extend(remote_all_rooms(&self.core).await?);
-            } else {
-                for s in remote_fetch(&self.core, sel).await? {
-                    rooms.extend(s.rooms);
-                }
+            for s in remote_fetch(&self.core, sel).await? {
+                rooms.extend(s.rooms.into_iter().filter(|r| *r != s.id));
             }
         }
         Ok(rooms.into_iter().map(Room::Owned).collect())
