@@ -4,6 +4,8 @@
 //! `socketioxide-cluster-emitter`.
 //!
 //! * [`channel`]: channel names (`<key>#<nsp>#`, `<key>-request#<nsp>#`, …).
+//! * [`cluster_format`]: the ClusterAdapter messages of Node's sharded and streams
+//!   adapters (`{type, data, uid, nsp}`), and the sharded adapter's channels.
 //! * [`codec`]: msgpack exactly as notepack.io writes it, and a hardened reader.
 //! * [`message`]: the broadcast message `[uid, packet, opts]`.
 //! * [`packet`]: how a receiver reads its `packet`, as Node's server and clients do.
@@ -13,6 +15,7 @@
 //! `PROTOCOL.md` at the repository root documents every byte.
 
 pub mod channel;
+pub mod cluster_format;
 pub mod codec;
 pub mod message;
 pub mod packet;
