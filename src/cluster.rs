@@ -16,7 +16,8 @@ use crate::router::{Router, heartbeat_channel};
 use crate::shared::Shared;
 use crate::stats::{ClusterStats, Counters};
 use crate::transport::{
-    MessageSink, Mode, Sub, Transport, memory::MemoryTransport, redis::RedisTransport,
+    MessageSink, Mode, Sub, Transport, cluster_classic::ClassicCluster, memory::MemoryTransport,
+    redis::RedisTransport,
 };
 use socketioxide_core::Uid;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -120,9 +121,23 @@ impl Cluster {
             config.max_message_size(),
         ));
         let transport: Arc<dyn Transport> = match &config.transport {
-            TransportKind::Redis { url } => Arc::new(
+            TransportKind::Redis { url, cluster: None } => Arc::new(
                 RedisTransport::connect(
                     url,
+                    config.connect_timeout(),
+                    config.publish_queue(),
+                    router.clone(),
+                    counters.clone(),
+                )
+                .await?,
+            ),
+            TransportKind::Redis {
+                url,
+                cluster: Some(more),
+            } => Arc::new(
+                ClassicCluster::connect(
+                    url,
+                    more,
                     config.connect_timeout(),
                     config.publish_queue(),
                     router.clone(),

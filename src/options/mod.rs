@@ -10,8 +10,12 @@ use std::time::Duration;
 /// Where the cluster's messages travel.
 #[derive(Clone)]
 pub(crate) enum TransportKind {
-    /// A Redis server (standalone; RESP2 or RESP3).
-    Redis { url: RedisEndpoint },
+    /// A Redis server (standalone; RESP2 or RESP3), or with `cluster` the first seed
+    /// of a Redis Cluster (`cluster` holds the other seeds).
+    Redis {
+        url: RedisEndpoint,
+        cluster: Option<Vec<String>>,
+    },
     /// An in-process bus: servers in one process, no Redis needed.
     InProcess(InProcessBus),
 }
@@ -76,6 +80,24 @@ impl ClusterOptions {
                 url: url.into(),
                 tls_root_cert: None,
             },
+            cluster: None,
+        })
+    }
+
+    /// Options for a Redis Cluster reached through `seeds` (URLs of any of its nodes,
+    /// tried in order; credentials and TLS as for [`new`](Self::new), the same for
+    /// every node). The classic protocol (Node's `createAdapter` with a cluster client):
+    /// today's messages and channels, `PUBLISH` reaching every node, the server count
+    /// summed over every node. At least one seed.
+    pub fn redis_cluster<S: Into<String>>(seeds: impl IntoIterator<Item = S>) -> Self {
+        let mut seeds = seeds.into_iter().map(Into::into);
+        let first = seeds.next().unwrap_or_default();
+        Self::with_transport(TransportKind::Redis {
+            url: RedisEndpoint {
+                url: first,
+                tls_root_cert: None,
+            },
+            cluster: Some(seeds.collect()),
         })
     }
 
@@ -161,7 +183,7 @@ impl ClusterOptions {
     /// `rediss://` or `pem` holds no valid certificate. Ignored by
     /// [`in_process`](Self::in_process) options.
     pub fn tls_root_cert(mut self, pem: impl Into<Vec<u8>>) -> Self {
-        if let TransportKind::Redis { url } = &mut self.0.transport {
+        if let TransportKind::Redis { url, .. } = &mut self.0.transport {
             url.tls_root_cert = Some(pem.into().into());
         }
         self
@@ -278,7 +300,7 @@ impl ClusterConfig {
     /// The Redis URL, password hidden; `None` for the in-process bus.
     pub fn redis_url(&self) -> Option<String> {
         match &self.transport {
-            TransportKind::Redis { url } => Some(redact_url(&url.url)),
+            TransportKind::Redis { url, .. } => Some(redact_url(&url.url)),
             TransportKind::InProcess(_) => None,
         }
     }
@@ -286,12 +308,30 @@ impl ClusterConfig {
     /// The custom TLS root certificate(s) (PEM), if set.
     pub fn tls_root_cert(&self) -> Option<&[u8]> {
         match &self.transport {
-            TransportKind::Redis { url } => url.tls_root_cert.as_deref(),
+            TransportKind::Redis { url, .. } => url.tls_root_cert.as_deref(),
             TransportKind::InProcess(_) => None,
         }
     }
 
+    /// Whether the transport is a Redis Cluster ([`ClusterOptions::redis_cluster`]).
+    pub fn is_redis_cluster(&self) -> bool {
+        matches!(
+            &self.transport,
+            TransportKind::Redis {
+                cluster: Some(_),
+                ..
+            }
+        )
+    }
+
     fn validate(&self) -> Result<(), Error> {
+        if let TransportKind::Redis { url, .. } = &self.transport
+            && url.url.is_empty()
+        {
+            return Err(Error::config(
+                "a Redis URL (or a Redis Cluster seed) is required",
+            ));
+        }
         if self.key.is_empty() {
             return Err(Error::config("key must not be empty"));
         }
@@ -317,7 +357,7 @@ impl ClusterConfig {
                 "heartbeat timeout must exceed the heartbeat interval",
             ));
         }
-        if let TransportKind::Redis { url } = &self.transport
+        if let TransportKind::Redis { url, .. } = &self.transport
             && let Some(pem) = &url.tls_root_cert
         {
             // A CA for a plain connection would be a silent downgrade, not TLS.
@@ -347,7 +387,7 @@ impl std::fmt::Debug for ClusterOptions {
 impl std::fmt::Debug for ClusterConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let transport = match &self.transport {
-            TransportKind::Redis { url } => match url.tls_root_cert {
+            TransportKind::Redis { url, .. } => match url.tls_root_cert {
                 Some(_) => format!("{} (custom TLS root cert)", redact_url(&url.url)),
                 None => redact_url(&url.url),
             },

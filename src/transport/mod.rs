@@ -4,13 +4,16 @@
 //! `screen` (skips unusable messages as their bytes arrive, before the redis crate
 //! buffers and parses them) inside the `gate` (bounded read-ahead of what passed).
 //!
-//! Two implementations: `redis` (a standalone Redis server, RESP2 or RESP3, through a
-//! dedicated pub/sub connection plus a pipelined publishing connection) and `memory`
-//! (an in-process bus with the same semantics, for demos and unit tests).
+//! Implementations: `redis` (a standalone Redis server, RESP2 or RESP3, through a
+//! dedicated pub/sub connection plus a pipelined publishing connection),
+//! `cluster_classic` (the same over a Redis Cluster node, counting subscribers over every
+//! node) and `memory` (an in-process bus with the same semantics, for demos and unit
+//! tests).
 //!
 //! A transport hands every received message to a [`MessageSink`] (the cluster's router)
 //! from the one task that owns the subscriber connection.
 
+pub(crate) mod cluster_classic;
 mod connect;
 mod gate;
 pub(crate) mod memory;

@@ -5,6 +5,7 @@
 //!
 //! * [`redis`]: throw-away `redis-server` processes on free loopback ports (never 6379),
 //!   with fault injection (SIGKILL, SIGSTOP/SIGCONT, restart on the same port).
+//! * [`redis_cluster`]: a throw-away Redis Cluster of such processes (`--cluster create`).
 //! * [`client`]: a minimal real socket.io v4 client speaking both socketioxide parsers.
 //! * [`server`]: serving a socketioxide layer on a loopback port, and the generic test
 //!   handlers (`join`, `leave`, `rooms`, `echo`).
@@ -29,6 +30,7 @@ pub mod cluster;
 pub mod flood;
 pub mod node;
 pub mod redis;
+pub mod redis_cluster;
 pub mod server;
 
 pub use crate::redis::{RedisServer, command_conn, free_port, ping, shared, unique_key};

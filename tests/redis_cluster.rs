@@ -1,0 +1,117 @@
+//! The classic protocol over a real Redis Cluster (3 masters on free ports, created by
+//! `redis-cli --cluster create`): three servers, each connected to a different node,
+//! are one socket.io cluster — broadcasts cross nodes, and requests count the servers
+//! of every node (`PUBSUB NUMSUB` only sees the node asked). An emitter publishing on
+//! yet another node reaches them all.
+//!
+//! The sharded protocol (`SPUBLISH`, Node's `createShardedAdapter`) is not built yet.
+//!
+//! Requires `redis-server` and `redis-cli` (Debian's redis-server and redis-tools).
+
+use socketioxide_cluster_test_support as common;
+
+use common::Parser;
+use common::cluster::{Serve, client, node_serving};
+use common::redis_cluster::RedisCluster;
+use socketioxide_cluster::ClusterOptions;
+use socketioxide_cluster_emitter::{Emitter, EmitterOptions};
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(10);
+
+/// Seeds for a server that should use node `i` (that one first, then the others).
+fn seeds_from(cluster: &RedisCluster, i: usize) -> Vec<String> {
+    let mut urls = cluster.urls();
+    urls.rotate_left(i);
+    urls
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn classic_protocol_spans_the_nodes_of_a_redis_cluster() {
+    common::init_tracing();
+    let cluster = tokio::task::spawn_blocking(|| RedisCluster::start(3, 0))
+        .await
+        .unwrap();
+    let key = common::unique_key("rc");
+    let mut servers = Vec::new();
+    for i in 0..3 {
+        let opts = ClusterOptions::redis_cluster(seeds_from(&cluster, i))
+            .key(key.clone())
+            .requests_timeout(T);
+        assert!(opts.clone().build().unwrap().is_redis_cluster());
+        servers.push(node_serving(opts, Parser::Json, Serve::ROOT).await);
+    }
+    // Each server subscribes on its own node: NUMSUB there is 1, the summed count 3.
+    let request_channel = format!("{key}-request#/#");
+    for i in 0..3 {
+        let out = cluster.cli(i, &["pubsub", "numsub", &request_channel]);
+        assert_eq!(out.lines().nth(1), Some("1"), "node {i}: {out}");
+    }
+    let mut clients = Vec::new();
+    for (i, s) in servers.iter().enumerate() {
+        let room = format!("room{i}");
+        clients.push(client(s, "/", Parser::Json, &[room.as_str()], T).await);
+    }
+
+    // Broadcasts cross the nodes.
+    servers[0].io.emit("all", &"from 0").await.unwrap();
+    for c in &mut clients {
+        assert_eq!(c.recv_event_named("all", T).await.str_arg(0), "from 0");
+    }
+    servers[1]
+        .io
+        .to("room2")
+        .emit("room", &"from 1")
+        .await
+        .unwrap();
+    assert_eq!(
+        clients[2].recv_event_named("room", T).await.str_arg(0),
+        "from 1"
+    );
+
+    // Requests count every node's servers, and get every reply.
+    for s in &servers {
+        let ns = s.cluster.of("/");
+        assert_eq!(ns.server_count().await.unwrap(), 3);
+        let started = std::time::Instant::now();
+        assert_eq!(s.io.fetch_sockets().await.unwrap().len(), 3);
+        assert!(started.elapsed() < T / 2, "not waited for the timeout");
+        let mut ids: Vec<String> = ns.clients(&[]).await.unwrap();
+        ids.sort();
+        let mut want: Vec<String> = clients.iter().map(|c| c.sid().to_owned()).collect();
+        want.sort();
+        assert_eq!(ids, want);
+    }
+    servers[2].io.to("room0").join("joined").await.unwrap();
+    let got = servers[1].io.to("joined").fetch_sockets().await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].data().id.as_str(), clients[0].sid());
+
+    // An emitter publishing on a node of its own (a classic PUBLISH reaches every node).
+    let emitter = Emitter::connect(EmitterOptions::new(cluster.url(1)).key(key.clone()))
+        .await
+        .unwrap();
+    emitter.emit("from-emitter", &"e").await.unwrap();
+    for c in &mut clients {
+        assert_eq!(c.recv_event_named("from-emitter", T).await.str_arg(0), "e");
+    }
+    for s in &servers {
+        s.cluster.close().await;
+    }
+    let stats = servers[0].cluster.stats();
+    assert_eq!(stats.malformed, 0, "{stats:?}");
+}
+
+#[tokio::test]
+async fn a_cluster_without_a_reachable_seed_is_an_error_from_connect() {
+    let dead = format!("redis://127.0.0.1:{}", common::free_port());
+    let opts = ClusterOptions::redis_cluster([dead.clone(), dead])
+        .connect_timeout(Duration::from_millis(500));
+    let err = socketioxide_cluster::Cluster::connect(opts)
+        .await
+        .unwrap_err();
+    assert!(err.is_connection_error(), "{err:?}");
+    let none: [&str; 0] = [];
+    let err = ClusterOptions::redis_cluster(none).build().unwrap_err();
+    assert!(err.to_string().contains("Redis Cluster seed"), "{err}");
+}
