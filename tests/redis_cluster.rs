@@ -11,7 +11,7 @@
 use socketioxide_cluster_test_support as common;
 
 use common::Parser;
-use common::cluster::{Serve, client, node_serving};
+use common::cluster::{Serve, client, node_serving, until_delivered};
 use common::redis_cluster::RedisCluster;
 use socketioxide_cluster::ClusterOptions;
 use socketioxide_cluster_emitter::{Emitter, EmitterOptions};
@@ -100,6 +100,54 @@ async fn classic_protocol_spans_the_nodes_of_a_redis_cluster() {
     }
     let stats = servers[0].cluster.stats();
     assert_eq!(stats.malformed, 0, "{stats:?}");
+}
+
+/// The node a server uses is killed (SIGKILL): its connections move to another node of
+/// the cluster by themselves, and delivery resumes both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_moves_to_another_node_when_its_node_dies() {
+    common::init_tracing();
+    let cluster = tokio::task::spawn_blocking(|| RedisCluster::start(3, 0))
+        .await
+        .unwrap();
+    let key = common::unique_key("rc-kill");
+    let mut servers = Vec::new();
+    for i in 0..2 {
+        let opts = ClusterOptions::redis_cluster(seeds_from(&cluster, i))
+            .key(key.clone())
+            .requests_timeout(T);
+        servers.push(node_serving(opts, Parser::Json, Serve::ROOT).await);
+    }
+    let mut c0 = client(&servers[0], "/", Parser::Json, &[], T).await;
+    let mut c1 = client(&servers[1], "/", Parser::Json, &[], T).await;
+    until_delivered(&servers[1].io, &mut c0, T).await;
+
+    let killed = std::time::Instant::now();
+    cluster.nodes()[0].kill();
+    let to_moved = until_delivered(&servers[1].io, &mut c0, Duration::from_secs(20)).await;
+    let from_moved = until_delivered(&servers[0].io, &mut c1, Duration::from_secs(20)).await;
+    eprintln!(
+        "node killed -> delivery to the moved server resumed after {:?}, from it {:?} later (total {:?})",
+        to_moved,
+        from_moved,
+        killed.elapsed()
+    );
+    assert!(servers[0].cluster.is_connected());
+    // Counted right again: the dead node's subscribers are gone, the moved one is on
+    // another node.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let n = servers[1].cluster.of("/").server_count().await.unwrap_or(0);
+        if n == 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "server count stays {n}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(servers[0].io.fetch_sockets().await.unwrap().len(), 2);
 }
 
 #[tokio::test]

@@ -8,8 +8,10 @@
 //! and replicas: a subscriber may sit on either), as Node's adapter does with a cluster
 //! client. The node list comes from `CLUSTER NODES`, cached for [`TOPOLOGY_FOR`].
 //!
-//! Not done yet (issue 12): moving the connections to another node when the node they
-//! use goes away for good (they reconnect to the same address), and the sharded protocol.
+//! When the node in use stays unreachable (three reconnects in a row fail, about 50 ms),
+//! both connections move to another node of the list, and the subscriptions with them.
+//!
+//! Not done yet (issue 12): the sharded protocol.
 
 use super::connect::{RedisEndpoint, open_client};
 use super::redis::RedisTransport;
@@ -75,12 +77,15 @@ impl ClassicCluster {
             match inner {
                 Ok(inner) => {
                     let client = open_client(&seed)?;
-                    return Ok(Self {
+                    let this = Self {
                         inner,
                         seed: client,
                         connect_timeout,
                         nodes: Mutex::default(),
-                    });
+                    };
+                    // The other nodes to move to, known from the start.
+                    this.node_list().await?;
+                    return Ok(this);
                 }
                 Err(e) => {
                     tracing::debug!(seed = %crate::wire::redact_url(&seed.url), error = %e, "Redis Cluster seed did not answer");
@@ -129,28 +134,51 @@ impl ClassicCluster {
         Ok(conn)
     }
 
-    /// Every node of the cluster (`CLUSTER NODES`, from the seed; cached).
+    /// Every node of the cluster (`CLUSTER NODES`, cached), asked of the seed, or of
+    /// the nodes known before when the seed does not answer. The connections' fallback
+    /// nodes are updated from it.
     async fn node_list(&self) -> Result<Vec<(String, u16)>, Error> {
-        if let Some((at, list)) = &lock(&self.nodes).list
-            && at.elapsed() < TOPOLOGY_FOR
-        {
-            return Ok(list.clone());
-        }
-        let (host, port) = match self.seed.get_connection_info().addr() {
+        let known = match &lock(&self.nodes).list {
+            Some((at, list)) if at.elapsed() < TOPOLOGY_FOR => return Ok(list.clone()),
+            Some((_, list)) => list.clone(),
+            None => Vec::new(),
+        };
+        let seed = match self.seed.get_connection_info().addr() {
             redis::ConnectionAddr::Tcp(h, p)
             | redis::ConnectionAddr::TcpTls {
                 host: h, port: p, ..
             } => (h.clone(), *p),
             _ => return Err(Error::config("a Redis Cluster seed must be a TCP address")),
         };
-        let mut conn = self.conn(&host, port).await?;
-        let text: String = redis::cmd("CLUSTER")
-            .arg("NODES")
-            .query_async(&mut conn)
-            .await?;
-        let list = parse_cluster_nodes(&text, &host);
-        lock(&self.nodes).list = Some((Instant::now(), list.clone()));
-        Ok(list)
+        let mut last = None;
+        for (host, port) in std::iter::once(seed).chain(known) {
+            let ask = async {
+                let mut conn = self.conn(&host, port).await?;
+                let text: String = redis::cmd("CLUSTER")
+                    .arg("NODES")
+                    .query_async(&mut conn)
+                    .await?;
+                Ok::<_, Error>(parse_cluster_nodes(&text, &host))
+            };
+            let failed = match tokio::time::timeout(self.connect_timeout, ask).await {
+                Ok(Ok(list)) => {
+                    let fallbacks = list
+                        .iter()
+                        .filter_map(|(h, p)| {
+                            Some((self.client_for(h, *p).ok()?, format!("{h}:{p}")))
+                        })
+                        .collect();
+                    self.inner.set_fallbacks(fallbacks);
+                    lock(&self.nodes).list = Some((Instant::now(), list.clone()));
+                    return Ok(list);
+                }
+                Ok(Err(e)) => e,
+                Err(_) => Error::Disconnected,
+            };
+            lock(&self.nodes).conns.remove(&(host.clone(), port));
+            last = Some(failed);
+        }
+        Err(last.unwrap_or(Error::Disconnected))
     }
 
     /// `PUBSUB NUMSUB` of `channels`, summed over every node. A node that cannot be

@@ -54,11 +54,22 @@ struct Outgoing {
     done: Option<oneshot::Sender<Result<Option<usize>, Error>>>,
 }
 
-struct Shared {
+/// The Redis node both connections use.
+struct Node {
     client: redis::Client,
+    /// Its URL without credentials, for logs.
+    url: String,
+    /// Bumped each time the connections move to another node.
+    generation: u64,
+}
+
+struct Shared {
+    node: Mutex<Node>,
+    /// Other nodes to move to when this one stays unreachable (a Redis Cluster's; none
+    /// for a standalone Redis), and which one is next.
+    fallbacks: Mutex<(Vec<(redis::Client, String)>, usize)>,
     /// For `rediss://` subscriber connections (see [`open_pubsub`]).
     tls: Option<TlsConnector>,
-    url: String,
     connect_timeout: Duration,
     sub_sink: Mutex<Option<PubSubSink>>,
     subs: Mutex<HashSet<Sub>>,
@@ -114,31 +125,16 @@ impl RedisTransport {
             sink.clone(),
         )
         .await?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(connect_timeout))
-            .set_response_timeout(Some(connect_timeout))
-            .set_number_of_retries(2)
-            .set_min_delay(BACKOFF_MIN)
-            .set_max_delay(BACKOFF_MAX);
-        let cmd = match tokio::time::timeout(
-            connect_timeout,
-            ConnectionManager::new_with_config(client.clone(), config),
-        )
-        .await
-        {
-            Ok(res) => res?,
-            Err(_) => {
-                return Err(Error::ConnectTimeout {
-                    url: redacted,
-                    timeout: connect_timeout,
-                });
-            }
-        };
+        let cmd = command_connection(&client, &redacted, connect_timeout).await?;
         let (sub_sink, stream) = pubsub.split();
         let shared = Arc::new(Shared {
-            client,
+            node: Mutex::new(Node {
+                client,
+                url: redacted,
+                generation: 0,
+            }),
+            fallbacks: Mutex::default(),
             tls,
-            url: redacted,
             connect_timeout,
             sub_sink: Mutex::new(Some(sub_sink)),
             subs: Mutex::new(HashSet::new()),
@@ -170,7 +166,78 @@ impl RedisTransport {
     }
 }
 
+/// The command connection of the publisher, to the node of `client`.
+async fn command_connection(
+    client: &redis::Client,
+    url: &str,
+    connect_timeout: Duration,
+) -> Result<ConnectionManager, Error> {
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(connect_timeout))
+        .set_response_timeout(Some(connect_timeout))
+        .set_number_of_retries(2)
+        .set_min_delay(BACKOFF_MIN)
+        .set_max_delay(BACKOFF_MAX);
+    match tokio::time::timeout(
+        connect_timeout,
+        ConnectionManager::new_with_config(client.clone(), config),
+    )
+    .await
+    {
+        Ok(res) => Ok(res?),
+        Err(_) => Err(Error::ConnectTimeout {
+            url: url.to_owned(),
+            timeout: connect_timeout,
+        }),
+    }
+}
+
+/// Consecutive failed reconnects to one node before moving to another (when there are
+/// others): a restarting Redis answers again within these ~50 ms, a dead node does not.
+const ATTEMPTS_PER_NODE: u32 = 3;
+
+impl Shared {
+    /// The node in use now: its client, URL and generation.
+    fn node(&self) -> (redis::Client, String, u64) {
+        let n = lock(&self.node);
+        (n.client.clone(), n.url.clone(), n.generation)
+    }
+
+    fn url(&self) -> String {
+        lock(&self.node).url.clone()
+    }
+
+    /// The node of `generation` stays unreachable: moves both connections to the next
+    /// fallback node (once per generation, whichever connection notices first).
+    fn move_on(&self, generation: u64) {
+        let mut fallbacks = lock(&self.fallbacks);
+        let (list, next) = &mut *fallbacks;
+        let mut node = lock(&self.node);
+        if node.generation != generation || list.is_empty() {
+            return;
+        }
+        for _ in 0..list.len() {
+            let (client, url) = &list[*next % list.len()];
+            *next = (*next + 1) % list.len();
+            if *url != node.url {
+                tracing::warn!(from = %node.url, to = %url, "redis node unreachable; moving to another node of the cluster");
+                node.client = client.clone();
+                node.url = url.clone();
+                node.generation += 1;
+                return;
+            }
+        }
+    }
+}
+
 impl RedisTransport {
+    /// Other nodes (of a Redis Cluster) to move to when the one in use stays
+    /// unreachable.
+    pub(crate) fn set_fallbacks(&self, nodes: Vec<(redis::Client, String)>) {
+        let mut f = lock(&self.shared.fallbacks);
+        f.0 = nodes;
+    }
+
     /// Why nothing can be published now: closed, or the connection is known down.
     fn refusal(&self) -> Option<Error> {
         if self.shared.closed.load(Ordering::Acquire) {
@@ -222,35 +289,45 @@ async fn run_subscriber(
         }
         Counters::add(&shared.counters.reconnects, 1);
         shared.subscribed.store(false, Ordering::Release);
-        tracing::warn!(url = %shared.url, "redis subscriber connection lost; reconnecting");
+        tracing::warn!(url = %shared.url(), "redis subscriber connection lost; reconnecting");
         shared.probe.notify_one();
         sink.connection_lost();
         // At once first: a connection killed alone (`CLIENT KILL TYPE pubsub`, a proxy
         // restart) usually finds Redis answering.
         let mut delay = Duration::ZERO;
+        let mut failures = 0;
         (stream, gate) = loop {
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 _ = shutdown.changed() => return,
             }
-            match resubscribe(&shared).await {
+            let (client, url, generation) = shared.node();
+            match resubscribe(&shared, &client, &url).await {
                 Ok(conn) => break conn,
                 Err(e) => {
-                    tracing::debug!(url = %shared.url, error = %e, "redis reconnect failed");
+                    tracing::debug!(url = %url, error = %e, "redis reconnect failed");
                     delay = (delay * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
+                    failures += 1;
+                    if failures % ATTEMPTS_PER_NODE == 0 {
+                        shared.move_on(generation);
+                    }
                 }
             }
         };
         shared.subscribed.store(true, Ordering::Release);
-        tracing::info!(url = %shared.url, "redis subscriber connection restored; subscriptions re-issued");
+        tracing::info!(url = %shared.url(), "redis subscriber connection restored; subscriptions re-issued");
     }
 }
 
-async fn resubscribe(shared: &Shared) -> Result<(PubSubStream, Option<Arc<Gate>>), Error> {
+async fn resubscribe(
+    shared: &Shared,
+    client: &redis::Client,
+    url: &str,
+) -> Result<(PubSubStream, Option<Arc<Gate>>), Error> {
     let (pubsub, gate) = open_pubsub(
-        &shared.client,
+        client,
         shared.tls.as_ref(),
-        &shared.url,
+        url,
         shared.connect_timeout,
         shared.screen.clone(),
     )

@@ -4,7 +4,10 @@
 //! expected. When the connection fails it marks publishing down (new messages are
 //! refused at once) and probes with PING until Redis answers again.
 
-use super::{BACKOFF_MAX, BACKOFF_MIN, MAX_BATCH, Outgoing, RETRY_DELAY, Shared};
+use super::{
+    ATTEMPTS_PER_NODE, BACKOFF_MAX, BACKOFF_MIN, MAX_BATCH, Outgoing, RETRY_DELAY, Shared,
+    command_connection,
+};
 use crate::error::Error;
 use crate::stats::Counters;
 use redis::aio::ConnectionManager;
@@ -78,7 +81,7 @@ pub(super) async fn run_publisher(
         Counters::add(&shared.counters.published, (n - failed) as u64);
         if failed > 0 {
             Counters::add(&shared.counters.publish_failed, failed as u64);
-            tracing::warn!(url = %shared.url, outcome = ?outcome, failed, "PUBLISH failed");
+            tracing::warn!(url = %shared.url(), outcome = ?outcome, failed, "PUBLISH failed");
         }
         for (i, m) in batch.iter().enumerate() {
             if let Some(n) = outcome.reached(&plan, i)
@@ -114,8 +117,10 @@ async fn wait_until_back(
     shutdown: &mut watch::Receiver<bool>,
 ) -> bool {
     shared.publishing.store(false, Ordering::Release);
-    tracing::warn!(url = %shared.url, "redis publishing connection lost; probing");
+    tracing::warn!(url = %shared.url(), "redis publishing connection lost; probing");
     let mut delay = Duration::ZERO;
+    let mut failures = 0;
+    let (_, _, mut generation) = shared.node();
     loop {
         // Also what slipped in before publishing was marked down.
         fail_queued(shared, rx);
@@ -123,13 +128,26 @@ async fn wait_until_back(
             _ = tokio::time::sleep(delay) => {}
             _ = shutdown.changed() => return true,
         }
+        // The subscriber may have moved to another node (or this one stays down): the
+        // connection follows.
+        let (client, url, now) = shared.node();
+        if now != generation
+            && let Ok(moved) = command_connection(&client, &url, shared.connect_timeout).await
+        {
+            *conn = moved;
+            generation = now;
+        }
         if redis::cmd("PING").query_async::<()>(conn).await.is_ok() {
             break;
         }
         delay = (delay * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
+        failures += 1;
+        if failures % ATTEMPTS_PER_NODE == 0 {
+            shared.move_on(generation);
+        }
     }
     shared.publishing.store(true, Ordering::Release);
-    tracing::info!(url = %shared.url, "redis publishing connection restored");
+    tracing::info!(url = %shared.url(), "redis publishing connection restored");
     false
 }
 
