@@ -108,7 +108,7 @@ impl RequestId {
         self.0.as_ref().map(value_to_json)
     }
 
-    fn value(&self) -> Option<&Value> {
+    pub(crate) fn value(&self) -> Option<&Value> {
         self.0.as_ref()
     }
 }
@@ -422,6 +422,11 @@ impl Request {
         let Value::Map(m) = decode_any(bytes)? else {
             return Err(DecodeError("request is not an object".into()));
         };
+        Self::from_map(m)
+    }
+
+    /// A request from the fields of a decoded object (see [`decode`](Self::decode)).
+    pub fn from_map(m: Vec<(Value, Value)>) -> Result<Self, DecodeError> {
         let kind = request_type(map_get(&m, "type"))
             .ok_or_else(|| DecodeError("request.type missing or not a number".into()))?;
         let uid = string(map_get(&m, "uid"));

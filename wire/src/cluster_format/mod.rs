@@ -8,6 +8,10 @@
 //! ([`ClusterMessage::encode`]); receivers tell the two apart by the first byte (`{` is
 //! JSON), as for the classic protocol.
 
+mod convert;
+
+pub use convert::Incoming;
+
 use crate::codec::{self, DecodeError};
 use crate::request::{decode_any, value_to_json};
 use rmpv::Value;
