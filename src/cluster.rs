@@ -9,7 +9,7 @@
 use crate::error::Error;
 use crate::liveness::{self, Liveness};
 use crate::namespace::Namespace;
-use crate::options::{ClusterConfig, ClusterOptions, TransportKind};
+use crate::options::{ClusterConfig, ClusterOptions, Protocol, TransportKind};
 use crate::replies::{Replies, ReplyTasks};
 use crate::requests::NsCore;
 use crate::router::{Router, heartbeat_channel};
@@ -17,7 +17,7 @@ use crate::shared::Shared;
 use crate::stats::{ClusterStats, Counters};
 use crate::transport::{
     MessageSink, Mode, Sub, Transport, cluster_classic::ClassicCluster, memory::MemoryTransport,
-    redis::RedisTransport,
+    redis::RedisTransport, sharded::ShardedTransport,
 };
 use socketioxide_core::Uid;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -121,6 +121,19 @@ impl Cluster {
             config.max_message_size(),
         ));
         let transport: Arc<dyn Transport> = match &config.transport {
+            TransportKind::Redis { url, cluster } if config.protocol() != Protocol::Classic => {
+                Arc::new(
+                    ShardedTransport::connect(
+                        url,
+                        cluster.as_deref().unwrap_or_default(),
+                        config.connect_timeout(),
+                        config.publish_queue(),
+                        router.clone(),
+                        counters.clone(),
+                    )
+                    .await?,
+                )
+            }
             TransportKind::Redis { url, cluster: None } => Arc::new(
                 RedisTransport::connect(
                     url,

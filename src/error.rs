@@ -94,6 +94,10 @@ pub enum Error {
         /// The namespace.
         nsp: String,
     },
+    /// The operation has no counterpart in the protocol spoken (for example a legacy
+    /// request over the sharded protocol).
+    #[error("not supported by this protocol: {0}")]
+    Unsupported(&'static str),
     /// This server has no such namespace (yet).
     #[error("namespace {0:?} is not registered on this server")]
     UnknownNamespace(String),

@@ -112,11 +112,12 @@ pub use adapter::{ClusterAdapter, InitRes};
 pub use cluster::Cluster;
 pub use error::{BoxError, ConfigError, Error, Partial};
 pub use namespace::Namespace;
-pub use options::{ClusterConfig, ClusterOptions};
+pub use options::{ClusterConfig, ClusterOptions, Protocol};
 pub use server_side::{CUSTOM_REQUEST_EVENT, ServerSideEvent};
 pub use socket_info::{SocketDetails, SocketInfo};
 pub use stats::ClusterStats;
 pub use transport::InProcessBus;
+pub use wire::cluster_format::SubscriptionMode;
 
 /// The README's examples, compiled as doc tests.
 #[cfg(doctest)]

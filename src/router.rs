@@ -23,6 +23,8 @@ pub(crate) trait NsOps: Send + Sync + 'static {
     fn on_broadcast(&self, channel: &str, payload: &[u8]);
     /// A message on the namespace's request channel.
     fn on_request(&self, payload: &[u8]);
+    /// A ClusterAdapter message on the sharded protocol's main channel.
+    fn on_cluster_message(&self, channel: &str, payload: &[u8]);
     /// Ids of the local sockets `sel` selects.
     fn local_ids(&self, sel: &Selector) -> Vec<String>;
     /// Every local room, socket-id rooms included (Node compat).
@@ -42,8 +44,11 @@ pub(crate) enum RouteKind {
     Broadcast,
     /// `SUBSCRIBE <key>-request#<nsp>#`.
     Request,
-    /// `SUBSCRIBE <key>-response#<nsp>#` and `<key>-response#<nsp>#<uid>#`.
+    /// `SUBSCRIBE <key>-response#<nsp>#` and `<key>-response#<nsp>#<uid>#` (sharded:
+    /// `SSUBSCRIBE <key>#<nsp>#<uid>#`).
     Response,
+    /// Sharded protocol: `SSUBSCRIBE <key>#<nsp>#` (and room channels).
+    Cluster,
 }
 
 /// One subscription of a namespace, and what it serves.
@@ -131,7 +136,9 @@ impl Router {
         } else {
             match self.routes.get(pattern.unwrap_or(channel)).map(|r| r.kind) {
                 Some(RouteKind::Broadcast) => screen::broadcast,
-                Some(RouteKind::Request | RouteKind::Response) => screen::request,
+                Some(RouteKind::Request | RouteKind::Response | RouteKind::Cluster) => {
+                    screen::request
+                }
                 None => return Ok(()),
             }
         };
@@ -263,6 +270,7 @@ impl MessageSink for Router {
                 ns.on_broadcast(channel, payload);
             }
             RouteKind::Request => ns.on_request(payload),
+            RouteKind::Cluster => ns.on_cluster_message(channel, payload),
             RouteKind::Response => ns.core().on_response(payload),
         }
     }

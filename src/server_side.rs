@@ -6,7 +6,7 @@
 //! registry (`callbacks.rs`). This module holds the event and its acknowledgement.
 
 use crate::error::Error;
-use crate::replies::Replies;
+use crate::replies::{Replies, ReplyEncoder};
 use crate::wire::codec;
 use crate::wire::request::{RequestId, Response};
 use rmpv::Value;
@@ -75,15 +75,22 @@ pub(crate) struct Acker {
     /// Node compat: server-side acks always go to the shared response channel.
     channel: String,
     request_id: RequestId,
+    encoder: ReplyEncoder,
     sent: Arc<AtomicBool>,
 }
 
 impl Acker {
-    pub(crate) fn new(replies: Replies, channel: String, request_id: RequestId) -> Self {
+    pub(crate) fn new(
+        replies: Replies,
+        channel: String,
+        request_id: RequestId,
+        encoder: ReplyEncoder,
+    ) -> Self {
         Self {
             replies,
             channel,
             request_id,
+            encoder,
             sent: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -94,7 +101,9 @@ impl Acker {
             return;
         }
         let bytes = Response::encode_server_side_ack(&self.request_id, v);
-        self.replies.send(self.channel.clone(), bytes);
+        if let Some(bytes) = self.encoder.encode(bytes) {
+            self.replies.send(self.channel.clone(), bytes);
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use socketioxide_cluster_test_support as common;
 use common::Parser;
 use common::cluster::{Serve, client, node_serving, until_delivered};
 use common::redis_cluster::RedisCluster;
-use socketioxide_cluster::ClusterOptions;
+use socketioxide_cluster::{ClusterOptions, SubscriptionMode};
 use socketioxide_cluster_emitter::{Emitter, EmitterOptions};
 use std::time::Duration;
 
@@ -162,4 +162,105 @@ async fn a_cluster_without_a_reachable_seed_is_an_error_from_connect() {
     let none: [&str; 0] = [];
     let err = ClusterOptions::redis_cluster(none).build().unwrap_err();
     assert!(err.to_string().contains("Redis Cluster seed"), "{err}");
+}
+
+/// The sharded protocol (Node's `createShardedAdapter`, static mode) between our
+/// servers, on each of their own nodes of a Redis Cluster, and on a standalone Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sharded_protocol_between_our_servers() {
+    common::init_tracing();
+    let cluster = tokio::task::spawn_blocking(|| RedisCluster::start(3, 0))
+        .await
+        .unwrap();
+    let key = common::unique_key("rc-sharded");
+    let mut on_cluster = Vec::new();
+    for i in 0..3 {
+        on_cluster.push(
+            ClusterOptions::redis_cluster(seeds_from(&cluster, i))
+                .sharded(SubscriptionMode::Static)
+                .key(key.clone())
+                .requests_timeout(T),
+        );
+    }
+    sharded_scenario(on_cluster, &key).await;
+    let standalone = (0..3)
+        .map(|_| {
+            ClusterOptions::new(common::shared().url())
+                .sharded(SubscriptionMode::Static)
+                .key(key.clone())
+                .requests_timeout(T)
+        })
+        .collect();
+    sharded_scenario(standalone, &key).await;
+}
+
+async fn sharded_scenario(opts: Vec<ClusterOptions>, key: &str) {
+    use common::AutoAck;
+    use futures_util::StreamExt;
+    let mut servers = Vec::new();
+    for o in opts {
+        servers.push(node_serving(o, Parser::Json, Serve::ROOT).await);
+    }
+    let mut clients = Vec::new();
+    for (i, s) in servers.iter().enumerate() {
+        let room = format!("room{i}");
+        let c = client(s, "/", Parser::Json, &[room.as_str()], T).await;
+        c.set_auto_ack(Some(AutoAck::With(vec![common::arg(serde_json::json!(i))])));
+        clients.push(c);
+    }
+    servers[0].io.emit("all", &"from 0").await.unwrap();
+    for c in &mut clients {
+        assert_eq!(c.recv_event_named("all", T).await.str_arg(0), "from 0");
+    }
+    servers[1]
+        .io
+        .to("room2")
+        .emit("room", &"from 1")
+        .await
+        .unwrap();
+    assert_eq!(
+        clients[2].recv_event_named("room", T).await.str_arg(0),
+        "from 1"
+    );
+    for s in &servers {
+        assert_eq!(s.cluster.of("/").server_count().await.unwrap(), 3, "{key}");
+        assert_eq!(s.io.fetch_sockets().await.unwrap().len(), 3);
+    }
+    servers[2].io.to("room0").join("joined").await.unwrap();
+    let got = servers[1].io.to("joined").fetch_sockets().await.unwrap();
+    assert_eq!(got.len(), 1);
+    let rooms = servers[1].cluster.of("/").all_rooms().await.unwrap();
+    assert!(rooms.contains(&"joined".to_owned()), "{rooms:?}");
+    // Acks from every client, through BROADCAST_CLIENT_COUNT / BROADCAST_ACK.
+    let acks: Vec<_> = servers[0]
+        .io
+        .timeout(T)
+        .emit_with_ack::<_, u32>("ask", &())
+        .await
+        .unwrap()
+        .collect()
+        .await;
+    let mut values: Vec<u32> = acks.into_iter().map(|(_, r)| r.unwrap()).collect();
+    values.sort();
+    assert_eq!(values, vec![0, 1, 2]);
+    for c in &mut clients {
+        c.recv_event_named("ask", T).await;
+    }
+    // Server-side emit with acks.
+    for (i, s) in servers.iter().enumerate() {
+        s.cluster
+            .of("/")
+            .on_server_side("ping", move |ev| ev.ack(format!("pong-{i}")));
+    }
+    let replies = servers[0]
+        .cluster
+        .of("/")
+        .server_side_emit_with_ack("ping", &())
+        .await
+        .unwrap();
+    assert_eq!(replies.len(), 2, "{replies:?}");
+    for s in &servers {
+        s.cluster.close().await;
+    }
+    assert_eq!(servers[0].cluster.stats().malformed, 0);
 }

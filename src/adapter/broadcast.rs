@@ -8,6 +8,7 @@ use crate::requests::NsCore;
 use crate::stand_in::{NODE_SERVER, StandIns};
 use crate::stats::Counters;
 use crate::transport::Mode;
+use crate::wire::cluster_format::ClusterMessage;
 use crate::wire::message::{BINARY_EVENT, BroadcastMessage, EVENT, NodePacket, WireOptions};
 use crate::wire::request::Selector;
 use bytes::Bytes;
@@ -72,12 +73,17 @@ fn encode(
     let Some(wire) = wire_options(opts, ids) else {
         return Ok(None); // targets nobody
     };
-    let channel = core.channels().for_rooms(&wire.room_names());
     let mode = if wire.is_volatile() {
         Mode::Volatile
     } else {
         Mode::Queued
     };
+    if let Some((channels, sub_mode)) = core.sharded() {
+        let msg = ClusterMessage::broadcast(core.uid(), core.nsp(), data, &wire, None);
+        let channel = channels.for_message(&msg, *sub_mode);
+        return Ok(Some((channel, Bytes::from(msg.encode()), mode)));
+    }
+    let channel = core.channels().for_rooms(&wire.room_names());
     let msg = BroadcastMessage {
         uid: core.uid().to_owned(),
         packet: NodePacket::event(data, core.nsp()),
@@ -115,6 +121,18 @@ pub(super) fn receive<E: SocketEmitter>(
         Ok(msg) => msg,
         Err(e) => return counters.malformed(channel, &e.0),
     };
+    deliver(core, local, channel, msg);
+}
+
+/// Delivers a decoded broadcast (classic, or read from the sharded protocol's format) to
+/// the local sockets it selects.
+pub(super) fn deliver<E: SocketEmitter>(
+    core: &NsCore,
+    local: &CoreLocalAdapter<E>,
+    channel: &str,
+    msg: BroadcastMessage,
+) {
+    let counters = &core.shared().counters;
     if msg.uid == core.uid() {
         return;
     }

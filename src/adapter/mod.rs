@@ -14,6 +14,7 @@ mod broadcast;
 mod local;
 mod remote;
 mod respond;
+mod sharded;
 
 use crate::ack_stream::AckStream;
 use crate::cluster::Cluster;
@@ -103,6 +104,13 @@ impl<E: SocketEmitter> ClusterAdapter<E> {
             name: name.to_owned(),
             kind,
         };
+        if let Some((sharded, _)) = self.core.sharded() {
+            // Node compat: `createShardedAdapter` subscribes to these two (static mode).
+            return vec![
+                route(sharded.main(), RouteKind::Cluster),
+                route(self.core.own_response(), RouteKind::Response),
+            ];
+        }
         vec![
             route(c.pattern(), RouteKind::Broadcast),
             route(c.request(), RouteKind::Request),
@@ -369,6 +377,10 @@ impl<E: SocketEmitter> NsOps for ClusterAdapter<E> {
 
     fn on_request(&self, payload: &[u8]) {
         respond::on_request(&self.core, &self.local, self.parser, payload);
+    }
+
+    fn on_cluster_message(&self, channel: &str, payload: &[u8]) {
+        sharded::receive(&self.core, &self.local, self.parser, channel, payload);
     }
 
     fn local_ids(&self, sel: &Selector) -> Vec<String> {

@@ -37,6 +37,17 @@ pub(super) fn on_request<E: SocketEmitter>(
                 .malformed(core.channels().request(), &e.0);
         }
     };
+    handle(core, local, parser, req);
+}
+
+/// Acts on, or answers, a decoded request (classic, or read from the sharded protocol's
+/// format).
+pub(super) fn handle<E: SocketEmitter>(
+    core: &NsCore,
+    local: &CoreLocalAdapter<E>,
+    parser: ParserKind,
+    req: Request,
+) {
     let mine = |uid: &Option<String>| uid.as_deref() == Some(core.uid());
     // Node compat: Node skips only its own pending requests (by requestId); a request
     // carrying our uid but no id of ours is answered.
@@ -118,8 +129,18 @@ pub(super) fn on_request<E: SocketEmitter>(
             }
             let shared = core.shared();
             let ack = request_id.map(|request_id| {
-                let channel = core.channels().response().to_owned();
-                Acker::new(shared.replies.clone(), channel, request_id)
+                // Node compat: classic acks go to the shared response channel, sharded
+                // ones to the requester's.
+                let channel = match core.sharded() {
+                    Some((c, _)) => c.response_for(uid.as_deref().unwrap_or_default()),
+                    None => core.channels().response().to_owned(),
+                };
+                Acker::new(
+                    shared.replies.clone(),
+                    channel,
+                    request_id,
+                    core.reply_encoder(),
+                )
             });
             if let Some(ev) = server_side::event(core.nsp(), data, ack) {
                 shared.callbacks.dispatch(ev);
@@ -194,10 +215,15 @@ fn answer_broadcast_with_ack<E: SocketEmitter>(
     };
     // Node compat: only the first ack argument is forwarded.
     // Ours only: the reply also names the socket that answered (Node ignores `sid`).
+    let encoder = core.reply_encoder();
     let acks = stream.filter_map(move |(sid, res)| {
-        let ack = res.ok().map(|mut value| {
+        let ack = res.ok().and_then(|mut value| {
             let first = parser.first_arg(&mut value).unwrap_or(rmpv::Value::Nil);
-            Response::encode_broadcast_ack(&request_id, &first, Some(sid.as_str()))
+            encoder.encode(Response::encode_broadcast_ack(
+                &request_id,
+                &first,
+                Some(sid.as_str()),
+            ))
         });
         std::future::ready(ack)
     });

@@ -260,5 +260,32 @@ async fn forward_acks(mut rx: mpsc::Receiver<Forward>, queue: std::sync::Weak<Qu
     }
 }
 
+/// How a namespace's replies go on the wire: the classic bytes as they are, or (sharded
+/// protocol) as ClusterAdapter envelopes from this server (`uid`, `nsp`).
+#[derive(Clone, Debug)]
+pub(crate) struct ReplyEncoder(Option<(Arc<str>, String)>);
+
+impl ReplyEncoder {
+    /// Classic bytes (`None`), or envelopes from server `uid` in namespace `nsp`.
+    pub(crate) fn new(sharded: Option<(Arc<str>, String)>) -> Self {
+        Self(sharded)
+    }
+
+    /// `classic` (a reply as our responders write it) in this namespace's format;
+    /// `None` when the format has no such reply (logged).
+    pub(crate) fn encode(&self, classic: Vec<u8>) -> Option<Vec<u8>> {
+        let Some((uid, nsp)) = &self.0 else {
+            return Some(classic);
+        };
+        match crate::wire::cluster_format::ClusterMessage::from_reply(&classic, uid, nsp) {
+            Ok(msg) => Some(msg.encode()),
+            Err(e) => {
+                tracing::warn!(error = %e, "reply not sent: no sharded counterpart");
+                None
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -17,9 +17,12 @@ pub(crate) use ops::{remote_all_rooms, remote_fetch};
 
 use crate::correlation::{Pending, PendingTable};
 use crate::error::Error;
+use crate::options::Protocol;
+use crate::replies::ReplyEncoder;
 use crate::shared::Shared;
 use crate::transport::Mode;
 use crate::wire::channel::Channels;
+use crate::wire::cluster_format::{ClusterMessage, Incoming, ShardedChannels, SubscriptionMode};
 use crate::wire::request::{Request, Response};
 use bytes::Bytes;
 use std::sync::Arc;
@@ -30,6 +33,8 @@ use std::time::Duration;
 pub(crate) struct NsCore {
     nsp: String,
     channels: Channels,
+    /// With the sharded protocol: its channels and mode.
+    sharded: Option<(ShardedChannels, SubscriptionMode)>,
     /// `<key>-response#<nsp>#<uid>#`.
     own_response: String,
     pending: Arc<PendingTable>,
@@ -45,10 +50,18 @@ const LIVE_PEERS_FOR: Duration = Duration::from_millis(100);
 impl NsCore {
     pub(crate) fn new(shared: Shared, nsp: &str) -> Self {
         let channels = Channels::new(shared.config.key(), nsp);
-        let own_response = channels.response_for(&shared.uid);
+        let sharded = match shared.config.protocol() {
+            Protocol::Classic => None,
+            Protocol::Sharded(mode) => Some((ShardedChannels::new(shared.config.key(), nsp), mode)),
+        };
+        let own_response = match &sharded {
+            Some((c, _)) => c.response_for(&shared.uid),
+            None => channels.response_for(&shared.uid),
+        };
         Self {
             nsp: nsp.to_owned(),
             channels,
+            sharded,
             own_response,
             pending: Arc::new(PendingTable::default()),
             shared,
@@ -66,9 +79,32 @@ impl NsCore {
         &self.shared.uid
     }
 
-    /// The namespace's channel names.
+    /// The namespace's channel names (classic protocol).
     pub(crate) fn channels(&self) -> &Channels {
         &self.channels
+    }
+
+    /// The sharded protocol's channels and mode, when it is the one spoken.
+    pub(crate) fn sharded(&self) -> Option<&(ShardedChannels, SubscriptionMode)> {
+        self.sharded.as_ref()
+    }
+
+    /// Where requests go (and what counts servers): `<key>-request#<nsp>#`, or the
+    /// sharded main channel `<key>#<nsp>#`.
+    pub(crate) fn request_channel(&self) -> &str {
+        match &self.sharded {
+            Some((c, _)) => c.main(),
+            None => self.channels.request(),
+        }
+    }
+
+    /// How replies are written on the wire (classic bytes, or ClusterAdapter envelopes).
+    pub(crate) fn reply_encoder(&self) -> ReplyEncoder {
+        ReplyEncoder::new(
+            self.sharded
+                .as_ref()
+                .map(|_| (self.shared.uid.clone(), self.nsp.clone())),
+        )
     }
 
     /// This server's own response channel for the namespace.
@@ -102,8 +138,16 @@ impl NsCore {
     /// subscribe to the request channel (this server included), which Node asks with a
     /// `PUBSUB NUMSUB` of its own first; here it travels in the same pipeline.
     async fn publish(&self, req: &Request, mode: Mode) -> Result<usize, Error> {
-        let channel = self.channels.request().to_owned();
-        let bytes = Bytes::from(req.encode());
+        let channel = self.request_channel().to_owned();
+        let bytes = match &self.sharded {
+            None => Bytes::from(req.encode()),
+            Some(_) => {
+                let msg = ClusterMessage::from_request(req, &self.shared.uid, &self.nsp).ok_or(
+                    Error::Unsupported("this request has no counterpart in the sharded protocol"),
+                )?;
+                Bytes::from(msg.encode())
+            }
+        };
         let expect = self.live_receivers();
         let n = self
             .shared
@@ -133,6 +177,10 @@ impl NsCore {
     /// publishes on specific response channels (Node:
     /// `publishOnSpecificResponseChannel`), else the shared one.
     pub(crate) fn reply_channel(&self, requester: Option<&str>) -> String {
+        if let Some((c, _)) = &self.sharded {
+            // Node compat: the sharded adapter answers on the requester's own channel.
+            return c.response_for(requester.unwrap_or_default());
+        }
         match requester {
             Some(uid) if self.shared.config.publish_on_specific_response_channel() => {
                 self.channels.response_for(uid)
@@ -144,6 +192,16 @@ impl NsCore {
     /// Queues a reply to `requester` (a uid, when the request carried one) on the reply
     /// queue; never waits (see `replies.rs`).
     pub(crate) fn reply(&self, requester: Option<&str>, bytes: Vec<u8>) {
+        if self.sharded.is_some() && requester.is_none() {
+            // Nobody to answer: a ClusterAdapter requester always says who it is.
+            return self
+                .shared
+                .counters
+                .reply_dropped(self.request_channel(), &"request without uid");
+        }
+        let Some(bytes) = self.reply_encoder().encode(bytes) else {
+            return;
+        };
         self.shared
             .replies
             .send(self.reply_channel(requester), bytes);
@@ -154,7 +212,7 @@ impl NsCore {
         let n = self
             .shared
             .transport
-            .num_sub(vec![self.channels.request().to_owned()])
+            .num_sub(vec![self.request_channel().to_owned()])
             .await?;
         Ok(n.first().copied().unwrap_or(0).max(1))
     }
@@ -233,6 +291,15 @@ impl NsCore {
 
     /// A reply arrived on one of our response channels.
     pub(crate) fn on_response(&self, payload: &[u8]) {
+        if self.sharded.is_some() {
+            return match ClusterMessage::decode(payload).and_then(ClusterMessage::into_incoming) {
+                Ok(Incoming::Response(res)) => {
+                    self.pending.route(res);
+                }
+                Ok(_) => {}
+                Err(e) => self.shared.counters.malformed(&self.own_response, &e.0),
+            };
+        }
         // Most replies on the shared channel answer other servers: skip them unread.
         if let Some(id) = Response::peek_request_id(payload)
             && !self.pending.contains(id)

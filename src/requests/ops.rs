@@ -57,6 +57,16 @@ pub(crate) async fn remote_fetch(core: &NsCore, sel: Selector) -> Result<Vec<Soc
 
 /// ALL_ROOMS: every room of every other server.
 pub(crate) async fn remote_all_rooms(core: &NsCore) -> Result<Vec<String>, Error> {
+    if core.sharded().is_some() {
+        // Node compat: the ClusterAdapter protocol has no ALL_ROOMS; its `allRooms()`
+        // is the rooms of every socket, which fetchSockets says (socket ids included).
+        let everyone = Selector::new(vec![], vec![]);
+        let sockets = remote_fetch(core, everyone).await?;
+        let mut rooms: Vec<String> = sockets.into_iter().flat_map(|s| s.rooms).collect();
+        rooms.sort();
+        rooms.dedup();
+        return Ok(rooms);
+    }
     let uid = core.uid().to_owned();
     let g = core
         .ask(

@@ -19,8 +19,6 @@ mod gate;
 pub(crate) mod memory;
 pub(crate) mod redis;
 mod screen;
-// Wired to the adapter with the sharded protocol (issue 12); tested on its own until then.
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) mod sharded;
 
 pub(crate) use connect::{RedisEndpoint, root_certs};

@@ -22,6 +22,7 @@
 
 mod slots;
 
+use super::connect::{RedisEndpoint, open_client};
 use super::{BoxFuture, MessageSink, Mode, Sub, Transport, TryPublish};
 use crate::error::Error;
 use crate::stats::Counters;
@@ -91,21 +92,19 @@ impl ShardedTransport {
     /// credentials and TLS settings are used for all): reads the topology, then starts
     /// the reconciler and the publisher.
     pub(crate) async fn connect(
-        seeds: &[String],
+        first: &RedisEndpoint,
+        more: &[String],
         connect_timeout: Duration,
         queue_capacity: usize,
         sink: Arc<dyn MessageSink>,
         counters: Arc<Counters>,
     ) -> Result<Self, Error> {
-        let first = seeds
-            .first()
-            .ok_or_else(|| Error::config("no Redis Cluster seed"))?;
-        let base = redis::Client::open(first.as_str())
-            .map_err(|e| Error::config_from("invalid Redis Cluster seed URL", e))?
+        let base = open_client(first)
+            .map_err(|e| Error::config_from("invalid Redis URL", e))?
             .get_connection_info()
             .clone();
         let mut addrs = Vec::new();
-        for url in seeds {
+        for url in std::iter::once(&first.url).chain(more) {
             let client = redis::Client::open(url.as_str())
                 .map_err(|e| Error::config_from("invalid Redis Cluster seed URL", e))?;
             addrs.push(addr_of(client.get_connection_info().addr())?);
@@ -201,12 +200,19 @@ impl Inner {
         for addr in known.iter().chain(&self.seeds) {
             let res = async {
                 let mut conn = self.command(addr).await?;
-                let reply: redis::Value = redis::cmd("CLUSTER")
+                let reply = redis::cmd("CLUSTER")
                     .arg("SLOTS")
-                    .query_async(&mut conn)
-                    .await?;
-                Topology::from_cluster_slots(&reply, &addr.0)
-                    .ok_or_else(|| Error::Decode("unreadable CLUSTER SLOTS reply".into()))
+                    .query_async::<redis::Value>(&mut conn)
+                    .await;
+                match reply {
+                    Ok(reply) => Topology::from_cluster_slots(&reply, &addr.0)
+                        .ok_or_else(|| Error::Decode("unreadable CLUSTER SLOTS reply".into())),
+                    // A standalone Redis 7: one node owns every channel.
+                    Err(e) if e.to_string().contains("cluster support disabled") => {
+                        Ok(Topology::whole(addr.clone()))
+                    }
+                    Err(e) => Err(e.into()),
+                }
             };
             match tokio::time::timeout(self.connect_timeout, res).await {
                 Ok(Ok(t)) => {
@@ -268,8 +274,9 @@ impl Inner {
         }
     }
 
-    /// Every wanted channel subscribed on its owner, and on nobody else.
-    async fn reconcile(self: &Arc<Self>, fresh: bool) -> Result<(), Error> {
+    /// Every wanted channel subscribed on its owner, and on nobody else; whether every
+    /// slot has an owner.
+    async fn reconcile(self: &Arc<Self>, fresh: bool) -> Result<bool, Error> {
         let _one_at_a_time = self.reconciling.lock().await;
         let topology = self.topology(fresh).await?;
         lock(&self.subscribers).retain(|_, s| s.alive.load(Ordering::Acquire));
@@ -307,7 +314,8 @@ impl Inner {
         if missing > 0 {
             return Err(Error::Disconnected);
         }
-        Ok(())
+        // Some slots without a master (a failover under way): look again soon.
+        Ok(topology.is_complete())
     }
 
     async fn subscribe_on(self: &Arc<Self>, owner: &Addr, ch: &str) -> Result<(), Error> {
@@ -395,7 +403,7 @@ async fn run_reconciler(inner: Weak<Inner>, mut shutdown: watch::Receiver<bool>)
             _ = shutdown.changed() => return,
         };
         let res = strong.reconcile(true).await;
-        degraded = res.is_err();
+        degraded = !matches!(res, Ok(true));
         if woken && res.is_ok() {
             tracing::info!("sharded subscriptions restored");
         }
@@ -560,7 +568,7 @@ impl Transport for ShardedTransport {
                 ));
             };
             lock(&self.inner.wanted).insert(ch);
-            self.inner.reconcile(false).await
+            self.inner.reconcile(false).await.map(|_| ())
         })
     }
 

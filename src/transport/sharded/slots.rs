@@ -63,6 +63,13 @@ impl Topology {
         Some(Topology { ranges })
     }
 
+    /// A standalone Redis: every slot on `addr` (sharded pub/sub works there too).
+    pub(crate) fn whole(addr: Addr) -> Self {
+        Topology {
+            ranges: vec![(0, SLOTS - 1, addr)],
+        }
+    }
+
     /// The master that owns `slot`, if any does.
     pub(crate) fn owner(&self, slot: u16) -> Option<&Addr> {
         let i = self.ranges.partition_point(|(start, _, _)| *start <= slot);

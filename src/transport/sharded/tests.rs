@@ -24,8 +24,14 @@ async fn transport(
     cluster: &RedisCluster,
 ) -> (ShardedTransport, mpsc::UnboundedReceiver<(String, Vec<u8>)>) {
     let (tx, rx) = mpsc::unbounded_channel();
+    let urls = cluster.urls();
+    let first = RedisEndpoint {
+        url: urls[0].clone(),
+        tls_root_cert: None,
+    };
     let t = ShardedTransport::connect(
-        &cluster.urls(),
+        &first,
+        &urls[1..],
         Duration::from_secs(2),
         1024,
         Arc::new(Collect(tx)),
