@@ -4,7 +4,7 @@
 
 const http = require("http");
 const { Server } = require("socket.io");
-const { createAdapter } = require("@socket.io/redis-adapter");
+const { createAdapter, createShardedAdapter } = require("@socket.io/redis-adapter");
 const { createClient } = require("redis");
 const lib = require("./lib");
 const { log, out, fromWire, toWire, asList, withTimeout, eventArgs } = lib;
@@ -31,6 +31,9 @@ const EXTRA_NAMESPACES = String(lib.opt(args, "namespaces", "NAMESPACES", ""))
 const DYNAMIC_NSP = new RegExp(
   lib.opt(args, "dynamic", "DYNAMIC_NSP", "^\\/dyn-\\w+$"),
 );
+// --sharded <static|dynamic|dynamic-private>: createShardedAdapter instead (KEY is its
+// channelPrefix); empty: the classic createAdapter.
+const SHARDED = String(lib.opt(args, "sharded", "SHARDED", ""));
 const MAX_LIFETIME_MS = Number(
   lib.opt(args, "max-lifetime-ms", "MAX_LIFETIME_MS", "600000"),
 );
@@ -386,11 +389,16 @@ async function main() {
 
   httpServer = http.createServer();
   io = new Server(httpServer, {
-    adapter: createAdapter(pubClient, subClient, {
-      key: KEY,
-      requestsTimeout: REQUESTS_TIMEOUT,
-      publishOnSpecificResponseChannel: SPECIFIC_RESPONSE,
-    }),
+    adapter: SHARDED
+      ? createShardedAdapter(pubClient, subClient, {
+          channelPrefix: KEY,
+          subscriptionMode: SHARDED,
+        })
+      : createAdapter(pubClient, subClient, {
+          key: KEY,
+          requestsTimeout: REQUESTS_TIMEOUT,
+          publishOnSpecificResponseChannel: SPECIFIC_RESPONSE,
+        }),
   });
 
   io.sockets.on("new_namespace", (nsp) => prepareNamespace(nsp));

@@ -1,0 +1,242 @@
+//! Mixed clusters over the sharded protocol: a Node socket.io 4.8.4 server on
+//! `@socket.io/redis-adapter` 8.3.0's `createShardedAdapter` (`subscriptionMode:
+//! "static"`, `tests/interop/server.js --sharded static`) and two socketioxide servers
+//! with `ClusterOptions::sharded(SubscriptionMode::Static)`, on one standalone Redis 7
+//! (sharded pub/sub works there too): broadcasts, fetchSockets, socketsJoin,
+//! serverSideEmit with acks, broadcasts with acks and server counts, both directions.
+//!
+//! Determinism: as in `interop_requests.rs`, every Node command waits for a pub/sub
+//! barrier, and every Rust publish goes out in order on one connection per shard.
+//!
+//! Requires `redis-server`, Node.js 20 and `npm ci` in `tests/interop`.
+
+use socketioxide_cluster_test_support as common;
+
+use common::cluster::{self, Serve, client, node_expect, nodes_serving, shared_opts, shutdown_all};
+use common::node::{NodeProcess, start_client, start_server};
+use common::{AutoAck, Parser, arg};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use socketioxide_cluster::SubscriptionMode;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(15);
+
+struct Mixed {
+    node: NodeProcess,
+    rust: Vec<cluster::Node>,
+}
+
+async fn mixed(name: &str) -> Mixed {
+    common::init_tracing();
+    let key = common::unique_key("sharded");
+    let node = start_server(
+        &format!("{name}-N"),
+        &common::shared().url(),
+        &key,
+        &["--sharded", "static"],
+    )
+    .await;
+    let opts = shared_opts(&key)
+        .sharded(SubscriptionMode::Static)
+        .requests_timeout(Duration::from_secs(10));
+    let rust = nodes_serving(2, &opts, Parser::Json, Serve::ROOT).await;
+    Mixed { node, rust }
+}
+
+async fn node_cmd(node: &mut NodeProcess, cmd: &str, mut fields: Value) -> Value {
+    fields["cmd"] = json!(cmd);
+    node.request(fields, T).await
+}
+
+fn ids(v: &Value) -> BTreeSet<String> {
+    v["sockets"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no sockets in {v}"))
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn set<I: IntoIterator<Item = S>, S: ToString>(i: I) -> BTreeSet<String> {
+    i.into_iter().map(|s| s.to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcasts_and_requests_both_ways_with_nodes_sharded_adapter() {
+    let Mixed { mut node, rust } = mixed("sh").await;
+    let (r1, r2) = (&rust[0], &rust[1]);
+    let mut n1 = start_client(
+        "sh-n1",
+        &node.url(),
+        "/",
+        json!(["a"]),
+        &["--ack-reply", "\"n1\""],
+    )
+    .await;
+    let mut c1 = client(r1, "/", Parser::Json, &["a"], T).await;
+    let mut c2 = client(r2, "/", Parser::Json, &["b"], T).await;
+    c1.set_auto_ack(Some(AutoAck::With(vec![arg(json!("c1"))])));
+    c2.set_auto_ack(Some(AutoAck::With(vec![arg(json!("c2"))])));
+    let n1_id = n1.sid();
+
+    // Server counts: SHARDNUMSUB of the main channel, every server counted.
+    assert_eq!(
+        node_cmd(&mut node, "serverCount", json!({})).await["count"],
+        json!(3)
+    );
+    for r in [r1, r2] {
+        assert_eq!(r.cluster.of("/").server_count().await.unwrap(), 3);
+    }
+
+    // Node -> Rust broadcasts: all, a room, binary.
+    node_cmd(
+        &mut node,
+        "emit",
+        json!({"event": "all", "args": ["from node"]}),
+    )
+    .await;
+    for c in [&mut c1, &mut c2] {
+        assert_eq!(c.recv_event_named("all", T).await.str_arg(0), "from node");
+    }
+    node_expect(&mut n1, &["all"], T).await;
+    node_cmd(
+        &mut node,
+        "emit",
+        json!({"to": "b", "event": "room", "args": [1]}),
+    )
+    .await;
+    assert_eq!(c2.recv_event_named("room", T).await.i64_arg(0), 1);
+    // Rust -> Node, and Rust -> Rust.
+    r1.io.emit("hello", &("from rust", 2)).await.unwrap();
+    let args = node_expect(&mut n1, &["hello"], T).await;
+    assert_eq!(args[0], json!(["from rust", 2]));
+    assert_eq!(
+        c2.recv_event_named("hello", T).await.str_arg(0),
+        "from rust"
+    );
+    assert_eq!(
+        c1.recv_event_named("hello", T).await.str_arg(0),
+        "from rust"
+    );
+    r2.io.to("a").emit("to-a", &()).await.unwrap();
+    node_expect(&mut n1, &["to-a"], T).await;
+    c1.recv_event_named("to-a", T).await;
+    // Binary: msgpack envelopes (Node's hasBinary rule), read by Node's adapter.
+    let big = cluster::big_binary();
+    cluster::emit_binary_set(&r1.io, &big).await;
+    let args = node_expect(&mut n1, &["r-bin", "r-marker"], T).await;
+    cluster::assert_binary_set(&args[0], &big);
+    for c in [&mut c1, &mut c2] {
+        common::cluster::expect_events(c, &["r-bin", "r-marker"], T).await;
+    }
+
+    // fetchSockets both ways (Node sockets under stand-ins on the Rust side).
+    let all = node_cmd(&mut node, "fetchSockets", json!({})).await;
+    assert_eq!(ids(&all), set([n1_id.as_str(), c1.sid(), c2.sid()]));
+    let in_a = node_cmd(&mut node, "fetchSockets", json!({"to": "a"})).await;
+    assert_eq!(ids(&in_a), set([n1_id.as_str(), c1.sid()]));
+    for r in [r1, r2] {
+        let ns = r.cluster.of("/");
+        let got = r.io.fetch_sockets().await.unwrap();
+        let got = set(got.iter().map(|s| s.data().id));
+        assert_eq!(
+            got,
+            set([
+                ns.sid_for(&n1_id).to_string(),
+                c1.sid().into(),
+                c2.sid().into()
+            ])
+        );
+        assert_eq!(
+            set(ns.clients(&["a"]).await.unwrap()),
+            set([n1_id.as_str(), c1.sid()])
+        );
+    }
+
+    // socketsJoin both ways.
+    node_cmd(
+        &mut node,
+        "socketsJoin",
+        json!({"to": "b", "rooms": ["from-node"]}),
+    )
+    .await;
+    let got = r1.io.to("from-node").fetch_sockets().await.unwrap();
+    assert_eq!(set(got.iter().map(|s| s.data().id)), set([c2.sid()]));
+    r1.io.to("a").join("from-rust").await.unwrap();
+    let got = node_cmd(&mut node, "fetchSockets", json!({"to": "from-rust"})).await;
+    assert_eq!(ids(&got), set([n1_id.as_str(), c1.sid()]));
+
+    // serverSideEmit with acks, both ways.
+    r2.cluster
+        .of("/")
+        .on_server_side("ping", |ev| ev.ack("pong-r2"));
+    r1.cluster
+        .of("/")
+        .on_server_side("ping", |ev| ev.ack("pong-r1"));
+    let r = node_cmd(
+        &mut node,
+        "serverSideEmit",
+        json!({"event": "ping", "args": [], "ack": true}),
+    )
+    .await;
+    assert_eq!(r["err"], Value::Null, "{r}");
+    let mut got: Vec<String> = r["responses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    got.sort();
+    assert_eq!(got, ["pong-r1", "pong-r2"]);
+    let replies = r1
+        .cluster
+        .of("/")
+        .server_side_emit_with_ack("ping", &())
+        .await
+        .unwrap();
+    assert_eq!(replies.len(), 2, "the Node server and r2: {replies:?}");
+
+    // Broadcasts with acks, both ways.
+    let r = node_cmd(
+        &mut node,
+        "emitWithAck",
+        json!({"timeout": 8000, "event": "ask", "args": []}),
+    )
+    .await;
+    assert_eq!(r["err"], Value::Null, "{r}");
+    let mut got: Vec<String> = r["responses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    got.sort();
+    assert_eq!(got, ["c1", "c2", "n1"]);
+    for c in [&mut c1, &mut c2] {
+        c.recv_event_named("ask", T).await;
+    }
+    node_expect(&mut n1, &["ask"], T).await;
+    let acks: Vec<Value> = r2
+        .io
+        .timeout(Duration::from_secs(8))
+        .emit_with_ack::<_, Value>("ask-r", &())
+        .await
+        .unwrap()
+        .map(|(_, r)| r.unwrap())
+        .collect()
+        .await;
+    let mut got: Vec<String> = acks
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    got.sort();
+    assert_eq!(got, ["c1", "c2", "n1"]);
+
+    for r in &rust {
+        let stats = r.cluster.stats();
+        assert_eq!(stats.malformed, 0, "{stats:?}");
+    }
+    shutdown_all(vec![n1, node]).await;
+}
