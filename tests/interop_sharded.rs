@@ -129,7 +129,7 @@ async fn broadcasts_and_requests_both_ways_with_nodes_sharded_adapter() {
     let args = node_expect(&mut n1, &["r-bin", "r-marker"], T).await;
     cluster::assert_binary_set(&args[0], &big);
     for c in [&mut c1, &mut c2] {
-        common::cluster::expect_events(c, &["r-bin", "r-marker"], T).await;
+        cluster::expect_events(c, &["r-bin", "r-marker"], T).await;
     }
 
     // fetchSockets both ways (Node sockets under stand-ins on the Rust side).
