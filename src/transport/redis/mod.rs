@@ -13,21 +13,21 @@
 //! need replies) while the subscriber is down.
 
 mod publisher;
+mod subscriber;
 
 use super::connect::{RedisEndpoint, open_client, open_pubsub, tls_connector};
-use super::gate::Gate;
 use super::{BoxFuture, MessageSink, Mode, Sub, Transport, TryPublish};
 use crate::error::Error;
 use crate::stats::Counters;
 use crate::wire::redact_url;
 use bytes::Bytes;
-use futures_util::{FutureExt, StreamExt};
 use publisher::run_publisher;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink, PubSubStream};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use subscriber::run_subscriber;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsConnector;
@@ -248,102 +248,6 @@ impl RedisTransport {
             None
         }
     }
-}
-
-/// The one task that owns the subscriber connection.
-async fn run_subscriber(
-    shared: Arc<Shared>,
-    (mut stream, mut gate): (PubSubStream, Option<Arc<Gate>>),
-    sink: Arc<dyn MessageSink>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    loop {
-        loop {
-            if *shutdown.borrow() {
-                return;
-            }
-            let next = match stream.next().now_or_never() {
-                Some(next) => next,
-                None => {
-                    // Nothing queued: everything read was consumed.
-                    if let Some(gate) = &gate {
-                        gate.caught_up();
-                    }
-                    tokio::select! {
-                        next = stream.next() => next,
-                        _ = shutdown.changed() => return,
-                    }
-                }
-            };
-            let Some(msg) = next else { break };
-            let pattern: Option<String> = msg.get_pattern().ok().flatten();
-            let channel = msg.get_channel_name();
-            let payload = msg.get_payload_bytes();
-            sink.deliver(channel, pattern.as_deref(), payload);
-            if let Some(gate) = &gate {
-                // RESP framing of a (p)message is ~30-50 bytes.
-                let size =
-                    payload.len() + channel.len() + pattern.as_ref().map_or(0, String::len) + 48;
-                gate.consumed(size as u64);
-            }
-        }
-        Counters::add(&shared.counters.reconnects, 1);
-        shared.subscribed.store(false, Ordering::Release);
-        tracing::warn!(url = %shared.url(), "redis subscriber connection lost; reconnecting");
-        shared.probe.notify_one();
-        sink.connection_lost();
-        // At once first: a connection killed alone (`CLIENT KILL TYPE pubsub`, a proxy
-        // restart) usually finds Redis answering.
-        let mut delay = Duration::ZERO;
-        let mut failures = 0;
-        (stream, gate) = loop {
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = shutdown.changed() => return,
-            }
-            let (client, url, generation) = shared.node();
-            match resubscribe(&shared, &client, &url).await {
-                Ok(conn) => break conn,
-                Err(e) => {
-                    tracing::debug!(url = %url, error = %e, "redis reconnect failed");
-                    delay = (delay * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
-                    failures += 1;
-                    if failures % ATTEMPTS_PER_NODE == 0 {
-                        shared.move_on(generation);
-                    }
-                }
-            }
-        };
-        shared.subscribed.store(true, Ordering::Release);
-        tracing::info!(url = %shared.url(), "redis subscriber connection restored; subscriptions re-issued");
-    }
-}
-
-async fn resubscribe(
-    shared: &Shared,
-    client: &redis::Client,
-    url: &str,
-) -> Result<(PubSubStream, Option<Arc<Gate>>), Error> {
-    let (pubsub, gate) = open_pubsub(
-        client,
-        shared.tls.as_ref(),
-        url,
-        shared.connect_timeout,
-        shared.screen.clone(),
-    )
-    .await?;
-    let (mut sink, stream) = pubsub.split();
-    // Install the new sink before reading the subscription set, so a subscription added
-    // concurrently lands on the new connection either way.
-    *lock(&shared.sub_sink) = Some(sink.clone());
-    let subs: Vec<Sub> = lock(&shared.subs).iter().cloned().collect();
-    for sub in subs {
-        match sub {
-            Sub::Channel(c) => sink.subscribe(c).await?,
-            Sub::Pattern(p) => sink.psubscribe(p).await?,
-        }
-    }
-    Ok((stream, gate))
 }
 
 impl Transport for RedisTransport {

@@ -20,7 +20,9 @@
 //!
 //! Built ahead of the sharded protocol of the adapter (issue 12), which it will carry.
 
+mod publisher;
 mod slots;
+mod subscriptions;
 
 use super::connect::{RedisEndpoint, open_client};
 use super::{BoxFuture, MessageSink, Mode, Sub, Transport, TryPublish};
@@ -28,11 +30,10 @@ use crate::error::Error;
 use crate::stats::Counters;
 use bytes::Bytes;
 use redis::aio::MultiplexedConnection;
-use redis::{PushInfo, PushKind};
-use slots::{Addr, Topology, slot};
+use slots::{Addr, Topology};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -128,8 +129,11 @@ impl ShardedTransport {
         let (shutdown, rx_shutdown) = watch::channel(false);
         let (queue, rx) = mpsc::channel(queue_capacity);
         let tasks = vec![
-            tokio::spawn(run_reconciler(Arc::downgrade(&inner), rx_shutdown.clone())),
-            tokio::spawn(run_publisher(inner.clone(), rx, rx_shutdown)),
+            tokio::spawn(subscriptions::run_reconciler(
+                Arc::downgrade(&inner),
+                rx_shutdown.clone(),
+            )),
+            tokio::spawn(publisher::run_publisher(inner.clone(), rx, rx_shutdown)),
         ];
         Ok(Self {
             inner,
@@ -237,136 +241,6 @@ impl Inner {
         self.refresh_topology().await
     }
 
-    /// What a subscriber connection's reader hands over.
-    fn on_push(self: &Arc<Self>, addr: &Addr, alive: &AtomicBool, push: PushInfo) {
-        let text = |v: &redis::Value| match v {
-            redis::Value::BulkString(b) => std::str::from_utf8(b).ok().map(str::to_owned),
-            _ => None,
-        };
-        match push.kind {
-            PushKind::SMessage => {
-                if let [ch, redis::Value::BulkString(payload)] = &push.data[..]
-                    && let Some(ch) = text(ch)
-                {
-                    self.sink.deliver(&ch, None, payload);
-                }
-            }
-            // Unsolicited on migration or demotion (or ours, confirmed): the channel
-            // is no longer subscribed there.
-            PushKind::SUnsubscribe => {
-                if let Some(ch) = push.data.first().and_then(text)
-                    && let Some(s) = lock(&self.subscribers).get_mut(addr)
-                    && s.channels.remove(&ch)
-                    && lock(&self.wanted).contains(&ch)
-                {
-                    self.subscribed.store(false, Ordering::Release);
-                    self.wake.notify_one();
-                }
-            }
-            PushKind::Disconnection => {
-                alive.store(false, Ordering::Release);
-                self.subscribed.store(false, Ordering::Release);
-                Counters::add(&self.counters.reconnects, 1);
-                self.sink.connection_lost();
-                self.wake.notify_one();
-            }
-            _ => {}
-        }
-    }
-
-    /// Every wanted channel subscribed on its owner, and on nobody else; whether every
-    /// slot has an owner.
-    async fn reconcile(self: &Arc<Self>, fresh: bool) -> Result<bool, Error> {
-        let _one_at_a_time = self.reconciling.lock().await;
-        let topology = self.topology(fresh).await?;
-        lock(&self.subscribers).retain(|_, s| s.alive.load(Ordering::Acquire));
-        let wanted: Vec<String> = lock(&self.wanted).iter().cloned().collect();
-        let mut missing = 0;
-        for ch in wanted {
-            let Some(owner) = topology.owner(slot(&ch)).cloned() else {
-                missing += 1;
-                continue;
-            };
-            let elsewhere: Vec<(Addr, MultiplexedConnection)> = {
-                let mut subs = lock(&self.subscribers);
-                if subs.get(&owner).is_some_and(|s| s.channels.contains(&ch)) {
-                    continue;
-                }
-                subs.iter_mut()
-                    .filter_map(|(a, s)| {
-                        (*a != owner && s.channels.remove(&ch)).then(|| (a.clone(), s.conn.clone()))
-                    })
-                    .collect()
-            };
-            for (_, mut conn) in elsewhere {
-                // Best effort: the old owner may be gone, or already dropped it.
-                let _ = redis::cmd("SUNSUBSCRIBE")
-                    .arg(&ch)
-                    .query_async::<()>(&mut conn)
-                    .await;
-            }
-            if let Err(e) = self.subscribe_on(&owner, &ch).await {
-                tracing::debug!(channel = %ch, owner = ?owner, error = %e, "SSUBSCRIBE failed; retried");
-                missing += 1;
-            }
-        }
-        self.subscribed.store(missing == 0, Ordering::Release);
-        if missing > 0 {
-            return Err(Error::Disconnected);
-        }
-        // Some slots without a master (a failover under way): look again soon.
-        Ok(topology.is_complete())
-    }
-
-    async fn subscribe_on(self: &Arc<Self>, owner: &Addr, ch: &str) -> Result<(), Error> {
-        let existing = lock(&self.subscribers).get(owner).map(|s| s.conn.clone());
-        let mut conn = match existing {
-            Some(c) => c,
-            None => {
-                let alive = Arc::new(AtomicBool::new(true));
-                let weak = Arc::downgrade(self);
-                let (addr, flag) = (owner.clone(), alive.clone());
-                let sender = move |push: PushInfo| -> Result<(), std::convert::Infallible> {
-                    if let Some(inner) = weak.upgrade() {
-                        inner.on_push(&addr, &flag, push);
-                    }
-                    Ok(())
-                };
-                let settings = self
-                    .base
-                    .redis_settings()
-                    .clone()
-                    .set_protocol(redis::ProtocolVersion::RESP3);
-                let client =
-                    redis::Client::open(self.info_for(owner).set_redis_settings(settings))?;
-                let config = redis::AsyncConnectionConfig::new()
-                    .set_connection_timeout(Some(self.connect_timeout))
-                    .set_response_timeout(Some(self.connect_timeout))
-                    .set_push_sender(sender);
-                let conn = client
-                    .get_multiplexed_async_connection_with_config(&config)
-                    .await?;
-                lock(&self.subscribers).insert(
-                    owner.clone(),
-                    SubConn {
-                        conn: conn.clone(),
-                        channels: HashSet::new(),
-                        alive,
-                    },
-                );
-                conn
-            }
-        };
-        redis::cmd("SSUBSCRIBE")
-            .arg(ch)
-            .query_async::<()>(&mut conn)
-            .await?;
-        if let Some(s) = lock(&self.subscribers).get_mut(owner) {
-            s.channels.insert(ch.to_owned());
-        }
-        Ok(())
-    }
-
     /// `PUBSUB SHARDNUMSUB` of `channels`, summed over the masters.
     async fn shard_num_sub(&self, channels: &[String]) -> Result<Vec<usize>, Error> {
         let masters = self.topology(false).await?.masters();
@@ -384,115 +258,6 @@ impl Inner {
         }
         Ok(sums)
     }
-}
-
-async fn run_reconciler(inner: Weak<Inner>, mut shutdown: watch::Receiver<bool>) {
-    let mut degraded = false;
-    loop {
-        let wait = if degraded {
-            CHECK_DEGRADED
-        } else {
-            CHECK_EVERY
-        };
-        let Some(strong) = inner.upgrade() else {
-            return;
-        };
-        let woken = tokio::select! {
-            _ = strong.wake.notified() => true,
-            _ = tokio::time::sleep(wait) => false,
-            _ = shutdown.changed() => return,
-        };
-        let res = strong.reconcile(true).await;
-        degraded = !matches!(res, Ok(true));
-        if woken && res.is_ok() {
-            tracing::info!("sharded subscriptions restored");
-        }
-    }
-}
-
-async fn run_publisher(
-    inner: Arc<Inner>,
-    mut rx: mpsc::Receiver<Outgoing>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    loop {
-        let n = tokio::select! {
-            n = rx.recv_many(&mut batch, MAX_BATCH) => n,
-            _ = shutdown.changed() => { rx.close(); rx.recv_many(&mut batch, MAX_BATCH).await }
-        };
-        if n == 0 {
-            return;
-        }
-        let mut todo: Vec<Outgoing> = std::mem::take(&mut batch);
-        for attempt in 0..2 {
-            let failed = publish_round(&inner, &mut todo, attempt > 0).await;
-            if failed.is_empty() {
-                break;
-            }
-            todo = failed;
-            if attempt == 1 {
-                Counters::add(&inner.counters.publish_failed, todo.len() as u64);
-                for m in todo.drain(..) {
-                    if let Some(done) = m.done {
-                        let _ = done.send(Err(Error::Disconnected));
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Sends `todo` grouped by owner; returns what failed (to retry).
-async fn publish_round(inner: &Inner, todo: &mut Vec<Outgoing>, fresh: bool) -> Vec<Outgoing> {
-    let Ok(topology) = inner.topology(fresh).await else {
-        return std::mem::take(todo);
-    };
-    let mut groups: HashMap<Addr, Vec<Outgoing>> = HashMap::new();
-    let mut failed = Vec::new();
-    for m in todo.drain(..) {
-        match topology.owner(slot(&m.channel)) {
-            Some(owner) => groups.entry(owner.clone()).or_default().push(m),
-            None => failed.push(m),
-        }
-    }
-    let sends = groups.into_iter().map(|(addr, msgs)| async move {
-        let mut pipe = redis::pipe();
-        for m in &msgs {
-            pipe.cmd("SPUBLISH").arg(&m.channel).arg(&m.payload[..]);
-        }
-        let res = match inner.command(&addr).await {
-            Ok(mut conn) => pipe
-                .query_async::<Vec<redis::Value>>(&mut conn)
-                .await
-                .map_err(Error::from),
-            Err(e) => Err(e),
-        };
-        if res.is_err() {
-            lock(&inner.commands).remove(&addr);
-        }
-        (msgs, res)
-    });
-    for (msgs, res) in futures_util::future::join_all(sends).await {
-        match res {
-            Ok(values) if values.len() == msgs.len() => {
-                for (m, v) in msgs.into_iter().zip(values) {
-                    match v {
-                        redis::Value::Int(n) => {
-                            Counters::add(&inner.counters.published, 1);
-                            if let Some(done) = m.done {
-                                let _ = done.send(Ok(usize::try_from(n).ok()));
-                            }
-                        }
-                        // MOVED, ASK, CLUSTERDOWN…: once more after a topology read.
-                        _ => failed.push(m),
-                    }
-                }
-            }
-            _ => failed.extend(msgs),
-        }
-    }
-    failed
 }
 
 impl Transport for ShardedTransport {

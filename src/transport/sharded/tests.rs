@@ -2,6 +2,7 @@
 //! cluster): channels on three shards, a slot migrated away under a subscription, and a
 //! master killed with its replica taking over.
 
+use super::slots::slot;
 use super::*;
 use socketioxide_cluster_test_support::redis_cluster::RedisCluster;
 

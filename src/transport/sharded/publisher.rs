@@ -1,0 +1,95 @@
+//! The publisher task: drains the bounded queue and sends one pipeline of `SPUBLISH`
+//! per owner, retrying once what failed after a topology read.
+
+use super::slots::{Addr, slot};
+use super::{Inner, MAX_BATCH, Outgoing, lock};
+use crate::error::Error;
+use crate::stats::Counters;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::{mpsc, watch};
+
+pub(super) async fn run_publisher(
+    inner: Arc<Inner>,
+    mut rx: mpsc::Receiver<Outgoing>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    loop {
+        let n = tokio::select! {
+            n = rx.recv_many(&mut batch, MAX_BATCH) => n,
+            _ = shutdown.changed() => { rx.close(); rx.recv_many(&mut batch, MAX_BATCH).await }
+        };
+        if n == 0 {
+            return;
+        }
+        let mut todo: Vec<Outgoing> = std::mem::take(&mut batch);
+        for attempt in 0..2 {
+            let failed = publish_round(&inner, &mut todo, attempt > 0).await;
+            if failed.is_empty() {
+                break;
+            }
+            todo = failed;
+            if attempt == 1 {
+                Counters::add(&inner.counters.publish_failed, todo.len() as u64);
+                for m in todo.drain(..) {
+                    if let Some(done) = m.done {
+                        let _ = done.send(Err(Error::Disconnected));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Sends `todo` grouped by owner; returns what failed (to retry).
+async fn publish_round(inner: &Inner, todo: &mut Vec<Outgoing>, fresh: bool) -> Vec<Outgoing> {
+    let Ok(topology) = inner.topology(fresh).await else {
+        return std::mem::take(todo);
+    };
+    let mut groups: HashMap<Addr, Vec<Outgoing>> = HashMap::new();
+    let mut failed = Vec::new();
+    for m in todo.drain(..) {
+        match topology.owner(slot(&m.channel)) {
+            Some(owner) => groups.entry(owner.clone()).or_default().push(m),
+            None => failed.push(m),
+        }
+    }
+    let sends = groups.into_iter().map(|(addr, msgs)| async move {
+        let mut pipe = redis::pipe();
+        for m in &msgs {
+            pipe.cmd("SPUBLISH").arg(&m.channel).arg(&m.payload[..]);
+        }
+        let res = match inner.command(&addr).await {
+            Ok(mut conn) => pipe
+                .query_async::<Vec<redis::Value>>(&mut conn)
+                .await
+                .map_err(Error::from),
+            Err(e) => Err(e),
+        };
+        if res.is_err() {
+            lock(&inner.commands).remove(&addr);
+        }
+        (msgs, res)
+    });
+    for (msgs, res) in futures_util::future::join_all(sends).await {
+        match res {
+            Ok(values) if values.len() == msgs.len() => {
+                for (m, v) in msgs.into_iter().zip(values) {
+                    match v {
+                        redis::Value::Int(n) => {
+                            Counters::add(&inner.counters.published, 1);
+                            if let Some(done) = m.done {
+                                let _ = done.send(Ok(usize::try_from(n).ok()));
+                            }
+                        }
+                        // MOVED, ASK, CLUSTERDOWN…: once more after a topology read.
+                        _ => failed.push(m),
+                    }
+                }
+            }
+            _ => failed.extend(msgs),
+        }
+    }
+    failed
+}
