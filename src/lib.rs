@@ -76,6 +76,10 @@
 //!   stand-in `Sid`s (a fixed hash of namespace and id; Node ids have 20 characters, a
 //!   `Sid` 16), with server id `Uid::ZERO`; `RemoteSocket` operations and `io.to(..)`
 //!   send their real ids. Sockets of our servers carry their server's id.
+//! * **Redis Cluster** ([`ClusterOptions::redis_cluster`]): the classic protocol through one
+//!   node (server counts summed over the nodes), or Node's sharded protocol
+//!   ([`ClusterOptions::sharded`]: `SSUBSCRIBE`/`SPUBLISH` on the shard owning each
+//!   channel, the ClusterAdapter messages of [`wire::cluster_format`]).
 //! * **Liveness**: our servers heartbeat on `<key>-heartbeat` (Node ignores it); a peer
 //!   that stops while still subscribed is not waited for ([`Error::Unresponsive`]).
 //! * **Failures**: the subscriber reconnects and re-subscribes by itself; while Redis is

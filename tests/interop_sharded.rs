@@ -26,6 +26,7 @@ const T: Duration = Duration::from_secs(15);
 struct Mixed {
     node: NodeProcess,
     rust: Vec<cluster::Node>,
+    key: String,
 }
 
 async fn mixed(name: &str) -> Mixed {
@@ -42,7 +43,7 @@ async fn mixed(name: &str) -> Mixed {
         .sharded(SubscriptionMode::Static)
         .requests_timeout(Duration::from_secs(10));
     let rust = nodes_serving(2, &opts, Parser::Json, Serve::ROOT).await;
-    Mixed { node, rust }
+    Mixed { node, rust, key }
 }
 
 async fn node_cmd(node: &mut NodeProcess, cmd: &str, mut fields: Value) -> Value {
@@ -65,7 +66,11 @@ fn set<I: IntoIterator<Item = S>, S: ToString>(i: I) -> BTreeSet<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broadcasts_and_requests_both_ways_with_nodes_sharded_adapter() {
-    let Mixed { mut node, rust } = mixed("sh").await;
+    let Mixed {
+        mut node,
+        rust,
+        key,
+    } = mixed("sh").await;
     let (r1, r2) = (&rust[0], &rust[1]);
     let mut n1 = start_client(
         "sh-n1",
@@ -233,6 +238,29 @@ async fn broadcasts_and_requests_both_ways_with_nodes_sharded_adapter() {
         .collect();
     got.sort();
     assert_eq!(got, ["c1", "c2", "n1"]);
+    node_expect(&mut n1, &["ask-r"], T).await;
+    for c in [&mut c1, &mut c2] {
+        c.recv_event_named("ask-r", T).await;
+    }
+
+    // Our emitter on the sharded protocol reaches the Node server's clients too (Node's
+    // own emitter has no sharded mode).
+    let em = socketioxide_cluster_emitter::Emitter::connect(
+        socketioxide_cluster_emitter::EmitterOptions::new(common::shared().url())
+            .sharded(SubscriptionMode::Static)
+            .key(key),
+    )
+    .await
+    .unwrap();
+    em.to("a").emit("from-emitter", &"e").await.unwrap();
+    assert_eq!(
+        node_expect(&mut n1, &["from-emitter"], T).await[0],
+        json!(["e"])
+    );
+    assert_eq!(c1.recv_event_named("from-emitter", T).await.str_arg(0), "e");
+    em.in_("a").sockets_join("em-joined").await.unwrap();
+    let got = node_cmd(&mut node, "fetchSockets", json!({"to": "em-joined"})).await;
+    assert_eq!(ids(&got), set([n1_id.as_str(), c1.sid()]));
 
     for r in &rust {
         let stats = r.cluster.stats();

@@ -182,7 +182,10 @@ async fn sharded_protocol_between_our_servers() {
                 .requests_timeout(T),
         );
     }
-    sharded_scenario(on_cluster, &key).await;
+    let emitter = EmitterOptions::redis_cluster(cluster.urls())
+        .sharded(SubscriptionMode::Static)
+        .key(key.clone());
+    sharded_scenario(on_cluster, emitter, &key).await;
     let standalone = (0..3)
         .map(|_| {
             ClusterOptions::new(common::shared().url())
@@ -191,10 +194,13 @@ async fn sharded_protocol_between_our_servers() {
                 .requests_timeout(T)
         })
         .collect();
-    sharded_scenario(standalone, &key).await;
+    let emitter = EmitterOptions::new(common::shared().url())
+        .sharded(SubscriptionMode::Static)
+        .key(key.clone());
+    sharded_scenario(standalone, emitter, &key).await;
 }
 
-async fn sharded_scenario(opts: Vec<ClusterOptions>, key: &str) {
+async fn sharded_scenario(opts: Vec<ClusterOptions>, emitter: EmitterOptions, key: &str) {
     use common::AutoAck;
     use futures_util::StreamExt;
     let mut servers = Vec::new();
@@ -259,6 +265,27 @@ async fn sharded_scenario(opts: Vec<ClusterOptions>, key: &str) {
         .await
         .unwrap();
     assert_eq!(replies.len(), 2, "{replies:?}");
+
+    // The emitter speaks the sharded protocol too (Node's emitter cannot).
+    let em = Emitter::connect(emitter).await.unwrap();
+    em.emit("from-emitter", &"e").await.unwrap();
+    for c in &mut clients {
+        assert_eq!(c.recv_event_named("from-emitter", T).await.str_arg(0), "e");
+    }
+    em.to("room1").emit("em-room", &1).await.unwrap();
+    assert_eq!(
+        clients[1].recv_event_named("em-room", T).await.i64_arg(0),
+        1
+    );
+    em.in_("room0").sockets_join("em-joined").await.unwrap();
+    let got = servers[1].io.to("em-joined").fetch_sockets().await.unwrap();
+    assert_eq!(got.len(), 1);
+    let waited = servers[2]
+        .cluster
+        .of("/")
+        .wait_server_side("em-sse", |_| true, T);
+    em.server_side_emit("em-sse", &("x",)).await.unwrap();
+    assert_eq!(waited.await.unwrap(), vec![rmpv::Value::from("x")]);
     for s in &servers {
         s.cluster.close().await;
     }

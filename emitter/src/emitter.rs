@@ -7,6 +7,9 @@ use crate::{EmitterOptions, Error};
 use rmpv::Value;
 use serde::Serialize;
 use socketioxide_cluster_wire::channel::Channels;
+use socketioxide_cluster_wire::cluster_format::{
+    ClusterMessage, ShardedChannels, SubscriptionMode,
+};
 use socketioxide_cluster_wire::message::{BroadcastMessage, EVENT, NodePacket, WireOptions};
 use socketioxide_cluster_wire::request::{Request, Selector};
 use std::future::Future;
@@ -47,7 +50,9 @@ pub(crate) trait Publish: Send + Sync + 'static {
     ) -> BoxFuture<'static, Result<usize, redis::RedisError>>;
 }
 
-struct RedisPublisher<C>(C);
+/// A connection and the command it publishes with (`PUBLISH`, or `SPUBLISH` for the
+/// sharded protocol).
+struct RedisPublisher<C>(C, &'static str);
 
 impl<C> Publish for RedisPublisher<C>
 where
@@ -59,8 +64,9 @@ where
         payload: Vec<u8>,
     ) -> BoxFuture<'static, Result<usize, redis::RedisError>> {
         let mut conn = self.0.clone();
+        let command = self.1;
         Box::pin(async move {
-            redis::cmd("PUBLISH")
+            redis::cmd(command)
                 .arg(channel)
                 .arg(payload)
                 .query_async::<usize>(&mut conn)
@@ -69,10 +75,20 @@ where
     }
 }
 
+/// `SPUBLISH` for the sharded protocol, `PUBLISH` otherwise.
+fn publish_command(opts: &EmitterOptions) -> &'static str {
+    if opts.sharded.is_some() {
+        "SPUBLISH"
+    } else {
+        "PUBLISH"
+    }
+}
+
 struct Shared {
     key: String,
     publish_timeout: Duration,
     publisher: Box<dyn Publish>,
+    sharded: Option<SubscriptionMode>,
 }
 
 /// Sends events and cluster-wide operations to the socket.io servers sharing a Redis,
@@ -135,6 +151,10 @@ impl Emitter {
             ),
         }
         .map_err(|e| Error::Config(format!("invalid Redis URL {url}: {e}")))?;
+        let command = publish_command(&opts);
+        if let Some(more) = &opts.cluster {
+            return Self::connect_cluster(client, more, &opts, url).await;
+        }
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(opts.connect_timeout))
             .set_response_timeout(Some(opts.publish_timeout))
@@ -155,7 +175,58 @@ impl Emitter {
                 });
             }
         };
-        Ok(Self::with_publisher(Box::new(RedisPublisher(conn)), &opts))
+        Ok(Self::with_publisher(
+            Box::new(RedisPublisher(conn, command)),
+            &opts,
+        ))
+    }
+
+    /// A Redis Cluster: the redis crate's cluster connection, which routes each
+    /// command to the node owning its channel's slot and follows `MOVED`/`ASK`.
+    async fn connect_cluster(
+        first: redis::Client,
+        more: &[String],
+        opts: &EmitterOptions,
+        url: String,
+    ) -> Result<Self, Error> {
+        let mut nodes = vec![first.get_connection_info().clone()];
+        for seed in more {
+            let c = redis::Client::open(seed.as_str()).map_err(|e| {
+                Error::Config(format!(
+                    "invalid Redis Cluster seed {}: {e}",
+                    redact_url(seed)
+                ))
+            })?;
+            nodes.push(c.get_connection_info().clone());
+        }
+        let mut builder = redis::cluster::ClusterClient::builder(nodes)
+            .connection_timeout(opts.connect_timeout)
+            .response_timeout(opts.publish_timeout);
+        if let Some(pem) = &opts.tls_root_cert {
+            builder = builder.certs(redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.clone()),
+            });
+        }
+        let client = builder
+            .build()
+            .map_err(|e| Error::Config(format!("invalid Redis Cluster options: {e}")))?;
+        let conn =
+            match tokio::time::timeout(opts.connect_timeout, client.get_async_connection()).await {
+                Ok(Ok(conn)) => conn,
+                Ok(Err(source)) => return Err(Error::Connect { url, source }),
+                Err(_) => {
+                    return Err(Error::ConnectTimeout {
+                        url,
+                        timeout: opts.connect_timeout,
+                    });
+                }
+            };
+        let command = publish_command(opts);
+        Ok(Self::with_publisher(
+            Box::new(RedisPublisher(conn, command)),
+            opts,
+        ))
     }
 
     /// An emitter on a connection you already have (Node: `new Emitter(redisClient)`):
@@ -177,7 +248,11 @@ impl Emitter {
         C: redis::aio::ConnectionLike + Clone + Send + Sync + 'static,
     {
         let opts = opts.build()?.0;
-        Ok(Self::with_publisher(Box::new(RedisPublisher(conn)), &opts))
+        let command = publish_command(&opts);
+        Ok(Self::with_publisher(
+            Box::new(RedisPublisher(conn, command)),
+            &opts,
+        ))
     }
 
     pub(crate) fn with_publisher(publisher: Box<dyn Publish>, opts: &EmitterOptions) -> Self {
@@ -185,6 +260,7 @@ impl Emitter {
             key: opts.key.clone(),
             publish_timeout: opts.publish_timeout,
             publisher,
+            sharded: opts.sharded,
         });
         Self::for_nsp(shared, "/")
     }
@@ -295,9 +371,20 @@ impl Emitter {
                 request_id: None,
                 data,
             };
-            Ok((self.channels.request().to_owned(), req.encode()))
+            self.request_bytes(&req)
         })();
         self.send(msg)
+    }
+
+    /// The channel and bytes of a request (no reply expected) in the protocol spoken.
+    fn request_bytes(&self, req: &Request) -> Result<(String, Vec<u8>), Error> {
+        if self.shared.sharded.is_none() {
+            return Ok((self.channels.request().to_owned(), req.encode()));
+        }
+        let msg = ClusterMessage::from_request(req, EMITTER_UID, &self.nsp)
+            .ok_or_else(|| Error::Config("no sharded counterpart for this request".into()))?;
+        let main = ShardedChannels::new(&self.shared.key, &self.nsp);
+        Ok((main.main().to_owned(), msg.encode()))
     }
 
     /// Publishes a prepared message, bounded by the publish timeout.
@@ -470,6 +557,17 @@ impl BroadcastOperator {
             },
             opts,
         };
+        if let Some(mode) = self.emitter.shared.sharded {
+            let msg = ClusterMessage::broadcast(
+                EMITTER_UID,
+                &self.emitter.nsp,
+                msg.packet.data,
+                &msg.opts,
+                None,
+            );
+            let channels = ShardedChannels::new(&self.emitter.shared.key, &self.emitter.nsp);
+            return Ok((channels.for_message(&msg, mode), msg.encode()));
+        }
         let channels = &self.emitter.channels;
         let channel = match self.rooms.as_slice() {
             [room] => channels.room(&room.as_text()),
@@ -511,8 +609,7 @@ impl BroadcastOperator {
     }
 
     fn request(&self, req: Request) -> PublishFuture {
-        let channel = self.emitter.channels.request().to_owned();
-        self.emitter.send(Ok((channel, req.encode())))
+        self.emitter.send(self.emitter.request_bytes(&req))
     }
 }
 

@@ -80,7 +80,7 @@ pub use emitter::{
     RESERVED_SERVER_SIDE_EVENTS,
 };
 pub use error::Error;
-pub use options::{DEFAULT_KEY, DEFAULT_URL, EmitterConfig, EmitterOptions};
+pub use options::{DEFAULT_KEY, DEFAULT_URL, EmitterConfig, EmitterOptions, SubscriptionMode};
 pub use rooms::{IntoRooms, Room};
 
 /// The `redis` crate this emitter is built on, to create connections for

@@ -4,6 +4,7 @@
 pub(crate) use socketioxide_cluster_wire::redact_url;
 
 use crate::Error;
+pub use socketioxide_cluster_wire::cluster_format::SubscriptionMode;
 use std::time::Duration;
 
 /// Default Redis URL of [`EmitterOptions::default`].
@@ -20,6 +21,8 @@ pub const DEFAULT_KEY: &str = "socket.io";
 /// | [`connect_timeout`](Self::connect_timeout) | 5 s | (client option) |
 /// | [`publish_timeout`](Self::publish_timeout) | 5 s | — |
 /// | [`tls_root_cert`](Self::tls_root_cert) | system roots | (client `tls.ca`) |
+/// | [`sharded`](Self::sharded) | classic | (the servers' `createShardedAdapter`; Node's emitter has none) |
+/// | [`redis_cluster`](Self::redis_cluster) | one Redis | (a cluster client) |
 ///
 /// The key must be the one the servers use (Node adapter `key`, `ClusterOptions::key`).
 ///
@@ -31,6 +34,9 @@ pub struct EmitterOptions {
     pub(crate) connect_timeout: Duration,
     pub(crate) publish_timeout: Duration,
     pub(crate) tls_root_cert: Option<Vec<u8>>,
+    /// The other seeds of a Redis Cluster (`url` is the first).
+    pub(crate) cluster: Option<Vec<String>>,
+    pub(crate) sharded: Option<SubscriptionMode>,
 }
 
 impl EmitterOptions {
@@ -44,7 +50,28 @@ impl EmitterOptions {
             connect_timeout: Duration::from_secs(5),
             publish_timeout: Duration::from_secs(5),
             tls_root_cert: None,
+            cluster: None,
+            sharded: None,
         }
+    }
+
+    /// Options for a Redis Cluster reached through `seeds` (URLs of any of its nodes;
+    /// the first one's credentials and TLS for all). Messages are routed to the node
+    /// that owns their channel's slot (a classic `PUBLISH` reaches every node anyway).
+    pub fn redis_cluster<S: Into<String>>(seeds: impl IntoIterator<Item = S>) -> Self {
+        let mut seeds = seeds.into_iter().map(Into::into);
+        let mut o = Self::new(seeds.next().unwrap_or_default());
+        o.cluster = Some(seeds.collect());
+        o
+    }
+
+    /// Speak the sharded protocol of servers on `createShardedAdapter` (Node) or
+    /// `ClusterOptions::sharded` (ours) in `mode`: ClusterAdapter messages with uid
+    /// `"emitter"`, `SPUBLISH`ed on the namespace channel, which servers receive in every
+    /// mode (room channels are used only in the dynamic modes, as the servers do).
+    pub fn sharded(mut self, mode: SubscriptionMode) -> Self {
+        self.sharded = Some(mode);
+        self
     }
 
     /// Channel prefix (Node: `key`). Default `socket.io`.
@@ -95,6 +122,11 @@ impl EmitterOptions {
         if self.key.is_empty() {
             return Err(Error::Config("key must not be empty".into()));
         }
+        if self.url.is_empty() {
+            return Err(Error::Config(
+                "a Redis URL (or Redis Cluster seed) is required".into(),
+            ));
+        }
         if self.connect_timeout.is_zero() || self.publish_timeout.is_zero() {
             return Err(Error::Config("timeouts must be greater than zero".into()));
         }
@@ -131,6 +163,16 @@ impl EmitterConfig {
     pub fn tls_root_cert(&self) -> Option<&[u8]> {
         self.0.tls_root_cert.as_deref()
     }
+
+    /// Whether the emitter reaches a Redis Cluster.
+    pub fn is_redis_cluster(&self) -> bool {
+        self.0.cluster.is_some()
+    }
+
+    /// The sharded protocol's mode, when it is the one spoken.
+    pub fn sharded(&self) -> Option<SubscriptionMode> {
+        self.0.sharded
+    }
 }
 
 impl Default for EmitterOptions {
@@ -148,6 +190,8 @@ impl std::fmt::Debug for EmitterOptions {
             .field("connect_timeout", &self.connect_timeout)
             .field("publish_timeout", &self.publish_timeout)
             .field("custom_tls_root_cert", &self.tls_root_cert.is_some())
+            .field("redis_cluster", &self.cluster.is_some())
+            .field("sharded", &self.sharded)
             .finish()
     }
 }
