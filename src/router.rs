@@ -184,6 +184,28 @@ impl Router {
             .collect()
     }
 
+    /// Adds routes of adapter `adapter` of a namespace already registered (the sharded
+    /// protocol's room channels).
+    pub(crate) fn add_routes(&self, adapter: u64, ns: &Weak<dyn NsOps>, routes: &[Route]) {
+        for r in routes {
+            self.routes.insert(
+                r.name.clone(),
+                Target {
+                    adapter,
+                    kind: r.kind,
+                    ns: ns.clone(),
+                },
+            );
+        }
+    }
+
+    /// Removes routes of adapter `adapter`, leaving its namespace registered.
+    pub(crate) fn remove_routes(&self, adapter: u64, names: &[String]) {
+        for name in names {
+            self.routes.remove_if(name, |_, t| t.adapter == adapter);
+        }
+    }
+
     /// The live adapter of namespace `nsp`.
     pub(crate) fn namespace(&self, nsp: &str) -> Option<Arc<dyn NsOps>> {
         self.namespaces.get(nsp).and_then(|e| e.1.upgrade())

@@ -268,3 +268,139 @@ async fn broadcasts_and_requests_both_ways_with_nodes_sharded_adapter() {
     }
     shutdown_all(vec![n1, node]).await;
 }
+
+/// `PUBSUB SHARDNUMSUB <channel>` on the shared Redis reaches `n` (bounded wait: in the
+/// dynamic modes a room's channel is subscribed shortly after the room appears).
+async fn until_subscribed(channel: &str, n: usize) {
+    let mut conn = common::command_conn(&common::shared().url()).await;
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        let counts: Vec<(String, usize)> = redis::cmd("PUBSUB")
+            .arg("SHARDNUMSUB")
+            .arg(channel)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if counts.first().is_some_and(|(_, c)| *c >= n) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{channel}: {counts:?} subscribers, expected {n}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The dynamic modes: a broadcast to one room travels on that room's channel, which
+/// each server subscribes while the room exists there (ours: without a join hook from
+/// socketioxide, within `room_sync_interval`); socket-id rooms as Node's rule says.
+async fn dynamic_mode(mode: SubscriptionMode) {
+    common::init_tracing();
+    let key = common::unique_key("sharded-dyn");
+    let mut node = start_server(
+        &format!("dyn-{}-N", mode.as_str()),
+        &common::shared().url(),
+        &key,
+        &["--sharded", mode.as_str()],
+    )
+    .await;
+    let opts = shared_opts(&key)
+        .sharded(mode)
+        .requests_timeout(Duration::from_secs(10));
+    let rust = nodes_serving(2, &opts, Parser::Json, Serve::ROOT).await;
+    let (r1, r2) = (&rust[0], &rust[1]);
+    let mut n1 = start_client("dyn-n1", &node.url(), "/", json!(["lobby"]), &[]).await;
+    let mut c1 = client(r1, "/", Parser::Json, &["lobby"], T).await;
+    let mut c2 = client(r2, "/", Parser::Json, &[], T).await;
+    let n1_id = n1.sid();
+    let room = |r: &str| format!("{key}#/#{r}#");
+    // The Node server and r1 both have "lobby"; r1 and r2 each their socket's id room
+    // (16 characters: a channel of its own in both modes).
+    until_subscribed(&room("lobby"), 2).await;
+    until_subscribed(&room(c1.sid()), 1).await;
+    until_subscribed(&room(c2.sid()), 1).await;
+
+    node_cmd(
+        &mut node,
+        "emit",
+        json!({"to": "lobby", "event": "l", "args": [1]}),
+    )
+    .await;
+    assert_eq!(c1.recv_event_named("l", T).await.i64_arg(0), 1);
+    node_expect(&mut n1, &["l"], T).await;
+    r2.io.to("lobby").emit("l2", &2).await.unwrap();
+    assert_eq!(node_expect(&mut n1, &["l2"], T).await[0], json!([2]));
+    assert_eq!(c1.recv_event_named("l2", T).await.i64_arg(0), 2);
+    // To one of our sockets by id, from Node (on that id's room channel) and from Rust.
+    node_cmd(
+        &mut node,
+        "emit",
+        json!({"to": c2.sid(), "event": "direct", "args": []}),
+    )
+    .await;
+    c2.recv_event_named("direct", T).await;
+    r1.io
+        .to(c2.sid().to_owned())
+        .emit("direct2", &())
+        .await
+        .unwrap();
+    c2.recv_event_named("direct2", T).await;
+    // To the Node socket by id (20 characters: main channel in dynamic mode, its own
+    // channel in dynamic-private, which the Node server subscribes).
+    if mode == SubscriptionMode::DynamicPrivate {
+        until_subscribed(&room(&n1_id), 1).await;
+    }
+    r2.io.to(n1_id.clone()).emit("to-node", &()).await.unwrap();
+    node_expect(&mut n1, &["to-node"], T).await;
+    // A room joined later: subscribed by itself, then reached.
+    let joined = std::time::Instant::now();
+    r2.io.to(c2.sid().to_owned()).join("later").await.unwrap();
+    until_subscribed(&room("later"), 1).await;
+    eprintln!(
+        "{}: a room joined was subscribed after {:?} (room_sync_interval 50 ms)",
+        mode.as_str(),
+        joined.elapsed()
+    );
+    node_cmd(
+        &mut node,
+        "emit",
+        json!({"to": "later", "event": "late", "args": []}),
+    )
+    .await;
+    c2.recv_event_named("late", T).await;
+    // Left: its channel is unsubscribed again.
+    r2.io.to(c2.sid().to_owned()).leave("later").await.unwrap();
+    let mut conn = common::command_conn(&common::shared().url()).await;
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        let counts: Vec<(String, usize)> = redis::cmd("PUBSUB")
+            .arg("SHARDNUMSUB")
+            .arg(room("later"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if counts.first().is_some_and(|(_, c)| *c == 0) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still subscribed: {counts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for r in &rust {
+        assert_eq!(r.cluster.stats().malformed, 0);
+    }
+    shutdown_all(vec![n1, node]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamic_mode_with_nodes_sharded_adapter() {
+    dynamic_mode(SubscriptionMode::Dynamic).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamic_private_mode_with_nodes_sharded_adapter() {
+    dynamic_mode(SubscriptionMode::DynamicPrivate).await;
+}

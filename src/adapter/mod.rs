@@ -11,9 +11,11 @@
 //! ([`NsOps`]). Local delivery always goes through socketioxide's local adapter.
 
 mod broadcast;
+mod init_res;
 mod local;
 mod remote;
 mod respond;
+mod room_channels;
 mod sharded;
 
 use crate::ack_stream::AckStream;
@@ -27,18 +29,18 @@ use crate::stats::Counters;
 use crate::wire::message::NodePacket;
 use crate::wire::request::{Request, Selector};
 use broadcast::{selector, single_socket, wire_options};
+pub use init_res::InitRes;
 use rmpv::Value;
 use socketioxide_core::{
     Uid,
     adapter::{
         BroadcastOptions, CoreAdapter, CoreLocalAdapter, DefinedAdapter, RemoteSocketData, Room,
-        RoomParam, SocketEmitter, Spawnable,
+        RoomParam, SocketEmitter,
         errors::{AdapterError, BroadcastError},
     },
     packet::Packet,
 };
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,6 +53,8 @@ pub struct ClusterAdapter<E> {
     id: u64,
     router: Arc<Router>,
     uid: Uid,
+    /// The sharded protocol's room channels (dynamic modes).
+    room_channels: room_channels::RoomChannels,
 }
 
 impl<E> std::fmt::Debug for ClusterAdapter<E> {
@@ -63,37 +67,6 @@ impl<E> std::fmt::Debug for ClusterAdapter<E> {
 }
 
 impl<E> DefinedAdapter for ClusterAdapter<E> {}
-
-/// Returned by `io.ns(..)`: await it (or let socketioxide spawn it for dynamic
-/// namespaces). The namespace exists once its Redis subscriptions are confirmed.
-#[must_use = "the namespace is only registered once this future completes"]
-pub struct InitRes(Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>);
-
-impl std::fmt::Debug for InitRes {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InitRes").finish_non_exhaustive()
-    }
-}
-
-impl Future for InitRes {
-    type Output = Result<(), Error>;
-    fn poll(
-        mut self: Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        self.0.as_mut().poll(cx)
-    }
-}
-
-impl Spawnable for InitRes {
-    fn spawn(self) {
-        tokio::spawn(async move {
-            if let Err(e) = self.await {
-                tracing::error!(error = %e, "cluster adapter: namespace initialisation failed");
-            }
-        });
-    }
-}
 
 impl<E: SocketEmitter> ClusterAdapter<E> {
     /// The subscriptions of this namespace: broadcast pattern, request channel, shared and
@@ -173,6 +146,7 @@ impl<E: SocketEmitter> CoreAdapter<E> for ClusterAdapter<E> {
             id: state.next_adapter_id(),
             router: state.router(),
             uid: state.uid(),
+            room_channels: room_channels::RoomChannels::default(),
         }
     }
 
@@ -182,13 +156,14 @@ impl<E: SocketEmitter> CoreAdapter<E> for ClusterAdapter<E> {
             let weak: std::sync::Weak<dyn NsOps> =
                 Arc::downgrade(&(self.clone() as Arc<dyn NsOps>));
             let router = &self.router;
-            router.register(self.core.nsp(), self.id, weak, &routes);
+            router.register(self.core.nsp(), self.id, weak.clone(), &routes);
             for route in &routes {
                 if let Err(e) = self.core.shared().transport.subscribe(route.sub()).await {
                     router.unregister(self.core.nsp(), self.id, &routes);
                     return Err(e);
                 }
             }
+            room_channels::RoomChannels::start(&self, weak);
             on_success();
             Ok(())
         }))
@@ -200,10 +175,25 @@ impl<E: SocketEmitter> CoreAdapter<E> for ClusterAdapter<E> {
         let removed = self
             .router
             .unregister(self.core.nsp(), self.id, &self.routes());
+        let rooms: Vec<String> = match self.core.sharded() {
+            Some((channels, _)) => self
+                .room_channels
+                .stop()
+                .iter()
+                .map(|room| channels.room(room))
+                .collect(),
+            None => Vec::new(),
+        };
+        self.router.remove_routes(self.id, &rooms);
         let transport = self.core.shared().transport.clone();
         let task = tokio::spawn(async move {
             for route in &removed {
                 transport.unsubscribe(route.sub()).await?;
+            }
+            for ch in rooms {
+                transport
+                    .unsubscribe(crate::transport::Sub::Channel(ch))
+                    .await?;
             }
             Ok::<(), Error>(())
         });

@@ -4,7 +4,6 @@
 use super::{ClusterConfig, ClusterOptions, Protocol, TransportKind};
 use crate::error::Error;
 use crate::transport::root_certs;
-use crate::wire::cluster_format::SubscriptionMode;
 use crate::wire::redact_url;
 use std::time::Duration;
 
@@ -60,6 +59,12 @@ impl ClusterConfig {
         self.strict_delivery
     }
 
+    /// How often the local rooms are compared with the room channels (sharded protocol,
+    /// dynamic modes).
+    pub fn room_sync_interval(&self) -> Duration {
+        self.room_sync_interval
+    }
+
     /// The protocol spoken ([`ClusterOptions::sharded`]).
     pub fn protocol(&self) -> Protocol {
         self.protocol
@@ -111,16 +116,15 @@ impl ClusterConfig {
         if self.publish_queue == 0 {
             return Err(Error::config("publish_queue must be at least 1"));
         }
-        if let Protocol::Sharded(mode) = self.protocol {
-            if matches!(self.transport, TransportKind::InProcess(_)) {
-                return Err(Error::config("the sharded protocol needs Redis"));
-            }
-            if mode != SubscriptionMode::Static {
-                return Err(Error::config(format!(
-                    "subscription mode {:?} is not supported yet: use static (and subscriptionMode: \"static\" on Node servers)",
-                    mode.as_str()
-                )));
-            }
+        if let Protocol::Sharded(_) = self.protocol
+            && matches!(self.transport, TransportKind::InProcess(_))
+        {
+            return Err(Error::config("the sharded protocol needs Redis"));
+        }
+        if self.room_sync_interval.is_zero() {
+            return Err(Error::config(
+                "room_sync_interval must be greater than zero",
+            ));
         }
         if self.max_node_stand_ins < 2 {
             return Err(Error::config("max_node_stand_ins must be at least 2"));

@@ -76,6 +76,7 @@ pub struct ClusterConfig {
     pub(crate) strict_delivery: bool,
     pub(crate) max_node_stand_ins: usize,
     pub(crate) protocol: Protocol,
+    pub(crate) room_sync_interval: Duration,
 }
 
 impl Default for ClusterOptions {
@@ -136,6 +137,7 @@ impl ClusterOptions {
             strict_delivery: false,
             max_node_stand_ins: DEFAULT_MAX_NODE_STAND_INS,
             protocol: Protocol::Classic,
+            room_sync_interval: Duration::from_millis(50),
         })
     }
 
@@ -240,10 +242,20 @@ impl ClusterOptions {
     /// Speak the protocol of Node's `createShardedAdapter` (redis-adapter 8.x) in
     /// `mode` (Node's `subscriptionMode`; every server must use the same): sharded
     /// pub/sub, for a Redis Cluster ([`redis_cluster`](Self::redis_cluster)) or a
-    /// standalone Redis 7. Only [`SubscriptionMode::Static`] is supported yet (Node's
-    /// default is `dynamic`: set `subscriptionMode: "static"` on Node servers).
+    /// standalone Redis 7. In the dynamic modes each local room has a channel of its own
+    /// (see [`room_sync_interval`](Self::room_sync_interval)).
     pub fn sharded(mut self, mode: SubscriptionMode) -> Self {
         self.0.protocol = Protocol::Sharded(mode);
+        self
+    }
+
+    /// Sharded protocol, dynamic modes: how often the local rooms are compared with the
+    /// room channels subscribed. socketioxide tells an adapter nothing when a socket
+    /// joins or leaves a room, so a room joined just now receives the broadcasts sent
+    /// to its channel at most this long plus one `SSUBSCRIBE` round trip later (Node's
+    /// own `SSUBSCRIBE` on join is not awaited either). Default 50 ms.
+    pub fn room_sync_interval(mut self, interval: Duration) -> Self {
+        self.0.room_sync_interval = interval;
         self
     }
 

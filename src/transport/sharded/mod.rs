@@ -72,8 +72,10 @@ struct Inner {
     wanted: Mutex<HashSet<String>>,
     subscribers: Mutex<HashMap<Addr, SubConn>>,
     commands: Mutex<HashMap<Addr, MultiplexedConnection>>,
-    /// Serializes reconciliations (subscribe calls and the reconciler task).
+    /// Serializes reconciliations (the reconciler task, and nothing else).
     reconciling: tokio::sync::Mutex<()>,
+    /// Serializes opening subscriber connections.
+    opening: tokio::sync::Mutex<()>,
     wake: tokio::sync::Notify,
     sink: Arc<dyn MessageSink>,
     counters: Arc<Counters>,
@@ -119,6 +121,7 @@ impl ShardedTransport {
             subscribers: Mutex::default(),
             commands: Mutex::default(),
             reconciling: tokio::sync::Mutex::new(()),
+            opening: tokio::sync::Mutex::new(()),
             wake: tokio::sync::Notify::new(),
             sink,
             counters,
@@ -332,8 +335,8 @@ impl Transport for ShardedTransport {
                     "sharded pub/sub has no pattern subscriptions",
                 ));
             };
-            lock(&self.inner.wanted).insert(ch);
-            self.inner.reconcile(false).await.map(|_| ())
+            lock(&self.inner.wanted).insert(ch.clone());
+            self.inner.subscribe_one(&ch).await
         })
     }
 

@@ -94,9 +94,52 @@ impl Inner {
         Ok(topology.is_complete())
     }
 
+    /// One wanted channel subscribed on its owner (per room, so without going over
+    /// every wanted channel as [`reconcile`](Self::reconcile) does); on failure the
+    /// reconciler retries it.
+    pub(super) async fn subscribe_one(self: &Arc<Self>, ch: &str) -> Result<(), Error> {
+        let topology = self.topology(false).await?;
+        let owner = topology
+            .owner(slot(ch))
+            .cloned()
+            .ok_or(Error::Disconnected)?;
+        if lock(&self.subscribers)
+            .get(&owner)
+            .is_some_and(|s| s.channels.contains(ch))
+        {
+            return Ok(());
+        }
+        let res = self.subscribe_on(&owner, ch).await;
+        if res.is_err() {
+            self.wake.notify_one();
+        }
+        res
+    }
+
     async fn subscribe_on(self: &Arc<Self>, owner: &Addr, ch: &str) -> Result<(), Error> {
+        let mut conn = self.subscriber_conn(owner).await?;
+        redis::cmd("SSUBSCRIBE")
+            .arg(ch)
+            .query_async::<()>(&mut conn)
+            .await?;
+        if let Some(s) = lock(&self.subscribers).get_mut(owner) {
+            s.channels.insert(ch.to_owned());
+        }
+        Ok(())
+    }
+
+    /// The subscriber connection to `owner`, opened once (concurrent subscriptions wait
+    /// for the same one: two would each count as a subscriber).
+    async fn subscriber_conn(
+        self: &Arc<Self>,
+        owner: &Addr,
+    ) -> Result<MultiplexedConnection, Error> {
+        if let Some(c) = lock(&self.subscribers).get(owner).map(|s| s.conn.clone()) {
+            return Ok(c);
+        }
+        let _one_at_a_time = self.opening.lock().await;
         let existing = lock(&self.subscribers).get(owner).map(|s| s.conn.clone());
-        let mut conn = match existing {
+        let conn = match existing {
             Some(c) => c,
             None => {
                 let alive = Arc::new(AtomicBool::new(true));
@@ -133,14 +176,7 @@ impl Inner {
                 conn
             }
         };
-        redis::cmd("SSUBSCRIBE")
-            .arg(ch)
-            .query_async::<()>(&mut conn)
-            .await?;
-        if let Some(s) = lock(&self.subscribers).get_mut(owner) {
-            s.channels.insert(ch.to_owned());
-        }
-        Ok(())
+        Ok(conn)
     }
 }
 
