@@ -52,6 +52,8 @@ pub(crate) const DEFAULT_MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
 /// | [`heartbeat`](Self::heartbeat) | 2 s / 8 s | (ours: liveness between Rust servers) |
 /// | [`strict_delivery`](Self::strict_delivery) | false | — |
 /// | [`max_node_stand_ins`](Self::max_node_stand_ins) | 65,536 | — |
+/// | [`sharded`](Self::sharded) | classic protocol | `createShardedAdapter`'s `subscriptionMode` |
+/// | [`room_sync_interval`](Self::room_sync_interval) | 50 ms | — |
 /// | [`tls_root_cert`](Self::tls_root_cert) | system roots | (client `tls.ca`) |
 ///
 /// Invalid combinations fail in [`build`](Self::build) (which
