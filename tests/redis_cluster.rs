@@ -291,3 +291,110 @@ async fn sharded_scenario(opts: Vec<ClusterOptions>, emitter: EmitterOptions, ke
     }
     assert_eq!(servers[0].cluster.stats().malformed, 0);
 }
+
+/// A Node server (socket.io 4.8.4, redis-adapter 8.3.0, node-redis 4.7.1 `createCluster`)
+/// and two Rust servers on three different nodes of one Redis Cluster, one protocol each
+/// run: broadcasts both ways, counts, fetchSockets both ways, server-side acks.
+async fn node_on_the_cluster(protocol: Option<SubscriptionMode>) {
+    use common::node::{start_client, start_server};
+    use serde_json::json;
+    common::init_tracing();
+    let cluster = tokio::task::spawn_blocking(|| RedisCluster::start(3, 0))
+        .await
+        .unwrap();
+    let key = common::unique_key("rc-node");
+    let mut args = vec!["--cluster"];
+    if let Some(mode) = protocol {
+        args.extend(["--sharded", mode.as_str()]);
+    }
+    let mut node = start_server("rc-node-N", &cluster.urls().join(","), &key, &args).await;
+    let mut servers = Vec::new();
+    for i in 1..3 {
+        let mut opts = ClusterOptions::redis_cluster(seeds_from(&cluster, i))
+            .key(key.clone())
+            .requests_timeout(T);
+        if let Some(mode) = protocol {
+            opts = opts.sharded(mode);
+        }
+        servers.push(node_serving(opts, Parser::Json, Serve::ROOT).await);
+    }
+    let (r1, r2) = (&servers[0], &servers[1]);
+    let mut n1 = start_client("rc-n1", &node.url(), "/", json!(["lobby"]), &[]).await;
+    let mut c1 = client(r1, "/", Parser::Json, &["lobby"], T).await;
+    let mut c2 = client(r2, "/", Parser::Json, &[], T).await;
+    let what = protocol.map_or("classic", SubscriptionMode::as_str);
+
+    let count = node.request(json!({"cmd": "serverCount"}), T).await;
+    assert_eq!(count["count"], json!(3), "{what}: {count}");
+    for r in [r1, r2] {
+        assert_eq!(r.cluster.of("/").server_count().await.unwrap(), 3, "{what}");
+    }
+    // In the dynamic modes a room's channel is subscribed shortly after the room
+    // appears: probe until the Rust server gets a Node broadcast to the room.
+    let started = std::time::Instant::now();
+    loop {
+        node.request(
+            json!({"cmd": "emit", "to": "lobby", "event": "probe", "args": []}),
+            T,
+        )
+        .await;
+        if let Some(ev) = c1.try_recv_event(Duration::from_millis(50)).await {
+            assert_eq!(ev.name, "probe");
+            break;
+        }
+        assert!(
+            started.elapsed() < T,
+            "{what}: no Node room broadcast reached r1"
+        );
+    }
+    while c1
+        .try_recv_event(Duration::from_millis(100))
+        .await
+        .is_some()
+    {}
+    node.request(json!({"cmd": "emit", "event": "all", "args": ["n"]}), T)
+        .await;
+    for c in [&mut c1, &mut c2] {
+        assert_eq!(c.recv_event_named("all", T).await.str_arg(0), "n", "{what}");
+    }
+    r2.io.to("lobby").emit("to-lobby", &"r").await.unwrap();
+    assert_eq!(
+        n1.next_client_event("to-lobby", T).await["args"],
+        json!(["r"]),
+        "{what}"
+    );
+    assert_eq!(c1.recv_event_named("to-lobby", T).await.str_arg(0), "r");
+    let got = r1.io.fetch_sockets().await.unwrap();
+    assert_eq!(got.len(), 3, "{what}");
+    let all = node.request(json!({"cmd": "fetchSockets"}), T).await;
+    assert_eq!(
+        all["sockets"].as_array().map(Vec::len),
+        Some(3),
+        "{what}: {all}"
+    );
+    r2.cluster
+        .of("/")
+        .on_server_side("ping", |ev| ev.ack("pong"));
+    let replies = r1
+        .cluster
+        .of("/")
+        .server_side_emit_with_ack("ping", &())
+        .await
+        .unwrap();
+    assert_eq!(replies.len(), 2, "{what}: the Node server and r2");
+    for s in &servers {
+        s.cluster.close().await;
+    }
+    common::cluster::shutdown_all(vec![n1, node]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_classic_server_on_a_redis_cluster() {
+    node_on_the_cluster(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_sharded_server_on_a_redis_cluster() {
+    node_on_the_cluster(Some(SubscriptionMode::Static)).await;
+    node_on_the_cluster(Some(SubscriptionMode::Dynamic)).await;
+}

@@ -5,7 +5,7 @@
 const http = require("http");
 const { Server } = require("socket.io");
 const { createAdapter, createShardedAdapter } = require("@socket.io/redis-adapter");
-const { createClient } = require("redis");
+const { createClient, createCluster } = require("redis");
 const lib = require("./lib");
 const { log, out, fromWire, toWire, asList, withTimeout, eventArgs } = lib;
 
@@ -31,6 +31,10 @@ const EXTRA_NAMESPACES = String(lib.opt(args, "namespaces", "NAMESPACES", ""))
 const DYNAMIC_NSP = new RegExp(
   lib.opt(args, "dynamic", "DYNAMIC_NSP", "^\\/dyn-\\w+$"),
 );
+// --cluster: --redis is a comma-separated list of seed URLs of a Redis Cluster
+// (node-redis createCluster); pub/sub barriers then only order what this server
+// published itself.
+const CLUSTER = lib.boolOpt(args, "cluster", "CLUSTER", false);
 // --sharded <static|dynamic|dynamic-private>: createShardedAdapter instead (KEY is its
 // channelPrefix); empty: the classic createAdapter.
 const SHARDED = String(lib.opt(args, "sharded", "SHARDED", ""));
@@ -377,7 +381,9 @@ async function shutdown() {
 async function main() {
   lib.runCommandLoop({ gate: started.promise, handlers, shutdown, maxLifetimeMs: MAX_LIFETIME_MS });
 
-  pubClient = createClient({ url: REDIS_URL });
+  pubClient = CLUSTER
+    ? createCluster({ rootNodes: REDIS_URL.split(",").map((url) => ({ url })) })
+    : createClient({ url: REDIS_URL });
   subClient = pubClient.duplicate();
   for (const [n, c] of [
     ["pub", pubClient],
