@@ -109,8 +109,13 @@ async fn run() {
 }
 
 async fn phase(s: Setup, n: usize, clients: usize, rooms: usize, calls: usize) {
-    let a = node_serving(s.a, Parser::Json, Serve::ROOT).await;
-    let b = node_serving(s.b, Parser::Json, Serve::ROOT).await;
+    // A burst must not overflow socketioxide's per-socket buffer (128 by default).
+    let serve = Serve {
+        max_buffer_size: Some(n + 1024),
+        ..Serve::ROOT
+    };
+    let a = node_serving(s.a, Parser::Json, serve).await;
+    let b = node_serving(s.b, Parser::Json, serve).await;
     let groups = if s.rooms { rooms.max(1) } else { 1 };
     let mut cs: Vec<(usize, Client)> = Vec::new();
     for i in 0..clients {

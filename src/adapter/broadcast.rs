@@ -37,7 +37,12 @@ pub(super) fn publish<'a>(
             return Ok(());
         };
         let shared = core.shared();
-        let live = core.live_receivers();
+        // A room channel (sharded, dynamic modes) reaches only the servers that have
+        // the room: nothing to compare with.
+        let live = match core.sharded() {
+            Some((c, _)) if channel != c.main() => 0,
+            _ => core.live_receivers(),
+        };
         // Strict delivery waits for Redis' answer to tell the caller how many got it.
         let strict = shared.config.strict_delivery() && mode == Mode::Queued;
         if strict {

@@ -53,6 +53,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 struct Outgoing {
     channel: String,
     payload: Bytes,
+    /// Subscriber connections it should reach (0: not checked).
+    expect: usize,
     done: Option<oneshot::Sender<Result<Option<usize>, Error>>>,
 }
 
@@ -72,6 +74,10 @@ struct Inner {
     wanted: Mutex<HashSet<String>>,
     subscribers: Mutex<HashMap<Addr, SubConn>>,
     commands: Mutex<HashMap<Addr, MultiplexedConnection>>,
+    /// Masters known unreachable (a connection to them failed): what they own fails at
+    /// once instead of waiting for a connect timeout, until the topology gives their
+    /// slots to another master or they answer again (the reconciler checks).
+    down: Mutex<HashSet<Addr>>,
     /// Serializes reconciliations (the reconciler task, and nothing else).
     reconciling: tokio::sync::Mutex<()>,
     /// Serializes opening subscriber connections.
@@ -120,6 +126,7 @@ impl ShardedTransport {
             wanted: Mutex::default(),
             subscribers: Mutex::default(),
             commands: Mutex::default(),
+            down: Mutex::default(),
             reconciling: tokio::sync::Mutex::new(()),
             opening: tokio::sync::Mutex::new(()),
             wake: tokio::sync::Notify::new(),
@@ -203,8 +210,11 @@ impl Inner {
     /// Reads `CLUSTER SLOTS` from a known master or a seed.
     async fn refresh_topology(&self) -> Result<Topology, Error> {
         let known = lock(&self.topology).1.masters();
+        let down = lock(&self.down).clone();
+        // Masters that answer first: a dead one would cost a connect timeout.
+        let (dead, alive): (Vec<&Addr>, Vec<&Addr>) = known.iter().partition(|a| down.contains(*a));
         let mut last = Error::Disconnected;
-        for addr in known.iter().chain(&self.seeds) {
+        for addr in alive.into_iter().chain(&self.seeds).chain(dead) {
             let res = async {
                 let mut conn = self.command(addr).await?;
                 let reply = redis::cmd("CLUSTER")
@@ -244,19 +254,47 @@ impl Inner {
         self.refresh_topology().await
     }
 
-    /// `PUBSUB SHARDNUMSUB` of `channels`, summed over the masters.
+    /// Whether the master owning `channel` (as last read) is known down.
+    fn owner_is_down(&self, channel: &str) -> bool {
+        let down = lock(&self.down);
+        if down.is_empty() {
+            return false;
+        }
+        let topology = lock(&self.topology);
+        topology
+            .1
+            .owner(slots::slot(channel))
+            .is_some_and(|owner| down.contains(owner))
+    }
+
+    /// `PUBSUB SHARDNUMSUB` of `channels`, each asked of the master that owns it. Node
+    /// sums the answers of every master; only the owner has subscribers (we subscribe on
+    /// masters), so the counts are the same, for one round trip. A channel whose owner
+    /// is known down fails at once.
     async fn shard_num_sub(&self, channels: &[String]) -> Result<Vec<usize>, Error> {
-        let masters = self.topology(false).await?.masters();
+        let topology = self.topology(false).await?;
+        let mut by_owner: HashMap<Addr, Vec<usize>> = HashMap::new();
+        for (i, ch) in channels.iter().enumerate() {
+            let owner = topology.owner(slots::slot(ch)).ok_or(Error::Disconnected)?;
+            by_owner.entry(owner.clone()).or_default().push(i);
+        }
         let mut sums = vec![0; channels.len()];
-        for addr in masters {
+        for (addr, idx) in by_owner {
+            if lock(&self.down).contains(&addr) {
+                return Err(Error::Disconnected);
+            }
             let mut conn = self.command(&addr).await?;
-            let counts: Vec<(String, usize)> = redis::cmd("PUBSUB")
-                .arg("SHARDNUMSUB")
-                .arg(channels)
-                .query_async(&mut conn)
-                .await?;
-            for (i, c) in channels.iter().enumerate() {
-                sums[i] += counts.iter().find(|(n, _)| n == c).map_or(0, |(_, n)| *n);
+            let mut cmd = redis::cmd("PUBSUB");
+            cmd.arg("SHARDNUMSUB");
+            for &i in &idx {
+                cmd.arg(&channels[i]);
+            }
+            let counts: Vec<(String, usize)> = cmd.query_async(&mut conn).await?;
+            for i in idx {
+                sums[i] = counts
+                    .iter()
+                    .find(|(n, _)| *n == channels[i])
+                    .map_or(0, |(_, n)| *n);
             }
         }
         Ok(sums)
@@ -269,11 +307,20 @@ impl Transport for ShardedTransport {
         channel: String,
         payload: Bytes,
         mode: Mode,
-        _expect: usize,
+        expect: usize,
     ) -> BoxFuture<'_, Result<Option<usize>, Error>> {
         Box::pin(async move {
             if self.inner.closed.load(Ordering::Acquire) {
                 return Err(Error::Closed);
+            }
+            // Fail fast while the channel's master is known down (until a replica took
+            // its slots over or it answers again).
+            if self.inner.owner_is_down(&channel) {
+                // The caller gets the error (a dropped volatile message is counted).
+                if mode == Mode::Volatile {
+                    Counters::add(&self.inner.counters.volatile_dropped, 1);
+                }
+                return Err(Error::Disconnected);
             }
             let count = if mode == Mode::Counted {
                 Some(
@@ -287,6 +334,7 @@ impl Transport for ShardedTransport {
             let mut msg = Outgoing {
                 channel,
                 payload,
+                expect,
                 done: None,
             };
             match mode {
@@ -318,6 +366,7 @@ impl Transport for ShardedTransport {
         match self.queue.try_send(Outgoing {
             channel,
             payload,
+            expect: 0,
             done: None,
         }) {
             Ok(()) => TryPublish::Queued,

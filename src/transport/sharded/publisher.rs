@@ -55,6 +55,11 @@ async fn publish_round(inner: &Inner, todo: &mut Vec<Outgoing>, fresh: bool) -> 
             None => failed.push(m),
         }
     }
+    let down = lock(&inner.down).clone();
+    let (lost, groups): (Vec<_>, Vec<_>) = groups.into_iter().partition(|(a, _)| down.contains(a));
+    // Owned by a master known down: fail now (counted by the caller), not after a
+    // connect timeout.
+    failed.extend(lost.into_iter().flat_map(|(_, msgs)| msgs));
     let sends = groups.into_iter().map(|(addr, msgs)| async move {
         let mut pipe = redis::pipe();
         for m in &msgs {
@@ -69,6 +74,8 @@ async fn publish_round(inner: &Inner, todo: &mut Vec<Outgoing>, fresh: bool) -> 
         };
         if res.is_err() {
             lock(&inner.commands).remove(&addr);
+            lock(&inner.down).insert(addr.clone());
+            inner.wake.notify_one();
         }
         (msgs, res)
     });
@@ -79,6 +86,12 @@ async fn publish_round(inner: &Inner, todo: &mut Vec<Outgoing>, fresh: bool) -> 
                     match v {
                         redis::Value::Int(n) => {
                             Counters::add(&inner.counters.published, 1);
+                            let reached = usize::try_from(n).unwrap_or(0);
+                            if reached < m.expect {
+                                inner
+                                    .counters
+                                    .under_delivered(&m.channel, m.expect, reached);
+                            }
                             if let Some(done) = m.done {
                                 let _ = done.send(Ok(usize::try_from(n).ok()));
                             }

@@ -41,6 +41,7 @@ impl Inner {
             }
             PushKind::Disconnection => {
                 alive.store(false, Ordering::Release);
+                lock(&self.down).insert(addr.clone());
                 self.subscribed.store(false, Ordering::Release);
                 Counters::add(&self.counters.reconnects, 1);
                 self.sink.connection_lost();
@@ -56,6 +57,7 @@ impl Inner {
         let _one_at_a_time = self.reconciling.lock().await;
         let topology = self.topology(fresh).await?;
         lock(&self.subscribers).retain(|_, s| s.alive.load(Ordering::Acquire));
+        self.check_down(&topology).await;
         let wanted: Vec<String> = lock(&self.wanted).iter().cloned().collect();
         let mut missing = 0;
         for ch in wanted {
@@ -90,8 +92,33 @@ impl Inner {
         if missing > 0 {
             return Err(Error::Disconnected);
         }
-        // Some slots without a master (a failover under way): look again soon.
-        Ok(topology.is_complete())
+        // Some slots without a master (a failover under way), or a master still down:
+        // look again soon.
+        Ok(topology.is_complete() && lock(&self.down).is_empty())
+    }
+
+    /// Forgets the masters known down that no longer own slots, or that answer again.
+    async fn check_down(&self, topology: &super::slots::Topology) {
+        let masters = topology.masters();
+        let down: Vec<Addr> = lock(&self.down).iter().cloned().collect();
+        for addr in down {
+            let back = masters.contains(&addr) && {
+                let ping = async {
+                    let mut conn = self.command(&addr).await?;
+                    redis::cmd("PING").query_async::<()>(&mut conn).await?;
+                    Ok::<_, Error>(())
+                };
+                let bound = self
+                    .connect_timeout
+                    .min(std::time::Duration::from_millis(500));
+                matches!(tokio::time::timeout(bound, ping).await, Ok(Ok(())))
+            };
+            if back || !masters.contains(&addr) {
+                lock(&self.down).remove(&addr);
+            } else {
+                lock(&self.commands).remove(&addr);
+            }
+        }
     }
 
     /// One wanted channel subscribed on its owner (per room, so without going over
@@ -165,6 +192,7 @@ impl Inner {
                 let conn = client
                     .get_multiplexed_async_connection_with_config(&config)
                     .await?;
+                lock(&self.down).remove(owner);
                 lock(&self.subscribers).insert(
                     owner.clone(),
                     SubConn {
