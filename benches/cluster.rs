@@ -146,7 +146,10 @@ async fn phase(s: Setup, n: usize, clients: usize, rooms: usize, calls: usize) {
         .into_iter()
         .map(|(g, mut c)| {
             let want = per_group[g];
-            tokio::spawn(async move { c.count_events("bench", want, T).await == want })
+            tokio::spawn(async move {
+                let ok = c.count_events("bench", want, T).await == want;
+                (ok, c)
+            })
         })
         .collect();
     let started = Instant::now();
@@ -161,8 +164,12 @@ async fn phase(s: Setup, n: usize, clients: usize, rooms: usize, calls: usize) {
         }
     }
     let mut complete = true;
+    // Kept connected for the requests below.
+    let mut kept = Vec::new();
     for w in waits {
-        complete &= w.await.unwrap_or(false);
+        let (ok, c) = w.await.expect("counting task");
+        complete &= ok;
+        kept.push(c);
     }
     let took = started.elapsed().as_secs_f64();
     let deliveries: usize = (0..clients).map(|i| per_group[i % groups]).sum();
@@ -188,6 +195,7 @@ async fn phase(s: Setup, n: usize, clients: usize, rooms: usize, calls: usize) {
             "  (INCOMPLETE: some events missing)"
         }
     );
+    drop(kept);
     a.cluster.close().await;
     b.cluster.close().await;
 }
