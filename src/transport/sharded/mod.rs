@@ -55,6 +55,9 @@ struct Outgoing {
     payload: Bytes,
     /// Subscriber connections it should reach (0: not checked).
     expect: usize,
+    /// [`Mode::Counted`]: `PUBSUB SHARDNUMSUB` of the channel, in the same pipeline
+    /// just before the `SPUBLISH` (the owner answers both).
+    count: bool,
     done: Option<oneshot::Sender<Result<Option<usize>, Error>>>,
 }
 
@@ -322,19 +325,11 @@ impl Transport for ShardedTransport {
                 }
                 return Err(Error::Disconnected);
             }
-            let count = if mode == Mode::Counted {
-                Some(
-                    self.inner
-                        .shard_num_sub(std::slice::from_ref(&channel))
-                        .await?[0],
-                )
-            } else {
-                None
-            };
             let mut msg = Outgoing {
                 channel,
                 payload,
                 expect,
+                count: mode == Mode::Counted,
                 done: None,
             };
             match mode {
@@ -352,8 +347,7 @@ impl Transport for ShardedTransport {
                     let (tx, rx) = oneshot::channel();
                     msg.done = Some(tx);
                     self.queue.send(msg).await.map_err(|_| Error::Closed)?;
-                    let reached = rx.await.map_err(|_| Error::Closed)??;
-                    Ok(count.or(reached))
+                    rx.await.map_err(|_| Error::Closed)?
                 }
             }
         })
@@ -367,6 +361,7 @@ impl Transport for ShardedTransport {
             channel,
             payload,
             expect: 0,
+            count: false,
             done: None,
         }) {
             Ok(()) => TryPublish::Queued,

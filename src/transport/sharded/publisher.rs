@@ -63,6 +63,9 @@ async fn publish_round(inner: &Inner, todo: &mut Vec<Outgoing>, fresh: bool) -> 
     let sends = groups.into_iter().map(|(addr, msgs)| async move {
         let mut pipe = redis::pipe();
         for m in &msgs {
+            if m.count {
+                pipe.cmd("PUBSUB").arg("SHARDNUMSUB").arg(&m.channel);
+            }
             pipe.cmd("SPUBLISH").arg(&m.channel).arg(&m.payload[..]);
         }
         let res = match inner.command(&addr).await {
@@ -80,11 +83,18 @@ async fn publish_round(inner: &Inner, todo: &mut Vec<Outgoing>, fresh: bool) -> 
         (msgs, res)
     });
     for (msgs, res) in futures_util::future::join_all(sends).await {
+        let replies = msgs.len() + msgs.iter().filter(|m| m.count).count();
         match res {
-            Ok(values) if values.len() == msgs.len() => {
-                for (m, v) in msgs.into_iter().zip(values) {
-                    match v {
-                        redis::Value::Int(n) => {
+            Ok(values) if values.len() == replies => {
+                let mut values = values.into_iter();
+                for m in msgs {
+                    let counted = if m.count {
+                        values.next().and_then(|v| shard_count(&v))
+                    } else {
+                        None
+                    };
+                    match values.next() {
+                        Some(redis::Value::Int(n)) if !m.count || counted.is_some() => {
                             Counters::add(&inner.counters.published, 1);
                             let reached = usize::try_from(n).unwrap_or(0);
                             if reached < m.expect {
@@ -93,7 +103,7 @@ async fn publish_round(inner: &Inner, todo: &mut Vec<Outgoing>, fresh: bool) -> 
                                     .under_delivered(&m.channel, m.expect, reached);
                             }
                             if let Some(done) = m.done {
-                                let _ = done.send(Ok(usize::try_from(n).ok()));
+                                let _ = done.send(Ok(counted.or(Some(reached))));
                             }
                         }
                         // MOVED, ASK, CLUSTERDOWN…: once more after a topology read.
@@ -105,4 +115,19 @@ async fn publish_round(inner: &Inner, todo: &mut Vec<Outgoing>, fresh: bool) -> 
         }
     }
     failed
+}
+
+/// The count of a `PUBSUB SHARDNUMSUB <channel>` reply (`[channel, n]`, or a map in RESP3).
+fn shard_count(v: &redis::Value) -> Option<usize> {
+    match v {
+        redis::Value::Array(items) => match items.get(1)? {
+            redis::Value::Int(n) => usize::try_from(*n).ok(),
+            _ => None,
+        },
+        redis::Value::Map(pairs) => match &pairs.first()?.1 {
+            redis::Value::Int(n) => usize::try_from(*n).ok(),
+            _ => None,
+        },
+        _ => None,
+    }
 }
