@@ -7,8 +7,9 @@
 //! Implementations: `redis` (a standalone Redis server, RESP2 or RESP3, through a
 //! dedicated pub/sub connection plus a pipelined publishing connection),
 //! `cluster_classic` (the same over a Redis Cluster node, counting subscribers over every
-//! node) and `memory` (an in-process bus with the same semantics, for demos and unit
-//! tests).
+//! node), `sharded` (sharded pub/sub on the master owning each channel, over a Redis
+//! Cluster or one Redis 7) and `memory` (an in-process bus with the same semantics, for
+//! demos and unit tests).
 //!
 //! A transport hands every received message to a [`MessageSink`] (the cluster's router)
 //! from the one task that owns the subscriber connection.
