@@ -18,21 +18,29 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const CHILD_ENV: &str = "SIO_CLUSTER_HUNG_CHILD";
+/// Set for the run over the sharded protocol (Node's `createShardedAdapter`).
+const SHARDED_ENV: &str = "SIO_CLUSTER_HUNG_SHARDED";
 
-fn opts(url: &str) -> ClusterOptions {
-    ClusterOptions::new(url)
-        .key("hung")
+fn opts(url: &str, sharded: bool) -> ClusterOptions {
+    let o = ClusterOptions::new(url)
         .requests_timeout(Duration::from_secs(4))
-        .heartbeat(Duration::from_millis(200), Duration::from_millis(1500))
+        .heartbeat(Duration::from_millis(200), Duration::from_millis(1500));
+    if sharded {
+        o.key("hung-sharded")
+            .sharded(socketioxide_cluster::SubscriptionMode::Static)
+    } else {
+        o.key("hung")
+    }
 }
 
 async fn server(
     url: &str,
+    sharded: bool,
 ) -> (
     Cluster,
     SocketIo<ClusterAdapter<socketioxide::adapter::Emitter>>,
 ) {
-    let cluster = Cluster::connect(opts(url)).await.expect("connect");
+    let cluster = Cluster::connect(opts(url, sharded)).await.expect("connect");
     let (_svc, io) = SocketIo::builder()
         .with_adapter::<ClusterAdapter<_>>(cluster.clone())
         .build_svc();
@@ -45,9 +53,10 @@ async fn server(
 /// The child: one cluster server; prints its uid, runs until stdin closes.
 fn child() {
     let url = std::env::var(CHILD_ENV).expect("url");
+    let sharded = std::env::var(SHARDED_ENV).is_ok();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
-        let (cluster, _io) = server(&url).await;
+        let (cluster, _io) = server(&url, sharded).await;
         println!("READY {}", cluster.uid());
         tokio::task::spawn_blocking(|| {
             let mut sink = Vec::new();
@@ -64,8 +73,20 @@ fn main() {
         return;
     }
     let redis = RedisServer::start();
-    let mut child = Command::new(std::env::current_exe().expect("exe"))
-        .env(CHILD_ENV, redis.url())
+    for sharded in [false, true] {
+        scenario(&redis, sharded);
+    }
+    println!("2 passed, 0 failed");
+}
+
+/// One run: classic, or over the sharded protocol.
+fn scenario(redis: &RedisServer, sharded: bool) {
+    let mut cmd = Command::new(std::env::current_exe().expect("exe"));
+    cmd.env(CHILD_ENV, redis.url());
+    if sharded {
+        cmd.env(SHARDED_ENV, "1");
+    }
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -93,7 +114,7 @@ fn main() {
 
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let outcome = rt.block_on(async {
-        let (cluster, _io) = server(&redis.url()).await;
+        let (cluster, _io) = server(&redis.url(), sharded).await;
         let ns = cluster.of("/");
         assert_eq!(ns.server_count().await.unwrap(), 2);
         // Healthy: the child answers, and heartbeats. (A loaded machine may stall the
@@ -166,10 +187,11 @@ fn main() {
     });
     drop(child);
     println!(
-        "hung server: detected {:?} after SIGSTOP (heartbeat timeout 1.5 s), counted again {:?} after SIGCONT",
-        outcome.0, outcome.1
+        "hung server ({}): detected {:?} after SIGSTOP (heartbeat timeout 1.5 s), counted again {:?} after SIGCONT",
+        if sharded { "sharded" } else { "classic" },
+        outcome.0,
+        outcome.1
     );
-    println!("1 passed, 0 failed");
 }
 
 /// Waits (bounded) until `/proc/<pid>/stat` shows the process stopped (`T`).

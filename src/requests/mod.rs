@@ -233,10 +233,14 @@ impl NsCore {
         if stale.is_empty() && !config.count_peers_only() {
             return Ok((Vec::new(), None));
         }
+        // A peer subscribes to its own response channel (sharded: `<key>#<nsp>#<uid>#`).
         let channels: Vec<String> = stale
             .iter()
             .chain(&live)
-            .map(|uid| self.channels.response_for(uid))
+            .map(|uid| match &self.sharded {
+                Some((c, _)) => c.response_for(uid),
+                None => self.channels.response_for(uid),
+            })
             .collect();
         let counts = self.shared.transport.num_sub(channels).await?;
         let subscribed = |i: usize| counts.get(i).copied().unwrap_or(0) > 0;
