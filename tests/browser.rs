@@ -18,6 +18,9 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async, tungsten
 
 /// Bound of one wait.
 const T: Duration = Duration::from_secs(20);
+/// Bound of a process' first line (Chromium's DevTools address, the example's ready
+/// line): Chromium took 5 s to start on an idle 2-core machine and over 20 s once in CI.
+const STARTUP: Duration = Duration::from_secs(90);
 const CHROMIUM: &str = "chromium";
 
 /// Kills (and reaps) a child process when dropped, whatever the test outcome.
@@ -30,7 +33,7 @@ impl Drop for Reap {
     }
 }
 
-/// Waits (on a thread, bounded by `T`) for a line of `reader` that `pick` accepts.
+/// Waits (on a thread, bounded by [`STARTUP`]) for a line of `reader` that `pick` accepts.
 fn wait_for_line<R: Read + Send + 'static>(
     reader: R,
     what: &'static str,
@@ -50,10 +53,10 @@ fn wait_for_line<R: Read + Send + 'static>(
         }
         let _ = tx.send(Err(seen.join("\n")));
     });
-    match rx.recv_timeout(T) {
+    match rx.recv_timeout(STARTUP) {
         Ok(Ok(found)) => found,
         Ok(Err(output)) => panic!("{what}: the process ended first; its output:\n{output}"),
-        Err(_) => panic!("{what}: not within {T:?}"),
+        Err(_) => panic!("{what}: not within {STARTUP:?}"),
     }
 }
 
