@@ -7,7 +7,9 @@
 //! allows it, and a stand-in whose socket is gone fails with a clear error.
 //!
 //! Each scenario is a function of a [`Mixed`] cluster, so that every transport runs the
-//! same scenarios (one `#[tokio::test]` per transport and scenario, at the end).
+//! same scenarios (one `#[tokio::test]` per transport and scenario, at the end): the
+//! classic protocol on one Redis, and the sharded protocol (`createShardedAdapter`,
+//! static mode) on one Redis.
 //!
 //! Determinism: nothing sleeps. What a Rust server publishes goes out on one connection
 //! in order, and the Node server handles it in arrival order, so a broadcast marker sent
@@ -58,6 +60,31 @@ async fn standalone(
 ) -> Mixed {
     let (node, key) = fresh_node_server(&format!("{name}-N"), "mixed-api").await;
     let opts = edit(shared_opts(&key).requests_timeout(Duration::from_secs(10)));
+    let rust = nodes_serving(n_rust, &opts, Parser::Json, SERVE).await;
+    Mixed { node, rust, opts }
+}
+
+/// The sharded protocol (static mode) on the same Redis: the Node server on
+/// `createShardedAdapter`, the Rust servers with `ClusterOptions::sharded`.
+async fn sharded(
+    name: &str,
+    n_rust: usize,
+    edit: impl FnOnce(ClusterOptions) -> ClusterOptions,
+) -> Mixed {
+    common::init_tracing();
+    let key = common::unique_key("mixed-api-sharded");
+    let node = common::node::start_server(
+        &format!("{name}-NS"),
+        &common::shared().url(),
+        &key,
+        &["--sharded", "static"],
+    )
+    .await;
+    let opts = edit(
+        shared_opts(&key)
+            .sharded(socketioxide_cluster::SubscriptionMode::Static)
+            .requests_timeout(Duration::from_secs(10)),
+    );
     let rust = nodes_serving(n_rust, &opts, Parser::Json, SERVE).await;
     Mixed { node, rust, opts }
 }
@@ -466,4 +493,30 @@ async fn standalone_a_stand_in_of_a_gone_socket_fails_clearly() {
 async fn standalone_a_dropped_stand_in_is_found_again() {
     let edit = |o: ClusterOptions| o.max_node_stand_ins(2);
     a_dropped_stand_in_is_found_again(standalone("evict", 1, edit).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sharded_fetch_sockets_lists_the_whole_cluster() {
+    fetch_sockets_lists_the_whole_cluster(sharded("fetch", 2, |o| o).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sharded_remote_socket_ops_reach_node_clients() {
+    remote_socket_ops_reach_node_clients(sharded("ops", 2, |o| o).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sharded_operators_on_node_socket_ids() {
+    operators_on_node_socket_ids(sharded("to", 2, |o| o).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sharded_a_stand_in_of_a_gone_socket_fails_clearly() {
+    a_stand_in_of_a_gone_socket_fails_clearly(sharded("gone", 1, |o| o).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sharded_a_dropped_stand_in_is_found_again() {
+    let edit = |o: ClusterOptions| o.max_node_stand_ins(2);
+    a_dropped_stand_in_is_found_again(sharded("evict", 1, edit).await).await;
 }
