@@ -12,7 +12,9 @@
 //! * cluster, sharded static: one namespace, so one shard carries everything;
 //! * cluster, sharded dynamic, the clients spread over `BENCH_ROOMS` rooms and A's
 //!   broadcasts round-robin over them: each room's channel lives on its own slot, so the
-//!   load spreads over the shards.
+//!   load spreads over the shards;
+//! * cluster, sharded static and classic, the clients split over `/` and `/admin` and the
+//!   broadcasts alternating: two namespace channels, on two shards when sharded.
 //!
 //! Everything (servers, clients, every redis-server) shares this machine's cores: the
 //! figures compare the setups with each other, not with a production cluster.
@@ -35,6 +37,8 @@ struct Setup {
     b: ClusterOptions,
     /// Broadcasts go to rooms (one per client group) instead of the whole namespace.
     rooms: bool,
+    /// The clients are split over `/` and `/admin`, and the broadcasts alternate.
+    namespaces: bool,
 }
 
 fn main() {
@@ -72,30 +76,49 @@ async fn run() {
             a: opts(ClusterOptions::new(single.url())),
             b: opts(ClusterOptions::new(single.url())),
             rooms: false,
+            namespaces: false,
         },
         Setup {
             name: "one Redis, sharded static",
             a: opts(ClusterOptions::new(single.url()).sharded(SubscriptionMode::Static)),
             b: opts(ClusterOptions::new(single.url()).sharded(SubscriptionMode::Static)),
             rooms: false,
+            namespaces: false,
         },
         Setup {
             name: "3-master cluster, classic",
             a: opts(ClusterOptions::redis_cluster(seeds(0))),
             b: opts(ClusterOptions::redis_cluster(seeds(1))),
             rooms: false,
+            namespaces: false,
         },
         Setup {
             name: "3-master cluster, sharded static",
             a: opts(ClusterOptions::redis_cluster(seeds(0)).sharded(SubscriptionMode::Static)),
             b: opts(ClusterOptions::redis_cluster(seeds(1)).sharded(SubscriptionMode::Static)),
             rooms: false,
+            namespaces: false,
         },
         Setup {
             name: "3-master cluster, sharded dynamic, rooms",
             a: opts(ClusterOptions::redis_cluster(seeds(0)).sharded(SubscriptionMode::Dynamic)),
             b: opts(ClusterOptions::redis_cluster(seeds(1)).sharded(SubscriptionMode::Dynamic)),
             rooms: true,
+            namespaces: false,
+        },
+        Setup {
+            name: "3-master cluster, sharded static, 2 nsps",
+            a: opts(ClusterOptions::redis_cluster(seeds(0)).sharded(SubscriptionMode::Static)),
+            b: opts(ClusterOptions::redis_cluster(seeds(1)).sharded(SubscriptionMode::Static)),
+            rooms: false,
+            namespaces: true,
+        },
+        Setup {
+            name: "3-master cluster, classic, 2 nsps",
+            a: opts(ClusterOptions::redis_cluster(seeds(0))),
+            b: opts(ClusterOptions::redis_cluster(seeds(1))),
+            rooms: false,
+            namespaces: true,
         },
     ];
     println!(
@@ -112,17 +135,32 @@ async fn phase(s: Setup, n: usize, clients: usize, rooms: usize, calls: usize) {
     // A burst must not overflow socketioxide's per-socket buffer (128 by default).
     let serve = Serve {
         max_buffer_size: Some(n + 1024),
+        admin: s.namespaces,
         ..Serve::ROOT
     };
     let a = node_serving(s.a, Parser::Json, serve).await;
     let b = node_serving(s.b, Parser::Json, serve).await;
-    let groups = if s.rooms { rooms.max(1) } else { 1 };
+    let groups = if s.rooms {
+        rooms.max(1)
+    } else if s.namespaces {
+        2
+    } else {
+        1
+    };
+    let nsp = |g: usize| {
+        if s.namespaces && g == 1 {
+            "/admin"
+        } else {
+            "/"
+        }
+    };
     let mut cs: Vec<(usize, Client)> = Vec::new();
     for i in 0..clients {
-        let room = format!("room{}", i % groups);
+        let g = i % groups;
+        let room = format!("room{g}");
         cs.push((
-            i % groups,
-            client(&b, "/", Parser::Json, &[room.as_str()], T).await,
+            g,
+            client(&b, nsp(g), Parser::Json, &[room.as_str()], T).await,
         ));
     }
     // In the dynamic mode a room's channel is subscribed shortly after the room
@@ -159,6 +197,12 @@ async fn phase(s: Setup, n: usize, clients: usize, rooms: usize, calls: usize) {
                 .emit("bench", &(i,))
                 .await
                 .expect("emit");
+        } else if s.namespaces && i % 2 == 1 {
+            a.io.of("/admin")
+                .expect("/admin")
+                .emit("bench", &(i,))
+                .await
+                .expect("emit");
         } else {
             a.io.emit("bench", &(i,)).await.expect("emit");
         }
@@ -178,7 +222,10 @@ async fn phase(s: Setup, n: usize, clients: usize, rooms: usize, calls: usize) {
         let t = Instant::now();
         let got = a.io.fetch_sockets().await.expect("fetch_sockets");
         lat.push(t.elapsed());
-        assert_eq!(got.len(), clients);
+        assert_eq!(
+            got.len(),
+            (0..clients).filter(|i| nsp(i % groups) == "/").count()
+        );
     }
     lat.sort();
     let pct = |p: f64| lat[((lat.len() - 1) as f64 * p) as usize].as_secs_f64() * 1000.0;
