@@ -41,27 +41,27 @@ fn key(k: &str) -> Value {
     Value::from(k)
 }
 
-impl ClusterMessage {
-    /// The data fields, without the repeated keys JavaScript would have overwritten.
-    fn data_fields(&self) -> Result<Vec<(Value, Value)>, DecodeError> {
-        match &self.data {
-            Some(Value::Map(m)) => Ok(m.clone()),
-            // Node reads properties of `message.data`: undefined or null throws.
-            _ => Err(DecodeError(format!(
-                "cluster message of type {} without data",
-                self.kind
-            ))),
-        }
-    }
+/// Removes field `k` (the last of repeated keys, as JavaScript keeps it).
+fn take(d: &mut Vec<(Value, Value)>, k: &str) -> Option<Value> {
+    let i = d.iter().rposition(|(key, _)| codec::key_is(key, k))?;
+    Some(d.swap_remove(i).1)
+}
 
-    /// Reads the message as the classic protocol's types.
+impl ClusterMessage {
+    /// Reads the message as the classic protocol's types (moving its data, not copying).
     pub fn into_incoming(self) -> Result<Incoming, DecodeError> {
-        let mut d = match self.kind {
-            kind::INITIAL_HEARTBEAT | kind::HEARTBEAT | kind::ADAPTER_CLOSE => {
+        let mut d = match (self.kind, self.data) {
+            (kind::INITIAL_HEARTBEAT | kind::HEARTBEAT | kind::ADAPTER_CLOSE, _) => {
                 return Ok(Incoming::Ignored(self.kind));
             }
-            k if k > kind::ADAPTER_CLOSE => return Ok(Incoming::Ignored(k)),
-            _ => self.data_fields()?,
+            (k, _) if k > kind::ADAPTER_CLOSE => return Ok(Incoming::Ignored(k)),
+            (_, Some(Value::Map(m))) => m,
+            // Node reads properties of `message.data`: undefined or null throws.
+            (k, _) => {
+                return Err(DecodeError(format!(
+                    "cluster message of type {k} without data"
+                )));
+            }
         };
         let get = |d: &[(Value, Value)], k: &str| codec::map_get(d, k).cloned();
         let has_id = get(&d, "requestId").is_some();
@@ -73,9 +73,9 @@ impl ClusterMessage {
         };
         match self.kind {
             kind::BROADCAST if !has_id => {
-                let packet = get(&d, "packet")
+                let packet = take(&mut d, "packet")
                     .ok_or_else(|| DecodeError("broadcast without packet".into()))?;
-                let opts = match get(&d, "opts") {
+                let opts = match take(&mut d, "opts") {
                     Some(o @ Value::Map(_)) => decode_opts(o)?,
                     // Node: `new Set(opts.rooms)` of undefined throws.
                     _ => return Err(DecodeError("broadcast without opts".into())),
