@@ -150,16 +150,7 @@ impl Router {
 
     /// Routes `routes` to adapter `adapter` of namespace `nsp`.
     pub(crate) fn register(&self, nsp: &str, adapter: u64, ns: Weak<dyn NsOps>, routes: &[Route]) {
-        for r in routes {
-            self.routes.insert(
-                r.name.clone(),
-                Target {
-                    adapter,
-                    kind: r.kind,
-                    ns: ns.clone(),
-                },
-            );
-        }
+        self.add_routes(adapter, &ns, routes);
         if self
             .namespaces
             .insert(nsp.to_owned(), (adapter, ns))

@@ -269,9 +269,10 @@ async fn broadcasts_and_requests_both_ways_with_nodes_sharded_adapter() {
     shutdown_all(vec![n1, node]).await;
 }
 
-/// `PUBSUB SHARDNUMSUB <channel>` on the shared Redis reaches `n` (bounded wait: in the
-/// dynamic modes a room's channel is subscribed shortly after the room appears).
-async fn until_subscribed(channel: &str, n: usize) {
+/// Waits (bounded) until `PUBSUB SHARDNUMSUB <channel>` on the shared Redis satisfies
+/// `ok`: in the dynamic modes a room's channel is subscribed shortly after the room
+/// appears, and unsubscribed shortly after it is gone.
+async fn until_count(channel: &str, what: &str, ok: impl Fn(usize) -> bool) {
     let mut conn = common::command_conn(&common::shared().url()).await;
     let deadline = std::time::Instant::now() + T;
     loop {
@@ -281,15 +282,20 @@ async fn until_subscribed(channel: &str, n: usize) {
             .query_async(&mut conn)
             .await
             .unwrap();
-        if counts.first().is_some_and(|(_, c)| *c >= n) {
+        if counts.first().is_some_and(|(_, c)| ok(*c)) {
             return;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "{channel}: {counts:?} subscribers, expected {n}"
+            "{channel}: {counts:?} subscribers, expected {what}"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// At least `n` subscribers on `channel` (see [`until_count`]).
+async fn until_subscribed(channel: &str, n: usize) {
+    until_count(channel, &format!("{n} or more"), |c| c >= n).await;
 }
 
 /// The dynamic modes: a broadcast to one room travels on that room's channel, which
@@ -371,24 +377,7 @@ async fn dynamic_mode(mode: SubscriptionMode) {
     c2.recv_event_named("late", T).await;
     // Left: its channel is unsubscribed again.
     r2.io.to(c2.sid().to_owned()).leave("later").await.unwrap();
-    let mut conn = common::command_conn(&common::shared().url()).await;
-    let deadline = std::time::Instant::now() + T;
-    loop {
-        let counts: Vec<(String, usize)> = redis::cmd("PUBSUB")
-            .arg("SHARDNUMSUB")
-            .arg(room("later"))
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        if counts.first().is_some_and(|(_, c)| *c == 0) {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "still subscribed: {counts:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until_count(&room("later"), "none", |c| c == 0).await;
     for r in &rust {
         assert_eq!(r.cluster.stats().malformed, 0);
     }

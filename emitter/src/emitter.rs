@@ -75,6 +75,19 @@ where
     }
 }
 
+/// Awaits `connect` within `timeout`: its connection, or the error naming `url`.
+async fn connecting<C>(
+    connect: impl Future<Output = redis::RedisResult<C>>,
+    url: String,
+    timeout: Duration,
+) -> Result<C, Error> {
+    match tokio::time::timeout(timeout, connect).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(source)) => Err(Error::Connect { url, source }),
+        Err(_) => Err(Error::ConnectTimeout { url, timeout }),
+    }
+}
+
 /// `SPUBLISH` for the sharded protocol, `PUBLISH` otherwise.
 fn publish_command(opts: &EmitterOptions) -> &'static str {
     if opts.sharded.is_some() {
@@ -160,21 +173,12 @@ impl Emitter {
             .set_response_timeout(Some(opts.publish_timeout))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_secs(2));
-        let conn = match tokio::time::timeout(
-            opts.connect_timeout,
+        let conn = connecting(
             redis::aio::ConnectionManager::new_with_config(client, config),
+            url,
+            opts.connect_timeout,
         )
-        .await
-        {
-            Ok(Ok(conn)) => conn,
-            Ok(Err(source)) => return Err(Error::Connect { url, source }),
-            Err(_) => {
-                return Err(Error::ConnectTimeout {
-                    url,
-                    timeout: opts.connect_timeout,
-                });
-            }
-        };
+        .await?;
         Ok(Self::with_publisher(
             Box::new(RedisPublisher(conn, command)),
             &opts,
@@ -211,17 +215,7 @@ impl Emitter {
         let client = builder
             .build()
             .map_err(|e| Error::Config(format!("invalid Redis Cluster options: {e}")))?;
-        let conn =
-            match tokio::time::timeout(opts.connect_timeout, client.get_async_connection()).await {
-                Ok(Ok(conn)) => conn,
-                Ok(Err(source)) => return Err(Error::Connect { url, source }),
-                Err(_) => {
-                    return Err(Error::ConnectTimeout {
-                        url,
-                        timeout: opts.connect_timeout,
-                    });
-                }
-            };
+        let conn = connecting(client.get_async_connection(), url, opts.connect_timeout).await?;
         let command = publish_command(opts);
         Ok(Self::with_publisher(
             Box::new(RedisPublisher(conn, command)),

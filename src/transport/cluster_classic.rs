@@ -13,7 +13,7 @@
 //!
 //! Not done yet (issue 12): the sharded protocol.
 
-use super::connect::{RedisEndpoint, open_client};
+use super::connect::{RedisEndpoint, host_port, info_at, open_client};
 use super::redis::RedisTransport;
 use super::{BoxFuture, MessageSink, Mode, Sub, Transport, TryPublish};
 use crate::error::Error;
@@ -98,21 +98,8 @@ impl ClassicCluster {
 
     /// A client for node `host:port`, with the seed's credentials and TLS settings.
     fn client_for(&self, host: &str, port: u16) -> Result<redis::Client, Error> {
-        let info = self.seed.get_connection_info().clone();
-        let addr = match info.addr().clone() {
-            redis::ConnectionAddr::TcpTls {
-                insecure,
-                tls_params,
-                ..
-            } => redis::ConnectionAddr::TcpTls {
-                host: host.to_owned(),
-                port,
-                insecure,
-                tls_params,
-            },
-            _ => redis::ConnectionAddr::Tcp(host.to_owned(), port),
-        };
-        Ok(redis::Client::open(info.set_addr(addr))?)
+        let info = info_at(self.seed.get_connection_info(), host, port);
+        Ok(redis::Client::open(info)?)
     }
 
     async fn conn(&self, host: &str, port: u16) -> Result<MultiplexedConnection, Error> {
@@ -143,13 +130,7 @@ impl ClassicCluster {
             Some((_, list)) => list.clone(),
             None => Vec::new(),
         };
-        let seed = match self.seed.get_connection_info().addr() {
-            redis::ConnectionAddr::Tcp(h, p)
-            | redis::ConnectionAddr::TcpTls {
-                host: h, port: p, ..
-            } => (h.clone(), *p),
-            _ => return Err(Error::config("a Redis Cluster seed must be a TCP address")),
-        };
+        let seed = host_port(self.seed.get_connection_info().addr())?;
         let mut last = None;
         for (host, port) in std::iter::once(seed).chain(known) {
             let ask = async {

@@ -19,6 +19,39 @@ pub(crate) struct RedisEndpoint {
     pub(crate) tls_root_cert: Option<Arc<[u8]>>,
 }
 
+/// The settings of `base` (credentials, TLS) at another node of a Redis Cluster.
+pub(super) fn info_at(
+    base: &redis::ConnectionInfo,
+    host: &str,
+    port: u16,
+) -> redis::ConnectionInfo {
+    let addr = match base.addr().clone() {
+        redis::ConnectionAddr::TcpTls {
+            insecure,
+            tls_params,
+            ..
+        } => redis::ConnectionAddr::TcpTls {
+            host: host.to_owned(),
+            port,
+            insecure,
+            tls_params,
+        },
+        _ => redis::ConnectionAddr::Tcp(host.to_owned(), port),
+    };
+    base.clone().set_addr(addr)
+}
+
+/// `host:port` of a Redis Cluster seed (a TCP address).
+pub(super) fn host_port(addr: &redis::ConnectionAddr) -> Result<(String, u16), Error> {
+    match addr {
+        redis::ConnectionAddr::Tcp(h, p)
+        | redis::ConnectionAddr::TcpTls {
+            host: h, port: p, ..
+        } => Ok((h.clone(), *p)),
+        _ => Err(Error::config("a Redis Cluster seed must be a TCP address")),
+    }
+}
+
 /// The certificates of a `tls_root_cert` PEM: at least one, all valid.
 pub(crate) fn root_certs(
     pem: &[u8],

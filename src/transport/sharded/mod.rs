@@ -25,7 +25,7 @@ mod routing;
 mod slots;
 mod subscriptions;
 
-use super::connect::{RedisEndpoint, open_client};
+use super::connect::{RedisEndpoint, host_port, info_at, open_client};
 use super::{BoxFuture, MessageSink, Mode, Sub, Transport, TryPublish};
 use crate::error::Error;
 use crate::stats::Counters;
@@ -120,7 +120,7 @@ impl ShardedTransport {
         for url in std::iter::once(&first.url).chain(more) {
             let client = redis::Client::open(url.as_str())
                 .map_err(|e| Error::config_from("invalid Redis Cluster seed URL", e))?;
-            addrs.push(addr_of(client.get_connection_info().addr())?);
+            addrs.push(host_port(client.get_connection_info().addr())?);
         }
         let inner = Arc::new(Inner {
             base,
@@ -158,41 +158,29 @@ impl ShardedTransport {
     }
 }
 
-fn addr_of(addr: &redis::ConnectionAddr) -> Result<Addr, Error> {
-    match addr {
-        redis::ConnectionAddr::Tcp(h, p)
-        | redis::ConnectionAddr::TcpTls {
-            host: h, port: p, ..
-        } => Ok((h.clone(), *p)),
-        _ => Err(Error::config("a Redis Cluster seed must be a TCP address")),
-    }
-}
-
 impl Inner {
     /// Connection settings for node `addr` (the seed's, another address).
     fn info_for(&self, (host, port): &Addr) -> redis::ConnectionInfo {
-        let addr = match self.base.addr().clone() {
-            redis::ConnectionAddr::TcpTls {
-                insecure,
-                tls_params,
-                ..
-            } => redis::ConnectionAddr::TcpTls {
-                host: host.clone(),
-                port: *port,
-                insecure,
-                tls_params,
-            },
-            _ => redis::ConnectionAddr::Tcp(host.clone(), *port),
-        };
-        self.base.clone().set_addr(addr)
+        info_at(&self.base, host, *port)
     }
 
+    /// A connection to `addr` with `config` and the connect timeout; `resp3` for the
+    /// subscriber connections (pushes).
     async fn open(
         &self,
         addr: &Addr,
         config: redis::AsyncConnectionConfig,
+        resp3: bool,
     ) -> Result<MultiplexedConnection, Error> {
-        let client = redis::Client::open(self.info_for(addr))?;
+        let mut info = self.info_for(addr);
+        if resp3 {
+            let settings = info
+                .redis_settings()
+                .clone()
+                .set_protocol(redis::ProtocolVersion::RESP3);
+            info = info.set_redis_settings(settings);
+        }
+        let client = redis::Client::open(info)?;
         let config = config
             .set_connection_timeout(Some(self.connect_timeout))
             .set_response_timeout(Some(self.connect_timeout));
@@ -206,7 +194,9 @@ impl Inner {
         if let Some(c) = lock(&self.commands).get(addr) {
             return Ok(c.clone());
         }
-        let conn = self.open(addr, redis::AsyncConnectionConfig::new()).await?;
+        let conn = self
+            .open(addr, redis::AsyncConnectionConfig::new(), false)
+            .await?;
         lock(&self.commands).insert(addr.clone(), conn.clone());
         Ok(conn)
     }

@@ -178,20 +178,8 @@ impl Inner {
                     }
                     Ok(())
                 };
-                let settings = self
-                    .base
-                    .redis_settings()
-                    .clone()
-                    .set_protocol(redis::ProtocolVersion::RESP3);
-                let client =
-                    redis::Client::open(self.info_for(owner).set_redis_settings(settings))?;
-                let config = redis::AsyncConnectionConfig::new()
-                    .set_connection_timeout(Some(self.connect_timeout))
-                    .set_response_timeout(Some(self.connect_timeout))
-                    .set_push_sender(sender);
-                let conn = client
-                    .get_multiplexed_async_connection_with_config(&config)
-                    .await?;
+                let config = redis::AsyncConnectionConfig::new().set_push_sender(sender);
+                let conn = self.open(owner, config, true).await?;
                 lock(&self.down).remove(owner);
                 lock(&self.subscribers).insert(
                     owner.clone(),
