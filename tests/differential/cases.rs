@@ -16,6 +16,8 @@ pub(crate) struct Case {
     pub(crate) shape: &'static str,
     pub(crate) channel: String,
     pub(crate) bytes: Vec<u8>,
+    /// The message as a tree (`None` for raw bytes): the sharded cases wrap it.
+    pub(crate) tree: Option<W>,
 }
 
 /// `[producer, {type: 2, data: ["case", "x", 1], nsp: "/"}, {rooms: [], except: [], flags: {}}]`.
@@ -650,37 +652,40 @@ impl Rng {
 /// `random` combinations of two to four variations drawn with `seed`.
 pub(crate) fn all(random: usize, seed: u64) -> Vec<Case> {
     let mut out = Vec::new();
-    let plain = |name: String, bytes| Case {
+    let plain = |name: String, m: W| Case {
         name,
         field: "-",
         shape: "-",
         channel: "#/#".into(),
-        bytes,
+        bytes: m.encode(),
+        tree: Some(m),
     };
     for (name, field, shape, m) in matrix() {
         out.push(Case {
-            name,
             field,
             shape,
-            channel: "#/#".into(),
-            bytes: m.encode(),
+            ..plain(name, m)
         });
     }
     let pool = variations();
     for (name, edit) in &pool {
         let mut m = base();
         edit(&mut m);
-        out.push(plain((*name).to_owned(), m.encode()));
+        out.push(plain((*name).to_owned(), m));
     }
     for (name, bytes) in raw_inputs() {
-        out.push(plain(name.to_owned(), bytes));
+        out.push(Case {
+            bytes,
+            tree: None,
+            ..plain(name.to_owned(), W::Nil)
+        });
     }
     for (name, channel, edit) in room_channels() {
         let mut m = base();
         edit(&mut m);
         out.push(Case {
             channel: channel.into(),
-            ..plain(name.to_owned(), m.encode())
+            ..plain(name.to_owned(), m)
         });
     }
     // Numeric rooms differ from Node on purpose (see the oracle's DELIBERATE), and one
@@ -700,7 +705,7 @@ pub(crate) fn all(random: usize, seed: u64) -> Vec<Case> {
             edit(&mut m);
             names.push(*name);
         }
-        out.push(plain(format!("random: {}", names.join(" + ")), m.encode()));
+        out.push(plain(format!("random: {}", names.join(" + ")), m));
     }
     out
 }

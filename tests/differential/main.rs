@@ -16,6 +16,7 @@
 mod cases;
 mod oracle;
 mod requests;
+mod sharded;
 mod table;
 mod wire;
 
@@ -276,35 +277,9 @@ async fn generated_inputs_are_delivered_as_node_delivers_them() {
     common::server::init_tracing();
     let cases = oracle::case_list();
     let requests = requests::all();
-    let (judged, request_diffs) = oracle::run(&cases, &requests).await;
-    let mut counts = std::collections::BTreeMap::new();
-    let mut divergences = Vec::new();
-    let mut report = String::new();
-    for (case, j) in cases.iter().zip(&judged) {
-        *counts.entry(j.outcome.word()).or_insert(0) += 1;
-        report += &format!("{} [{}]: Node {}\n", case.name, case.channel, j.detail);
-        if !j.divergences.is_empty() {
-            let all = j.divergences.join("; ");
-            report += &format!("  DIVERGES: {all}\n");
-            divergences.push(format!("{} [{}]: {all}", case.name, case.channel));
-        }
-    }
-    for (r, diffs) in requests.iter().zip(&request_diffs) {
-        report += &format!("request {}\n", r.name);
-        if !diffs.is_empty() {
-            let all = diffs.join("; ");
-            report += &format!("  DIVERGES: {all}\n");
-            divergences.push(format!("request {}: {all}", r.name));
-        }
-    }
+    let (judged, request_diffs) = oracle::run(&cases, &requests, None).await;
     let path = concat!(env!("CARGO_TARGET_TMPDIR"), "/differential-report.txt");
-    std::fs::write(path, &report).expect("write the report");
-    eprintln!("report of every case: {path}");
-    eprintln!(
-        "{} broadcast cases, Node outcomes: {counts:?}; {} request cases",
-        cases.len(),
-        requests.len()
-    );
+    let divergences = report(path, &cases, &judged, &requests, &request_diffs);
     let table = table::mismatches(&cases, &judged);
     assert!(
         table.is_empty(),
@@ -317,4 +292,66 @@ async fn generated_inputs_are_delivered_as_node_delivers_them() {
         divergences.len(),
         divergences.join("\n")
     );
+}
+
+/// The same over the sharded protocol (Node on `createShardedAdapter`, `dynamic`, its
+/// default mode; ours on `ClusterOptions::sharded`): the broadcast cases wrapped in
+/// ClusterAdapter messages (msgpack and JSON), variations of the envelope, and requests
+/// of every ClusterAdapter type.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sharded_inputs_are_delivered_as_node_delivers_them() {
+    common::server::init_tracing();
+    let cases = sharded::cases(&oracle::case_list());
+    let requests = sharded::requests();
+    let mode = socketioxide_cluster::SubscriptionMode::Dynamic;
+    let (judged, request_diffs) = oracle::run(&cases, &requests, Some(mode)).await;
+    let path = concat!(
+        env!("CARGO_TARGET_TMPDIR"),
+        "/differential-sharded-report.txt"
+    );
+    let divergences = report(path, &cases, &judged, &requests, &request_diffs);
+    assert!(
+        divergences.is_empty(),
+        "{} divergences from Node over the sharded protocol:\n{}",
+        divergences.len(),
+        divergences.join("\n")
+    );
+}
+
+/// Writes every case's outcome to `path`; returns the divergences.
+fn report(
+    path: &str,
+    cases: &[cases::Case],
+    judged: &[oracle::Judged],
+    requests: &[requests::RequestCase],
+    request_diffs: &[Vec<String>],
+) -> Vec<String> {
+    let mut counts = std::collections::BTreeMap::new();
+    let mut divergences = Vec::new();
+    let mut report = String::new();
+    for (case, j) in cases.iter().zip(judged) {
+        *counts.entry(j.outcome.word()).or_insert(0) += 1;
+        report += &format!("{} [{}]: Node {}\n", case.name, case.channel, j.detail);
+        if !j.divergences.is_empty() {
+            let all = j.divergences.join("; ");
+            report += &format!("  DIVERGES: {all}\n");
+            divergences.push(format!("{} [{}]: {all}", case.name, case.channel));
+        }
+    }
+    for (r, diffs) in requests.iter().zip(request_diffs) {
+        report += &format!("request {}\n", r.name);
+        if !diffs.is_empty() {
+            let all = diffs.join("; ");
+            report += &format!("  DIVERGES: {all}\n");
+            divergences.push(format!("request {}: {all}", r.name));
+        }
+    }
+    std::fs::write(path, &report).expect("write the report");
+    eprintln!("report of every case: {path}");
+    eprintln!(
+        "{} broadcast cases, Node outcomes: {counts:?}; {} request cases",
+        cases.len(),
+        requests.len()
+    );
+    divergences
 }

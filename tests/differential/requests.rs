@@ -134,7 +134,7 @@ fn edits() -> Vec<(&'static str, Edit)> {
     ]
 }
 
-fn to_msgpack(v: &Value) -> rmpv::Value {
+pub(crate) fn to_msgpack(v: &Value) -> rmpv::Value {
     match v {
         Value::Null => rmpv::Value::Nil,
         Value::Bool(b) => rmpv::Value::Boolean(*b),

@@ -157,6 +157,34 @@ impl W {
         }
     }
 
+    /// The same value as JSON, when JSON can say it (no bin, raw bytes, float32 or
+    /// non-string keys; every string encoding is the same text).
+    pub(crate) fn to_json(&self) -> Option<serde_json::Value> {
+        use serde_json::Value as J;
+        Some(match self {
+            W::Nil => J::Null,
+            W::Bool(b) => J::Bool(*b),
+            W::Int(v, _) => match (u64::try_from(*v), i64::try_from(*v)) {
+                (Ok(u), _) => J::from(u),
+                (_, Ok(i)) => J::from(i),
+                _ => return None,
+            },
+            W::F64(f) => J::from(serde_json::Number::from_f64(*f)?),
+            W::Str(text, fmt) if *fmt != StrFmt::Bin => J::from(text.as_str()),
+            W::Arr(items) => J::Array(items.iter().map(W::to_json).collect::<Option<_>>()?),
+            W::Map(entries) => J::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| match k {
+                        W::Str(k, fmt) if *fmt != StrFmt::Bin => Some((k.clone(), v.to_json()?)),
+                        _ => None,
+                    })
+                    .collect::<Option<_>>()?,
+            ),
+            _ => return None,
+        })
+    }
+
     fn text(&self) -> Option<&str> {
         match self {
             W::Str(t, _) => Some(t),

@@ -31,11 +31,20 @@
 //     "rust": ...}; state: the sockets of "/" with their rooms after the request;
 //     responses are [channel suffix, decoded body] with socket ids replaced by
 //     "<nsp> <rooms>" names and string arrays sorted.
+//
+// --sharded=<static|dynamic|dynamic-private>: both sides speak the sharded protocol
+// (Node: createShardedAdapter with that subscriptionMode; ours: ClusterOptions::sharded).
+// Channels are then `<key>#<nsp>#...` (no `-request`/`-response`), bodies are
+// ClusterAdapter messages `{uid, nsp, type, data}`; Node gets each input through its
+// `onRawMessage(buffer, channel)` listener, only on a channel its adapter is subscribed
+// to (as Redis would route it); ours gets it with SPUBLISH. Requests' replies are read on
+// `<key>#<nsp>#<requester uid>#` with SSUBSCRIBE; the markers are requests from the uid
+// REQUESTER.
 
 const http = require("http");
 const { Server } = require("socket.io");
 const { io: connect } = require("socket.io-client");
-const { createAdapter } = require("@socket.io/redis-adapter");
+const { createAdapter, createShardedAdapter } = require("@socket.io/redis-adapter");
 const { createClient } = require("redis");
 const notepack = require("notepack.io");
 const lib = require("./lib");
@@ -53,6 +62,9 @@ const TARGET = "TARGETSOCKETID";
 const PRODUCER = "differential-marker";
 const TARGET_UID = "TARGETUID";
 const WAIT_MS = 5000;
+const SHARDED = String(lib.opt(args, "sharded", undefined, ""));
+// The uid of the sharded requests: their replies come back on `<key>#<nsp>#marker#`.
+const REQUESTER = "marker";
 
 const started = lib.deferred();
 const sides = { node: [], rust: [] }; // [{key, nsp, rooms, socket, events, broke, ...}]
@@ -81,6 +93,47 @@ function replaceFixstr(bytes, fromText, toText) {
   }
   parts.push(bytes.subarray(at));
   return Buffer.concat(parts);
+}
+
+// Would Redis route `channel` to this Node adapter's subscriber?
+function subscribedSharded(adapter, channel) {
+  if (channel === adapter.channel || channel === adapter.responseChannel) return true;
+  if (SHARDED === "static" || !channel.startsWith(adapter.channel) || !channel.endsWith("#")) {
+    return false;
+  }
+  const room = channel.slice(adapter.channel.length, -1);
+  return adapter.rooms.has(room) && adapter.shouldUseASeparateNamespace(room);
+}
+
+// Hands `bytes` to the listener of every Node adapter that listens on `channel`;
+// returns what a listener threw, if anything.
+function deliverToNode(channel, bytes) {
+  let threw = null;
+  for (const nsp of NAMESPACES) {
+    const adapter = io.of(nsp).adapter;
+    try {
+      if (SHARDED) {
+        if (subscribedSharded(adapter, channel)) adapter.onRawMessage(bytes, channel);
+      } else if (channel.startsWith(adapter.channel)) {
+        adapter.onmessage(null, Buffer.from(channel), bytes);
+      }
+    } catch (e) {
+      threw = String((e && e.message) || e);
+    }
+  }
+  return threw;
+}
+
+// Sharded: a channel naming the target socket or the server's uid (a room channel, the
+// server's own response channel) names each side's own.
+function channelFor(channel, side) {
+  if (!SHARDED) return channel;
+  return channel.split(TARGET).join(target(side)).split(TARGET_UID).join(uidOf(side));
+}
+
+// Publishes to the Rust server the way its protocol does.
+function publishToRust(channel, bytes) {
+  return SHARDED ? pub.sPublish(Buffer.from(channel), bytes) : pub.publish(Buffer.from(channel), bytes);
 }
 
 // Replies seen on each side's `<key>-response#*`, while a request case runs.
@@ -119,6 +172,14 @@ function normalize(v, names) {
 // fetchSockets reply, the answering socket in a client ack): checked, then left out of
 // the comparison with Node. A wrong value stays in, so the case shows a difference.
 function withoutOurFields(b, side, names) {
+  if (SHARDED && b && typeof b === "object" && b.data && typeof b.data === "object") {
+    // The responder's uid differs by nature; its data is compared as classic bodies are.
+    const data = withoutOurFields(b.data, side, names);
+    if (side === "rust" && b.type === 12 && typeof data.sid === "string" && names.has(data.sid)) {
+      delete data.sid;
+    }
+    return { ...b, uid: "<uid>", data };
+  }
   if (side !== "rust" || !b || typeof b !== "object" || Array.isArray(b)) return b;
   const out = { ...b };
   if (Array.isArray(out.sockets) && typeof out.serverId === "string" && out.serverId.length === 16) {
@@ -155,16 +216,24 @@ function substituteText(bytes, from, to) {
 async function fetchMarker(side, key, id) {
   const got = responses[side];
   const all = { rooms: [], except: [] };
-  await pub.publish(
-    `${key}-request#/#`,
-    JSON.stringify({ type: 5, requestId: id, uid: "marker", opts: all }),
-  );
+  if (SHARDED) {
+    await pub.sPublish(
+      `${key}#/#`,
+      JSON.stringify({ uid: REQUESTER, nsp: "/", type: 7, data: { opts: all, requestId: id } }),
+    );
+  } else {
+    await pub.publish(
+      `${key}-request#/#`,
+      JSON.stringify({ type: 5, requestId: id, uid: "marker", opts: all }),
+    );
+  }
+  const body = (b) => (SHARDED ? b && b.data : b);
   return withTimeout(
     new Promise((resolve) => {
       const check = () => {
-        const at = got.findIndex(([, b]) => b && b.requestId === id);
+        const at = got.findIndex(([, b]) => body(b) && body(b).requestId === id);
         if (at !== -1) {
-          resolve(got.splice(at, 1)[0][1].sockets);
+          resolve(body(got.splice(at, 1)[0][1]).sockets);
         } else {
           got.waiters.push(check);
         }
@@ -188,15 +257,22 @@ async function runRequest(msg) {
     responses[side] = [];
     responses[side].waiters = [];
   }
-  await pub.publish(Buffer.from(NODE_KEY + msg.channel), substituteAll(bytes, "node"));
-  await pub.publish(Buffer.from(RUST_KEY + msg.channel), substituteAll(bytes, "rust"));
+  let threw = null;
+  if (SHARDED) {
+    // Through the listener, as the broadcast cases: an input Node throws on inside
+    // node-redis' reply handler would leave its subscriber deaf for the later cases.
+    threw = deliverToNode(NODE_KEY + channelFor(msg.channel, "node"), substituteAll(bytes, "node"));
+  } else {
+    await pub.publish(Buffer.from(NODE_KEY + msg.channel), substituteAll(bytes, "node"));
+  }
+  await publishToRust(RUST_KEY + channelFor(msg.channel, "rust"), substituteAll(bytes, "rust"));
   for (const round of [0, 1]) {
     await fetchMarker("node", NODE_KEY, `marker-${i}-${round}`);
     await fetchMarker("rust", RUST_KEY, `marker-${i}-${round}`);
   }
   for (const nsp of NAMESPACES) {
-    io.of(nsp).adapter.onmessage(null, Buffer.from(`${NODE_KEY}#${nsp}#`), marker(nsp, i));
-    await pub.publish(`${RUST_KEY}#${nsp}#`, marker(nsp, i));
+    deliverToNode(`${NODE_KEY}#${nsp}#`, marker(nsp, i));
+    await publishToRust(`${RUST_KEY}#${nsp}#`, marker(nsp, i));
   }
   const all = [...sides.node, ...sides.rust];
   await withTimeout(Promise.all(all.map((c) => settled(c, i))), WAIT_MS, `markers of ${i}`);
@@ -205,7 +281,7 @@ async function runRequest(msg) {
   state.node = await fetchMarker("node", NODE_KEY, `state-${i}`);
   state.rust = await fetchMarker("rust", RUST_KEY, `state-${i}`);
   const after = { node: sidNames("node"), rust: sidNames("rust") };
-  const res = {};
+  const res = { threw };
   for (const side of ["node", "rust"]) {
     const key = side === "node" ? NODE_KEY : RUST_KEY;
     res[side] = {
@@ -230,6 +306,11 @@ async function runRequest(msg) {
 }
 
 function marker(nsp, i) {
+  if (SHARDED) {
+    const packet = { type: 2, data: ["marker", i], nsp };
+    const opts = { rooms: [], except: [], flags: {} };
+    return Buffer.from(JSON.stringify({ uid: PRODUCER, nsp, type: 3, data: { packet, opts } }));
+  }
   return notepack.encode([
     PRODUCER,
     { type: 2, data: ["marker", i], nsp },
@@ -336,23 +417,14 @@ async function runCase(msg) {
   for (const c of [...sides.node, ...sides.rust]) {
     await withTimeout(c.ready.promise, WAIT_MS, `client ${c.key} ready`);
   }
-  const nodeBytes = substitute(bytes, target("node"));
-  const rustBytes = substitute(bytes, target("rust"));
-  const nodeChannel = NODE_KEY + msg.channel;
-  let threw = null;
+  // JSON bodies (the sharded protocol's) name the target as text.
+  const nodeBytes = substituteText(substitute(bytes, target("node")), TARGET, target("node"));
+  const rustBytes = substituteText(substitute(bytes, target("rust")), TARGET, target("rust"));
+  const threw = deliverToNode(NODE_KEY + channelFor(msg.channel, "node"), nodeBytes);
+  await publishToRust(RUST_KEY + channelFor(msg.channel, "rust"), rustBytes);
   for (const nsp of NAMESPACES) {
-    const adapter = io.of(nsp).adapter;
-    if (!nodeChannel.startsWith(adapter.channel)) continue;
-    try {
-      adapter.onmessage(null, Buffer.from(nodeChannel), nodeBytes);
-    } catch (e) {
-      threw = String((e && e.message) || e);
-    }
-  }
-  await pub.publish(Buffer.from(RUST_KEY + msg.channel), rustBytes);
-  for (const nsp of NAMESPACES) {
-    io.of(nsp).adapter.onmessage(null, Buffer.from(`${NODE_KEY}#${nsp}#`), marker(nsp, i));
-    await pub.publish(`${RUST_KEY}#${nsp}#`, marker(nsp, i));
+    deliverToNode(`${NODE_KEY}#${nsp}#`, marker(nsp, i));
+    await publishToRust(`${RUST_KEY}#${nsp}#`, marker(nsp, i));
   }
   const all = [...sides.node, ...sides.rust];
   await withTimeout(
@@ -379,7 +451,10 @@ async function main() {
   httpServer = http.createServer();
   // A key nobody publishes on: the adapter's own subscriber stays idle; cases reach it
   // through its listener.
-  io = new Server(httpServer, { adapter: createAdapter(pub, subClient, { key: NODE_KEY }) });
+  const adapter = SHARDED
+    ? createShardedAdapter(pub, subClient, { channelPrefix: NODE_KEY, subscriptionMode: SHARDED })
+    : createAdapter(pub, subClient, { key: NODE_KEY });
+  io = new Server(httpServer, { adapter });
   for (const nsp of NAMESPACES) {
     io.of(nsp).on("connection", (s) => {
       s.on("join", (rooms, ack) => {
@@ -401,16 +476,22 @@ async function main() {
     ["node", NODE_KEY],
     ["rust", RUST_KEY],
   ]) {
-    await respClient.pSubscribe(
-      `${key}-response#*`,
-      (buf, channel) => {
-        const got = responses[side];
-        if (!got) return;
-        got.push([channel.toString(), bodyOf(buf)]);
-        for (const w of got.waiters.splice(0)) w();
-      },
-      true,
-    );
+    const listener = (buf, channel) => {
+      const got = responses[side];
+      if (!got) return;
+      got.push([channel.toString(), bodyOf(buf)]);
+      for (const w of got.waiters.splice(0)) w();
+    };
+    if (SHARDED) {
+      // Replies to REQUESTER, and to a request without uid (Node answers on `undefined`).
+      for (const nsp of NAMESPACES) {
+        for (const uid of [REQUESTER, "undefined"]) {
+          await respClient.sSubscribe(`${key}#${nsp}#${uid}#`, listener, true);
+        }
+      }
+    } else {
+      await respClient.pSubscribe(`${key}-response#*`, listener, true);
+    }
   }
   await new Promise((r) => httpServer.listen(0, "127.0.0.1", r));
   const nodeUrl = `http://127.0.0.1:${httpServer.address().port}`;

@@ -77,8 +77,23 @@ impl ClusterMessage {
                     .ok_or_else(|| DecodeError("broadcast without packet".into()))?;
                 let opts = match take(&mut d, "opts") {
                     Some(o @ Value::Map(_)) => decode_opts(o)?,
-                    // Node: `new Set(opts.rooms)` of undefined throws.
-                    _ => return Err(DecodeError("broadcast without opts".into())),
+                    // Node: `opts.rooms` of undefined or null throws.
+                    None | Some(Value::Nil) => {
+                        return Err(DecodeError("broadcast without opts".into()));
+                    }
+                    // Node compat: `decodeOptions` reads `rooms`, `except` and `flags` of
+                    // any other value: of a string, number, boolean or array all are
+                    // undefined, so the broadcast goes to every socket.
+                    Some(_) => decode_opts(Value::Map(Vec::new()))?,
+                };
+                // Node compat: the receiving adapter overwrites the packet's nsp with its
+                // own, so whatever the sender put there (a number, nil...) is no error.
+                let packet = match packet {
+                    Value::Map(mut p) => {
+                        p.retain(|(k, _)| !codec::key_is(k, "nsp"));
+                        Value::Map(p)
+                    }
+                    other => other,
                 };
                 let mut packet = decode_packet(packet)?;
                 // Node compat: the receiving adapter sets the packet's nsp to its own.
@@ -216,15 +231,22 @@ impl ClusterMessage {
 
     /// A classic reply (the bytes our responders produce) in the ClusterAdapter format.
     pub fn from_reply(bytes: &[u8], uid: &str, nsp: &str) -> Result<Self, DecodeError> {
-        let res = Response::decode(bytes)?;
-        let mut d = res.fields;
+        // Not `Response::decode`: a reply to a request without a string `requestId` has
+        // none either (Node compat: Node answers such requests, its reply saying
+        // `requestId: null` or nothing).
+        let Value::Map(mut d) = crate::request::decode_any(bytes)? else {
+            return Err(DecodeError("reply is not an object".into()));
+        };
+        let res_kind = codec::map_get(&d, "type")
+            .and_then(Value::as_u64)
+            .and_then(|k| u8::try_from(k).ok());
         // `requestId` first, as Node writes it.
         if let Some(i) = d.iter().position(|(k, _)| codec::key_is(k, "requestId")) {
             let id = d.remove(i);
             d.insert(0, id);
         }
         d.retain(|(k, _)| !codec::key_is(k, "type"));
-        let k = match res.kind {
+        let k = match res_kind {
             None if codec::map_get(&d, "sockets").is_some() => kind::FETCH_SOCKETS_RESPONSE,
             Some(classic::SERVER_SIDE_EMIT) => {
                 rename(&mut d, "data", "packet");

@@ -153,7 +153,12 @@ impl ClusterMessage {
             ))),
         };
         Ok(ClusterMessage {
-            uid: text(uid, "uid")?,
+            // Node compat: the uid is only compared with the receiver's own (`===`) and
+            // written into the reply channel (`${channel}${uid}#`), so any value works:
+            // a missing uid is answered on `<channel>undefined#`.
+            uid: uid
+                .as_ref()
+                .map_or_else(|| "undefined".into(), codec::js_string),
             nsp: text(nsp, "nsp")?,
             kind,
             data,
@@ -342,7 +347,6 @@ mod fixture_tests {
         for bad in [
             &b"{}"[..],
             br#"{"type":"3","uid":"a","nsp":"/"}"#,
-            br#"{"type":3,"nsp":"/"}"#,
             br#"{"type":3,"uid":"a"}"#,
             br#"{"type":3,"uid":"a","nsp":5}"#,
             b"[1]",
@@ -357,5 +361,14 @@ mod fixture_tests {
         }
         let ok = ClusterMessage::decode(br#"{"type":2,"uid":"a","nsp":"/","type":13}"#).unwrap();
         assert_eq!(ok.kind, kind::ADAPTER_CLOSE, "the last key wins");
+        // Node compat: any uid, or none, is a sender's uid (its replies' channel).
+        for (body, uid) in [
+            (&br#"{"type":3,"nsp":"/"}"#[..], "undefined"),
+            (br#"{"type":3,"uid":null,"nsp":"/"}"#, "null"),
+            (br#"{"type":3,"uid":5,"nsp":"/"}"#, "5"),
+            (br#"{"type":3,"uid":[1,2],"nsp":"/"}"#, "1,2"),
+        ] {
+            assert_eq!(ClusterMessage::decode(body).unwrap().uid, uid);
+        }
     }
 }
