@@ -203,6 +203,7 @@ async fn sharded_protocol_between_our_servers() {
 async fn sharded_scenario(opts: Vec<ClusterOptions>, emitter: EmitterOptions, key: &str) {
     use common::AutoAck;
     use futures_util::StreamExt;
+    let later = opts[0].clone();
     let mut servers = Vec::new();
     for o in opts {
         servers.push(node_serving(o, Parser::Json, Serve::ROOT).await);
@@ -286,10 +287,41 @@ async fn sharded_scenario(opts: Vec<ClusterOptions>, emitter: EmitterOptions, ke
         .wait_server_side("em-sse", |_| true, T);
     em.server_side_emit("em-sse", &("x",)).await.unwrap();
     assert_eq!(waited.await.unwrap(), vec![rmpv::Value::from("x")]);
+
+    // Counted as servers come and go (SHARDNUMSUB of the namespace channel): one that
+    // joins, then leaves; requests then wait for exactly the servers there are.
+    let extra = node_serving(later, Parser::Json, Serve::ROOT).await;
+    until_server_count(&servers[0], 4).await;
+    assert_eq!(servers[1].io.fetch_sockets().await.unwrap().len(), 3);
+    extra.cluster.close().await;
+    until_server_count(&servers[0], 3).await;
+    let replies = servers[0]
+        .cluster
+        .of("/")
+        .server_side_emit_with_ack("ping", &())
+        .await
+        .unwrap();
+    assert_eq!(replies.len(), 2, "after a server left: {replies:?}");
     for s in &servers {
         s.cluster.close().await;
     }
     assert_eq!(servers[0].cluster.stats().malformed, 0);
+}
+
+/// Waits (bounded by `T`) until `server` counts `n` servers on `/`.
+async fn until_server_count(server: &common::cluster::Node, n: usize) {
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        let got = server.cluster.of("/").server_count().await.unwrap();
+        if got == n {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "server count stayed {got}, expected {n}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// A Node server (socket.io 4.8.4, redis-adapter 8.3.0, node-redis 4.7.1 `createCluster`)
