@@ -262,11 +262,31 @@ async fn broadcasts_and_requests_both_ways_with_nodes_sharded_adapter() {
     let got = node_cmd(&mut node, "fetchSockets", json!({"to": "em-joined"})).await;
     assert_eq!(ids(&got), set([n1_id.as_str(), c1.sid()]));
 
+    // The Node server dies (SIGKILL): Redis drops its subscriptions with its connection,
+    // so ours count two servers again and a request waits for nobody dead.
+    node.kill().await;
+    let deadline = tokio::time::Instant::now() + T;
+    while r1.cluster.of("/").server_count().await.unwrap() != 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the dead Node server is still counted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let started = std::time::Instant::now();
+    let sockets = r1.io.fetch_sockets().await.unwrap();
+    assert_eq!(sockets.len(), 2, "c1 and c2");
+    assert!(
+        started.elapsed() < T / 2,
+        "answered without waiting for the dead server"
+    );
+
     for r in &rust {
         let stats = r.cluster.stats();
         assert_eq!(stats.malformed, 0, "{stats:?}");
     }
-    shutdown_all(vec![n1, node]).await;
+    drop(node);
+    shutdown_all(vec![n1]).await;
 }
 
 /// Waits (bounded) until `PUBSUB SHARDNUMSUB <channel>` on the shared Redis satisfies
