@@ -31,6 +31,7 @@ pub mod flood;
 pub mod node;
 pub mod redis;
 pub mod redis_cluster;
+pub mod sentinel;
 pub mod server;
 
 pub use crate::redis::{RedisServer, command_conn, free_port, ping, shared, unique_key};

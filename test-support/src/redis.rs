@@ -32,6 +32,8 @@ const START_ATTEMPTS: usize = 4;
 #[derive(Debug)]
 pub struct RedisServer {
     port: u16,
+    /// Before every other argument (a config file must come first).
+    leading_args: Vec<String>,
     extra_args: Vec<String>,
     log_path: PathBuf,
     child: Mutex<Option<Child>>,
@@ -59,6 +61,7 @@ impl RedisServer {
             let log_path = log_path(port);
             let server = RedisServer {
                 port,
+                leading_args: Vec::new(),
                 extra_args: extra_args(),
                 log_path,
                 child: Mutex::new(None),
@@ -69,6 +72,28 @@ impl RedisServer {
             }
         }
         panic!("could not start redis-server after {START_ATTEMPTS} attempts: {last_err}");
+    }
+
+    /// A sentinel (`redis-server <conf> --sentinel`) on a free port; `conf` is written
+    /// anew for each attempt (sentinel rewrites it as it learns the topology).
+    pub fn start_sentinel(conf: &std::path::Path, contents: &str) -> RedisServer {
+        let mut last_err = String::new();
+        for _ in 0..START_ATTEMPTS {
+            std::fs::write(conf, contents).expect("write the sentinel config");
+            let port = free_port();
+            let server = RedisServer {
+                port,
+                leading_args: vec![conf.display().to_string(), "--sentinel".into()],
+                extra_args: Vec::new(),
+                log_path: log_path(port),
+                child: Mutex::new(None),
+            };
+            match server.spawn_and_wait() {
+                Ok(()) => return server,
+                Err(e) => last_err = e,
+            }
+        }
+        panic!("could not start a sentinel after {START_ATTEMPTS} attempts: {last_err}");
     }
 
     /// `redis://127.0.0.1:PORT`
@@ -158,7 +183,8 @@ impl RedisServer {
     }
 
     fn spawn_and_wait(&self) -> Result<(), String> {
-        let mut args: Vec<String> = vec![
+        let mut args = self.leading_args.clone();
+        args.extend([
             "--port".into(),
             self.port.to_string(),
             "--bind".into(),
@@ -171,7 +197,7 @@ impl RedisServer {
             std::env::temp_dir().display().to_string(),
             "--logfile".into(),
             self.log_path.display().to_string(),
-        ];
+        ]);
         args.extend(self.extra_args.iter().cloned());
 
         let mut child = spawn_child(args)?;

@@ -1,0 +1,188 @@
+//! A throw-away Sentinel setup: one master, one replica and three sentinels
+//! (`redis-server <conf> --sentinel`, each with its own writable config) on free
+//! loopback ports, with a small `down-after-milliseconds` so that a failover takes
+//! about a second and a half (measured timings: `../shared/reference/streams-and-sentinel.md`
+//! §B.4). Every process is a [`RedisServer`]: killed on drop and with the test binary.
+
+use crate::redis::RedisServer;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// The master name the sentinels monitor.
+pub const MASTER_NAME: &str = "mymaster";
+
+/// How long the sentinels may take to know each other and the replica.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A master, its replica and three sentinels.
+#[derive(Debug)]
+pub struct Sentinels {
+    /// Index 0: the first master, 1: its replica (roles change on failover).
+    data: Vec<RedisServer>,
+    sentinels: Vec<RedisServer>,
+    confs: Vec<PathBuf>,
+}
+
+impl Sentinels {
+    /// Starts everything and waits until every sentinel sees the replica and the two
+    /// other sentinels. `down_after_ms`: how long a master must be unreachable before
+    /// the sentinels call it down.
+    pub fn start(down_after_ms: u64) -> Sentinels {
+        let master = RedisServer::start_with_args(&["--repl-diskless-sync-delay", "0"]);
+        let replicaof = format!("127.0.0.1 {}", master.port());
+        let replica = RedisServer::start_with_args(&[
+            "--replicaof",
+            &replicaof,
+            "--repl-diskless-sync-delay",
+            "0",
+        ]);
+        let contents = format!(
+            "sentinel monitor {MASTER_NAME} 127.0.0.1 {} 2\n\
+             sentinel down-after-milliseconds {MASTER_NAME} {down_after_ms}\n\
+             sentinel failover-timeout {MASTER_NAME} 10000\n\
+             sentinel parallel-syncs {MASTER_NAME} 1\n",
+            master.port()
+        );
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let mut confs = Vec::new();
+        let mut sentinels = Vec::new();
+        for _ in 0..3 {
+            let conf = std::env::temp_dir().join(format!(
+                "socketioxide-cluster-test-sentinel-{}-{}.conf",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            sentinels.push(RedisServer::start_sentinel(&conf, &contents));
+            confs.push(conf);
+        }
+        let s = Sentinels {
+            data: vec![master, replica],
+            sentinels,
+            confs,
+        };
+        s.wait_ready();
+        s
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        for s in &self.sentinels {
+            loop {
+                let info = cli(s.port(), &["sentinel", "master", MASTER_NAME]);
+                let num = |field: &str| {
+                    let lines: Vec<&str> = info.lines().collect();
+                    lines
+                        .iter()
+                        .position(|l| *l == field)
+                        .and_then(|i| lines.get(i + 1))
+                        .and_then(|v| v.parse::<u32>().ok())
+                        .unwrap_or(0)
+                };
+                if num("num-slaves") >= 1 && num("num-other-sentinels") >= 2 {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "sentinel {} not ready within {READY_TIMEOUT:?}:\n{info}",
+                    s.port()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    /// `redis://127.0.0.1:PORT` of every sentinel.
+    pub fn sentinel_urls(&self) -> Vec<String> {
+        self.sentinels.iter().map(RedisServer::url).collect()
+    }
+
+    /// The master and the replica (as started: index 0 was the master).
+    pub fn data_nodes(&self) -> &[RedisServer] {
+        &self.data
+    }
+
+    /// The port the sentinels currently report for the master.
+    pub fn master_port(&self) -> u16 {
+        let out = cli(
+            self.sentinels[0].port(),
+            &["sentinel", "get-master-addr-by-name", MASTER_NAME],
+        );
+        out.lines()
+            .nth(1)
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no master address from the sentinels: {out:?}"))
+    }
+
+    /// The data node the sentinels currently report as master.
+    pub fn master(&self) -> &RedisServer {
+        let port = self.master_port();
+        self.data
+            .iter()
+            .find(|n| n.port() == port)
+            .expect("the reported master is one of ours")
+    }
+
+    /// Waits (bounded by `timeout`) until the sentinels report a master other than
+    /// `old_port`; returns the new port and how long it took.
+    pub fn wait_switch(&self, old_port: u16, timeout: Duration) -> (u16, Duration) {
+        let started = Instant::now();
+        loop {
+            let port = self.master_port();
+            if port != old_port {
+                return (port, started.elapsed());
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "no failover from port {old_port} within {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `SENTINEL FAILOVER <master>` on the first sentinel.
+    pub fn failover(&self) -> String {
+        cli(
+            self.sentinels[0].port(),
+            &["sentinel", "failover", MASTER_NAME],
+        )
+    }
+}
+
+impl Drop for Sentinels {
+    fn drop(&mut self) {
+        for n in self.sentinels.iter().chain(&self.data) {
+            n.kill();
+        }
+        for c in &self.confs {
+            std::fs::remove_file(c).ok();
+        }
+    }
+}
+
+fn cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("could not run redis-cli (install Debian's redis-tools): {e}"));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_killed_master_is_replaced_by_its_replica() {
+        let s = Sentinels::start(500);
+        let old = s.master_port();
+        assert_eq!(old, s.data_nodes()[0].port());
+        s.master().kill();
+        let (new, took) = s.wait_switch(old, Duration::from_secs(20));
+        assert_eq!(new, s.data_nodes()[1].port());
+        eprintln!("kill -9 of the master: new master reported after {took:?}");
+        assert!(cli(new, &["role"]).starts_with("master"));
+    }
+}
