@@ -265,14 +265,7 @@ async fn broadcasts_and_requests_both_ways_with_nodes_sharded_adapter() {
     // The Node server dies (SIGKILL): Redis drops its subscriptions with its connection,
     // so ours count two servers again and a request waits for nobody dead.
     node.kill().await;
-    let deadline = tokio::time::Instant::now() + T;
-    while r1.cluster.of("/").server_count().await.unwrap() != 2 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the dead Node server is still counted"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    cluster::until_server_count(r1, 2, T).await;
     let started = std::time::Instant::now();
     let sockets = r1.io.fetch_sockets().await.unwrap();
     assert_eq!(sockets.len(), 2, "c1 and c2");

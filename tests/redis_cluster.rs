@@ -11,7 +11,7 @@
 use socketioxide_cluster_test_support as common;
 
 use common::Parser;
-use common::cluster::{Serve, client, node_serving, until_delivered};
+use common::cluster::{Serve, client, node_serving, until_delivered, until_server_count};
 use common::redis_cluster::RedisCluster;
 use socketioxide_cluster::{ClusterOptions, SubscriptionMode};
 use socketioxide_cluster_emitter::{Emitter, EmitterOptions};
@@ -291,10 +291,10 @@ async fn sharded_scenario(opts: Vec<ClusterOptions>, emitter: EmitterOptions, ke
     // Counted as servers come and go (SHARDNUMSUB of the namespace channel): one that
     // joins, then leaves; requests then wait for exactly the servers there are.
     let extra = node_serving(later, Parser::Json, Serve::ROOT).await;
-    until_server_count(&servers[0], 4).await;
+    until_server_count(&servers[0], 4, T).await;
     assert_eq!(servers[1].io.fetch_sockets().await.unwrap().len(), 3);
     extra.cluster.close().await;
-    until_server_count(&servers[0], 3).await;
+    until_server_count(&servers[0], 3, T).await;
     let replies = servers[0]
         .cluster
         .of("/")
@@ -306,22 +306,6 @@ async fn sharded_scenario(opts: Vec<ClusterOptions>, emitter: EmitterOptions, ke
         s.cluster.close().await;
     }
     assert_eq!(servers[0].cluster.stats().malformed, 0);
-}
-
-/// Waits (bounded by `T`) until `server` counts `n` servers on `/`.
-async fn until_server_count(server: &common::cluster::Node, n: usize) {
-    let deadline = tokio::time::Instant::now() + T;
-    loop {
-        let got = server.cluster.of("/").server_count().await.unwrap();
-        if got == n {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "server count stayed {got}, expected {n}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// A Node server (socket.io 4.8.4, redis-adapter 8.3.0, node-redis 4.7.1 `createCluster`)

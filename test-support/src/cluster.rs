@@ -202,6 +202,23 @@ pub async fn shutdown_all(procs: Vec<NodeProcess>) {
 // ---------------------------------------------------------------------------
 // Faults
 
+/// Waits (bounded by `t`) until `node` counts `n` servers on `/`: counts follow Redis'
+/// subscriptions, which change a moment after a server comes or goes.
+pub async fn until_server_count(node: &Node, n: usize, t: Duration) {
+    let deadline = tokio::time::Instant::now() + t;
+    loop {
+        let got = node.cluster.of("/").server_count().await.unwrap();
+        if got == n {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "server count stayed {got} for {t:?}, expected {n}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Sends `probe` broadcasts from `from` until `to` receives one (within `t`), drains the
 /// probes still in flight; returns how long it took.
 pub async fn until_delivered(from: &Io, to: &mut Client, t: Duration) -> Duration {

@@ -55,36 +55,32 @@ impl RedisServer {
     /// Like [`start_with_args`](Self::start_with_args), with the arguments made anew for
     /// each start attempt (e.g. to pick another free port for `--tls-port` as well).
     pub fn start_with(extra_args: impl Fn() -> Vec<String>) -> RedisServer {
-        let mut last_err = String::new();
-        for _ in 0..START_ATTEMPTS {
-            let port = free_port();
-            let log_path = log_path(port);
-            let server = RedisServer {
-                port,
-                leading_args: Vec::new(),
-                extra_args: extra_args(),
-                log_path,
-                child: Mutex::new(None),
-            };
-            match server.spawn_and_wait() {
-                Ok(()) => return server,
-                Err(e) => last_err = e,
-            }
-        }
-        panic!("could not start redis-server after {START_ATTEMPTS} attempts: {last_err}");
+        Self::start_attempts(|| (Vec::new(), extra_args()))
     }
 
     /// A sentinel (`redis-server <conf> --sentinel`) on a free port; `conf` is written
     /// anew for each attempt (sentinel rewrites it as it learns the topology).
     pub fn start_sentinel(conf: &std::path::Path, contents: &str) -> RedisServer {
+        Self::start_attempts(|| {
+            std::fs::write(conf, contents).expect("write the sentinel config");
+            (
+                vec![conf.display().to_string(), "--sentinel".into()],
+                Vec::new(),
+            )
+        })
+    }
+
+    /// Up to `START_ATTEMPTS` starts on a free port each; `args` gives the leading and
+    /// the extra arguments of each attempt.
+    fn start_attempts(args: impl Fn() -> (Vec<String>, Vec<String>)) -> RedisServer {
         let mut last_err = String::new();
         for _ in 0..START_ATTEMPTS {
-            std::fs::write(conf, contents).expect("write the sentinel config");
             let port = free_port();
+            let (leading_args, extra_args) = args();
             let server = RedisServer {
                 port,
-                leading_args: vec![conf.display().to_string(), "--sentinel".into()],
-                extra_args: Vec::new(),
+                leading_args,
+                extra_args,
                 log_path: log_path(port),
                 child: Mutex::new(None),
             };
@@ -93,7 +89,7 @@ impl RedisServer {
                 Err(e) => last_err = e,
             }
         }
-        panic!("could not start a sentinel after {START_ATTEMPTS} attempts: {last_err}");
+        panic!("could not start redis-server after {START_ATTEMPTS} attempts: {last_err}");
     }
 
     /// `redis://127.0.0.1:PORT`
@@ -302,6 +298,16 @@ fn log_path(port: u16) -> PathBuf {
 }
 
 type SpawnRequest = (Vec<String>, mpsc::Sender<std::io::Result<Child>>);
+
+/// `redis-cli -p <port> <args>`: its standard output.
+pub fn cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("could not run redis-cli (install Debian's redis-tools): {e}"));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
 
 /// Spawn `redis-server ARGS` so that it can never outlive the test binary.
 ///

@@ -6,7 +6,7 @@
 //!
 //! Nodes are [`RedisServer`]s: killed on drop, and with the test binary.
 
-use crate::redis::{RedisServer, free_port};
+use crate::redis::{RedisServer, cli, free_port};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Mutex;
@@ -147,13 +147,4 @@ fn start_node() -> (RedisServer, PathBuf) {
         .to_vec()
     });
     (server, used.into_inner().unwrap())
-}
-
-fn cli(port: u16, args: &[&str]) -> String {
-    let out = Command::new("redis-cli")
-        .args(["-p", &port.to_string()])
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("could not run redis-cli (install Debian's redis-tools): {e}"));
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }

@@ -4,9 +4,8 @@
 //! about a second and a half (measured timings: `../shared/reference/streams-and-sentinel.md`
 //! §B.4). Every process is a [`RedisServer`]: killed on drop and with the test binary.
 
-use crate::redis::RedisServer;
+use crate::redis::{RedisServer, cli};
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -159,15 +158,6 @@ impl Drop for Sentinels {
             std::fs::remove_file(c).ok();
         }
     }
-}
-
-fn cli(port: u16, args: &[&str]) -> String {
-    let out = Command::new("redis-cli")
-        .args(["-p", &port.to_string()])
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("could not run redis-cli (install Debian's redis-tools): {e}"));
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[cfg(test)]

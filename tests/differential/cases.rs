@@ -8,6 +8,7 @@ pub(crate) const TARGET: &str = "TARGETSOCKETID";
 const PRODUCER: &str = "differential-producer";
 
 /// One input: a message on a channel (the part after the key).
+#[derive(Clone)]
 pub(crate) struct Case {
     pub(crate) name: String,
     /// For the shape matrix: the field varied (`opts.rooms`) and its shape (`""`);

@@ -134,7 +134,7 @@ fn edits() -> Vec<(&'static str, Edit)> {
     ]
 }
 
-pub(crate) fn to_msgpack(v: &Value) -> rmpv::Value {
+fn to_msgpack(v: &Value) -> rmpv::Value {
     match v {
         Value::Null => rmpv::Value::Nil,
         Value::Bool(b) => rmpv::Value::Boolean(*b),
@@ -153,6 +153,13 @@ pub(crate) fn to_msgpack(v: &Value) -> rmpv::Value {
     }
 }
 
+/// `v` as JSON and as msgpack: `[("JSON", bytes), ("msgpack", bytes)]`.
+pub(crate) fn json_and_msgpack(v: &Value) -> [(&'static str, Vec<u8>); 2] {
+    let mut msgpack = Vec::new();
+    socketioxide_cluster::wire::codec::write(&mut msgpack, &to_msgpack(v));
+    [("JSON", v.to_string().into_bytes()), ("msgpack", msgpack)]
+}
+
 /// Every base request under every edit that applies, in JSON and in msgpack, then a few
 /// inputs that are not requests at all.
 pub(crate) fn all() -> Vec<RequestCase> {
@@ -160,18 +167,13 @@ pub(crate) fn all() -> Vec<RequestCase> {
     for (base, v) in bases() {
         for (edit, f) in edits() {
             let Some(v) = f(&v) else { continue };
-            out.push(RequestCase {
-                name: format!("{base}, {edit}, JSON"),
-                channel: REQUESTS,
-                bytes: v.to_string().into_bytes(),
-            });
-            let mut bytes = Vec::new();
-            socketioxide_cluster::wire::codec::write(&mut bytes, &to_msgpack(&v));
-            out.push(RequestCase {
-                name: format!("{base}, {edit}, msgpack"),
-                channel: REQUESTS,
-                bytes,
-            });
+            for (encoding, bytes) in json_and_msgpack(&v) {
+                out.push(RequestCase {
+                    name: format!("{base}, {edit}, {encoding}"),
+                    channel: REQUESTS,
+                    bytes,
+                });
+            }
         }
     }
     for (name, bytes) in [

@@ -5,7 +5,7 @@
 //! type with the variations third parties produce.
 
 use crate::cases::{Case, TARGET};
-use crate::requests::{RequestCase, TARGET_UID};
+use crate::requests::{RequestCase, TARGET_UID, json_and_msgpack};
 use crate::wire::{W, int, map, s};
 use serde_json::{Value, json};
 
@@ -57,13 +57,7 @@ pub(crate) fn cases(classic: &[Case]) -> Vec<Case> {
     for case in classic {
         let Some(tree) = &case.tree else {
             // Raw bytes are not a message in either protocol.
-            out.push(Case {
-                name: case.name.clone(),
-                channel: case.channel.clone(),
-                bytes: case.bytes.clone(),
-                tree: None,
-                ..*case
-            });
+            out.push(case.clone());
             continue;
         };
         let env = envelope(tree, &nsp_of(&case.channel));
@@ -87,21 +81,16 @@ pub(crate) fn cases(classic: &[Case]) -> Vec<Case> {
         }
     }
     for (name, channel, v) in envelope_variations() {
-        let plain = |name: String, bytes| Case {
-            name,
-            field: "-",
-            shape: "-",
-            channel: channel.to_owned(),
-            bytes,
-            tree: None,
-        };
-        let mut bytes = Vec::new();
-        socketioxide_cluster::wire::codec::write(&mut bytes, &crate::requests::to_msgpack(&v));
-        out.push(plain(format!("envelope: {name}, msgpack"), bytes));
-        out.push(plain(
-            format!("envelope: {name}, JSON"),
-            v.to_string().into_bytes(),
-        ));
+        for (encoding, bytes) in json_and_msgpack(&v) {
+            out.push(Case {
+                name: format!("envelope: {name}, {encoding}"),
+                field: "-",
+                shape: "-",
+                channel: channel.to_owned(),
+                bytes,
+                tree: None,
+            });
+        }
     }
     out
 }
@@ -360,18 +349,13 @@ pub(crate) fn requests() -> Vec<RequestCase> {
     for (base, v) in request_bases() {
         for (edit, f) in request_edits() {
             let Some(v) = f(&v) else { continue };
-            out.push(RequestCase {
-                name: format!("{base}, {edit}, JSON"),
-                channel: "#/#",
-                bytes: v.to_string().into_bytes(),
-            });
-            let mut bytes = Vec::new();
-            socketioxide_cluster::wire::codec::write(&mut bytes, &crate::requests::to_msgpack(&v));
-            out.push(RequestCase {
-                name: format!("{base}, {edit}, msgpack"),
-                channel: "#/#",
-                bytes,
-            });
+            for (encoding, bytes) in json_and_msgpack(&v) {
+                out.push(RequestCase {
+                    name: format!("{base}, {edit}, {encoding}"),
+                    channel: "#/#",
+                    bytes,
+                });
+            }
         }
     }
     // Replies nobody asked for, on the requester channel of the server itself.
