@@ -158,6 +158,16 @@ impl Cluster {
                 )
                 .await?,
             ),
+            TransportKind::Sentinel(spec) => Arc::new(
+                RedisTransport::connect_sentinel(
+                    spec,
+                    config.connect_timeout(),
+                    config.publish_queue(),
+                    router.clone(),
+                    counters.clone(),
+                )
+                .await?,
+            ),
             TransportKind::InProcess(bus) => Arc::new(MemoryTransport::connect(
                 bus,
                 router.clone(),

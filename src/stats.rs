@@ -17,6 +17,8 @@ pub(crate) struct Counters {
     pub(crate) reconnects: AtomicU64,
     pub(crate) replies_dropped: AtomicU64,
     pub(crate) under_delivered: AtomicU64,
+    pub(crate) refused: AtomicU64,
+    pub(crate) master_switches: AtomicU64,
     malformed_log: RateLimit,
     replies_log: RateLimit,
     under_log: RateLimit,
@@ -84,6 +86,8 @@ impl Counters {
             reconnects: self.reconnects.load(Relaxed),
             replies_dropped: self.replies_dropped.load(Relaxed),
             under_delivered: self.under_delivered.load(Relaxed),
+            refused: self.refused.load(Relaxed),
+            master_switches: self.master_switches.load(Relaxed),
             // Filled in by the cluster handle, which holds the table.
             node_stand_ins: 0,
         }
@@ -149,6 +153,13 @@ pub struct ClusterStats {
     /// Node server missing a message is not seen here. See
     /// [`ClusterOptions::strict_delivery`](crate::ClusterOptions::strict_delivery).
     pub under_delivered: u64,
+    /// Publishes refused at once (the caller got [`Error::Disconnected`](crate::Error))
+    /// because the publishing connection was known down: Redis restarting, a failover
+    /// in progress. Volatile ones are in `volatile_dropped` as well.
+    pub refused: u64,
+    /// Times the connections moved to another master because the sentinels named one
+    /// (Sentinel only; see README "High availability with Sentinel").
+    pub master_switches: u64,
     /// Stand-in `Sid`s held for sockets of Node servers (what `io.fetch_sockets()`
     /// returned for them; at most 65,536, see README "Mixed clusters"). A gauge, not a
     /// counter.

@@ -75,11 +75,20 @@ impl ClusterConfig {
         self.max_node_stand_ins
     }
 
-    /// The Redis URL, password hidden; `None` for the in-process bus.
+    /// The Redis URL, password hidden; `None` for the in-process bus and Sentinel.
     pub fn redis_url(&self) -> Option<String> {
         match &self.transport {
             TransportKind::Redis { url, .. } => Some(redact_url(&url.url)),
-            TransportKind::InProcess(_) => None,
+            TransportKind::Sentinel(_) | TransportKind::InProcess(_) => None,
+        }
+    }
+
+    /// With [`ClusterOptions::sentinel`]: the sentinel URLs (passwords hidden) and the
+    /// master's name.
+    pub fn sentinel(&self) -> Option<(Vec<String>, &str)> {
+        match &self.transport {
+            TransportKind::Sentinel(spec) => Some((spec.redacted(), spec.master_name.as_str())),
+            _ => None,
         }
     }
 
@@ -87,6 +96,7 @@ impl ClusterConfig {
     pub fn tls_root_cert(&self) -> Option<&[u8]> {
         match &self.transport {
             TransportKind::Redis { url, .. } => url.tls_root_cert.as_deref(),
+            TransportKind::Sentinel(spec) => spec.tls_root_cert.as_deref(),
             TransportKind::InProcess(_) => None,
         }
     }
@@ -109,6 +119,19 @@ impl ClusterConfig {
             return Err(Error::config(
                 "a Redis URL (or a Redis Cluster seed) is required",
             ));
+        }
+        if let Some(option) = self.misplaced {
+            return Err(Error::config(format!(
+                "{option} is an option of ClusterOptions::sentinel only"
+            )));
+        }
+        if let TransportKind::Sentinel(spec) = &self.transport {
+            spec.validate()?;
+            if self.protocol != Protocol::Classic {
+                return Err(Error::config(
+                    "Sentinel carries the classic protocol only (not sharded)",
+                ));
+            }
         }
         if self.key.is_empty() {
             return Err(Error::config("key must not be empty"));
@@ -179,6 +202,12 @@ impl std::fmt::Debug for ClusterConfig {
                 Some(_) => format!("{} (custom TLS root cert)", redact_url(&url.url)),
                 None => redact_url(&url.url),
             },
+            TransportKind::Sentinel(spec) => format!(
+                "master {:?} of sentinels {:?}{}",
+                spec.master_name,
+                spec.redacted(),
+                if spec.master_tls { " (TLS)" } else { "" }
+            ),
             TransportKind::InProcess(_) => "in-process".to_owned(),
         };
         f.debug_struct("ClusterConfig")

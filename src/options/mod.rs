@@ -3,7 +3,7 @@
 //! [`Cluster::config`](crate::Cluster::config) shows).
 
 use crate::error::Error;
-use crate::transport::{InProcessBus, RedisEndpoint};
+use crate::transport::{InProcessBus, RedisEndpoint, SentinelSpec};
 use crate::wire::cluster_format::SubscriptionMode;
 use std::time::Duration;
 
@@ -16,6 +16,8 @@ pub(crate) enum TransportKind {
         url: RedisEndpoint,
         cluster: Option<Vec<String>>,
     },
+    /// The master of a Redis Sentinel setup, as its sentinels name it.
+    Sentinel(SentinelSpec),
     /// An in-process bus: servers in one process, no Redis needed.
     InProcess(InProcessBus),
 }
@@ -55,6 +57,8 @@ pub(crate) const DEFAULT_MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
 /// | [`sharded`](Self::sharded) | classic protocol | `createShardedAdapter`'s `subscriptionMode` |
 /// | [`room_sync_interval`](Self::room_sync_interval) | 50 ms | — |
 /// | [`tls_root_cert`](Self::tls_root_cert) | system roots | (client `tls.ca`) |
+/// | [`master_auth`](Self::master_auth) (Sentinel) | none | ioredis `username`, `password` |
+/// | [`master_tls`](Self::master_tls) (Sentinel) | false | ioredis `tls` |
 ///
 /// Invalid combinations fail in [`build`](Self::build) (which
 /// [`Cluster::connect`](crate::Cluster::connect) calls) with [`Error::Config`]. `Debug`
@@ -79,6 +83,8 @@ pub struct ClusterConfig {
     pub(crate) max_node_stand_ins: usize,
     pub(crate) protocol: Protocol,
     pub(crate) room_sync_interval: Duration,
+    /// A Sentinel-only option set on other options (an error in `build`).
+    pub(crate) misplaced: Option<&'static str>,
 }
 
 impl Default for ClusterOptions {
@@ -118,6 +124,58 @@ impl ClusterOptions {
         })
     }
 
+    /// Options for the master of a Redis Sentinel setup: `sentinels` are the URLs of
+    /// the sentinels (`redis://[user:password@]host:port`, `rediss://` for TLS; the
+    /// credentials are the sentinels' own, the same in every URL), `master_name` the
+    /// name they monitor it under (`sentinel monitor <name> …`; ioredis: `name`). The
+    /// classic protocol.
+    ///
+    /// Every connection asks the sentinels for the master each time it (re)connects and
+    /// checks `ROLE` on it, and a watcher moves both connections as soon as the
+    /// sentinels announce a new master (`+switch-master`, checked every second as
+    /// well), so a server never stays on a demoted master. Credentials and TLS of the
+    /// master: [`master_auth`](Self::master_auth), [`master_tls`](Self::master_tls);
+    /// [`tls_root_cert`](Self::tls_root_cert) applies to both legs. See README "High
+    /// availability with Sentinel".
+    pub fn sentinel<S: Into<String>>(
+        sentinels: impl IntoIterator<Item = S>,
+        master_name: impl Into<String>,
+    ) -> Self {
+        Self::with_transport(TransportKind::Sentinel(SentinelSpec {
+            sentinels: sentinels.into_iter().map(Into::into).collect(),
+            master_name: master_name.into(),
+            master_username: None,
+            master_password: None,
+            master_tls: false,
+            tls_root_cert: None,
+        }))
+    }
+
+    /// Sentinel options: the ACL user (`None`: the default user) and password of the
+    /// master and its replicas (ioredis: `username`, `password`). Fails in
+    /// [`build`](Self::build) for other options (their URL carries them).
+    pub fn master_auth(mut self, username: Option<&str>, password: impl Into<String>) -> Self {
+        match &mut self.0.transport {
+            TransportKind::Sentinel(spec) => {
+                spec.master_username = username.map(str::to_owned);
+                spec.master_password = Some(password.into());
+            }
+            _ => self.0.misplaced = Some("master_auth"),
+        }
+        self
+    }
+
+    /// Sentinel options: reach the master over TLS (ioredis: `tls`), checked against
+    /// the system roots or [`tls_root_cert`](Self::tls_root_cert). Default false. Fails
+    /// in [`build`](Self::build) for other options (their URL's `rediss://` says it).
+    pub fn master_tls(mut self, yes: bool) -> Self {
+        match &mut self.0.transport {
+            TransportKind::Sentinel(spec) => spec.master_tls = yes,
+            _ => self.0.misplaced = Some("master_tls"),
+        }
+        self
+    }
+
     /// Options for an in-process cluster: every [`Cluster`](crate::Cluster) connected to
     /// the same `bus` is one cluster. For demos and unit tests; nothing leaves the process.
     pub fn in_process(bus: &InProcessBus) -> Self {
@@ -140,6 +198,7 @@ impl ClusterOptions {
             max_node_stand_ins: DEFAULT_MAX_NODE_STAND_INS,
             protocol: Protocol::Classic,
             room_sync_interval: Duration::from_millis(50),
+            misplaced: None,
         })
     }
 
@@ -202,8 +261,10 @@ impl ClusterOptions {
     /// `rediss://` or `pem` holds no valid certificate. Ignored by
     /// [`in_process`](Self::in_process) options.
     pub fn tls_root_cert(mut self, pem: impl Into<Vec<u8>>) -> Self {
-        if let TransportKind::Redis { url, .. } = &mut self.0.transport {
-            url.tls_root_cert = Some(pem.into().into());
+        match &mut self.0.transport {
+            TransportKind::Redis { url, .. } => url.tls_root_cert = Some(pem.into().into()),
+            TransportKind::Sentinel(spec) => spec.tls_root_cert = Some(pem.into().into()),
+            TransportKind::InProcess(_) => {}
         }
         self
     }

@@ -7,7 +7,8 @@
 //! Implementations: `redis` (a standalone Redis server, RESP2 or RESP3, through a
 //! dedicated pub/sub connection plus a pipelined publishing connection),
 //! `cluster_classic` (the same over a Redis Cluster node, counting subscribers over every
-//! node), `sharded` (sharded pub/sub on the master owning each channel, over a Redis
+//! node), `sentinel` (the standalone transport following the master that Redis
+//! Sentinel names), `sharded` (sharded pub/sub on the master owning each channel, over a Redis
 //! Cluster or one Redis 7) and `memory` (an in-process bus with the same semantics, for
 //! demos and unit tests).
 //!
@@ -20,10 +21,12 @@ mod gate;
 pub(crate) mod memory;
 pub(crate) mod redis;
 mod screen;
+pub(crate) mod sentinel;
 pub(crate) mod sharded;
 
 pub(crate) use connect::{RedisEndpoint, root_certs};
 pub use memory::InProcessBus;
+pub(crate) use sentinel::SentinelSpec;
 
 use crate::error::Error;
 use bytes::Bytes;

@@ -140,6 +140,28 @@ impl Sentinels {
         }
     }
 
+    /// Subscribes to `+switch-master` on the first sentinel; the receiver gets the
+    /// instant the announcement arrived and its text ("<name> <old-ip> <old-port>
+    /// <new-ip> <new-port>"). Subscribed when this returns.
+    pub async fn on_switch(&self) -> tokio::sync::oneshot::Receiver<(Instant, String)> {
+        use futures_util::StreamExt;
+        let client = redis::Client::open(self.sentinels[0].url()).expect("sentinel URL");
+        let mut pubsub = client.get_async_pubsub().await.expect("sentinel pubsub");
+        pubsub
+            .subscribe("+switch-master")
+            .await
+            .expect("subscribe +switch-master");
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let mut messages = pubsub.into_on_message();
+            if let Some(msg) = messages.next().await {
+                let at = Instant::now();
+                let _ = tx.send((at, msg.get_payload::<String>().unwrap_or_default()));
+            }
+        });
+        rx
+    }
+
     /// `SENTINEL FAILOVER <master>` on the first sentinel.
     pub fn failover(&self) -> String {
         cli(
@@ -147,6 +169,22 @@ impl Sentinels {
             &["sentinel", "failover", MASTER_NAME],
         )
     }
+}
+
+/// The client connections of `port` that are not a sentinel's, a replica's or this
+/// call's own (`CLIENT LIST`, one line each): the applications' connections.
+pub fn application_clients(port: u16) -> Vec<String> {
+    cli(port, &["client", "list"])
+        .lines()
+        .filter(|l| {
+            !l.contains(" name=sentinel-")
+                && !l.contains(" cmd=client|list")
+                && !l.contains(" flags=S ")
+                && !l.contains(" flags=M ")
+                && !l.trim().is_empty()
+        })
+        .map(str::to_owned)
+        .collect()
 }
 
 impl Drop for Sentinels {

@@ -16,6 +16,7 @@ mod publisher;
 mod subscriber;
 
 use super::connect::{RedisEndpoint, open_client, open_pubsub, tls_connector};
+use super::sentinel::{Follow, Sentinel, SentinelSpec, run_watcher};
 use super::{BoxFuture, MessageSink, Mode, Sub, Transport, TryPublish};
 use crate::error::Error;
 use crate::stats::Counters;
@@ -68,9 +69,18 @@ struct Shared {
     /// Other nodes to move to when this one stays unreachable (a Redis Cluster's; none
     /// for a standalone Redis), and which one is next.
     fallbacks: Mutex<(Vec<(redis::Client, String)>, usize)>,
+    /// With Sentinel: asked for the master on every reconnect (and by the watcher).
+    sentinel: Option<Arc<Sentinel>>,
+    /// The node's generation, sent each time it changes: the subscriber and the
+    /// publisher then move their connections at once.
+    moved: watch::Sender<u64>,
     /// For `rediss://` subscriber connections (see [`open_pubsub`]).
     tls: Option<TlsConnector>,
     connect_timeout: Duration,
+    /// The publisher's command connection, for `PUBSUB NUMSUB`: replaced by the
+    /// publisher when it moves to another node (so counts come from the node in use),
+    /// taken on close so the connection (and its driver task) goes away.
+    cmd: Mutex<Option<ConnectionManager>>,
     sub_sink: Mutex<Option<PubSubSink>>,
     subs: Mutex<HashSet<Sub>>,
     /// The subscriber connection is up.
@@ -90,8 +100,6 @@ struct Shared {
 pub(crate) struct RedisTransport {
     shared: Arc<Shared>,
     queue: mpsc::Sender<Outgoing>,
-    /// Taken on close so the connection (and its driver task) goes away.
-    cmd: Mutex<Option<ConnectionManager>>,
     shutdown: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -117,25 +125,89 @@ impl RedisTransport {
             } => Some(tls_connector(endpoint)?),
             _ => None,
         };
+        let node = Node {
+            client,
+            url: redacted,
+            generation: 0,
+        };
+        Self::start(
+            node,
+            tls,
+            None,
+            connect_timeout,
+            queue_capacity,
+            sink,
+            counters,
+        )
+        .await
+    }
+
+    /// Connects to the master the sentinels of `spec` name (checked with `ROLE`), and
+    /// follows it from then on: every reconnect asks the sentinels again, and a watcher
+    /// moves both connections when they announce another master.
+    pub(crate) async fn connect_sentinel(
+        spec: &SentinelSpec,
+        connect_timeout: Duration,
+        queue_capacity: usize,
+        sink: Arc<dyn MessageSink>,
+        counters: Arc<Counters>,
+    ) -> Result<Self, Error> {
+        let sentinel = Arc::new(Sentinel::new(spec, connect_timeout)?);
+        let (client, url) = sentinel.master().await?;
+        let tls = match spec.master_tls {
+            true => Some(tls_connector(&RedisEndpoint {
+                url: String::new(),
+                tls_root_cert: spec.tls_root_cert.clone(),
+            })?),
+            false => None,
+        };
+        let node = Node {
+            client,
+            url,
+            generation: 0,
+        };
+        let this = Self::start(
+            node,
+            tls,
+            Some(sentinel.clone()),
+            connect_timeout,
+            queue_capacity,
+            sink,
+            counters,
+        )
+        .await?;
+        let watcher = run_watcher(sentinel, this.shared.clone(), this.shutdown.subscribe());
+        lock(&this.tasks).push(tokio::spawn(watcher));
+        Ok(this)
+    }
+
+    async fn start(
+        node: Node,
+        tls: Option<TlsConnector>,
+        sentinel: Option<Arc<Sentinel>>,
+        connect_timeout: Duration,
+        queue_capacity: usize,
+        sink: Arc<dyn MessageSink>,
+        counters: Arc<Counters>,
+    ) -> Result<Self, Error> {
         let (pubsub, gate) = open_pubsub(
-            &client,
+            &node.client,
             tls.as_ref(),
-            &redacted,
+            &node.url,
             connect_timeout,
             sink.clone(),
         )
         .await?;
-        let cmd = command_connection(&client, &redacted, connect_timeout).await?;
+        let cmd = command_connection(&node.client, &node.url, connect_timeout).await?;
         let (sub_sink, stream) = pubsub.split();
         let shared = Arc::new(Shared {
-            node: Mutex::new(Node {
-                client,
-                url: redacted,
-                generation: 0,
-            }),
+            node: Mutex::new(node),
             fallbacks: Mutex::default(),
+            sentinel,
+            moved: watch::Sender::new(0),
             tls,
             connect_timeout,
+            cmd: Mutex::new(Some(cmd.clone())),
             sub_sink: Mutex::new(Some(sub_sink)),
             subs: Mutex::new(HashSet::new()),
             subscribed: AtomicBool::new(true),
@@ -159,7 +231,6 @@ impl RedisTransport {
         Ok(Self {
             shared,
             queue,
-            cmd: Mutex::new(Some(cmd)),
             shutdown,
             tasks: Mutex::new(tasks),
         })
@@ -221,12 +292,56 @@ impl Shared {
             *next = (*next + 1) % list.len();
             if *url != node.url {
                 tracing::warn!(from = %node.url, to = %url, "redis node unreachable; moving to another node of the cluster");
-                node.client = client.clone();
-                node.url = url.clone();
-                node.generation += 1;
+                self.switch(&mut node, client.clone(), url.clone());
                 return;
             }
         }
+    }
+
+    /// The publisher moved: `PUBSUB NUMSUB` follows (unless closed).
+    fn set_command_connection(&self, conn: &ConnectionManager) {
+        let mut cmd = lock(&self.cmd);
+        if cmd.is_some() {
+            *cmd = Some(conn.clone());
+        }
+    }
+
+    /// Moves both connections to `client` at `url` (a new generation, sent to them).
+    fn switch(&self, node: &mut Node, client: redis::Client, url: String) {
+        node.client = client;
+        node.url = url;
+        node.generation += 1;
+        self.moved.send_replace(node.generation);
+    }
+
+    /// With Sentinel: asks the sentinels for the master (checked with `ROLE`) and moves
+    /// to it when it is not the node in use. Called before every reconnect attempt of
+    /// either connection, and by the watcher. Without Sentinel, nothing.
+    async fn follow_master(&self) {
+        let Some(sentinel) = &self.sentinel else {
+            return;
+        };
+        match sentinel.master().await {
+            Ok((client, url)) => {
+                let mut node = lock(&self.node);
+                if node.url != url {
+                    tracing::warn!(from = %node.url, to = %url, "the sentinels name another master; moving to it");
+                    Counters::add(&self.counters.master_switches, 1);
+                    self.switch(&mut node, client, url);
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "no master from the sentinels (yet)"),
+        }
+    }
+}
+
+impl Follow for Shared {
+    fn follow(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.follow_master())
+    }
+
+    fn current(&self) -> String {
+        self.url()
     }
 }
 
@@ -260,8 +375,11 @@ impl Transport for RedisTransport {
     ) -> BoxFuture<'_, Result<Option<usize>, Error>> {
         Box::pin(async move {
             if let Some(e) = self.refusal() {
-                if mode == Mode::Volatile && matches!(e, Error::Disconnected) {
-                    Counters::add(&self.shared.counters.volatile_dropped, 1);
+                if matches!(e, Error::Disconnected) {
+                    Counters::add(&self.shared.counters.refused, 1);
+                    if mode == Mode::Volatile {
+                        Counters::add(&self.shared.counters.volatile_dropped, 1);
+                    }
                 }
                 return Err(e);
             }
@@ -298,6 +416,9 @@ impl Transport for RedisTransport {
 
     fn try_publish(&self, channel: String, payload: Bytes) -> TryPublish {
         if let Some(e) = self.refusal() {
+            if matches!(e, Error::Disconnected) {
+                Counters::add(&self.shared.counters.refused, 1);
+            }
             return TryPublish::Failed(e, channel);
         }
         let msg = Outgoing {
@@ -346,7 +467,7 @@ impl Transport for RedisTransport {
 
     fn num_sub(&self, channels: Vec<String>) -> BoxFuture<'_, Result<Vec<usize>, Error>> {
         Box::pin(async move {
-            let Some(mut conn) = lock(&self.cmd).clone() else {
+            let Some(mut conn) = lock(&self.shared.cmd).clone() else {
                 return Err(Error::Closed);
             };
             let counts: Vec<(String, usize)> = redis::cmd("PUBSUB")
@@ -382,7 +503,7 @@ impl Transport for RedisTransport {
         self.shared.publishing.store(false, Ordering::Release);
         // Dropping the sink lets the pub/sub connection close once the stream is dropped.
         lock(&self.shared.sub_sink).take();
-        lock(&self.cmd).take();
+        lock(&self.shared.cmd).take();
         let tasks: Vec<_> = lock(&self.tasks).drain(..).collect();
         Box::pin(async move {
             for task in tasks {

@@ -25,6 +25,9 @@ pub(super) async fn run_publisher(
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut closing = false;
+    // As in the subscriber: the node generation `conn` is on.
+    let mut moved = shared.moved.subscribe();
+    let mut on = *moved.borrow_and_update();
     loop {
         let n = if closing {
             rx.recv_many(&mut batch, MAX_BATCH).await
@@ -40,9 +43,30 @@ pub(super) async fn run_publisher(
                 _ = shared.probe.notified() => {
                     // The subscriber lost its connection: is Redis gone, or only it?
                     let alive = redis::cmd("PING").query_async::<()>(&mut conn).await.is_ok();
-                    if !alive && wait_until_back(&shared, &mut conn, &mut rx, &mut shutdown).await {
+                    if !alive && wait_until_back(&shared, &mut conn, &mut on, &mut rx, &mut shutdown).await {
                         closing = true;
                         rx.close();
+                    }
+                    continue;
+                }
+                _ = moved.changed() => {
+                    // Another master: move now. Messages queued meanwhile wait (bounded
+                    // by the queue) and go to the new one.
+                    let (client, url, now) = shared.node();
+                    if now != on {
+                        match command_connection(&client, &url, shared.connect_timeout).await {
+                            Ok(c) => {
+                                shared.set_command_connection(&c);
+                                conn = c;
+                                on = now;
+                                tracing::info!(url = %url, "publishing connection moved");
+                            }
+                            Err(_) if wait_until_back(&shared, &mut conn, &mut on, &mut rx, &mut shutdown).await => {
+                                closing = true;
+                                rx.close();
+                            }
+                            Err(_) => {}
+                        }
                     }
                     continue;
                 }
@@ -98,7 +122,7 @@ pub(super) async fn run_publisher(
         }
         if matches!(outcome, Outcome::Failed(_))
             && !closing
-            && wait_until_back(&shared, &mut conn, &mut rx, &mut shutdown).await
+            && wait_until_back(&shared, &mut conn, &mut on, &mut rx, &mut shutdown).await
         {
             closing = true;
             rx.close();
@@ -113,6 +137,7 @@ pub(super) async fn run_publisher(
 async fn wait_until_back(
     shared: &Shared,
     conn: &mut ConnectionManager,
+    generation: &mut u64,
     rx: &mut mpsc::Receiver<Outgoing>,
     shutdown: &mut watch::Receiver<bool>,
 ) -> bool {
@@ -120,7 +145,6 @@ async fn wait_until_back(
     tracing::warn!(url = %shared.url(), "redis publishing connection lost; probing");
     let mut delay = Duration::ZERO;
     let mut failures = 0;
-    let (_, _, mut generation) = shared.node();
     loop {
         // Also what slipped in before publishing was marked down.
         fail_queued(shared, rx);
@@ -128,14 +152,16 @@ async fn wait_until_back(
             _ = tokio::time::sleep(delay) => {}
             _ = shutdown.changed() => return true,
         }
-        // The subscriber may have moved to another node (or this one stays down): the
-        // connection follows.
+        // The subscriber may have moved to another node (or this one stays down; with
+        // Sentinel, the master may be another now): the connection follows.
+        shared.follow_master().await;
         let (client, url, now) = shared.node();
-        if now != generation
+        if now != *generation
             && let Ok(moved) = command_connection(&client, &url, shared.connect_timeout).await
         {
+            shared.set_command_connection(&moved);
             *conn = moved;
-            generation = now;
+            *generation = now;
         }
         if redis::cmd("PING").query_async::<()>(conn).await.is_ok() {
             break;
@@ -143,7 +169,7 @@ async fn wait_until_back(
         delay = (delay * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
         failures += 1;
         if failures % ATTEMPTS_PER_NODE == 0 {
-            shared.move_on(generation);
+            shared.move_on(*generation);
         }
     }
     shared.publishing.store(true, Ordering::Release);

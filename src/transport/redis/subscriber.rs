@@ -1,7 +1,8 @@
 //! The subscriber task: the one owner of the pub/sub connection. It hands every message
 //! to the sink, and when the connection drops it reconnects (at once, then every 5 to
-//! 25 ms; after three failures in a row to another node, when there are others) and
-//! re-issues every subscription.
+//! 25 ms; after three failures in a row to another node, when there are others; with
+//! Sentinel, to the master the sentinels name) and re-issues every subscription. It
+//! also moves when the node in use changes (a new master announced).
 
 use super::{ATTEMPTS_PER_NODE, BACKOFF_MAX, BACKOFF_MIN, Shared, lock};
 use crate::error::Error;
@@ -23,8 +24,12 @@ pub(super) async fn run_subscriber(
     sink: Arc<dyn MessageSink>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    // The node generation the connection is on; another one (a Sentinel failover, see
+    // `follow_master`) means moving now, not when the old node drops the connection.
+    let mut moved = shared.moved.subscribe();
+    let mut on = *moved.borrow_and_update();
     loop {
-        loop {
+        let moving = loop {
             if *shutdown.borrow() {
                 return;
             }
@@ -38,19 +43,32 @@ pub(super) async fn run_subscriber(
                     tokio::select! {
                         next = stream.next() => next,
                         _ = shutdown.changed() => return,
+                        _ = moved.changed() => {
+                            if *moved.borrow_and_update() == on {
+                                continue;
+                            }
+                            break true;
+                        }
                     }
                 }
             };
-            let Some(msg) = next else { break };
-            let pattern: Option<String> = msg.get_pattern().ok().flatten();
-            let channel = msg.get_channel_name();
-            let payload = msg.get_payload_bytes();
-            sink.deliver(channel, pattern.as_deref(), payload);
-            if let Some(gate) = &gate {
-                // RESP framing of a (p)message is ~30-50 bytes.
-                let size =
-                    payload.len() + channel.len() + pattern.as_ref().map_or(0, String::len) + 48;
-                gate.consumed(size as u64);
+            let Some(msg) = next else { break false };
+            deliver(&*sink, gate.as_deref(), &msg);
+        };
+        if moving {
+            // Make before break: subscribed on the new node first, then what the old one
+            // still sends is read to the end, so a planned failover loses nothing here.
+            let (client, url, generation) = shared.node();
+            match resubscribe(&shared, &client, &url).await {
+                Ok((new_stream, new_gate)) => {
+                    drain(&mut stream, &*sink, gate.as_deref()).await;
+                    (stream, gate, on) = (new_stream, new_gate, generation);
+                    tracing::info!(url = %url, "redis subscriber connection moved; subscriptions re-issued");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(url = %url, error = %e, "could not move the subscriber connection")
+                }
             }
         }
         Counters::add(&shared.counters.reconnects, 1);
@@ -67,9 +85,14 @@ pub(super) async fn run_subscriber(
                 _ = tokio::time::sleep(delay) => {}
                 _ = shutdown.changed() => return,
             }
+            // With Sentinel, every attempt asks for the master (Node compat: ioredis).
+            shared.follow_master().await;
             let (client, url, generation) = shared.node();
             match resubscribe(&shared, &client, &url).await {
-                Ok(conn) => break conn,
+                Ok(conn) => {
+                    on = generation;
+                    break conn;
+                }
                 Err(e) => {
                     tracing::debug!(url = %url, error = %e, "redis reconnect failed");
                     delay = (delay * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
@@ -82,6 +105,49 @@ pub(super) async fn run_subscriber(
         };
         shared.subscribed.store(true, Ordering::Release);
         tracing::info!(url = %shared.url(), "redis subscriber connection restored; subscriptions re-issued");
+    }
+}
+
+/// Hands one message to the sink (and counts its bytes as consumed).
+fn deliver(sink: &dyn MessageSink, gate: Option<&Gate>, msg: &redis::Msg) {
+    let pattern: Option<String> = msg.get_pattern().ok().flatten();
+    let channel = msg.get_channel_name();
+    let payload = msg.get_payload_bytes();
+    sink.deliver(channel, pattern.as_deref(), payload);
+    if let Some(gate) = gate {
+        // RESP framing of a (p)message is ~30-50 bytes.
+        let size = payload.len() + channel.len() + pattern.as_ref().map_or(0, String::len) + 48;
+        gate.consumed(size as u64);
+    }
+}
+
+/// Quiet time after which a connection being left is taken as drained.
+const DRAIN_IDLE: Duration = Duration::from_millis(50);
+/// Longest a connection being left is read.
+const DRAIN_MAX: Duration = Duration::from_millis(250);
+
+/// Reads what a connection being left still delivers: until it is quiet for
+/// [`DRAIN_IDLE`], at most [`DRAIN_MAX`].
+async fn drain(stream: &mut PubSubStream, sink: &dyn MessageSink, gate: Option<&Gate>) {
+    let until = tokio::time::Instant::now() + DRAIN_MAX;
+    loop {
+        let next = match stream.next().now_or_never() {
+            Some(next) => next,
+            None => {
+                if let Some(gate) = gate {
+                    gate.caught_up();
+                }
+                let quiet = (tokio::time::Instant::now() + DRAIN_IDLE).min(until);
+                tokio::time::timeout_at(quiet, stream.next())
+                    .await
+                    .ok()
+                    .flatten()
+            }
+        };
+        match next {
+            Some(msg) => deliver(sink, gate, &msg),
+            None => return,
+        }
     }
 }
 

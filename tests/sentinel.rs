@@ -1,0 +1,284 @@
+//! Redis Sentinel (`ClusterOptions::sentinel`): a master, a replica and three sentinels
+//! (`down-after-milliseconds` 500) on free ports. While broadcasts flow from server A
+//! to a client of server B, the master fails over — killed with SIGKILL, or by
+//! `SENTINEL FAILOVER` — and:
+//! * delivery resumes by itself on the new master (the time from `+switch-master` to
+//!   the first broadcast emitted after it that arrives is printed);
+//! * both servers count each other again, subscribed on the new master;
+//! * no connection of ours is left on the old master, nor opened to it when it comes
+//!   back as a master (the split-brain window);
+//! * every broadcast lost was refused to its caller, failed in the publisher or
+//!   reached fewer servers than alive — all counted.
+//!
+//! Requires `redis-server` and `redis-cli` (Debian's redis-server and redis-tools).
+
+use socketioxide_cluster_test_support as common;
+
+use common::Parser;
+use common::cluster::{Node, Serve, client, nodes_serving, until_server_count};
+use common::redis::cli;
+use common::sentinel::{MASTER_NAME, Sentinels, application_clients};
+use socketioxide_cluster::ClusterOptions;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(10);
+/// A failover with down-after 500 ms takes about 2 s; generous for a loaded machine.
+const FAILOVER_WITHIN: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// SIGKILL of the master; it is restarted afterwards (and is a master again for
+    /// about ten seconds until the sentinels demote it).
+    Kill,
+    /// `SENTINEL FAILOVER`: the old master stays up.
+    Failover,
+}
+
+fn opts(s: &Sentinels, key: &str) -> ClusterOptions {
+    ClusterOptions::sentinel(s.sentinel_urls(), MASTER_NAME)
+        .key(key)
+        .connect_timeout(Duration::from_secs(1))
+        .requests_timeout(T)
+}
+
+/// Emits "tick" i from `io` every 2 ms until stopped; records when each was emitted and
+/// how many `emit` refused.
+struct Ticker {
+    emitted: Arc<Mutex<Vec<Instant>>>,
+    refused: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Ticker {
+    fn start(node: &Node) -> Ticker {
+        let io = node.io.clone();
+        let emitted = Arc::new(Mutex::new(Vec::new()));
+        let refused = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let task = {
+            let (emitted, refused, stop) = (emitted.clone(), refused.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut i: u64 = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    emitted.lock().unwrap().push(Instant::now());
+                    if io.emit("tick", &(i,)).await.is_err() {
+                        refused.fetch_add(1, Ordering::Relaxed);
+                    }
+                    i += 1;
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            })
+        };
+        Ticker {
+            emitted,
+            refused,
+            stop,
+            task,
+        }
+    }
+
+    fn emitted_at(&self, i: u64) -> Instant {
+        self.emitted.lock().unwrap()[i as usize]
+    }
+
+    async fn finish(self) -> (u64, u64) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.unwrap();
+        let total = self.emitted.lock().unwrap().len() as u64;
+        (total, self.refused.load(Ordering::Relaxed))
+    }
+}
+
+/// Polls `port` for `window`: no connection of ours may appear there.
+async fn none_of_ours_on(port: u16, window: Duration, what: &str) {
+    let until = Instant::now() + window;
+    while Instant::now() < until {
+        let ours = application_clients(port);
+        assert!(ours.is_empty(), "{what}: connections on {port}: {ours:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn failover_while_broadcasting(fault: Fault) {
+    common::init_tracing();
+    let s = tokio::task::spawn_blocking(|| Sentinels::start(500))
+        .await
+        .unwrap();
+    let key = common::unique_key("sentinel");
+    let servers = nodes_serving(2, &opts(&s, &key), Parser::Json, Serve::ROOT).await;
+    let old = s.master_port();
+    let request_channel = format!("{key}-request#/#");
+    assert_eq!(
+        cli(old, &["pubsub", "numsub", &request_channel]),
+        format!("{request_channel}\n2\n"),
+        "both servers subscribe on the master"
+    );
+    let mut c = client(&servers[1], "/", Parser::Json, &[], T).await;
+    until_server_count(&servers[0], 2, T).await;
+    let switch = s.on_switch().await;
+    let ticker = Ticker::start(&servers[0]);
+    c.recv_event_named("tick", T).await;
+
+    let fault_at = Instant::now();
+    // When the last connection of ours left the old master (it stays up on a manual
+    // failover), polled from the fault on.
+    let left = (fault == Fault::Failover).then(|| {
+        tokio::task::spawn_blocking(move || {
+            let deadline = Instant::now() + FAILOVER_WITHIN;
+            while Instant::now() < deadline {
+                if application_clients(old).is_empty() {
+                    return Some(Instant::now());
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            None
+        })
+    });
+    match fault {
+        Fault::Kill => s.data_nodes()[0].kill(),
+        Fault::Failover => {
+            let out = tokio::task::block_in_place(|| s.failover());
+            assert!(out.contains("OK"), "SENTINEL FAILOVER: {out:?}");
+        }
+    }
+    let (switched_at, announced) = tokio::time::timeout(FAILOVER_WITHIN, switch)
+        .await
+        .expect("+switch-master within the bound")
+        .expect("the switch listener");
+    let new = s.master_port();
+    assert_ne!(new, old);
+
+    // Receive until a tick emitted half a second after the switch arrived: the first
+    // tick emitted after the switch that arrives tells when delivery resumed.
+    let mut received = std::collections::BTreeMap::new();
+    loop {
+        let ev = c.recv_event_named("tick", FAILOVER_WITHIN).await;
+        let i = ev.i64_arg(0) as u64;
+        received.insert(i, Instant::now());
+        if ticker.emitted_at(i) > switched_at + Duration::from_millis(500) {
+            break;
+        }
+    }
+    let resumed = received
+        .iter()
+        .filter(|(i, _)| ticker.emitted_at(**i) >= switched_at)
+        .map(|(_, at)| *at)
+        .min()
+        .expect("a tick emitted after the switch arrived");
+
+    // The old master: after a kill it comes back as a master (for ~10 s, until the
+    // sentinels demote it); after a manual failover it never went away. Either way no
+    // connection of ours may be (or get) there while broadcasts keep flowing.
+    let left_old = match fault {
+        Fault::Kill => {
+            tokio::task::block_in_place(|| s.data_nodes()[0].restart());
+            assert!(
+                cli(old, &["role"]).starts_with("master"),
+                "split-brain setup"
+            );
+            Duration::ZERO
+        }
+        Fault::Failover => {
+            let left = left.expect("polled").await.unwrap().unwrap_or_else(|| {
+                panic!(
+                    "still connected to the old master: {:#?}",
+                    application_clients(old)
+                )
+            });
+            left.saturating_duration_since(switched_at)
+        }
+    };
+    none_of_ours_on(old, Duration::from_millis(1500), "old master").await;
+
+    let (total, refused) = ticker.finish().await;
+    while let Some(ev) = c.try_recv_event(Duration::from_millis(300)).await {
+        if ev.name == "tick" {
+            received.insert(ev.i64_arg(0) as u64, Instant::now());
+        }
+    }
+    let first = *received.keys().next().unwrap();
+    let missing = (first..total).filter(|i| !received.contains_key(i)).count() as u64;
+    let a = servers[0].cluster.stats();
+    let b = servers[1].cluster.stats();
+    eprintln!(
+        "{fault:?}: +switch-master {:?} after the fault ({announced}); delivery resumed \
+         {:?} after +switch-master; {total} emitted, {missing} not received: {refused} \
+         refused by emit (stats.refused {}), {} publish_failed, {} under_delivered; \
+         master_switches A {} B {}; off the old master {left_old:?} after the switch",
+        switched_at - fault_at,
+        resumed.saturating_duration_since(switched_at),
+        a.refused,
+        a.publish_failed,
+        a.under_delivered,
+        a.master_switches,
+        b.master_switches,
+    );
+
+    // Back together on the new master.
+    for n in &servers {
+        assert!(n.cluster.is_connected());
+        until_server_count(n, 2, T).await;
+        assert!(n.cluster.stats().master_switches >= 1);
+    }
+    assert_eq!(
+        cli(new, &["pubsub", "numsub", &request_channel]),
+        format!("{request_channel}\n2\n"),
+        "both servers subscribe on the new master"
+    );
+    // Every refusal is counted (heartbeats refused meanwhile too).
+    assert!(
+        a.refused >= refused,
+        "{} counted, {refused} refused",
+        a.refused
+    );
+    // Nothing lost silently: a missing tick was refused, failed in the publisher, or
+    // reached fewer servers than alive; only the few Redis accepted in the instant it
+    // died (kill) may be uncounted.
+    let counted = refused + a.publish_failed + a.under_delivered;
+    assert!(
+        missing <= counted + 10,
+        "{missing} missing, {counted} counted"
+    );
+    c.disconnect().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_resumes_after_the_master_is_killed() {
+    failover_while_broadcasting(Fault::Kill).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_resumes_after_a_manual_failover() {
+    failover_while_broadcasting(Fault::Failover).await;
+}
+
+#[tokio::test]
+async fn a_server_connects_to_the_master_not_the_replica() {
+    common::init_tracing();
+    let s = tokio::task::spawn_blocking(|| Sentinels::start(500))
+        .await
+        .unwrap();
+    let key = common::unique_key("sentinel-connect");
+    // The replica's sentinel view comes first: it must not matter.
+    let cluster = socketioxide_cluster::Cluster::connect(opts(&s, &key))
+        .await
+        .expect("connect through the sentinels");
+    let master = s.master_port();
+    let replica = s.data_nodes()[1].port();
+    assert_eq!(application_clients(replica), Vec::<String>::new());
+    assert!(!application_clients(master).is_empty());
+    let (sentinels, name) = cluster.config().sentinel().expect("sentinel options");
+    assert_eq!((sentinels.len(), name), (3, MASTER_NAME));
+    cluster.close().await;
+
+    // A master name the sentinels do not know: an error from connect, not a hang.
+    let err = socketioxide_cluster::Cluster::connect(
+        ClusterOptions::sentinel(s.sentinel_urls(), "nosuchmaster").connect_timeout(T),
+    )
+    .await
+    .expect_err("unknown master name");
+    assert!(err.to_string().contains("ntinel"), "{err}");
+}
