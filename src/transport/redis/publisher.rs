@@ -4,10 +4,8 @@
 //! expected. When the connection fails it marks publishing down (new messages are
 //! refused at once) and probes with PING until Redis answers again.
 
-use super::{
-    ATTEMPTS_PER_NODE, BACKOFF_MAX, BACKOFF_MIN, MAX_BATCH, Outgoing, RETRY_DELAY, Shared,
-    command_connection,
-};
+use super::node::{ATTEMPTS_PER_NODE, command_connection};
+use super::{BACKOFF_MAX, BACKOFF_MIN, MAX_BATCH, Outgoing, RETRY_DELAY, Shared};
 use crate::error::Error;
 use crate::stats::Counters;
 use redis::aio::ConnectionManager;

@@ -4,7 +4,8 @@
 //! Sentinel, to the master the sentinels name) and re-issues every subscription. It
 //! also moves when the node in use changes (a new master announced).
 
-use super::{ATTEMPTS_PER_NODE, BACKOFF_MAX, BACKOFF_MIN, Shared, lock};
+use super::node::ATTEMPTS_PER_NODE;
+use super::{BACKOFF_MAX, BACKOFF_MIN, Shared, lock};
 use crate::error::Error;
 use crate::stats::Counters;
 use crate::transport::connect::open_pubsub;
