@@ -15,10 +15,12 @@
 use socketioxide_cluster_test_support as common;
 
 use common::Parser;
-use common::cluster::{Node, Serve, client, nodes_serving, until_server_count};
+use common::cluster::{Serve, client, nodes_serving, until_server_count};
 use common::redis::cli;
 use common::sentinel::{MASTER_NAME, Sentinels, application_clients};
 use socketioxide_cluster::ClusterOptions;
+use socketioxide_cluster_emitter::{Emitter, EmitterOptions};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -43,8 +45,23 @@ fn opts(s: &Sentinels, key: &str) -> ClusterOptions {
         .requests_timeout(T)
 }
 
-/// Emits "tick" i from `io` every 2 ms until stopped; records when each was emitted and
-/// how many `emit` refused.
+/// Who emits the ticks.
+enum Source {
+    Server(common::cluster::Io),
+    Emitter(Emitter),
+}
+
+impl Source {
+    async fn emit(&self, event: &str, i: u64) -> bool {
+        match self {
+            Source::Server(io) => io.emit(event, &(i,)).await.is_ok(),
+            Source::Emitter(e) => e.emit(event, &(i,)).await.is_ok(),
+        }
+    }
+}
+
+/// Emits `event` i from a server or an emitter every 2 ms until stopped; records when
+/// each was emitted and how many `emit` refused.
 struct Ticker {
     emitted: Arc<Mutex<Vec<Instant>>>,
     refused: Arc<AtomicU64>,
@@ -53,8 +70,7 @@ struct Ticker {
 }
 
 impl Ticker {
-    fn start(node: &Node) -> Ticker {
-        let io = node.io.clone();
+    fn start(source: Source, event: &'static str) -> Ticker {
         let emitted = Arc::new(Mutex::new(Vec::new()));
         let refused = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
@@ -64,7 +80,7 @@ impl Ticker {
                 let mut i: u64 = 0;
                 while !stop.load(Ordering::Relaxed) {
                     emitted.lock().unwrap().push(Instant::now());
-                    if io.emit("tick", &(i,)).await.is_err() {
+                    if !source.emit(event, i).await {
                         refused.fetch_add(1, Ordering::Relaxed);
                     }
                     i += 1;
@@ -119,8 +135,20 @@ async fn failover_while_broadcasting(fault: Fault) {
     let mut c = client(&servers[1], "/", Parser::Json, &[], T).await;
     until_server_count(&servers[0], 2, T).await;
     let switch = s.on_switch().await;
-    let ticker = Ticker::start(&servers[0]);
-    c.recv_event_named("tick", T).await;
+    let emitter = Emitter::connect(
+        EmitterOptions::sentinel(s.sentinel_urls(), MASTER_NAME)
+            .key(&key)
+            .connect_timeout(Duration::from_secs(1)),
+    )
+    .await
+    .expect("emitter through the sentinels");
+    let ticker = Ticker::start(Source::Server(servers[0].io.clone()), "tick");
+    let eticker = Ticker::start(Source::Emitter(emitter), "etick");
+    // Both flow before the fault.
+    let mut seen = std::collections::HashSet::new();
+    while seen.len() < 2 {
+        seen.insert(c.recv_event(T).await.name);
+    }
 
     let fault_at = Instant::now();
     // When the last connection of ours left the old master (it stays up on a manual
@@ -151,23 +179,37 @@ async fn failover_while_broadcasting(fault: Fault) {
     let new = s.master_port();
     assert_ne!(new, old);
 
-    // Receive until a tick emitted half a second after the switch arrived: the first
-    // tick emitted after the switch that arrives tells when delivery resumed.
-    let mut received = std::collections::BTreeMap::new();
-    loop {
-        let ev = c.recv_event_named("tick", FAILOVER_WITHIN).await;
+    // Receive until, from both, a tick emitted half a second after the switch arrived:
+    // the first tick emitted after the switch that arrives tells when delivery resumed.
+    let (mut received, mut ereceived) = (BTreeMap::new(), BTreeMap::new());
+    let late = switched_at + Duration::from_millis(500);
+    let (mut done, mut edone) = (false, false);
+    while !(done && edone) {
+        let ev = tokio::time::timeout(FAILOVER_WITHIN, c.recv_event(FAILOVER_WITHIN))
+            .await
+            .expect("ticks again after the failover");
         let i = ev.i64_arg(0) as u64;
-        received.insert(i, Instant::now());
-        if ticker.emitted_at(i) > switched_at + Duration::from_millis(500) {
-            break;
+        match ev.name.as_str() {
+            "tick" => {
+                received.insert(i, Instant::now());
+                done |= ticker.emitted_at(i) > late;
+            }
+            "etick" => {
+                ereceived.insert(i, Instant::now());
+                edone |= eticker.emitted_at(i) > late;
+            }
+            other => panic!("unexpected event {other}"),
         }
     }
-    let resumed = received
-        .iter()
-        .filter(|(i, _)| ticker.emitted_at(**i) >= switched_at)
-        .map(|(_, at)| *at)
-        .min()
-        .expect("a tick emitted after the switch arrived");
+    let resumed_after = |t: &Ticker, got: &BTreeMap<u64, Instant>| {
+        got.iter()
+            .filter(|(i, _)| t.emitted_at(**i) >= switched_at)
+            .map(|(_, at)| at.saturating_duration_since(switched_at))
+            .min()
+            .expect("a tick emitted after the switch arrived")
+    };
+    let resumed = resumed_after(&ticker, &received);
+    let eresumed = resumed_after(&eticker, &ereceived);
 
     // The old master: after a kill it comes back as a master (for ~10 s, until the
     // sentinels demote it); after a manual failover it never went away. Either way no
@@ -194,27 +236,38 @@ async fn failover_while_broadcasting(fault: Fault) {
     none_of_ours_on(old, Duration::from_millis(1500), "old master").await;
 
     let (total, refused) = ticker.finish().await;
+    let (etotal, erefused) = eticker.finish().await;
     while let Some(ev) = c.try_recv_event(Duration::from_millis(300)).await {
-        if ev.name == "tick" {
-            received.insert(ev.i64_arg(0) as u64, Instant::now());
-        }
+        let got = match ev.name.as_str() {
+            "tick" => &mut received,
+            _ => &mut ereceived,
+        };
+        got.insert(ev.i64_arg(0) as u64, Instant::now());
     }
-    let first = *received.keys().next().unwrap();
-    let missing = (first..total).filter(|i| !received.contains_key(i)).count() as u64;
+    let missing_of = |total: u64, got: &BTreeMap<u64, Instant>| {
+        let first = *got.keys().next().unwrap();
+        (first..total).filter(|i| !got.contains_key(i)).count() as u64
+    };
+    let missing = missing_of(total, &received);
+    let emissing = missing_of(etotal, &ereceived);
     let a = servers[0].cluster.stats();
     let b = servers[1].cluster.stats();
     eprintln!(
         "{fault:?}: +switch-master {:?} after the fault ({announced}); delivery resumed \
-         {:?} after +switch-master; {total} emitted, {missing} not received: {refused} \
+         {resumed:?} after +switch-master; {total} emitted, {missing} not received: {refused} \
          refused by emit (stats.refused {}), {} publish_failed, {} under_delivered; \
          master_switches A {} B {}; off the old master {left_old:?} after the switch",
         switched_at - fault_at,
-        resumed.saturating_duration_since(switched_at),
         a.refused,
         a.publish_failed,
         a.under_delivered,
         a.master_switches,
         b.master_switches,
+    );
+
+    eprintln!(
+        "{fault:?}, emitter: delivery resumed {eresumed:?} after +switch-master; {etotal} \
+         emitted, {emissing} not received, {erefused} refused by emit"
     );
 
     // Back together on the new master.
@@ -241,6 +294,13 @@ async fn failover_while_broadcasting(fault: Fault) {
     assert!(
         missing <= counted + 10,
         "{missing} missing, {counted} counted"
+    );
+    // The emitter's caller is told of every loss but those Redis accepted as the master
+    // died (kill) or that it published to the old master in the instant before the
+    // switch was announced (manual failover).
+    assert!(
+        emissing <= erefused + 10,
+        "emitter: {emissing} missing, {erefused} refused"
     );
     c.disconnect().await;
 }

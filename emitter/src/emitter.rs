@@ -3,6 +3,7 @@
 use crate::args::to_args;
 use crate::options::redact_url;
 use crate::rooms::{self, IntoRooms, Room};
+use crate::sentinel::SentinelPublisher;
 use crate::{EmitterOptions, Error};
 use rmpv::Value;
 use serde::Serialize;
@@ -37,7 +38,7 @@ pub const RESERVED_EVENTS: [&str; 6] = [
 /// listeners.
 pub const RESERVED_SERVER_SIDE_EVENTS: [&str; 3] = ["connect", "connection", "new_namespace"];
 
-type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Where the encoded messages go. One implementation per connection type; tests
 /// capture instead.
@@ -147,6 +148,17 @@ impl Emitter {
     /// reconnects in the background for the next ones.
     pub async fn connect(opts: EmitterOptions) -> Result<Self, Error> {
         let opts = opts.build()?.0;
+        if let Some(spec) = &opts.sentinel {
+            let mut spec = spec.clone();
+            spec.tls_root_cert = opts.tls_root_cert.clone().map(Into::into);
+            if spec.master_tls || spec.sentinels.iter().any(|u| u.starts_with("rediss:")) {
+                let _ = rustls::crypto::ring::default_provider().install_default();
+            }
+            let publisher =
+                SentinelPublisher::connect(&spec, opts.connect_timeout, opts.publish_timeout)
+                    .await?;
+            return Ok(Self::with_publisher(Box::new(publisher), &opts));
+        }
         let url = redact_url(&opts.url);
         if opts.url.starts_with("rediss:") {
             // redis' rustls needs a crypto provider: the one rustls would pick itself

@@ -73,6 +73,7 @@ mod emitter;
 mod error;
 mod options;
 mod rooms;
+mod sentinel;
 
 pub use args::Args;
 pub use emitter::{

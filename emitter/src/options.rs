@@ -5,6 +5,7 @@ pub(crate) use socketioxide_cluster_wire::redact_url;
 
 use crate::Error;
 pub use socketioxide_cluster_wire::cluster_format::SubscriptionMode;
+use socketioxide_cluster_wire::sentinel::SentinelSpec;
 use std::time::Duration;
 
 /// Default Redis URL of [`EmitterOptions::default`].
@@ -23,6 +24,7 @@ pub const DEFAULT_KEY: &str = "socket.io";
 /// | [`tls_root_cert`](Self::tls_root_cert) | system roots | (client `tls.ca`) |
 /// | [`sharded`](Self::sharded) | classic | (the servers' `createShardedAdapter`; Node's emitter has none) |
 /// | [`redis_cluster`](Self::redis_cluster) | one Redis | (a cluster client) |
+/// | [`sentinel`](Self::sentinel), [`master_auth`](Self::master_auth), [`master_tls`](Self::master_tls) | one Redis | (ioredis `sentinels`, `name`, `username`/`password`, `tls`) |
 ///
 /// The key must be the one the servers use (Node adapter `key`, `ClusterOptions::key`).
 ///
@@ -37,6 +39,10 @@ pub struct EmitterOptions {
     /// The other seeds of a Redis Cluster (`url` is the first).
     pub(crate) cluster: Option<Vec<String>>,
     pub(crate) sharded: Option<SubscriptionMode>,
+    /// With [`sentinel`](Self::sentinel): where the master is asked for (`url` unused).
+    pub(crate) sentinel: Option<SentinelSpec>,
+    /// A Sentinel-only option set on other options (an error in `build`).
+    misplaced: Option<&'static str>,
 }
 
 impl EmitterOptions {
@@ -52,7 +58,57 @@ impl EmitterOptions {
             tls_root_cert: None,
             cluster: None,
             sharded: None,
+            sentinel: None,
+            misplaced: None,
         }
+    }
+
+    /// Options for the master of a Redis Sentinel setup: `sentinels` are the
+    /// sentinels' URLs (`redis://[user:password@]host:port`, `rediss://` for TLS; their
+    /// credentials are the sentinels' own, the same in every URL), `master_name` the
+    /// name they monitor the master under. The master is asked of the sentinels (and
+    /// checked with `ROLE`) when the emitter connects and again after a failed
+    /// `PUBLISH`, and a watcher on one sentinel drops the connection as soon as the
+    /// sentinels announce another master (`+switch-master`), so the next operation goes
+    /// to the new one. Classic protocol.
+    pub fn sentinel<S: Into<String>>(
+        sentinels: impl IntoIterator<Item = S>,
+        master_name: impl Into<String>,
+    ) -> Self {
+        let mut o = Self::new("");
+        o.sentinel = Some(SentinelSpec {
+            sentinels: sentinels.into_iter().map(Into::into).collect(),
+            master_name: master_name.into(),
+            master_username: None,
+            master_password: None,
+            master_tls: false,
+            tls_root_cert: None,
+        });
+        o
+    }
+
+    /// Sentinel options: the ACL user (`None`: the default user) and password of the
+    /// master. An error in [`build`](Self::build) for other options.
+    pub fn master_auth(mut self, username: Option<&str>, password: impl Into<String>) -> Self {
+        match &mut self.sentinel {
+            Some(spec) => {
+                spec.master_username = username.map(str::to_owned);
+                spec.master_password = Some(password.into());
+            }
+            None => self.misplaced = Some("master_auth"),
+        }
+        self
+    }
+
+    /// Sentinel options: reach the master over TLS (system roots, or
+    /// [`tls_root_cert`](Self::tls_root_cert), which then applies to both legs).
+    /// Default false. An error in [`build`](Self::build) for other options.
+    pub fn master_tls(mut self, yes: bool) -> Self {
+        match &mut self.sentinel {
+            Some(spec) => spec.master_tls = yes,
+            None => self.misplaced = Some("master_tls"),
+        }
+        self
     }
 
     /// Options for a Redis Cluster reached through `seeds` (URLs of any of its nodes;
@@ -109,8 +165,23 @@ impl EmitterOptions {
     }
 
     fn validate(&self) -> Result<(), Error> {
+        if let Some(option) = self.misplaced {
+            return Err(Error::Config(format!(
+                "{option} is an option of EmitterOptions::sentinel only"
+            )));
+        }
+        if let Some(spec) = &self.sentinel {
+            let mut spec = spec.clone();
+            spec.tls_root_cert = self.tls_root_cert.clone().map(Into::into);
+            spec.builder().map_err(Error::Config)?;
+            if self.sharded.is_some() {
+                return Err(Error::Config(
+                    "Sentinel carries the classic protocol only (not sharded)".into(),
+                ));
+            }
+        }
         if let Some(pem) = &self.tls_root_cert {
-            if !self.url.starts_with("rediss:") {
+            if self.sentinel.is_none() && !self.url.starts_with("rediss:") {
                 return Err(Error::Config("tls_root_cert needs a rediss:// URL".into()));
             }
             if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
@@ -122,7 +193,7 @@ impl EmitterOptions {
         if self.key.is_empty() {
             return Err(Error::Config("key must not be empty".into()));
         }
-        if self.url.is_empty() {
+        if self.url.is_empty() && self.sentinel.is_none() {
             return Err(Error::Config(
                 "a Redis URL (or Redis Cluster seed) is required".into(),
             ));
@@ -173,6 +244,13 @@ impl EmitterConfig {
     pub fn sharded(&self) -> Option<SubscriptionMode> {
         self.0.sharded
     }
+
+    /// With [`EmitterOptions::sentinel`]: the sentinel URLs (passwords hidden) and the
+    /// master's name.
+    pub fn sentinel(&self) -> Option<(Vec<String>, &str)> {
+        let spec = self.0.sentinel.as_ref()?;
+        Some((spec.redacted(), spec.master_name.as_str()))
+    }
 }
 
 impl Default for EmitterOptions {
@@ -192,6 +270,13 @@ impl std::fmt::Debug for EmitterOptions {
             .field("custom_tls_root_cert", &self.tls_root_cert.is_some())
             .field("redis_cluster", &self.cluster.is_some())
             .field("sharded", &self.sharded)
+            .field(
+                "sentinel",
+                &self
+                    .sentinel
+                    .as_ref()
+                    .map(|s| (s.redacted(), &s.master_name)),
+            )
             .finish()
     }
 }

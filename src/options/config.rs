@@ -126,7 +126,7 @@ impl ClusterConfig {
             )));
         }
         if let TransportKind::Sentinel(spec) = &self.transport {
-            spec.validate()?;
+            crate::transport::sentinel::validate(spec)?;
             if self.protocol != Protocol::Classic {
                 return Err(Error::config(
                     "Sentinel carries the classic protocol only (not sharded)",

@@ -15,9 +15,9 @@
 
 use super::connect::root_certs;
 use crate::error::Error;
-use crate::wire::redact_url;
+pub(crate) use crate::wire::sentinel::SentinelSpec;
 use futures_util::StreamExt;
-use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
+use redis::sentinel::SentinelClient;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -27,123 +27,6 @@ pub(crate) const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// Wait before reconnecting the watcher to a sentinel after losing it.
 const WATCHER_RETRY: Duration = Duration::from_millis(200);
 
-/// What `ClusterOptions::sentinel` and its `master_*` options set.
-#[derive(Clone)]
-pub(crate) struct SentinelSpec {
-    /// Sentinel URLs: `redis://[user:password@]host:port` (`rediss://` for TLS); the
-    /// credentials are the sentinels' own (`sentinelUsername`/`sentinelPassword`).
-    pub(crate) sentinels: Vec<String>,
-    /// The master's name in the sentinels' configuration (ioredis: `name`).
-    pub(crate) master_name: String,
-    /// Credentials of the Redis leg (ioredis: `username`, `password`).
-    pub(crate) master_username: Option<String>,
-    pub(crate) master_password: Option<String>,
-    /// TLS on the Redis leg (ioredis: `tls`).
-    pub(crate) master_tls: bool,
-    /// PEM root certificate(s) trusted on both legs instead of the system's.
-    pub(crate) tls_root_cert: Option<Arc<[u8]>>,
-}
-
-impl SentinelSpec {
-    /// The sentinel URLs, passwords hidden.
-    pub(crate) fn redacted(&self) -> Vec<String> {
-        self.sentinels.iter().map(|u| redact_url(u)).collect()
-    }
-
-    /// Every check that needs no connection: at least one URL, each a TCP address,
-    /// one set of sentinel credentials, a usable root certificate.
-    pub(crate) fn validate(&self) -> Result<(), Error> {
-        self.builder().map(|_| ())
-    }
-
-    fn builder(&self) -> Result<SentinelClientBuilder, Error> {
-        if self.sentinels.is_empty() {
-            return Err(Error::config("at least one sentinel URL is required"));
-        }
-        if self.master_name.is_empty() {
-            return Err(Error::config("the sentinel master name must not be empty"));
-        }
-        let mut addrs = Vec::with_capacity(self.sentinels.len());
-        let mut credentials = None;
-        let mut sentinel_tls = false;
-        let mut protocol = redis::ProtocolVersion::RESP2;
-        for url in &self.sentinels {
-            let info =
-                redis::IntoConnectionInfo::into_connection_info(url.as_str()).map_err(|e| {
-                    Error::config_from(format!("invalid sentinel URL {}", redact_url(url)), e)
-                })?;
-            let settings = info.redis_settings();
-            let these = (
-                settings.username().map(str::to_owned),
-                settings.password().map(str::to_owned),
-            );
-            // One set of credentials for every sentinel, as the redis crate (and ioredis'
-            // `sentinelPassword`) has it: a URL that differs would be silently ignored.
-            match &credentials {
-                None => credentials = Some(these),
-                Some(first) if *first != these => {
-                    return Err(Error::config(
-                        "every sentinel URL must carry the same credentials",
-                    ));
-                }
-                Some(_) => {}
-            }
-            protocol = settings.protocol();
-            match info.addr() {
-                redis::ConnectionAddr::Tcp(..) => {}
-                redis::ConnectionAddr::TcpTls { .. } => sentinel_tls = true,
-                _ => return Err(Error::config("a sentinel URL must be a TCP address")),
-            }
-            addrs.push(info.addr().clone());
-        }
-        if self.tls_root_cert.is_some() && !sentinel_tls && !self.master_tls {
-            return Err(Error::config(
-                "tls_root_cert is set but neither the sentinel URLs (rediss://) nor the master (master_tls) use TLS",
-            ));
-        }
-        let certs = match &self.tls_root_cert {
-            Some(pem) => {
-                root_certs(pem)?;
-                Some(redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(pem.to_vec()),
-                })
-            }
-            None => None,
-        };
-        let mut b =
-            SentinelClientBuilder::new(addrs, &self.master_name, SentinelServerType::Master)
-                .map_err(|e| Error::config_from("invalid sentinel options", e))?
-                .set_client_to_redis_protocol(protocol);
-        if let Some((user, password)) = credentials {
-            if let Some(user) = user {
-                b = b.set_client_to_sentinel_username(user);
-            }
-            if let Some(password) = password {
-                b = b.set_client_to_sentinel_password(password);
-            }
-        }
-        if let Some(user) = &self.master_username {
-            b = b.set_client_to_redis_username(user);
-        }
-        if let Some(password) = &self.master_password {
-            b = b.set_client_to_redis_password(password);
-        }
-        if self.master_tls {
-            b = b.set_client_to_redis_tls_mode(redis::TlsMode::Secure);
-        }
-        if let Some(certs) = certs {
-            if self.master_tls {
-                b = b.set_client_to_redis_certificates(certs.clone());
-            }
-            if sentinel_tls {
-                b = b.set_client_to_sentinel_certificates(certs);
-            }
-        }
-        Ok(b)
-    }
-}
-
 /// Asks the sentinels for the master (one lookup at a time).
 pub(crate) struct Sentinel {
     client: tokio::sync::Mutex<SentinelClient>,
@@ -151,10 +34,22 @@ pub(crate) struct Sentinel {
     timeout: Duration,
 }
 
+/// Every check of `spec` that needs no connection (see [`SentinelSpec::builder`]), and
+/// its root certificate.
+pub(crate) fn validate(spec: &SentinelSpec) -> Result<(), Error> {
+    spec.builder().map_err(Error::config)?;
+    if let Some(pem) = &spec.tls_root_cert {
+        root_certs(pem)?;
+    }
+    Ok(())
+}
+
 impl Sentinel {
     pub(crate) fn new(spec: &SentinelSpec, timeout: Duration) -> Result<Self, Error> {
+        validate(spec)?;
         let client = spec
-            .builder()?
+            .builder()
+            .map_err(Error::config)?
             .build()
             .map_err(|e| Error::config_from("invalid sentinel options", e))?;
         if spec.master_tls || spec.sentinels.iter().any(|u| u.starts_with("rediss:")) {

@@ -11,6 +11,7 @@
 //! * [`packet`]: how a receiver reads its `packet`, as Node's server and clients do.
 //! * [`request`]: requests and responses (JSON, or msgpack when they carry binary).
 //! * [`screen`]: refusing a message from its first bytes, before decoding it.
+//! * `sentinel` (feature `sentinel`): Redis Sentinel settings, as the redis crate takes them.
 //!
 //! `PROTOCOL.md` at the repository root documents every byte.
 
@@ -22,6 +23,8 @@ pub mod packet;
 mod redact;
 pub mod request;
 pub mod screen;
+#[cfg(feature = "sentinel")]
+pub mod sentinel;
 #[doc(hidden)]
 pub mod test_fixtures;
 
