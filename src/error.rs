@@ -25,6 +25,19 @@ pub enum Error {
         /// How long we waited.
         timeout: Duration,
     },
+    /// Redis Sentinel named no usable master: the sentinels could not be reached or
+    /// asked, they know no master of that name, or the node they name refused us (a
+    /// wrong password) or is not a master (`ROLE`). Holds the redis crate's error.
+    #[error("no master {master:?} from the sentinels {sentinels:?}: {source}")]
+    NoMaster {
+        /// The master name asked for.
+        master: String,
+        /// The sentinel URLs, without credentials.
+        sentinels: Vec<String>,
+        /// What the sentinels or the master said.
+        #[source]
+        source: redis::RedisError,
+    },
     /// The connection to Redis is down; the operation was not attempted.
     #[error("redis connection is down; nothing was sent")]
     Disconnected,
@@ -188,7 +201,7 @@ impl Error {
     /// True when Redis is unreachable or the connection dropped.
     pub fn is_connection_error(&self) -> bool {
         match self {
-            Error::Disconnected | Error::ConnectTimeout { .. } => true,
+            Error::Disconnected | Error::ConnectTimeout { .. } | Error::NoMaster { .. } => true,
             Error::Redis(e) => {
                 e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal()
             }

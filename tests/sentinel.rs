@@ -17,7 +17,7 @@ use socketioxide_cluster_test_support as common;
 use common::Parser;
 use common::cluster::{Serve, client, nodes_serving, until_server_count};
 use common::redis::cli;
-use common::sentinel::{MASTER_NAME, Sentinels, application_clients};
+use common::sentinel::{Auth, MASTER_NAME, Sentinels, application_clients};
 use socketioxide_cluster::ClusterOptions;
 use socketioxide_cluster_emitter::{Emitter, EmitterOptions};
 use std::collections::BTreeMap;
@@ -341,4 +341,75 @@ async fn a_server_connects_to_the_master_not_the_replica() {
     .await
     .expect_err("unknown master name");
     assert!(err.to_string().contains("ntinel"), "{err}");
+}
+
+/// Passwords on both legs: the sentinels' own (`requirepass` in their config, given in
+/// the sentinel URLs) and the master's (`master_auth`), each checked separately.
+#[tokio::test]
+async fn each_leg_has_its_own_credentials() {
+    common::init_tracing();
+    let auth = Auth {
+        data: "data-Pw-7".into(),
+        sentinel: "sentinel-Pw-9".into(),
+    };
+    let s = {
+        let auth = auth.clone();
+        tokio::task::spawn_blocking(move || Sentinels::start_with_auth(500, Some(auth)))
+            .await
+            .unwrap()
+    };
+    let with_password = |pw: &str| -> Vec<String> {
+        s.sentinel_urls()
+            .iter()
+            .map(|u| u.replace("redis://", &format!("redis://:{pw}@")))
+            .collect()
+    };
+    let key = common::unique_key("sentinel-auth");
+    let good = ClusterOptions::sentinel(with_password(&auth.sentinel), MASTER_NAME)
+        .master_auth(None, auth.data.clone())
+        .key(&key)
+        .connect_timeout(Duration::from_secs(2))
+        .requests_timeout(T);
+    let servers = nodes_serving(2, &good, Parser::Json, Serve::ROOT).await;
+    let mut c = client(&servers[1], "/", Parser::Json, &[], T).await;
+    until_server_count(&servers[0], 2, T).await;
+    servers[0].io.emit("hello", &()).await.unwrap();
+    assert_eq!(c.recv_event(T).await.name, "hello");
+    let emitter = Emitter::connect(
+        EmitterOptions::sentinel(with_password(&auth.sentinel), MASTER_NAME)
+            .master_auth(None, auth.data.clone())
+            .key(&key),
+    )
+    .await
+    .expect("emitter with both passwords");
+    assert_eq!(emitter.emit("from-emitter", &()).await.unwrap(), 2);
+    assert_eq!(c.recv_event(T).await.name, "from-emitter");
+
+    // A wrong master password, or none for the sentinels: an error from connect,
+    // never a password in it.
+    for (opts, what) in [
+        (
+            ClusterOptions::sentinel(with_password(&auth.sentinel), MASTER_NAME)
+                .master_auth(None, "wrong-master-pw"),
+            "wrong master password",
+        ),
+        (
+            ClusterOptions::sentinel(s.sentinel_urls(), MASTER_NAME)
+                .master_auth(None, auth.data.clone()),
+            "no sentinel password",
+        ),
+    ] {
+        let err = socketioxide_cluster::Cluster::connect(opts.connect_timeout(T))
+            .await
+            .expect_err(what);
+        let text = format!("{err} {err:?}");
+        assert!(
+            !text.contains(&auth.data)
+                && !text.contains(&auth.sentinel)
+                && !text.contains("wrong-master-pw"),
+            "{what}: a password in the error: {text}"
+        );
+        eprintln!("{what}: {err}");
+    }
+    c.disconnect().await;
 }

@@ -337,3 +337,40 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod sentinel_tests {
+    use super::*;
+
+    #[test]
+    fn sentinel_options_are_checked_and_never_show_a_password() {
+        let o = EmitterOptions::sentinel(["redis://:s-pw@127.0.0.1:26379"], "mymaster")
+            .master_auth(None, "m-pw")
+            .build()
+            .unwrap();
+        let (urls, name) = o.sentinel().unwrap();
+        assert_eq!(
+            (urls[0].as_str(), name),
+            ("redis://:***@127.0.0.1:26379", "mymaster")
+        );
+        let dbg = format!("{o:?}");
+        assert!(!dbg.contains("-pw"), "{dbg}");
+        for (opts, why) in [
+            (
+                EmitterOptions::sentinel(Vec::<String>::new(), "m"),
+                "at least one sentinel",
+            ),
+            (
+                EmitterOptions::sentinel(["redis://h:1"], "m").sharded(SubscriptionMode::Static),
+                "classic protocol only",
+            ),
+            (
+                EmitterOptions::new("redis://h").master_tls(true),
+                "master_tls is an option",
+            ),
+        ] {
+            let err = opts.build().expect_err(why).to_string();
+            assert!(err.contains(why), "{err}");
+        }
+    }
+}

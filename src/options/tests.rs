@@ -61,3 +61,60 @@ fn invalid_options_fail() {
         assert!(matches!(o.build(), Err(Error::Config(_))), "{dbg}");
     }
 }
+
+#[test]
+fn sentinel_options_are_checked_and_never_show_a_password() {
+    let urls = [
+        "redis://:sentinel-pw@127.0.0.1:26379",
+        "redis://:sentinel-pw@127.0.0.1:26380",
+    ];
+    let o = ClusterOptions::sentinel(urls, "mymaster")
+        .master_auth(Some("app"), "master-pw")
+        .build()
+        .unwrap();
+    let (sentinels, name) = o.sentinel().unwrap();
+    assert_eq!(name, "mymaster");
+    assert_eq!(sentinels[0], "redis://:***@127.0.0.1:26379");
+    assert_eq!(o.redis_url(), None);
+    let dbg = format!("{o:?}");
+    assert!(!dbg.contains("-pw"), "{dbg}");
+    assert!(dbg.contains("mymaster"), "{dbg}");
+
+    let fails = |o: ClusterOptions, why: &str| {
+        let err = o.build().expect_err(why).to_string();
+        assert!(err.contains(why), "{err}");
+    };
+    fails(
+        ClusterOptions::sentinel(Vec::<String>::new(), "m"),
+        "at least one sentinel",
+    );
+    fails(ClusterOptions::sentinel(["redis://h:1"], ""), "master name");
+    fails(
+        ClusterOptions::sentinel(["redis://:a@h:1", "redis://:b@h:2"], "m"),
+        "same credentials",
+    );
+    fails(
+        ClusterOptions::sentinel(["redis+unix:///tmp/s"], "m"),
+        "TCP",
+    );
+    fails(
+        ClusterOptions::sentinel(["not a url"], "m"),
+        "invalid sentinel URL",
+    );
+    fails(
+        ClusterOptions::sentinel(["redis://h:1"], "m").tls_root_cert(b"x".to_vec()),
+        "neither",
+    );
+    fails(
+        ClusterOptions::sentinel(["redis://h:1"], "m").sharded(SubscriptionMode::Static),
+        "classic protocol only",
+    );
+    fails(
+        ClusterOptions::new("redis://h").master_auth(None, "pw"),
+        "master_auth is an option of ClusterOptions::sentinel",
+    );
+    fails(
+        ClusterOptions::new("redis://h").master_tls(true),
+        "master_tls is an option",
+    );
+}

@@ -31,6 +31,8 @@ const WATCHER_RETRY: Duration = Duration::from_millis(200);
 pub(crate) struct Sentinel {
     client: tokio::sync::Mutex<SentinelClient>,
     name: String,
+    /// The sentinel URLs without credentials, for errors.
+    urls: Vec<String>,
     timeout: Duration,
 }
 
@@ -59,6 +61,7 @@ impl Sentinel {
         Ok(Self {
             client: tokio::sync::Mutex::new(client),
             name: spec.master_name.clone(),
+            urls: spec.redacted(),
             timeout,
         })
     }
@@ -67,7 +70,17 @@ impl Sentinel {
     /// it answered `ROLE` as a master, within the connect timeout.
     pub(crate) async fn master(&self) -> Result<(redis::Client, String), Error> {
         let ask = async {
-            let client = self.client.lock().await.async_get_client().await?;
+            let client = self
+                .client
+                .lock()
+                .await
+                .async_get_client()
+                .await
+                .map_err(|source| Error::NoMaster {
+                    master: self.name.clone(),
+                    sentinels: self.urls.clone(),
+                    source,
+                })?;
             let url = host_port(client.get_connection_info().addr());
             Ok::<_, Error>((client, url))
         };

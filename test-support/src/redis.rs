@@ -271,7 +271,8 @@ pub fn ping(addr: SocketAddr, timeout: Duration) -> Result<(), String> {
         }
         got.extend_from_slice(&buf[..n]);
     }
-    if got.starts_with(b"+PONG") {
+    // A server with a password answers `-NOAUTH`: it is up, and the test authenticates.
+    if got.starts_with(b"+PONG") || got.starts_with(b"-NOAUTH") {
         Ok(())
     } else {
         // e.g. "-LOADING ..." while starting
@@ -301,8 +302,17 @@ type SpawnRequest = (Vec<String>, mpsc::Sender<std::io::Result<Child>>);
 
 /// `redis-cli -p <port> <args>`: its standard output.
 pub fn cli(port: u16, args: &[&str]) -> String {
-    let out = Command::new("redis-cli")
-        .args(["-p", &port.to_string()])
+    cli_as(port, None, args)
+}
+
+/// [`cli`], authenticated with `password` when there is one.
+pub fn cli_as(port: u16, password: Option<&str>, args: &[&str]) -> String {
+    let mut cmd = Command::new("redis-cli");
+    cmd.args(["-p", &port.to_string()]);
+    if let Some(pw) = password {
+        cmd.args(["-a", pw, "--no-auth-warning"]);
+    }
+    let out = cmd
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("could not run redis-cli (install Debian's redis-tools): {e}"));

@@ -4,7 +4,7 @@
 //! about a second and a half (measured timings: `../shared/reference/streams-and-sentinel.md`
 //! §B.4). Every process is a [`RedisServer`]: killed on drop and with the test binary.
 
-use crate::redis::{RedisServer, cli};
+use crate::redis::{RedisServer, cli, cli_as};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -22,6 +22,17 @@ pub struct Sentinels {
     data: Vec<RedisServer>,
     sentinels: Vec<RedisServer>,
     confs: Vec<PathBuf>,
+    auth: Option<Auth>,
+}
+
+/// Passwords of a [`Sentinels::start_with_auth`] setup.
+#[derive(Debug, Clone)]
+pub struct Auth {
+    /// `requirepass` (and `masterauth`) of the master and the replica; the sentinels'
+    /// `auth-pass`.
+    pub data: String,
+    /// `requirepass` of the sentinels (also what they use with each other).
+    pub sentinel: String,
 }
 
 impl Sentinels {
@@ -29,21 +40,33 @@ impl Sentinels {
     /// other sentinels. `down_after_ms`: how long a master must be unreachable before
     /// the sentinels call it down.
     pub fn start(down_after_ms: u64) -> Sentinels {
-        let master = RedisServer::start_with_args(&["--repl-diskless-sync-delay", "0"]);
+        Self::start_with_auth(down_after_ms, None)
+    }
+
+    /// As [`start`](Self::start), every process with a password when `auth` is set.
+    pub fn start_with_auth(down_after_ms: u64, auth: Option<Auth>) -> Sentinels {
+        let mut data_args = vec!["--repl-diskless-sync-delay", "0"];
+        if let Some(a) = &auth {
+            data_args.extend(["--requirepass", &a.data, "--masterauth", &a.data]);
+        }
+        let master = RedisServer::start_with_args(&data_args);
         let replicaof = format!("127.0.0.1 {}", master.port());
-        let replica = RedisServer::start_with_args(&[
-            "--replicaof",
-            &replicaof,
-            "--repl-diskless-sync-delay",
-            "0",
-        ]);
-        let contents = format!(
+        let mut replica_args = data_args.clone();
+        replica_args.extend(["--replicaof", &replicaof]);
+        let replica = RedisServer::start_with_args(&replica_args);
+        let mut contents = format!(
             "sentinel monitor {MASTER_NAME} 127.0.0.1 {} 2\n\
              sentinel down-after-milliseconds {MASTER_NAME} {down_after_ms}\n\
              sentinel failover-timeout {MASTER_NAME} 10000\n\
              sentinel parallel-syncs {MASTER_NAME} 1\n",
             master.port()
         );
+        if let Some(a) = &auth {
+            contents.push_str(&format!(
+                "sentinel auth-pass {MASTER_NAME} {}\nrequirepass {}\n",
+                a.data, a.sentinel
+            ));
+        }
         static N: AtomicUsize = AtomicUsize::new(0);
         let mut confs = Vec::new();
         let mut sentinels = Vec::new();
@@ -60,6 +83,7 @@ impl Sentinels {
             data: vec![master, replica],
             sentinels,
             confs,
+            auth,
         };
         s.wait_ready();
         s
@@ -69,7 +93,7 @@ impl Sentinels {
         let deadline = Instant::now() + READY_TIMEOUT;
         for s in &self.sentinels {
             loop {
-                let info = cli(s.port(), &["sentinel", "master", MASTER_NAME]);
+                let info = self.sentinel_cli(s.port(), &["sentinel", "master", MASTER_NAME]);
                 let num = |field: &str| {
                     let lines: Vec<&str> = info.lines().collect();
                     lines
@@ -92,6 +116,16 @@ impl Sentinels {
         }
     }
 
+    /// `redis-cli` on sentinel `port`, with the sentinels' password if any.
+    fn sentinel_cli(&self, port: u16, args: &[&str]) -> String {
+        cli_as(port, self.auth.as_ref().map(|a| a.sentinel.as_str()), args)
+    }
+
+    /// `redis-cli` on data node `port`, with its password if any.
+    pub fn data_cli(&self, port: u16, args: &[&str]) -> String {
+        cli_as(port, self.auth.as_ref().map(|a| a.data.as_str()), args)
+    }
+
     /// `redis://127.0.0.1:PORT` of every sentinel.
     pub fn sentinel_urls(&self) -> Vec<String> {
         self.sentinels.iter().map(RedisServer::url).collect()
@@ -104,7 +138,7 @@ impl Sentinels {
 
     /// The port the sentinels currently report for the master.
     pub fn master_port(&self) -> u16 {
-        let out = cli(
+        let out = self.sentinel_cli(
             self.sentinels[0].port(),
             &["sentinel", "get-master-addr-by-name", MASTER_NAME],
         );
@@ -164,7 +198,7 @@ impl Sentinels {
 
     /// `SENTINEL FAILOVER <master>` on the first sentinel.
     pub fn failover(&self) -> String {
-        cli(
+        self.sentinel_cli(
             self.sentinels[0].port(),
             &["sentinel", "failover", MASTER_NAME],
         )
