@@ -235,6 +235,18 @@ async fn failover_while_broadcasting(fault: Fault) {
     };
     none_of_ours_on(old, Duration::from_millis(1500), "old master").await;
 
+    // Following the sentinels, not waiting for the old master to drop us (a demoted
+    // master closes its clients only ~10 s later): the watcher acts on +switch-master,
+    // or within its one-second check.
+    let follow_within = Duration::from_secs(3);
+    assert!(
+        resumed < follow_within && eresumed < follow_within,
+        "delivery resumed {resumed:?} (emitter {eresumed:?}) after +switch-master"
+    );
+    assert!(
+        left_old < follow_within,
+        "left the old master {left_old:?} after the switch"
+    );
     let (total, refused) = ticker.finish().await;
     let (etotal, erefused) = eticker.finish().await;
     while let Some(ev) = c.try_recv_event(Duration::from_millis(300)).await {

@@ -38,6 +38,12 @@ const CLUSTER = lib.boolOpt(args, "cluster", "CLUSTER", false);
 // --sharded <static|dynamic|dynamic-private>: createShardedAdapter instead (KEY is its
 // channelPrefix); empty: the classic createAdapter.
 const SHARDED = String(lib.opt(args, "sharded", "SHARDED", ""));
+// --sentinel <master name>: --redis is a comma-separated list of sentinel URLs, and
+// the clients are ioredis' (5.11.1) Sentinel clients, the maintainers' answer for
+// Sentinel (node-redis' createSentinel breaks the adapter, socket.io-redis-adapter
+// #571): the master is asked of the sentinels on every reconnect, and
+// failoverDetector reconnects on +switch-master.
+const SENTINEL = String(lib.opt(args, "sentinel", "SENTINEL", ""));
 const MAX_LIFETIME_MS = Number(
   lib.opt(args, "max-lifetime-ms", "MAX_LIFETIME_MS", "600000"),
 );
@@ -374,16 +380,28 @@ async function shutdown() {
     );
   }
   for (const c of [subClient, pubClient]) {
-    if (c && c.isOpen) await withTimeout(c.quit(), 1000, "redis quit").catch(() => {});
+    // node-redis: isOpen; ioredis: status.
+    if (c && (c.isOpen || c.status === "ready")) {
+      await withTimeout(c.quit(), 1000, "redis quit").catch(() => {});
+    }
   }
 }
 
 async function main() {
   lib.runCommandLoop({ gate: started.promise, handlers, shutdown, maxLifetimeMs: MAX_LIFETIME_MS });
 
-  pubClient = CLUSTER
-    ? createCluster({ rootNodes: REDIS_URL.split(",").map((url) => ({ url })) })
-    : createClient({ url: REDIS_URL });
+  if (SENTINEL) {
+    const Redis = require("ioredis");
+    const sentinels = REDIS_URL.split(",").map((u) => {
+      const url = new URL(u);
+      return { host: url.hostname, port: Number(url.port) };
+    });
+    pubClient = new Redis({ sentinels, name: SENTINEL, failoverDetector: true, lazyConnect: true });
+  } else {
+    pubClient = CLUSTER
+      ? createCluster({ rootNodes: REDIS_URL.split(",").map((url) => ({ url })) })
+      : createClient({ url: REDIS_URL });
+  }
   subClient = pubClient.duplicate();
   for (const [n, c] of [
     ["pub", pubClient],
