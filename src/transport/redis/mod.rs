@@ -361,6 +361,10 @@ impl Transport for RedisTransport {
 
     fn num_sub(&self, channels: Vec<String>) -> BoxFuture<'_, Result<Vec<usize>, Error>> {
         Box::pin(async move {
+            if let Some(e) = self.refusal() {
+                // Fail fast, as publishing does: the connection is known down (or moving).
+                return Err(e);
+            }
             let Some(mut conn) = lock(&self.shared.cmd).clone() else {
                 return Err(Error::Closed);
             };
