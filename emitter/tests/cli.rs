@@ -46,7 +46,12 @@ struct Sub {
 
 impl Sub {
     async fn new(key: &str) -> Sub {
-        let client = redis::Client::open(redis().url()).unwrap();
+        Self::on(&redis().url(), key).await
+    }
+
+    /// On the Redis at `url`.
+    async fn on(url: &str, key: &str) -> Sub {
+        let client = redis::Client::open(url).unwrap();
         let mut pubsub = client.get_async_pubsub().await.unwrap();
         pubsub.psubscribe(format!("{key}*")).await.unwrap();
         Sub {
@@ -374,4 +379,52 @@ async fn help_version_and_redis_url_from_the_environment() {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(sub.next().await.0, format!("{key}#/#"));
+}
+
+/// `--sentinel` (repeatable) and `--master-name`: published on the master the sentinels
+/// name, not on a replica; the Sentinel-only flags without `--sentinel` are a usage error.
+#[tokio::test]
+async fn publishes_to_the_master_the_sentinels_name() {
+    use socketioxide_cluster_test_support::sentinel::{MASTER_NAME, Sentinels};
+    let s = tokio::task::spawn_blocking(|| Sentinels::start(500))
+        .await
+        .unwrap();
+    let key = unique_key("cli-sentinel");
+    let master = s.master_port();
+    let mut sub = Sub::on(&format!("redis://127.0.0.1:{master}"), &key).await;
+    let urls = s.sentinel_urls();
+    let mut args = Vec::new();
+    for u in &urls {
+        args.extend(["--sentinel", u.as_str()]);
+    }
+    args.extend(["--master-name", MASTER_NAME, "--key", &key, "news", "1"]);
+    let out = run(&args).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (channel, _) = sub.next().await;
+    assert_eq!(channel, format!("{key}#/#"));
+
+    let out = run(&["--master-name", "m", "news", "1"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--sentinel"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(&[
+        "--sentinel",
+        &urls[0],
+        "--master-name",
+        "nosuch",
+        "--key",
+        &key,
+        "news",
+        "1",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("nosuch"),
+        "{}",
+        text(&out.stderr)
+    );
 }

@@ -32,6 +32,7 @@ unreachable or failing, 2 bad command line or bad JSON.
 
 EXAMPLES:
   socketio-emit --redis redis://127.0.0.1:6379 --to room1 news '\"hello\"' 42
+  socketio-emit --sentinel redis://10.0.0.1:26379 --sentinel redis://10.0.0.2:26379 news 1
   socketio-emit --nsp /admin --to staff --except interns alert '{\"level\":2}'
   socketio-emit --to room1 --join room2
   socketio-emit --to banned --disconnect --close
@@ -65,6 +66,32 @@ struct Cli {
         allow_hyphen_values = true
     )]
     redis: String,
+
+    /// Redis Sentinel URL (repeatable): publish to the master the sentinels name
+    /// instead of --redis
+    #[arg(long, value_name = "URL", allow_hyphen_values = true)]
+    sentinel: Vec<String>,
+
+    /// --sentinel only: the master's name in the sentinels' configuration
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "mymaster",
+        requires = "sentinel",
+        allow_hyphen_values = true
+    )]
+    master_name: String,
+
+    /// --sentinel only: the master's password (from $REDIS_MASTER_PASSWORD)
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        env = "REDIS_MASTER_PASSWORD",
+        hide_env_values = true,
+        requires = "sentinel",
+        allow_hyphen_values = true
+    )]
+    master_password: Option<String>,
 
     /// Channel prefix, the servers' key
     #[arg(
@@ -278,7 +305,16 @@ async fn run(cli: Cli) -> ExitCode {
         },
         _ => Args(Vec::new()),
     };
-    let opts = EmitterOptions::new(cli.redis.clone())
+    let opts = if cli.sentinel.is_empty() {
+        EmitterOptions::new(cli.redis.clone())
+    } else {
+        let o = EmitterOptions::sentinel(cli.sentinel.clone(), cli.master_name.clone());
+        match &cli.master_password {
+            Some(pw) => o.master_auth(None, pw.clone()),
+            None => o,
+        }
+    };
+    let opts = opts
         .key(cli.key.clone())
         .connect_timeout(cli.timeout)
         .publish_timeout(cli.timeout);
