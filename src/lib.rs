@@ -13,8 +13,9 @@
 //! * `error`, `stats` (counters, bounded-rate logs), `socket_info` (what fetchSockets
 //!   says about a socket, both ways), `packet` (socketioxide packets ⇄ Node data arrays),
 //!   `stand_in` (the `Sid`s that stand for Node sockets in socketioxide's API).
-//! * `transport`: the Redis seam (standalone Redis, in-process bus; `connect`: opening
-//!   the connections, TLS; `gate`: the subscriber's bounded read-ahead).
+//! * `transport`: the Redis seam (standalone Redis, Redis Cluster classic and sharded,
+//!   in-process bus; `sentinel`: following the master Redis Sentinel names; `connect`:
+//!   opening the connections, TLS; `gate`: the subscriber's bounded read-ahead).
 //! * `options`: [`ClusterOptions`] (builder) and [`ClusterConfig`] (validated).
 //! * `liveness` (heartbeats between our servers), `correlation` (requests in flight),
 //!   `replies` (the bounded reply queue), `server_side` (server-side events and acks),
@@ -80,6 +81,10 @@
 //!   node (server counts summed over the nodes), or Node's sharded protocol
 //!   ([`ClusterOptions::sharded`]: `SSUBSCRIBE`/`SPUBLISH` on the shard owning each
 //!   channel, the ClusterAdapter messages of [`wire::cluster_format`]).
+//! * **Redis Sentinel** ([`ClusterOptions::sentinel`]): the standalone transport on the
+//!   master the sentinels name, asked again (and checked with `ROLE`) on every
+//!   reconnect; a watcher moves both connections on `+switch-master`, the subscriber
+//!   subscribed on the new master before it leaves the old one.
 //! * **Liveness**: our servers heartbeat on `<key>-heartbeat` (Node ignores it); a peer
 //!   that stops while still subscribed is not waited for ([`Error::Unresponsive`]).
 //! * **Failures**: the subscriber reconnects and re-subscribes by itself; while Redis is

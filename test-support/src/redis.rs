@@ -28,7 +28,7 @@ const START_ATTEMPTS: usize = 4;
 ///
 /// * Non-shared instances ([`RedisServer::start`]) are killed on `Drop`.
 /// * The per-binary [`shared`] instance lives in a static and is never dropped;
-///   it dies with the test binary thanks to `PR_SET_PDEATHSIG` (see [`spawn_child`]).
+///   it dies with the test binary thanks to `PR_SET_PDEATHSIG` (see `spawn_child`).
 #[derive(Debug)]
 pub struct RedisServer {
     port: u16,

@@ -175,8 +175,8 @@ impl Sentinels {
     }
 
     /// Subscribes to `+switch-master` on the first sentinel; the receiver gets the
-    /// instant the announcement arrived and its text ("<name> <old-ip> <old-port>
-    /// <new-ip> <new-port>"). Subscribed when this returns.
+    /// instant the announcement arrived and its text (`<name> <old-ip> <old-port>
+    /// <new-ip> <new-port>`). Subscribed when this returns.
     pub async fn on_switch(&self) -> tokio::sync::oneshot::Receiver<(Instant, String)> {
         use futures_util::StreamExt;
         let client = redis::Client::open(self.sentinels[0].url()).expect("sentinel URL");

@@ -13,9 +13,9 @@
 //! * [`request`] (requests and responses): JSON (first byte `{`) or a msgpack map.
 //! * [`heartbeat`]: a small JSON object.
 //!
-//! Within the head, the msgpack bytes are walked without allocating ([`walk`]): an invalid
+//! Within the head, the msgpack bytes are walked without allocating (`walk`): an invalid
 //! marker (`c1`), a string, binary, extension, array or map claiming more bytes than the
-//! message holds, nesting deeper than [`MAX_DEPTH`](crate::codec::MAX_DEPTH), invalid UTF-8
+//! message holds, nesting deeper than [`MAX_DEPTH`], invalid UTF-8
 //! in a string that ends within the head, and (when the whole message is in the head)
 //! truncation or trailing bytes are refused, exactly as the decoder refuses them. A JSON
 //! head is scanned for nesting deeper than the decoders accept.
