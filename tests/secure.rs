@@ -15,13 +15,13 @@
 
 use socketioxide_cluster_test_support as common;
 
+use common::tls::Certs;
 use common::{Client, Parser, RedisServer, arg, free_port};
 use serde_json::json;
 use socketioxide::{SocketIo, adapter::Emitter as LocalEmitter};
 use socketioxide_cluster::{Cluster, ClusterAdapter, ClusterOptions, Error};
 use socketioxide_cluster_emitter::{Emitter, EmitterOptions};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -93,66 +93,6 @@ fn assert_no_secret(s: &str) {
 // ---------------------------------------------------------------------------
 // Servers and clients
 
-/// A port that was free a moment ago.
-/// A throw-away CA and a server certificate it signed for `127.0.0.1` and `localhost`,
-/// as PEM files in a temporary directory (removed on drop).
-struct Certs {
-    dir: PathBuf,
-    ca_pem: String,
-}
-
-impl Certs {
-    fn generate() -> Certs {
-        use rcgen::{
-            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-            KeyPair, KeyUsagePurpose,
-        };
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        ca.distinguished_name
-            .push(DnType::CommonName, "socketioxide-cluster test CA");
-        let ca_cert = ca.self_signed(&ca_key).unwrap();
-        let issuer = Issuer::new(ca, ca_key);
-
-        let server_key = KeyPair::generate().unwrap();
-        let mut server =
-            CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
-        server
-            .distinguished_name
-            .push(DnType::CommonName, "redis test server");
-        server.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let server_cert = server.signed_by(&server_key, &issuer).unwrap();
-
-        let dir = std::env::temp_dir().join(format!(
-            "socketioxide-cluster-tls-{}-{}",
-            std::process::id(),
-            common::unique_key("certs")
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let certs = Certs {
-            dir,
-            ca_pem: ca_cert.pem(),
-        };
-        std::fs::write(certs.path("ca.pem"), &certs.ca_pem).unwrap();
-        std::fs::write(certs.path("server.pem"), server_cert.pem()).unwrap();
-        std::fs::write(certs.path("server.key"), server_key.serialize_pem()).unwrap();
-        certs
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.join(name).display().to_string()
-    }
-}
-
-impl Drop for Certs {
-    fn drop(&mut self) {
-        std::fs::remove_dir_all(&self.dir).ok();
-    }
-}
-
 /// A `redis-server` that also speaks TLS on `tls_port` (no client certificates).
 struct TlsRedis {
     _server: RedisServer,
@@ -173,22 +113,9 @@ impl TlsRedis {
         let last_port = std::cell::Cell::new(0);
         let server = RedisServer::start_with(|| {
             last_port.set(free_port());
-            [
-                "--tls-port",
-                &last_port.get().to_string(),
-                "--tls-cert-file",
-                &certs.path("server.pem"),
-                "--tls-key-file",
-                &certs.path("server.key"),
-                "--tls-ca-cert-file",
-                &certs.path("ca.pem"),
-                "--tls-auth-clients",
-                "no",
-            ]
-            .iter()
-            .chain(extra)
-            .map(|a| a.to_string())
-            .collect()
+            let mut args = certs.redis_args(last_port.get());
+            args.extend(extra.iter().map(|a| a.to_string()));
+            args
         });
         let tls_port = last_port.get();
         TlsRedis {

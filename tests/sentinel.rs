@@ -425,3 +425,69 @@ async fn each_leg_has_its_own_credentials() {
     }
     c.disconnect().await;
 }
+
+/// TLS on both legs (`rediss://` sentinel URLs, `master_tls`), one CA for both: servers
+/// and the emitter work, follow a failover, and without the CA they cannot connect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_on_both_legs_through_a_failover() {
+    common::init_tracing();
+    let certs = Arc::new(common::tls::Certs::generate());
+    let s = tokio::task::spawn_blocking(move || Sentinels::start_with(500, None, Some(certs)))
+        .await
+        .unwrap();
+    let (urls, ca) = s.sentinel_tls_urls().expect("TLS setup");
+    let key = common::unique_key("sentinel-tls");
+    let opts = ClusterOptions::sentinel(urls.clone(), MASTER_NAME)
+        .master_tls(true)
+        .tls_root_cert(ca.as_bytes())
+        .key(&key)
+        .connect_timeout(Duration::from_secs(2))
+        .requests_timeout(T);
+    let servers = nodes_serving(2, &opts, Parser::Json, Serve::ROOT).await;
+    let mut c = client(&servers[1], "/", Parser::Json, &[], T).await;
+    let emitter = Emitter::connect(
+        EmitterOptions::sentinel(urls.clone(), MASTER_NAME)
+            .master_tls(true)
+            .tls_root_cert(ca.as_bytes())
+            .key(&key),
+    )
+    .await
+    .expect("emitter over TLS");
+    for round in ["before", "after"] {
+        // After the failover: well before a demoted master would drop its clients.
+        let within = if round == "before" {
+            T
+        } else {
+            Duration::from_secs(4)
+        };
+        until_server_count(&servers[0], 2, within).await;
+        servers[0].io.emit("hello", &(round,)).await.unwrap();
+        assert_eq!(c.recv_event_named("hello", T).await.str_arg(0), round);
+        assert_eq!(emitter.emit("from-emitter", &(round,)).await.unwrap(), 2);
+        assert_eq!(
+            c.recv_event_named("from-emitter", T).await.str_arg(0),
+            round
+        );
+        if round == "before" {
+            let old = s.master_port();
+            let switch = s.on_switch().await;
+            let out = tokio::task::block_in_place(|| s.failover());
+            assert!(out.contains("OK"), "SENTINEL FAILOVER: {out:?}");
+            tokio::time::timeout(FAILOVER_WITHIN, switch)
+                .await
+                .expect("+switch-master")
+                .unwrap();
+            assert_ne!(s.master_port(), old);
+        }
+    }
+    // The system roots do not know the test CA: the sentinel leg fails.
+    let err = socketioxide_cluster::Cluster::connect(
+        ClusterOptions::sentinel(urls, MASTER_NAME)
+            .master_tls(true)
+            .connect_timeout(T),
+    )
+    .await
+    .expect_err("no CA");
+    assert!(err.is_connection_error(), "{err}");
+    c.disconnect().await;
+}

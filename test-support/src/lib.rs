@@ -33,6 +33,7 @@ pub mod redis;
 pub mod redis_cluster;
 pub mod sentinel;
 pub mod server;
+pub mod tls;
 
 pub use crate::redis::{RedisServer, command_conn, free_port, ping, shared, unique_key};
 pub use client::{

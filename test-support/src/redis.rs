@@ -61,11 +61,21 @@ impl RedisServer {
     /// A sentinel (`redis-server <conf> --sentinel`) on a free port; `conf` is written
     /// anew for each attempt (sentinel rewrites it as it learns the topology).
     pub fn start_sentinel(conf: &std::path::Path, contents: &str) -> RedisServer {
+        Self::start_sentinel_with(conf, contents, Vec::new)
+    }
+
+    /// [`start_sentinel`](Self::start_sentinel) with `extra_args`, made anew for each
+    /// attempt.
+    pub fn start_sentinel_with(
+        conf: &std::path::Path,
+        contents: &str,
+        extra_args: impl Fn() -> Vec<String>,
+    ) -> RedisServer {
         Self::start_attempts(|| {
             std::fs::write(conf, contents).expect("write the sentinel config");
             (
                 vec![conf.display().to_string(), "--sentinel".into()],
-                Vec::new(),
+                extra_args(),
             )
         })
     }

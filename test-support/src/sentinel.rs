@@ -4,8 +4,11 @@
 //! about a second and a half (measured timings: `../shared/reference/streams-and-sentinel.md`
 //! §B.4). Every process is a [`RedisServer`]: killed on drop and with the test binary.
 
-use crate::redis::{RedisServer, cli, cli_as};
+use crate::redis::{RedisServer, cli, cli_as, free_port};
+use crate::tls::Certs;
+use std::cell::Cell;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -23,6 +26,9 @@ pub struct Sentinels {
     sentinels: Vec<RedisServer>,
     confs: Vec<PathBuf>,
     auth: Option<Auth>,
+    /// With TLS: the TLS ports of the data nodes and of the sentinels (what the
+    /// sentinels report and what clients use), and the certificates.
+    tls: Option<(Vec<u16>, Vec<u16>, Arc<Certs>)>,
 }
 
 /// Passwords of a [`Sentinels::start_with_auth`] setup.
@@ -45,21 +51,50 @@ impl Sentinels {
 
     /// As [`start`](Self::start), every process with a password when `auth` is set.
     pub fn start_with_auth(down_after_ms: u64, auth: Option<Auth>) -> Sentinels {
-        let mut data_args = vec!["--repl-diskless-sync-delay", "0"];
+        Self::start_with(down_after_ms, auth, None)
+    }
+
+    /// As [`start`](Self::start), every process with a password when `auth` is set, and
+    /// with `tls`, a TLS port on every process (with these certificates) that is the
+    /// one used: between the sentinels, to the instances, for replication, and what the
+    /// sentinels report. The plain ports stay, for the harness only.
+    pub fn start_with(
+        down_after_ms: u64,
+        auth: Option<Auth>,
+        tls: Option<Arc<Certs>>,
+    ) -> Sentinels {
+        let mut data_args: Vec<String> = vec!["--repl-diskless-sync-delay".into(), "0".into()];
         if let Some(a) = &auth {
-            data_args.extend(["--requirepass", &a.data, "--masterauth", &a.data]);
+            data_args
+                .extend(["--requirepass", &a.data, "--masterauth", &a.data].map(str::to_owned));
         }
-        let master = RedisServer::start_with_args(&data_args);
-        let replicaof = format!("127.0.0.1 {}", master.port());
+        // A fresh TLS port per start attempt (another process may take a free port).
+        let tls_port = Cell::new(0);
+        let with_tls = |args: &[String]| {
+            let mut args = args.to_vec();
+            if let Some(certs) = &tls {
+                tls_port.set(free_port());
+                args.extend(certs.redis_args(tls_port.get()));
+            }
+            args
+        };
+        let master = RedisServer::start_with(|| with_tls(&data_args));
+        let master_tls = tls_port.get();
+        // The address everyone uses: the TLS port with TLS.
+        let master_addr = if tls.is_some() {
+            master_tls
+        } else {
+            master.port()
+        };
         let mut replica_args = data_args.clone();
-        replica_args.extend(["--replicaof", &replicaof]);
-        let replica = RedisServer::start_with_args(&replica_args);
+        replica_args.extend(["--replicaof".into(), format!("127.0.0.1 {master_addr}")]);
+        let replica = RedisServer::start_with(|| with_tls(&replica_args));
+        let replica_tls = tls_port.get();
         let mut contents = format!(
-            "sentinel monitor {MASTER_NAME} 127.0.0.1 {} 2\n\
+            "sentinel monitor {MASTER_NAME} 127.0.0.1 {master_addr} 2\n\
              sentinel down-after-milliseconds {MASTER_NAME} {down_after_ms}\n\
              sentinel failover-timeout {MASTER_NAME} 10000\n\
-             sentinel parallel-syncs {MASTER_NAME} 1\n",
-            master.port()
+             sentinel parallel-syncs {MASTER_NAME} 1\n"
         );
         if let Some(a) = &auth {
             contents.push_str(&format!(
@@ -70,13 +105,17 @@ impl Sentinels {
         static N: AtomicUsize = AtomicUsize::new(0);
         let mut confs = Vec::new();
         let mut sentinels = Vec::new();
+        let mut sentinel_tls = Vec::new();
         for _ in 0..3 {
             let conf = std::env::temp_dir().join(format!(
                 "socketioxide-cluster-test-sentinel-{}-{}.conf",
                 std::process::id(),
                 N.fetch_add(1, Ordering::Relaxed)
             ));
-            sentinels.push(RedisServer::start_sentinel(&conf, &contents));
+            sentinels.push(RedisServer::start_sentinel_with(&conf, &contents, || {
+                with_tls(&[])
+            }));
+            sentinel_tls.push(tls_port.get());
             confs.push(conf);
         }
         let s = Sentinels {
@@ -84,6 +123,7 @@ impl Sentinels {
             sentinels,
             confs,
             auth,
+            tls: tls.map(|certs| (vec![master_tls, replica_tls], sentinel_tls, certs)),
         };
         s.wait_ready();
         s
@@ -151,10 +191,21 @@ impl Sentinels {
     /// The data node the sentinels currently report as master.
     pub fn master(&self) -> &RedisServer {
         let port = self.master_port();
-        self.data
+        let i = match &self.tls {
+            Some((data_tls, _, _)) => data_tls.iter().position(|p| *p == port),
+            None => self.data.iter().position(|n| n.port() == port),
+        };
+        &self.data[i.expect("the reported master is one of ours")]
+    }
+
+    /// With TLS: `rediss://127.0.0.1:TLS_PORT` of every sentinel, and the CA (PEM).
+    pub fn sentinel_tls_urls(&self) -> Option<(Vec<String>, String)> {
+        let (_, sentinel_tls, certs) = self.tls.as_ref()?;
+        let urls = sentinel_tls
             .iter()
-            .find(|n| n.port() == port)
-            .expect("the reported master is one of ours")
+            .map(|p| format!("rediss://127.0.0.1:{p}"))
+            .collect();
+        Some((urls, certs.ca_pem.clone()))
     }
 
     /// Waits (bounded by `timeout`) until the sentinels report a master other than

@@ -217,7 +217,8 @@ impl Transport for ShardedTransport {
             // Fail fast while the channel's master is known down (until a replica took
             // its slots over or it answers again).
             if self.inner.owner_is_down(&channel) {
-                // The caller gets the error (a dropped volatile message is counted).
+                // The caller gets the error (counted, and a dropped volatile message too).
+                Counters::add(&self.inner.counters.refused, 1);
                 if mode == Mode::Volatile {
                     Counters::add(&self.inner.counters.volatile_dropped, 1);
                 }
