@@ -11,6 +11,7 @@
 //! * [`packet`]: how a receiver reads its `packet`, as Node's server and clients do.
 //! * [`request`]: requests and responses (JSON, or msgpack when they carry binary).
 //! * [`screen`]: refusing a message from its first bytes, before decoding it.
+//! * [`streams`]: the stream entries and stream names of Node's streams adapter.
 //! * `sentinel` (feature `sentinel`): Redis Sentinel settings, as the redis crate takes them.
 //!
 //! `PROTOCOL.md` at the repository root documents every byte.
@@ -25,6 +26,7 @@ pub mod request;
 pub mod screen;
 #[cfg(feature = "sentinel")]
 pub mod sentinel;
+pub mod streams;
 #[doc(hidden)]
 pub mod test_fixtures;
 
