@@ -17,7 +17,7 @@ use crate::shared::Shared;
 use crate::stats::{ClusterStats, Counters};
 use crate::transport::{
     MessageSink, Mode, Sub, Transport, cluster_classic::ClassicCluster, memory::MemoryTransport,
-    redis::RedisTransport, sharded::ShardedTransport,
+    redis::RedisTransport, sharded::ShardedTransport, streams::StreamsTransport,
 };
 use socketioxide_core::Uid;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -121,6 +121,22 @@ impl Cluster {
             config.max_message_size(),
         ));
         let transport: Arc<dyn Transport> = match &config.transport {
+            TransportKind::Redis { url, cluster: None }
+                if config.protocol() == Protocol::Streams =>
+            {
+                Arc::new(
+                    StreamsTransport::connect(
+                        url,
+                        config.key(),
+                        &config.streams,
+                        config.connect_timeout(),
+                        config.publish_queue(),
+                        router.clone(),
+                        counters.clone(),
+                    )
+                    .await?,
+                )
+            }
             TransportKind::Redis { url, cluster } if config.protocol() != Protocol::Classic => {
                 Arc::new(
                     ShardedTransport::connect(

@@ -125,7 +125,7 @@ pub use options::{ClusterConfig, ClusterOptions, Protocol};
 pub use server_side::{CUSTOM_REQUEST_EVENT, ServerSideEvent};
 pub use socket_info::{SocketDetails, SocketInfo};
 pub use stats::ClusterStats;
-pub use transport::InProcessBus;
+pub use transport::{InProcessBus, StreamsOptions};
 pub use wire::cluster_format::SubscriptionMode;
 
 /// The README's examples, compiled as doc tests.

@@ -19,6 +19,7 @@ pub(crate) struct Counters {
     pub(crate) under_delivered: AtomicU64,
     pub(crate) refused: AtomicU64,
     pub(crate) master_switches: AtomicU64,
+    pub(crate) stream_missed: AtomicU64,
     malformed_log: RateLimit,
     replies_log: RateLimit,
     under_log: RateLimit,
@@ -88,6 +89,7 @@ impl Counters {
             under_delivered: self.under_delivered.load(Relaxed),
             refused: self.refused.load(Relaxed),
             master_switches: self.master_switches.load(Relaxed),
+            stream_missed: self.stream_missed.load(Relaxed),
             // Filled in by the cluster handle, which holds the table.
             node_stand_ins: 0,
         }
@@ -160,6 +162,10 @@ pub struct ClusterStats {
     /// Times the connections moved to another master because the sentinels named one
     /// (Sentinel only; see README "High availability with Sentinel").
     pub master_switches: u64,
+    /// Stream entries (Streams transport) that Redis trimmed (`maxLen`) before this
+    /// server read them: lost for its sockets, and logged. Node's reader skips them
+    /// without a word.
+    pub stream_missed: u64,
     /// Stand-in `Sid`s held for sockets of Node servers (what `io.fetch_sockets()`
     /// returned for them; at most 65,536, see README "Mixed clusters"). A gauge, not a
     /// counter.

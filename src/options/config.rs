@@ -70,6 +70,11 @@ impl ClusterConfig {
         self.protocol
     }
 
+    /// The streams options ([`ClusterOptions::streams`]), when that is the protocol.
+    pub fn streams(&self) -> Option<&crate::StreamsOptions> {
+        (self.protocol == Protocol::Streams).then_some(&self.streams)
+    }
+
     /// Stand-in `Sid`s of Node sockets kept at most.
     pub fn max_node_stand_ins(&self) -> usize {
         self.max_node_stand_ins
@@ -143,6 +148,24 @@ impl ClusterConfig {
             && matches!(self.transport, TransportKind::InProcess(_))
         {
             return Err(Error::config("the sharded protocol needs Redis"));
+        }
+        if self.protocol == Protocol::Streams {
+            if !matches!(self.transport, TransportKind::Redis { cluster: None, .. }) {
+                return Err(Error::config(
+                    "the streams protocol needs a standalone Redis (for now)",
+                ));
+            }
+            let s = &self.streams;
+            if s.stream_name.is_empty()
+                || s.stream_count == 0
+                || s.max_len == 0
+                || s.read_count == 0
+                || s.block_time.is_zero()
+            {
+                return Err(Error::config(
+                    "streams: stream_name must not be empty; stream_count, max_len, read_count and block_time must be above zero",
+                ));
+            }
         }
         if self.room_sync_interval.is_zero() {
             return Err(Error::config(
@@ -224,6 +247,7 @@ impl std::fmt::Debug for ClusterConfig {
             .field("strict_delivery", &self.strict_delivery)
             .field("max_node_stand_ins", &self.max_node_stand_ins)
             .field("protocol", &self.protocol)
+            .field("streams", &self.streams())
             .finish()
     }
 }

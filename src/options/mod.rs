@@ -3,7 +3,7 @@
 //! [`Cluster::config`](crate::Cluster::config) shows).
 
 use crate::error::Error;
-use crate::transport::{InProcessBus, RedisEndpoint, SentinelSpec};
+use crate::transport::{InProcessBus, RedisEndpoint, SentinelSpec, StreamsOptions};
 use crate::wire::cluster_format::SubscriptionMode;
 use std::time::Duration;
 
@@ -33,6 +33,10 @@ pub enum Protocol {
     /// `createShardedAdapter`: sharded pub/sub (`SPUBLISH`/`SSUBSCRIBE`), the
     /// ClusterAdapter messages, in this subscription mode.
     Sharded(SubscriptionMode),
+    /// `@socket.io/redis-streams-adapter` 0.3.x: broadcasts, joins, leaves and
+    /// disconnects in Redis streams, the rest over pub/sub, the ClusterAdapter messages
+    /// (see [`ClusterOptions::streams`]).
+    Streams,
 }
 
 /// Default of [`ClusterOptions::max_node_stand_ins`].
@@ -85,6 +89,8 @@ pub struct ClusterConfig {
     pub(crate) room_sync_interval: Duration,
     /// A Sentinel-only option set on other options (an error in `build`).
     pub(crate) misplaced: Option<&'static str>,
+    /// With [`Protocol::Streams`].
+    pub(crate) streams: StreamsOptions,
 }
 
 impl Default for ClusterOptions {
@@ -199,6 +205,7 @@ impl ClusterOptions {
             protocol: Protocol::Classic,
             room_sync_interval: Duration::from_millis(50),
             misplaced: None,
+            streams: StreamsOptions::default(),
         })
     }
 
@@ -309,6 +316,19 @@ impl ClusterOptions {
     /// (see [`room_sync_interval`](Self::room_sync_interval)).
     pub fn sharded(mut self, mode: SubscriptionMode) -> Self {
         self.0.protocol = Protocol::Sharded(mode);
+        self
+    }
+
+    /// Speak the protocol of Node's `@socket.io/redis-streams-adapter` 0.3.x with
+    /// `opts` (Node's names; every server must use the same): broadcasts, joins, leaves
+    /// and disconnects are appended to Redis streams and read back by every server from
+    /// where it stopped, so a server that loses its connection for a moment misses
+    /// nothing that is still in the stream; requests and responses go over pub/sub
+    /// (`<key>` is Node's `channelPrefix`). Standalone Redis. See README "Lossless
+    /// delivery with Redis Streams".
+    pub fn streams(mut self, opts: StreamsOptions) -> Self {
+        self.0.protocol = Protocol::Streams;
+        self.0.streams = opts;
         self
     }
 

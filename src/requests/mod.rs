@@ -53,6 +53,12 @@ impl NsCore {
         let sharded = match shared.config.protocol() {
             Protocol::Classic => None,
             Protocol::Sharded(mode) => Some((ShardedChannels::new(shared.config.key(), nsp), mode)),
+            // The streams adapter's channels are the sharded static ones (on classic
+            // pub/sub); the transport puts what belongs there in the stream.
+            Protocol::Streams => Some((
+                ShardedChannels::new(shared.config.key(), nsp),
+                SubscriptionMode::Static,
+            )),
         };
         let own_response = match &sharded {
             Some((c, _)) => c.response_for(&shared.uid),

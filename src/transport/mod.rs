@@ -23,10 +23,12 @@ pub(crate) mod redis;
 mod screen;
 pub(crate) mod sentinel;
 pub(crate) mod sharded;
+pub(crate) mod streams;
 
 pub(crate) use connect::{RedisEndpoint, root_certs};
 pub use memory::InProcessBus;
 pub(crate) use sentinel::SentinelSpec;
+pub use streams::StreamsOptions;
 
 use crate::error::Error;
 use bytes::Bytes;

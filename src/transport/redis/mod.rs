@@ -14,6 +14,7 @@
 
 mod node;
 mod publisher;
+mod queue;
 mod subscriber;
 
 use super::connect::{RedisEndpoint, open_client, open_pubsub, tls_connector};
@@ -25,13 +26,15 @@ use crate::wire::redact_url;
 use bytes::Bytes;
 use node::command_connection;
 use publisher::run_publisher;
+use queue::Outgoing;
+pub(crate) use queue::Xadd;
 use redis::aio::{ConnectionManager, PubSubSink};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use subscriber::run_subscriber;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsConnector;
 
@@ -44,18 +47,6 @@ const MAX_BATCH: usize = 512;
 /// refused connection costs Redis and us next to nothing).
 const BACKOFF_MIN: Duration = Duration::from_millis(5);
 const BACKOFF_MAX: Duration = Duration::from_millis(25);
-
-struct Outgoing {
-    channel: String,
-    payload: Bytes,
-    /// Subscriber connections this message should reach (0: not checked).
-    expect: usize,
-    /// [`Mode::Counted`]: ask `PUBSUB NUMSUB` of the channel just before publishing.
-    count_subscribers: bool,
-    /// Set for [`Mode::Confirmed`]: told how the pipeline holding this message ended,
-    /// and how many subscribers it reached.
-    done: Option<oneshot::Sender<Result<Option<usize>, Error>>>,
-}
 
 /// The Redis node both connections use.
 struct Node {
@@ -267,45 +258,7 @@ impl Transport for RedisTransport {
         mode: Mode,
         expect: usize,
     ) -> BoxFuture<'_, Result<Option<usize>, Error>> {
-        Box::pin(async move {
-            if let Some(e) = self.refusal() {
-                if matches!(e, Error::Disconnected) {
-                    Counters::add(&self.shared.counters.refused, 1);
-                    if mode == Mode::Volatile {
-                        Counters::add(&self.shared.counters.volatile_dropped, 1);
-                    }
-                }
-                return Err(e);
-            }
-            let mut msg = Outgoing {
-                channel,
-                payload,
-                expect,
-                count_subscribers: mode == Mode::Counted,
-                done: None,
-            };
-            match mode {
-                Mode::Volatile => match self.queue.try_send(msg) {
-                    Ok(()) => Ok(None),
-                    Err(mpsc::error::TrySendError::Full(_)) => {
-                        Counters::add(&self.shared.counters.volatile_dropped, 1);
-                        Ok(None)
-                    }
-                    Err(mpsc::error::TrySendError::Closed(_)) => Err(Error::Closed),
-                },
-                Mode::Queued => {
-                    self.queue.send(msg).await.map_err(|_| Error::Closed)?;
-                    Ok(None)
-                }
-                Mode::Confirmed | Mode::Counted => {
-                    let (tx, rx) = oneshot::channel();
-                    msg.done = Some(tx);
-                    self.queue.send(msg).await.map_err(|_| Error::Closed)?;
-                    // The publisher drops the sender without a word only when it stops.
-                    rx.await.map_err(|_| Error::Closed)?
-                }
-            }
-        })
+        Box::pin(self.enqueue(Outgoing::new(channel, payload, expect, mode), mode))
     }
 
     fn try_publish(&self, channel: String, payload: Bytes) -> TryPublish {
@@ -315,14 +268,10 @@ impl Transport for RedisTransport {
             }
             return TryPublish::Failed(e, channel);
         }
-        let msg = Outgoing {
-            channel,
-            payload,
-            expect: 0,
-            count_subscribers: false,
-            done: None,
-        };
-        match self.queue.try_send(msg) {
+        match self
+            .queue
+            .try_send(Outgoing::new(channel, payload, 0, Mode::Queued))
+        {
             Ok(()) => TryPublish::Queued,
             Err(mpsc::error::TrySendError::Full(m)) => TryPublish::Full(m.channel, m.payload),
             Err(mpsc::error::TrySendError::Closed(m)) => {

@@ -5,7 +5,8 @@
 //! refused at once) and probes with PING until Redis answers again.
 
 use super::node::{ATTEMPTS_PER_NODE, command_connection};
-use super::{BACKOFF_MAX, BACKOFF_MIN, MAX_BATCH, Outgoing, RETRY_DELAY, Shared};
+use super::queue::Outgoing;
+use super::{BACKOFF_MAX, BACKOFF_MIN, MAX_BATCH, RETRY_DELAY, Shared};
 use crate::error::Error;
 use crate::stats::Counters;
 use redis::aio::ConnectionManager;
@@ -210,7 +211,22 @@ impl Plan {
             } else {
                 plan.numsub_at.push(None);
             }
-            pipe.cmd("PUBLISH").arg(&m.channel).arg(&m.payload[..]);
+            match &m.xadd {
+                Some(x) => {
+                    pipe.cmd("XADD")
+                        .arg(&m.channel)
+                        .arg("MAXLEN")
+                        .arg("~")
+                        .arg(x.max_len)
+                        .arg("*");
+                    for (k, v) in &x.fields {
+                        pipe.arg(*k).arg(&v[..]);
+                    }
+                }
+                None => {
+                    pipe.cmd("PUBLISH").arg(&m.channel).arg(&m.payload[..]);
+                }
+            }
             plan.publish_at.push(at);
             at += 1;
         }
@@ -317,13 +333,14 @@ mod tests {
     }
 
     fn message(count_subscribers: bool) -> Outgoing {
-        Outgoing {
-            channel: "c".into(),
-            payload: Bytes::from_static(b"x"),
-            expect: 0,
-            count_subscribers,
-            done: None,
-        }
+        let mut m = Outgoing::new(
+            "c".into(),
+            Bytes::from_static(b"x"),
+            0,
+            crate::transport::Mode::Queued,
+        );
+        m.count_subscribers = count_subscribers;
+        m
     }
 
     /// Three messages, the second counted: commands PUBLISH, NUMSUB, PUBLISH, PUBLISH.

@@ -1,0 +1,103 @@
+//! What the publisher task sends: one PUBLISH, or one XADD (the Streams transport), and
+//! how a caller queues it ([`Mode`]).
+
+use super::RedisTransport;
+use crate::error::Error;
+use crate::stats::Counters;
+use crate::transport::Mode;
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+
+/// One message for the publisher task.
+pub(super) struct Outgoing {
+    /// The channel (PUBLISH) or the stream (XADD).
+    pub(super) channel: String,
+    pub(super) payload: Bytes,
+    /// Subscriber connections this message should reach (0: not checked).
+    pub(super) expect: usize,
+    /// [`Mode::Counted`]: ask `PUBSUB NUMSUB` of the channel just before publishing.
+    pub(super) count_subscribers: bool,
+    /// Set: an `XADD` of these fields instead of a PUBLISH of `payload`.
+    pub(super) xadd: Option<Xadd>,
+    /// Set for [`Mode::Confirmed`]: told how the pipeline holding this message ended,
+    /// and how many subscribers it reached.
+    pub(super) done: Option<oneshot::Sender<Result<Option<usize>, Error>>>,
+}
+
+/// `XADD <stream> MAXLEN ~ <max_len> * <fields…>`.
+#[derive(Debug)]
+pub(crate) struct Xadd {
+    /// Node's `maxLen`: the stream is trimmed to about this many entries.
+    pub(crate) max_len: usize,
+    /// Field names and values, in order.
+    pub(crate) fields: Vec<(&'static str, Vec<u8>)>,
+}
+
+impl Outgoing {
+    pub(super) fn new(channel: String, payload: Bytes, expect: usize, mode: Mode) -> Self {
+        Outgoing {
+            channel,
+            payload,
+            expect,
+            count_subscribers: mode == Mode::Counted,
+            xadd: None,
+            done: None,
+        }
+    }
+}
+
+impl RedisTransport {
+    /// Queues `msg` as `mode` says (see [`Mode`]); refused at once (and counted) while
+    /// the publishing connection is known down.
+    pub(super) async fn enqueue(
+        &self,
+        mut msg: Outgoing,
+        mode: Mode,
+    ) -> Result<Option<usize>, Error> {
+        if let Some(e) = self.refusal() {
+            if matches!(e, Error::Disconnected) {
+                Counters::add(&self.shared.counters.refused, 1);
+                if mode == Mode::Volatile {
+                    Counters::add(&self.shared.counters.volatile_dropped, 1);
+                }
+            }
+            return Err(e);
+        }
+        match mode {
+            Mode::Volatile => match self.queue.try_send(msg) {
+                Ok(()) => Ok(None),
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    Counters::add(&self.shared.counters.volatile_dropped, 1);
+                    Ok(None)
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => Err(Error::Closed),
+            },
+            Mode::Queued => {
+                self.queue.send(msg).await.map_err(|_| Error::Closed)?;
+                Ok(None)
+            }
+            Mode::Confirmed | Mode::Counted => {
+                let (tx, rx) = oneshot::channel();
+                msg.done = Some(tx);
+                self.queue.send(msg).await.map_err(|_| Error::Closed)?;
+                // The publisher drops the sender without a word only when it stops.
+                rx.await.map_err(|_| Error::Closed)?
+            }
+        }
+    }
+
+    /// `XADD` on `stream`, queued with the PUBLISHes (one order for both, one pipeline):
+    /// resolves as [`publish`](crate::transport::Transport::publish) does for `mode`
+    /// (with `None`: XADD answers an id, not a count).
+    pub(crate) async fn xadd(
+        &self,
+        stream: String,
+        entry: Xadd,
+        mode: Mode,
+    ) -> Result<Option<usize>, Error> {
+        let mut msg = Outgoing::new(stream, Bytes::new(), 0, mode);
+        msg.count_subscribers = false;
+        msg.xadd = Some(entry);
+        self.enqueue(msg, mode).await
+    }
+}

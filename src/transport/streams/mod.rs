@@ -1,0 +1,188 @@
+//! The Redis Streams transport (`ClusterOptions::streams`), wire-compatible with Node's
+//! `@socket.io/redis-streams-adapter` 0.3.1.
+//!
+//! The messages are the ClusterAdapter ones of the sharded protocol (static mode: one
+//! channel per namespace, one response channel per server). What changes is where they
+//! travel:
+//! * broadcasts without an ack, joins, leaves and disconnects are appended to the
+//!   namespace's stream (`XADD … MAXLEN ~ maxLen`), pipelined with everything else by the
+//!   standalone transport's publisher (one order, one bounded queue);
+//! * every other message, and every response, is `PUBLISH`ed as msgpack (Node's
+//!   subscriber reads msgpack only) on `<key>#<nsp>#` or `<key>#<nsp>#<uid>#`, through
+//!   the standalone transport's pub/sub connection; servers are counted with
+//!   `PUBSUB NUMSUB <key>#<nsp>#`, as Node does;
+//! * one reader task per server, on a connection of its own, blocks in `XREAD` on every
+//!   stream from the last id it read (see [`reader`]). The offset survives reconnects,
+//!   so a server that lost its connection reads what was appended meanwhile; a reader
+//!   that fell behind the stream's trimming counts what it missed.
+
+mod reader;
+
+use super::redis::{RedisTransport, Xadd};
+use super::{BoxFuture, MessageSink, Mode, RedisEndpoint, Sub, Transport, TryPublish};
+use crate::error::Error;
+use crate::stats::Counters;
+use crate::wire::cluster_format::ClusterMessage;
+use crate::wire::streams::{is_ephemeral, stream_name, stream_names};
+use bytes::Bytes;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Node's streams options (`ClusterOptions::streams` and its setters).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamsOptions {
+    /// Node: `streamName`. Default `socket.io`.
+    pub stream_name: String,
+    /// Node: `streamCount`. Default 1.
+    pub stream_count: u32,
+    /// Node: `maxLen`: each stream is trimmed to about this many entries. Default 10,000.
+    pub max_len: usize,
+    /// Node: `readCount`: entries read per `XREAD`. Default 100.
+    pub read_count: usize,
+    /// Node: `blockTimeInMs`. Default 5 s.
+    pub block_time: Duration,
+    /// Node: `onlyPlaintext`: entries hold JSON even for binary. Default false.
+    pub only_plaintext: bool,
+}
+
+impl Default for StreamsOptions {
+    fn default() -> Self {
+        StreamsOptions {
+            stream_name: "socket.io".into(),
+            stream_count: 1,
+            max_len: 10_000,
+            read_count: 100,
+            block_time: Duration::from_secs(5),
+            only_plaintext: false,
+        }
+    }
+}
+
+pub(crate) struct StreamsTransport {
+    inner: RedisTransport,
+    key: String,
+    opts: StreamsOptions,
+    shutdown: watch::Sender<bool>,
+    reader: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl StreamsTransport {
+    pub(crate) async fn connect(
+        endpoint: &RedisEndpoint,
+        key: &str,
+        opts: &StreamsOptions,
+        connect_timeout: Duration,
+        queue_capacity: usize,
+        sink: Arc<dyn MessageSink>,
+        counters: Arc<Counters>,
+    ) -> Result<Self, Error> {
+        let inner = RedisTransport::connect(
+            endpoint,
+            connect_timeout,
+            queue_capacity,
+            sink.clone(),
+            counters.clone(),
+        )
+        .await?;
+        let client = super::connect::open_client(endpoint)?;
+        let streams = stream_names(&opts.stream_name, opts.stream_count);
+        // Where each stream ends now: what is appended from here on is read.
+        let start =
+            reader::Reader::start(client, streams, key, opts, connect_timeout, sink, counters)
+                .await?;
+        let (shutdown, rx) = watch::channel(false);
+        let reader = tokio::spawn(start.run(rx));
+        Ok(Self {
+            inner,
+            key: key.to_owned(),
+            opts: opts.clone(),
+            shutdown,
+            reader: Mutex::new(Some(reader)),
+        })
+    }
+
+    /// The bytes and where they go: `(stream, entry)` for the stream, or the payload
+    /// for pub/sub (msgpack for ClusterAdapter messages; anything else, e.g. our
+    /// heartbeats, unchanged).
+    fn route(&self, channel: &str, payload: Bytes) -> Result<(String, Xadd), Bytes> {
+        if !channel.starts_with(&format!("{}#", self.key)) {
+            return Err(payload);
+        }
+        let Ok(msg) = ClusterMessage::decode(&payload) else {
+            return Err(payload);
+        };
+        let main = channel == format!("{}#{}#", self.key, msg.nsp);
+        if main && !is_ephemeral(&msg) {
+            let entry = Xadd {
+                max_len: self.opts.max_len,
+                fields: msg.to_stream_fields(self.opts.only_plaintext),
+            };
+            return Ok((
+                stream_name(&self.opts.stream_name, self.opts.stream_count, &msg.nsp),
+                entry,
+            ));
+        }
+        Err(Bytes::from(msg.encode_msgpack()))
+    }
+}
+
+impl Transport for StreamsTransport {
+    fn publish(
+        &self,
+        channel: String,
+        payload: Bytes,
+        mode: Mode,
+        expect: usize,
+    ) -> BoxFuture<'_, Result<Option<usize>, Error>> {
+        Box::pin(async move {
+            match self.route(&channel, payload) {
+                Ok((stream, entry)) => self.inner.xadd(stream, entry, mode).await,
+                Err(payload) => self.inner.publish(channel, payload, mode, expect).await,
+            }
+        })
+    }
+
+    fn try_publish(&self, channel: String, payload: Bytes) -> TryPublish {
+        match self.route(&channel, payload) {
+            // Replies never go to the stream; nothing else takes this path.
+            Ok(_) => TryPublish::Failed(
+                Error::Unsupported("a stream entry on the replies' path"),
+                channel,
+            ),
+            Err(payload) => self.inner.try_publish(channel, payload),
+        }
+    }
+
+    fn subscribe(&self, sub: Sub) -> BoxFuture<'_, Result<(), Error>> {
+        self.inner.subscribe(sub)
+    }
+
+    fn unsubscribe(&self, sub: Sub) -> BoxFuture<'_, Result<(), Error>> {
+        self.inner.unsubscribe(sub)
+    }
+
+    fn num_sub(&self, channels: Vec<String>) -> BoxFuture<'_, Result<Vec<usize>, Error>> {
+        self.inner.num_sub(channels)
+    }
+
+    fn is_connected(&self) -> bool {
+        self.inner.is_connected()
+    }
+
+    fn is_publishing(&self) -> bool {
+        self.inner.is_publishing()
+    }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        let _ = self.shutdown.send(true);
+        let reader = self.reader.lock().unwrap_or_else(|p| p.into_inner()).take();
+        Box::pin(async move {
+            if let Some(r) = reader {
+                let _ = r.await;
+            }
+            self.inner.close().await;
+        })
+    }
+}

@@ -1,0 +1,340 @@
+//! The stream reader: one task, one connection of its own (a blocking `XREAD` holds up
+//! everything behind it on a connection), reading every stream of the cluster from the
+//! last id it read.
+//!
+//! * It starts where each stream ends when the transport connects (`XINFO STREAM`'s
+//!   `last-generated-id`; `0-0` for a stream that does not exist yet), so nothing
+//!   appended after `connect` returned is missed.
+//! * Every entry is handed to the sink as the ClusterAdapter message it holds, on its
+//!   namespace's channel, exactly as the sharded transport would deliver it; entries of
+//!   namespaces nobody here serves are passed over by the router.
+//! * The offsets live as long as the transport: after a lost connection the reader
+//!   reconnects (at once, then every 5 to 250 ms) and goes on from them, so what was
+//!   appended meanwhile is delivered, once.
+//! * Gaps: Redis trims a stream to about `maxLen` entries whether or not anyone read
+//!   them (Node's reader then skips them silently). Ours knows how many entries each
+//!   stream had when it started (`entries-added`) and how many it read since; after a
+//!   reconnect and after every full batch it compares with `XINFO STREAM` and counts the
+//!   entries trimmed before it read them (`stats().stream_missed`, logged).
+
+use crate::error::Error;
+use crate::stats::Counters;
+use crate::transport::MessageSink;
+use crate::transport::streams::StreamsOptions;
+use crate::wire::cluster_format::ClusterMessage;
+use redis::Value;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+const BACKOFF_MIN: Duration = Duration::from_millis(5);
+const BACKOFF_MAX: Duration = Duration::from_millis(250);
+
+/// One stream's reading state.
+struct Cursor {
+    stream: String,
+    /// The last id read (or where the stream ended at start).
+    offset: String,
+    /// Entries added to the stream up to and including `offset` (its `entries-added`
+    /// at start, plus every entry read since); `None` when Redis does not say.
+    added: Option<u64>,
+}
+
+pub(super) struct Reader {
+    client: redis::Client,
+    cursors: Vec<Cursor>,
+    key: String,
+    read_count: usize,
+    block: Duration,
+    connect_timeout: Duration,
+    sink: Arc<dyn MessageSink>,
+    counters: Arc<Counters>,
+}
+
+impl Reader {
+    /// Connects and notes where every stream ends now.
+    pub(super) async fn start(
+        client: redis::Client,
+        streams: Vec<String>,
+        key: &str,
+        opts: &StreamsOptions,
+        connect_timeout: Duration,
+        sink: Arc<dyn MessageSink>,
+        counters: Arc<Counters>,
+    ) -> Result<Reader, Error> {
+        let mut this = Reader {
+            client,
+            cursors: streams
+                .into_iter()
+                .map(|stream| Cursor {
+                    stream,
+                    offset: "0-0".into(),
+                    added: Some(0),
+                })
+                .collect(),
+            key: key.to_owned(),
+            read_count: opts.read_count,
+            block: opts.block_time,
+            connect_timeout,
+            sink,
+            counters,
+        };
+        let mut conn = this.connection().await?;
+        for i in 0..this.cursors.len() {
+            if let Some(info) = info(&mut conn, &this.cursors[i].stream).await? {
+                let c = &mut this.cursors[i];
+                c.offset = info.last_id;
+                c.added = info.entries_added;
+            }
+        }
+        Ok(this)
+    }
+
+    /// A connection whose response timeout outlasts the blocking read.
+    async fn connection(&self) -> Result<redis::aio::MultiplexedConnection, Error> {
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(Some(self.block + self.connect_timeout));
+        match tokio::time::timeout(
+            self.connect_timeout,
+            self.client
+                .get_multiplexed_async_connection_with_config(&config),
+        )
+        .await
+        {
+            Ok(res) => Ok(res?),
+            Err(_) => Err(Error::ConnectTimeout {
+                url: crate::wire::redact_url(&self.client.get_connection_info().addr().to_string()),
+                timeout: self.connect_timeout,
+            }),
+        }
+    }
+
+    /// Reads until shutdown.
+    pub(super) async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let mut delay = Duration::ZERO;
+        let mut first = true;
+        loop {
+            let mut conn = match self.connection().await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::debug!(error = %e, "stream reader: reconnect failed");
+                    delay = (delay * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => continue,
+                        _ = shutdown.changed() => return,
+                    }
+                }
+            };
+            if !first {
+                tracing::info!("stream reader reconnected; reading on from its offsets");
+                self.check_gaps(&mut conn).await;
+            }
+            first = false;
+            delay = Duration::ZERO;
+            loop {
+                let mut cmd = redis::cmd("XREAD");
+                cmd.arg("BLOCK")
+                    .arg(self.block.as_millis() as u64)
+                    .arg("COUNT")
+                    .arg(self.read_count)
+                    .arg("STREAMS");
+                for c in &self.cursors {
+                    cmd.arg(&c.stream);
+                }
+                for c in &self.cursors {
+                    cmd.arg(&c.offset);
+                }
+                let reply = tokio::select! {
+                    r = cmd.query_async::<Value>(&mut conn) => r,
+                    _ = shutdown.changed() => return,
+                };
+                match reply {
+                    Ok(v) => {
+                        if self.deliver(v) {
+                            self.check_gaps(&mut conn).await;
+                        }
+                    }
+                    Err(e) => {
+                        Counters::add(&self.counters.reconnects, 1);
+                        tracing::warn!(error = %e, "stream reader connection lost; reconnecting");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hands every entry of an `XREAD` reply to the sink; `true` when a stream
+    /// returned a full batch (the reader may be behind: check for a gap).
+    fn deliver(&mut self, reply: Value) -> bool {
+        let mut full = false;
+        for (stream, entries) in stream_entries(reply) {
+            let Some(c) = self.cursors.iter_mut().find(|c| c.stream == stream) else {
+                continue;
+            };
+            full |= entries.len() >= self.read_count;
+            for (id, fields) in entries {
+                match ClusterMessage::from_stream_fields(
+                    fields.iter().map(|(k, v)| (k.as_slice(), v.as_slice())),
+                ) {
+                    Ok(msg) => {
+                        let channel = format!("{}#{}#", self.key, msg.nsp);
+                        self.sink.deliver(&channel, None, &msg.encode());
+                    }
+                    Err(e) => self.counters.malformed(&stream, &e),
+                }
+                c.offset = id;
+                c.added = c.added.map(|n| n + 1);
+            }
+        }
+        full
+    }
+
+    /// Counts (and logs) entries trimmed before this reader got to them.
+    async fn check_gaps(&mut self, conn: &mut redis::aio::MultiplexedConnection) {
+        for c in &mut self.cursors {
+            let Ok(Some(info)) = info(conn, &c.stream).await else {
+                continue;
+            };
+            let (Some(read), Some(added)) = (c.added, info.entries_added) else {
+                continue;
+            };
+            // The first entry still there is number `added - length + 1`; ours is `read`.
+            let first = added.saturating_sub(info.length) + 1;
+            if first > read + 1 {
+                let missed = first - read - 1;
+                Counters::add(&self.counters.stream_missed, missed);
+                tracing::warn!(
+                    stream = %c.stream,
+                    missed,
+                    "stream entries were trimmed (maxLen) before this server read them: lost"
+                );
+                // Counted once: go on from the first entry still there.
+                c.added = Some(first - 1);
+            }
+        }
+    }
+}
+
+struct Info {
+    last_id: String,
+    length: u64,
+    entries_added: Option<u64>,
+}
+
+/// `XINFO STREAM`; `None` for a stream that does not exist.
+async fn info(
+    conn: &mut redis::aio::MultiplexedConnection,
+    stream: &str,
+) -> Result<Option<Info>, Error> {
+    let reply: Result<Value, _> = redis::cmd("XINFO")
+        .arg("STREAM")
+        .arg(stream)
+        .query_async(conn)
+        .await;
+    let v = match reply {
+        Ok(v) => v,
+        Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) => {
+            return Ok(None); // ERR no such key
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let pairs = pairs(v);
+    let get = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+    let int = |name: &str| match get(name) {
+        Some(Value::Int(n)) => Some(*n as u64),
+        _ => None,
+    };
+    Ok(Some(Info {
+        last_id: get("last-generated-id")
+            .and_then(text)
+            .unwrap_or_else(|| "0-0".into()),
+        length: int("length").unwrap_or(0),
+        entries_added: int("entries-added"),
+    }))
+}
+
+/// A RESP2 flat array or RESP3 map as `(name, value)` pairs.
+fn pairs(v: Value) -> Vec<(String, Value)> {
+    match v {
+        Value::Map(m) => m
+            .into_iter()
+            .filter_map(|(k, v)| Some((text(&k)?, v)))
+            .collect(),
+        Value::Array(a) => {
+            let mut out = Vec::new();
+            let mut it = a.into_iter();
+            while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                if let Some(k) = text(&k) {
+                    out.push((k, v));
+                }
+            }
+            out
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// An `XREAD` reply (RESP2 arrays or a RESP3 map; nil when the block timed out) as
+/// `(stream, [(id, fields)])`.
+fn stream_entries(reply: Value) -> Vec<(String, Vec<(String, Fields)>)> {
+    let streams: Vec<(Value, Value)> = match reply {
+        Value::Map(m) => m,
+        Value::Array(a) => a
+            .into_iter()
+            .filter_map(|s| match s {
+                Value::Array(mut kv) if kv.len() == 2 => {
+                    let entries = kv.pop()?;
+                    Some((kv.pop()?, entries))
+                }
+                _ => None,
+            })
+            .collect(),
+        _ => return Vec::new(),
+    };
+    streams
+        .into_iter()
+        .filter_map(|(name, entries)| {
+            let name = text(&name)?;
+            let Value::Array(entries) = entries else {
+                return None;
+            };
+            let entries = entries
+                .into_iter()
+                .filter_map(|e| match e {
+                    Value::Array(mut e) if e.len() == 2 => {
+                        let fields = e.pop()?;
+                        let id = text(&e.pop()?)?;
+                        let fields = match fields {
+                            Value::Array(f) => f
+                                .chunks(2)
+                                .filter_map(|kv| match kv {
+                                    [Value::BulkString(k), Value::BulkString(v)] => {
+                                        Some((k.clone(), v.clone()))
+                                    }
+                                    _ => None,
+                                })
+                                .collect(),
+                            // A deleted entry still listed (XDEL) has no fields.
+                            _ => Vec::new(),
+                        };
+                        Some((id, fields))
+                    }
+                    _ => None,
+                })
+                .collect();
+            Some((name, entries))
+        })
+        .collect()
+}
