@@ -1,9 +1,11 @@
-//! Mixed clusters over the sharded protocol: a Node socket.io 4.8.4 server on
+//! Mixed clusters over the ClusterAdapter protocols: a Node socket.io 4.8.4 server on
 //! `@socket.io/redis-adapter` 8.3.0's `createShardedAdapter` (`subscriptionMode:
 //! "static"`, `tests/interop/server.js --sharded static`) and two socketioxide servers
 //! with `ClusterOptions::sharded(SubscriptionMode::Static)`, on one standalone Redis 7
-//! (sharded pub/sub works there too): broadcasts, fetchSockets, socketsJoin,
-//! serverSideEmit with acks, broadcasts with acks and server counts, both directions.
+//! (sharded pub/sub works there too); and the same with a Node server on
+//! `@socket.io/redis-streams-adapter` 0.3.1 (`--streams`) and ours on
+//! `ClusterOptions::streams`: broadcasts, fetchSockets, socketsJoin, serverSideEmit with
+//! acks, broadcasts with acks and server counts, both directions.
 //!
 //! Determinism: as in `interop_requests.rs`, every Node command waits for a pub/sub
 //! barrier, and every Rust publish goes out in order on one connection per shard.
@@ -17,7 +19,7 @@ use common::node::{NodeProcess, start_client, start_server};
 use common::{AutoAck, Parser, arg};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use socketioxide_cluster::SubscriptionMode;
+use socketioxide_cluster::{StreamsOptions, SubscriptionMode};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -29,19 +31,30 @@ struct Mixed {
     key: String,
 }
 
-async fn mixed(name: &str) -> Mixed {
+/// Which of Node's ClusterAdapter-based adapters.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flavor {
+    Sharded,
+    Streams,
+}
+
+async fn mixed(name: &str, flavor: Flavor) -> Mixed {
     common::init_tracing();
     let key = common::unique_key("sharded");
-    let node = start_server(
-        &format!("{name}-N"),
-        &common::shared().url(),
-        &key,
-        &["--sharded", "static"],
-    )
-    .await;
-    let opts = shared_opts(&key)
-        .sharded(SubscriptionMode::Static)
-        .requests_timeout(Duration::from_secs(10));
+    let stream = format!("{key}-stream");
+    let args = match flavor {
+        Flavor::Sharded => ["--sharded", "static"],
+        Flavor::Streams => ["--streams", stream.as_str()],
+    };
+    let node = start_server(&format!("{name}-N"), &common::shared().url(), &key, &args).await;
+    let opts = shared_opts(&key).requests_timeout(Duration::from_secs(10));
+    let opts = match flavor {
+        Flavor::Sharded => opts.sharded(SubscriptionMode::Static),
+        Flavor::Streams => opts.streams(StreamsOptions {
+            stream_name: stream.clone(),
+            ..StreamsOptions::default()
+        }),
+    };
     let rust = nodes_serving(2, &opts, Parser::Json, Serve::ROOT).await;
     Mixed { node, rust, key }
 }
@@ -66,11 +79,28 @@ fn set<I: IntoIterator<Item = S>, S: ToString>(i: I) -> BTreeSet<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broadcasts_and_requests_both_ways_with_nodes_sharded_adapter() {
+    both_ways(Flavor::Sharded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcasts_and_requests_both_ways_with_nodes_streams_adapter() {
+    both_ways(Flavor::Streams).await;
+}
+
+async fn both_ways(flavor: Flavor) {
     let Mixed {
         mut node,
         rust,
         key,
-    } = mixed("sh").await;
+    } = mixed(
+        if flavor == Flavor::Sharded {
+            "sh"
+        } else {
+            "st"
+        },
+        flavor,
+    )
+    .await;
     let (r1, r2) = (&rust[0], &rust[1]);
     let mut n1 = start_client(
         "sh-n1",
@@ -244,7 +274,20 @@ async fn broadcasts_and_requests_both_ways_with_nodes_sharded_adapter() {
     }
 
     // Our emitter on the sharded protocol reaches the Node server's clients too (Node's
-    // own emitter has no sharded mode).
+    // own emitter has no sharded mode). Not on streams yet.
+    if flavor == Flavor::Sharded {
+        emitter_reaches_node(&mut node, &mut n1, &mut c1, &n1_id, key).await;
+    }
+    kill_node_and_recount(node, n1, &rust).await;
+}
+
+async fn emitter_reaches_node(
+    node: &mut NodeProcess,
+    n1: &mut NodeProcess,
+    c1: &mut common::Client,
+    n1_id: &str,
+    key: String,
+) {
     let em = socketioxide_cluster_emitter::Emitter::connect(
         socketioxide_cluster_emitter::EmitterOptions::new(common::shared().url())
             .sharded(SubscriptionMode::Static)
@@ -253,15 +296,15 @@ async fn broadcasts_and_requests_both_ways_with_nodes_sharded_adapter() {
     .await
     .unwrap();
     em.to("a").emit("from-emitter", &"e").await.unwrap();
-    assert_eq!(
-        node_expect(&mut n1, &["from-emitter"], T).await[0],
-        json!(["e"])
-    );
+    assert_eq!(node_expect(n1, &["from-emitter"], T).await[0], json!(["e"]));
     assert_eq!(c1.recv_event_named("from-emitter", T).await.str_arg(0), "e");
     em.in_("a").sockets_join("em-joined").await.unwrap();
-    let got = node_cmd(&mut node, "fetchSockets", json!({"to": "em-joined"})).await;
-    assert_eq!(ids(&got), set([n1_id.as_str(), c1.sid()]));
+    let got = node_cmd(node, "fetchSockets", json!({"to": "em-joined"})).await;
+    assert_eq!(ids(&got), set([n1_id, c1.sid()]));
+}
 
+async fn kill_node_and_recount(mut node: NodeProcess, n1: NodeProcess, rust: &[cluster::Node]) {
+    let r1 = &rust[0];
     // The Node server dies (SIGKILL): Redis drops its subscriptions with its connection,
     // so ours count two servers again and a request waits for nobody dead.
     node.kill().await;
@@ -274,7 +317,7 @@ async fn broadcasts_and_requests_both_ways_with_nodes_sharded_adapter() {
         "answered without waiting for the dead server"
     );
 
-    for r in &rust {
+    for r in rust {
         let stats = r.cluster.stats();
         assert_eq!(stats.malformed, 0, "{stats:?}");
     }

@@ -44,6 +44,11 @@ const SHARDED = String(lib.opt(args, "sharded", "SHARDED", ""));
 // #571): the master is asked of the sentinels on every reconnect, and
 // failoverDetector reconnects on +switch-master.
 const SENTINEL = String(lib.opt(args, "sentinel", "SENTINEL", ""));
+// --streams <streamName>: @socket.io/redis-streams-adapter 0.3.1 (KEY is its
+// channelPrefix) instead of the pub/sub adapters; --csr turns socket.io's connection
+// state recovery on (what Node users of the streams adapter run it for).
+const STREAMS = String(lib.opt(args, "streams", "STREAMS", ""));
+const CSR = lib.boolOpt(args, "csr", "CSR", false);
 const MAX_LIFETIME_MS = Number(
   lib.opt(args, "max-lifetime-ms", "MAX_LIFETIME_MS", "600000"),
 );
@@ -412,8 +417,14 @@ async function main() {
   await Promise.all([pubClient.connect(), subClient.connect()]);
 
   httpServer = http.createServer();
+  let adapter;
+  if (STREAMS) {
+    const { createAdapter: createStreamsAdapter } = require("@socket.io/redis-streams-adapter");
+    adapter = createStreamsAdapter(pubClient, { streamName: STREAMS, channelPrefix: KEY });
+  }
   io = new Server(httpServer, {
-    adapter: SHARDED
+    ...(CSR ? { connectionStateRecovery: { maxDisconnectionDuration: 60000 } } : {}),
+    adapter: adapter ? adapter : SHARDED
       ? createShardedAdapter(pubClient, subClient, {
           channelPrefix: KEY,
           subscriptionMode: SHARDED,
