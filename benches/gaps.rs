@@ -17,7 +17,7 @@
 //!   "Redis back" is the first `PING` answered on a fresh connection of the bench's own
 //!   (polled every 2 ms from a thread of its own).
 //!
-//! Implementations (`BENCH_GAP_PEERS`, default `ours,node`):
+//! Implementations (`BENCH_GAP_PEERS`, default `ours,node,ours-streams,node-streams`):
 //! * **ours**: two socketioxide servers on `ClusterAdapter` (default options); every
 //!   `io.emit` result is kept (which error, when, how long the call took), and both
 //!   servers' `cluster.stats()` are printed.
@@ -25,6 +25,12 @@
 //!   8.3.0); A ticks inside Node (`ticksStart`/`ticksStop` of `tests/interop/bench.js`),
 //!   our clients on B measure. Node's `io.emit` returns nothing: a failed publish only
 //!   shows as an unhandled promise rejection, which A counts.
+//! * **ours-streams**, **node-streams**: the same on the Streams protocol
+//!   (`ClusterOptions::streams`; Node's `@socket.io/redis-streams-adapter` 0.3.1):
+//!   broadcasts go through a Redis stream that each server reads from its last id, so a
+//!   lost connection costs nothing that is still in the stream. Same faults (the stream
+//!   readers are normal connections: `CLIENT KILL TYPE pubsub` does not reach them; a
+//!   restart without persistence empties the stream, and readers go on from their ids).
 //!
 //! All times are wall-clock milliseconds of this machine (Rust `SystemTime`, Node
 //! `performance.timeOrigin + performance.now()`), printed relative to the fault. For each
@@ -50,7 +56,7 @@ use socketioxide_cluster_test_support::{
 };
 
 use serde_json::json;
-use socketioxide_cluster::{ClusterOptions, ClusterStats, Error};
+use socketioxide_cluster::{ClusterOptions, ClusterStats, Error, StreamsOptions};
 use std::{
     collections::{BTreeMap, HashMap},
     net::SocketAddr,
@@ -353,8 +359,14 @@ struct Summary {
 async fn setup(imp: &str, redis: &RedisServer, clients: usize) -> (Sender, Vec<Client>) {
     let key = unique_key("gaps");
     let mut sender = match imp {
-        "ours" => {
-            let opts = ClusterOptions::new(redis.url()).key(&key);
+        "ours" | "ours-streams" => {
+            let mut opts = ClusterOptions::new(redis.url()).key(&key);
+            if imp == "ours-streams" {
+                opts = opts.streams(StreamsOptions {
+                    stream_name: format!("{key}-stream"),
+                    ..StreamsOptions::default()
+                });
+            }
             let serve = Serve {
                 max_buffer_size: Some(100_000),
                 ..Serve::ROOT
@@ -363,15 +375,23 @@ async fn setup(imp: &str, redis: &RedisServer, clients: usize) -> (Sender, Vec<C
             let b = node_serving(opts, Parser::Json, serve).await;
             Sender::Ours { a, b, ticker: None }
         }
-        "node" => {
-            let a = start_server("A", &redis.url(), &key, &[]).await;
-            let b = start_server("B", &redis.url(), &key, &[]).await;
+        "node" | "node-streams" => {
+            let stream = format!("{key}-stream");
+            let args: &[&str] = if imp == "node-streams" {
+                &["--streams", &stream]
+            } else {
+                &[]
+            };
+            let a = start_server("A", &redis.url(), &key, args).await;
+            let b = start_server("B", &redis.url(), &key, args).await;
             Sender::Node {
                 a: Box::new(a),
                 b: Box::new(b),
             }
         }
-        other => panic!("BENCH_GAP_PEERS: unknown implementation {other:?} (ours, node)"),
+        other => panic!(
+            "BENCH_GAP_PEERS: unknown implementation {other:?} (ours, node, ours-streams, node-streams)"
+        ),
     };
     let mut cs = clients_on(sender.b_addr(), clients).await;
     // Every client receives a broadcast from A before the clock starts.
@@ -786,7 +806,7 @@ async fn main() {
         clients: env_num("BENCH_GAP_CLIENTS", 10),
         rate: env_num("BENCH_GAP_RATE", 1000) as f64,
         down: Duration::from_millis(env_num("BENCH_GAP_DOWN_MS", 1000) as u64),
-        peers: list("BENCH_GAP_PEERS", "ours,node"),
+        peers: list("BENCH_GAP_PEERS", "ours,node,ours-streams,node-streams"),
         scenarios: list("BENCH_GAP_SCENARIOS", "kill-pubsub,restart"),
     };
     assert!(
@@ -811,7 +831,7 @@ async fn main() {
                 panic!("BENCH_GAP_SCENARIOS: unknown scenario {other:?} (kill-pubsub, restart)")
             }
         };
-        for imp in ["ours", "node"] {
+        for imp in ["ours", "node", "ours-streams", "node-streams"] {
             if !cfg.peers.iter().any(|p| p == imp) {
                 println!(
                     "\n== {} / {imp}: skipped (not in BENCH_GAP_PEERS)",

@@ -257,3 +257,108 @@ async fn a_reader_behind_max_len_counts_the_gap() {
     // the last one, is still in the stream and read).
     assert_eq!(got + missed, n);
 }
+
+/// Redis restarted (SIGKILL, 300 ms down, no persistence: the stream starts anew) while
+/// broadcasts flow: every broadcast accepted once Redis answered again is delivered,
+/// once; what was lost went down with Redis or failed in the publisher (counted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_loses_nothing_accepted_after_it() {
+    common::init_tracing();
+    let redis = Arc::new(RedisServer::start());
+    let key = common::unique_key("streams-restart");
+    let opts = ClusterOptions::new(redis.url())
+        .key(&key)
+        .requests_timeout(T)
+        .streams(streams_named(&format!("{key}-s")));
+    let servers = nodes_serving(2, &opts, Parser::Json, Serve::ROOT).await;
+    let mut c = client(&servers[1], "/", Parser::Json, &[], T).await;
+    let io = servers[0].io.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    // (i, accepted) for every tick, and when Redis answered again.
+    let log = Arc::new(std::sync::Mutex::new(
+        Vec::<(u64, bool, std::time::Instant)>::new(),
+    ));
+    let tick = {
+        let (stop, log) = (stop.clone(), log.clone());
+        tokio::spawn(async move {
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let ok = io.emit("tick", &(i,)).await.is_ok();
+                log.lock().unwrap().push((i, ok, std::time::Instant::now()));
+                i += 1;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+    };
+    c.recv_event_named("tick", T).await;
+    let back = {
+        let r = redis.clone();
+        tokio::task::spawn_blocking(move || {
+            r.kill();
+            std::thread::sleep(Duration::from_millis(300));
+            r.restart();
+            std::time::Instant::now()
+        })
+        .await
+        .unwrap()
+    };
+    // Tick on until a tick emitted 1 s after Redis was back arrives.
+    let mut got: BTreeMap<u64, usize> = BTreeMap::new();
+    loop {
+        let ev = c.recv_event_named("tick", T).await;
+        let i = ev.i64_arg(0) as u64;
+        *got.entry(i).or_default() += 1;
+        if log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(j, _, at)| *j == i && *at > back + Duration::from_secs(1))
+        {
+            break;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    tick.await.unwrap();
+    while let Some(ev) = c.try_recv_event(Duration::from_millis(500)).await {
+        *got.entry(ev.i64_arg(0) as u64).or_default() += 1;
+    }
+    let log = log.lock().unwrap().clone();
+    let accepted_after: Vec<u64> = log
+        .iter()
+        .filter(|(_, ok, at)| *ok && *at > back)
+        .map(|(i, ..)| *i)
+        .collect();
+    let lost_after: Vec<u64> = accepted_after
+        .iter()
+        .copied()
+        .filter(|i| !got.contains_key(i))
+        .collect();
+    let dup: Vec<u64> = got
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(i, _)| *i)
+        .collect();
+    let lost_before = log
+        .iter()
+        .filter(|(i, ok, at)| *ok && *at <= back && !got.contains_key(i))
+        .count();
+    let a = servers[0].cluster.stats();
+    eprintln!(
+        "redis restarted: {} accepted after it was back, {} of them lost; {lost_before} accepted before lost \
+         (publish_failed {}), {} refused, {} duplicated",
+        accepted_after.len(),
+        lost_after.len(),
+        a.publish_failed,
+        log.iter().filter(|(_, ok, _)| !ok).count(),
+        dup.len()
+    );
+    assert!(!accepted_after.is_empty());
+    assert!(
+        lost_after.is_empty(),
+        "lost after Redis was back: {lost_after:?}"
+    );
+    assert!(dup.is_empty(), "duplicated: {dup:?}");
+    for s in &servers {
+        s.cluster.close().await;
+    }
+}

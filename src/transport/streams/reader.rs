@@ -15,7 +15,8 @@
 //!   them (Node's reader then skips them silently). Ours knows how many entries each
 //!   stream had when it started (`entries-added`) and how many it read since; after a
 //!   reconnect and after every full batch it compares with `XINFO STREAM` and counts the
-//!   entries trimmed before it read them (`stats().stream_missed`, logged).
+//!   entries trimmed before it read them (`stats().stream_missed`, logged). A stream
+//!   made anew (Redis restarted without persistence) is read from its start.
 
 use crate::error::Error;
 use crate::stats::Counters;
@@ -200,6 +201,14 @@ impl Reader {
             let (Some(read), Some(added)) = (c.added, info.entries_added) else {
                 continue;
             };
+            if added < read {
+                // Fewer entries ever added than this reader read: the stream was made
+                // anew (Redis restarted without persistence, or it was deleted). Its ids
+                // are newer than the offset, so all of it is still to be read.
+                tracing::info!(stream = %c.stream, "stream was created anew; reading all of it");
+                c.added = Some(added.saturating_sub(info.length));
+                continue;
+            }
             // The first entry still there is number `added - length + 1`; ours is `read`.
             let first = added.saturating_sub(info.length) + 1;
             if first > read + 1 {
