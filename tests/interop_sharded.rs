@@ -273,11 +273,14 @@ async fn both_ways(flavor: Flavor) {
         c.recv_event_named("ask-r", T).await;
     }
 
-    // Our emitter on the sharded protocol reaches the Node server's clients too (Node's
-    // own emitter has no sharded mode). Not on streams yet.
-    if flavor == Flavor::Sharded {
-        emitter_reaches_node(&mut node, &mut n1, &mut c1, &n1_id, key).await;
-    }
+    // Our emitter reaches the Node server's clients too, on either protocol (Node's own
+    // emitter has no sharded mode, and its streams emitter is not on the registry).
+    let em = socketioxide_cluster_emitter::EmitterOptions::new(common::shared().url());
+    let em = match flavor {
+        Flavor::Sharded => em.sharded(SubscriptionMode::Static),
+        Flavor::Streams => em.streams(format!("{key}-stream")),
+    };
+    emitter_reaches_node(&mut node, &mut n1, &mut c1, &n1_id, em.key(key)).await;
     kill_node_and_recount(node, n1, &rust).await;
 }
 
@@ -286,15 +289,11 @@ async fn emitter_reaches_node(
     n1: &mut NodeProcess,
     c1: &mut common::Client,
     n1_id: &str,
-    key: String,
+    opts: socketioxide_cluster_emitter::EmitterOptions,
 ) {
-    let em = socketioxide_cluster_emitter::Emitter::connect(
-        socketioxide_cluster_emitter::EmitterOptions::new(common::shared().url())
-            .sharded(SubscriptionMode::Static)
-            .key(key),
-    )
-    .await
-    .unwrap();
+    let em = socketioxide_cluster_emitter::Emitter::connect(opts)
+        .await
+        .unwrap();
     em.to("a").emit("from-emitter", &"e").await.unwrap();
     assert_eq!(node_expect(n1, &["from-emitter"], T).await[0], json!(["e"]));
     assert_eq!(c1.recv_event_named("from-emitter", T).await.str_arg(0), "e");

@@ -4,6 +4,7 @@ use crate::args::to_args;
 use crate::options::redact_url;
 use crate::rooms::{self, IntoRooms, Room};
 use crate::sentinel::SentinelPublisher;
+use crate::streams::StreamsPublisher;
 use crate::{EmitterOptions, Error};
 use rmpv::Value;
 use serde::Serialize;
@@ -191,6 +192,14 @@ impl Emitter {
             opts.connect_timeout,
         )
         .await?;
+        if let Some(target) = &opts.streams {
+            let publisher = StreamsPublisher {
+                conn,
+                key: opts.key.clone(),
+                target: target.clone(),
+            };
+            return Ok(Self::with_publisher(Box::new(publisher), &opts));
+        }
         Ok(Self::with_publisher(
             Box::new(RedisPublisher(conn, command)),
             &opts,
@@ -254,6 +263,14 @@ impl Emitter {
         C: redis::aio::ConnectionLike + Clone + Send + Sync + 'static,
     {
         let opts = opts.build()?.0;
+        if let Some(target) = &opts.streams {
+            let publisher = StreamsPublisher {
+                conn,
+                key: opts.key.clone(),
+                target: target.clone(),
+            };
+            return Ok(Self::with_publisher(Box::new(publisher), &opts));
+        }
         let command = publish_command(&opts);
         Ok(Self::with_publisher(
             Box::new(RedisPublisher(conn, command)),
@@ -266,7 +283,12 @@ impl Emitter {
             key: opts.key.clone(),
             publish_timeout: opts.publish_timeout,
             publisher,
-            sharded: opts.sharded,
+            // The Streams protocol's messages are the sharded static ones; its publisher
+            // puts them in the stream or on pub/sub.
+            sharded: match &opts.streams {
+                Some(_) => Some(SubscriptionMode::Static),
+                None => opts.sharded,
+            },
         });
         Self::for_nsp(shared, "/")
     }

@@ -74,6 +74,7 @@ mod error;
 mod options;
 mod rooms;
 mod sentinel;
+mod streams;
 
 pub use args::Args;
 pub use emitter::{

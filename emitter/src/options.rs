@@ -39,6 +39,8 @@ pub struct EmitterOptions {
     /// The other seeds of a Redis Cluster (`url` is the first).
     pub(crate) cluster: Option<Vec<String>>,
     pub(crate) sharded: Option<SubscriptionMode>,
+    /// With [`streams`](Self::streams): the servers' streams.
+    pub(crate) streams: Option<crate::streams::StreamTarget>,
     /// With [`sentinel`](Self::sentinel): where the master is asked for (`url` unused).
     pub(crate) sentinel: Option<SentinelSpec>,
     /// A Sentinel-only option set on other options (an error in `build`).
@@ -59,8 +61,46 @@ impl EmitterOptions {
             cluster: None,
             sharded: None,
             sentinel: None,
+            streams: None,
             misplaced: None,
         }
+    }
+
+    /// Speak the Streams protocol of servers on Node's `@socket.io/redis-streams-adapter`
+    /// 0.3.x or `ClusterOptions::streams`: broadcasts, joins, leaves and disconnects are
+    /// appended to `stream_name` (Node's `streamName`, default `socket.io`; with
+    /// [`stream_count`](Self::stream_count) the namespace's stream among several), server-side
+    /// emits are published. The count an operation returns is the namespace's servers.
+    /// A standalone Redis.
+    pub fn streams(mut self, stream_name: impl Into<String>) -> Self {
+        self.streams = Some(crate::streams::StreamTarget {
+            stream_name: stream_name.into(),
+            stream_count: 1,
+            max_len: 10_000,
+        });
+        self
+    }
+
+    /// Streams: the servers' `streamCount` (default 1). Node's streams emitter has none
+    /// (it writes the base stream only). An error in [`build`](Self::build) without
+    /// [`streams`](Self::streams).
+    pub fn stream_count(mut self, n: u32) -> Self {
+        match &mut self.streams {
+            Some(s) => s.stream_count = n,
+            None => self.misplaced = Some("stream_count"),
+        }
+        self
+    }
+
+    /// Streams: `maxLen`, the length each `XADD` trims its stream to, about (default
+    /// 10,000, Node's). An error in [`build`](Self::build) without
+    /// [`streams`](Self::streams).
+    pub fn max_len(mut self, n: usize) -> Self {
+        match &mut self.streams {
+            Some(s) => s.max_len = n,
+            None => self.misplaced = Some("max_len"),
+        }
+        self
     }
 
     /// Options for the master of a Redis Sentinel setup: `sentinels` are the
@@ -167,8 +207,25 @@ impl EmitterOptions {
     fn validate(&self) -> Result<(), Error> {
         if let Some(option) = self.misplaced {
             return Err(Error::Config(format!(
-                "{option} is an option of EmitterOptions::sentinel only"
+                "{option} is an option of EmitterOptions::{} only",
+                if option.starts_with("master") {
+                    "sentinel"
+                } else {
+                    "streams"
+                }
             )));
+        }
+        if let Some(st) = &self.streams {
+            if st.stream_name.is_empty() || st.stream_count == 0 || st.max_len == 0 {
+                return Err(Error::Config(
+                    "streams: the stream name must not be empty, stream_count and max_len above zero".into(),
+                ));
+            }
+            if self.sharded.is_some() || self.cluster.is_some() || self.sentinel.is_some() {
+                return Err(Error::Config(
+                    "streams: a standalone Redis and no sharded mode (for now)".into(),
+                ));
+            }
         }
         if let Some(spec) = &self.sentinel {
             let mut spec = spec.clone();
@@ -270,6 +327,7 @@ impl std::fmt::Debug for EmitterOptions {
             .field("custom_tls_root_cert", &self.tls_root_cert.is_some())
             .field("redis_cluster", &self.cluster.is_some())
             .field("sharded", &self.sharded)
+            .field("streams", &self.streams)
             .field(
                 "sentinel",
                 &self
