@@ -14,7 +14,8 @@
 //!   says about a socket, both ways), `packet` (socketioxide packets ⇄ Node data arrays),
 //!   `stand_in` (the `Sid`s that stand for Node sockets in socketioxide's API).
 //! * `transport`: the Redis seam (standalone Redis, Redis Cluster classic and sharded,
-//!   in-process bus; `sentinel`: following the master Redis Sentinel names; `connect`:
+//!   in-process bus; `sentinel`: following the master Redis Sentinel names; `streams`:
+//!   Redis Streams for broadcasts, read from a kept offset; `connect`:
 //!   opening the connections, TLS; `gate`: the subscriber's bounded read-ahead).
 //! * `options`: [`ClusterOptions`] (builder) and [`ClusterConfig`] (validated).
 //! * `liveness` (heartbeats between our servers), `correlation` (requests in flight),
@@ -85,6 +86,9 @@
 //!   master the sentinels name, asked again (and checked with `ROLE`) on every
 //!   reconnect; a watcher moves both connections on `+switch-master`, the subscriber
 //!   subscribed on the new master before it leaves the old one.
+//! * **Redis Streams** ([`ClusterOptions::streams`]): Node's streams adapter protocol;
+//!   broadcasts, joins, leaves and disconnects are stream entries each server reads from
+//!   its last id, the rest travels over pub/sub; entries trimmed unread are counted.
 //! * **Liveness**: our servers heartbeat on `<key>-heartbeat` (Node ignores it); a peer
 //!   that stops while still subscribed is not waited for ([`Error::Unresponsive`]).
 //! * **Failures**: the subscriber reconnects and re-subscribes by itself; while Redis is
