@@ -39,6 +39,11 @@ enum Flavor {
 }
 
 async fn mixed(name: &str, flavor: Flavor) -> Mixed {
+    mixed_with(name, flavor, &[]).await
+}
+
+/// With `extra` arguments for the Node server.
+async fn mixed_with(name: &str, flavor: Flavor, extra: &[&str]) -> Mixed {
     common::init_tracing();
     let key = common::unique_key("sharded");
     let stream = format!("{key}-stream");
@@ -46,6 +51,7 @@ async fn mixed(name: &str, flavor: Flavor) -> Mixed {
         Flavor::Sharded => ["--sharded", "static"],
         Flavor::Streams => ["--streams", stream.as_str()],
     };
+    let args: Vec<&str> = args.iter().chain(extra).copied().collect();
     let node = start_server(&format!("{name}-N"), &common::shared().url(), &key, &args).await;
     let opts = shared_opts(&key).requests_timeout(Duration::from_secs(10));
     let opts = match flavor {
@@ -447,4 +453,66 @@ async fn dynamic_mode_with_nodes_sharded_adapter() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynamic_private_mode_with_nodes_sharded_adapter() {
     dynamic_mode(SubscriptionMode::DynamicPrivate).await;
+}
+
+/// Connection-state recovery across a Node server on the streams adapter
+/// (`connectionStateRecovery` on) while Rust servers broadcast: a Node client whose
+/// transport dropped is recovered (same id) and gets the Rust broadcasts it missed,
+/// replayed by Node from the stream; a Rust server accepts a client whose `auth` carries
+/// Node's `pid` and `offset`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_clients_recover_their_state_while_rust_servers_broadcast() {
+    let Mixed { node, rust, .. } = mixed_with("csr", Flavor::Streams, &["--csr"]).await;
+    let (r1, r2) = (&rust[0], &rust[1]);
+    let mut n1 = start_client("csr-n1", &node.url(), "/", json!(["a"]), &[]).await;
+    let id = n1.sid();
+    cluster::until_server_count(r1, 3, T).await;
+    // A first event gives the client an offset (Node appends the entry id).
+    r1.io.emit("first", &("x",)).await.unwrap();
+    let args = node_expect(&mut n1, &["first"], T).await;
+    let offset = args[0]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        offset.split('-').count() == 2 && offset.split('-').all(|p| p.parse::<u64>().is_ok()),
+        "an entry id as the last argument: {args:?}"
+    );
+
+    node_cmd(&mut n1, "dropTransport", json!({})).await;
+    // The client calls it "forced close"; the server sees a transport close, for which
+    // it keeps the session.
+    n1.next_matching(|v| v.get("disconnected").is_some(), T)
+        .await;
+    // While it is away: broadcasts from both Rust servers, to its room and to all.
+    r1.io.to("a").emit("missed-room", &(1,)).await.unwrap();
+    r2.io.emit("missed-all", &(2,)).await.unwrap();
+    // Both are in the stream before the client comes back.
+    r1.io.to("nobody").join("barrier").await.unwrap();
+    node_cmd(&mut n1, "reconnect", json!({})).await;
+    let ev = n1
+        .next_matching(|v| v.get("reconnected").is_some(), T)
+        .await;
+    assert_eq!(ev["recovered"], json!(true), "{ev}");
+    assert_eq!(ev["reconnected"], json!(id), "the same id");
+    let args = node_expect(&mut n1, &["missed-room", "missed-all"], T).await;
+    assert_eq!(args[0][0], json!(1));
+    assert_eq!(args[1][0], json!(2));
+
+    // A client of a Rust server with Node's recovery fields in its auth: accepted.
+    let mut c = common::Client::connect_with_auth(
+        r2.addr,
+        "/",
+        Parser::Json,
+        Some(json!({"pid": "a-node-pid", "offset": offset})),
+    )
+    .await;
+    r1.io.emit("to-all", &()).await.unwrap();
+    c.recv_event_named("to-all", T).await;
+    node_expect(&mut n1, &["to-all"], T).await;
+    shutdown_all(vec![n1, node]).await;
 }

@@ -70,6 +70,17 @@ const handlers = {
     return {};
   },
   // {"cmd":"config","ack":bool,"ackReply":v}
+  // Connection state recovery: close the transport under the socket (the server sees
+  // "transport close" and keeps the session), then connect again, which sends
+  // {pid, offset} -> {"reconnected": id, "recovered": bool} is printed on connect.
+  async dropTransport() {
+    socket.io.engine.close();
+    return {};
+  },
+  async reconnect() {
+    socket.connect();
+    return {};
+  },
   async config(msg) {
     if (msg.ack !== undefined) cfg.ack = !!msg.ack;
     if (msg.ackReply !== undefined) cfg.ackReply = msg.ackReply;
@@ -130,7 +141,7 @@ function main() {
 
   socket.on("connect", async () => {
     if (ready) {
-      out({ reconnected: socket.id });
+      out({ reconnected: socket.id, recovered: socket.recovered });
       return;
     }
     try {
