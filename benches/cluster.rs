@@ -5,9 +5,11 @@
 //! different nodes of the cluster), `BENCH_CLIENTS` clients on B; A broadcasts
 //! `BENCH_N` events as fast as it can; the time until every client of B received all
 //! of them gives broadcasts/s; then `BENCH_CALLS` sequential `fetch_sockets()` from A
-//! give the request latency. Phases:
+//! give the request latency. `BENCH_SETUPS` (comma-separated parts of the names below)
+//! runs only some. Phases:
 //!
-//! * one Redis, classic; one Redis, sharded (static);
+//! * one Redis, classic; one Redis, sharded (static); one Redis, streams (the Streams
+//!   protocol: broadcasts XADDed and read back with XREAD by B);
 //! * cluster, classic (PUBLISH copied to every node by the cluster bus);
 //! * cluster, sharded static: one namespace, so one shard carries everything;
 //! * cluster, sharded dynamic, the clients spread over `BENCH_ROOMS` rooms and A's
@@ -22,7 +24,7 @@
 //! Environment: `BENCH_N` (default 20000), `BENCH_CLIENTS` (10), `BENCH_ROOMS` (6),
 //! `BENCH_CALLS` (500).
 
-use socketioxide_cluster::{ClusterOptions, SubscriptionMode};
+use socketioxide_cluster::{ClusterOptions, StreamsOptions, SubscriptionMode};
 use socketioxide_cluster_test_support::bench::{command_line, env_num};
 use socketioxide_cluster_test_support::cluster::{Node, Serve, client, node_serving};
 use socketioxide_cluster_test_support::redis_cluster::RedisCluster;
@@ -70,6 +72,10 @@ async fn run() {
     };
     let key = unique_key("bench-cluster");
     let opts = |o: ClusterOptions| o.key(key.clone()).requests_timeout(T);
+    let streams = StreamsOptions {
+        max_len: 2 * n,
+        ..StreamsOptions::default()
+    };
     let setups = vec![
         Setup {
             name: "one Redis, classic",
@@ -82,6 +88,14 @@ async fn run() {
             name: "one Redis, sharded static",
             a: opts(ClusterOptions::new(single.url()).sharded(SubscriptionMode::Static)),
             b: opts(ClusterOptions::new(single.url()).sharded(SubscriptionMode::Static)),
+            rooms: false,
+            namespaces: false,
+        },
+        Setup {
+            name: "one Redis, streams",
+            // A burst of BENCH_N must stay in the stream while B reads it.
+            a: opts(ClusterOptions::new(single.url()).streams(streams.clone())),
+            b: opts(ClusterOptions::new(single.url()).streams(streams.clone())),
             rooms: false,
             namespaces: false,
         },
@@ -125,7 +139,12 @@ async fn run() {
         "{:<42} {:>12} {:>14} {:>12} {:>12}",
         "setup", "broadcasts/s", "deliveries/s", "fetch p50", "fetch p99"
     );
+    // BENCH_SETUPS: comma-separated parts of setup names to run (default: all).
+    let only = std::env::var("BENCH_SETUPS").unwrap_or_default();
     for s in setups {
+        if !only.is_empty() && !only.split(',').any(|p| s.name.contains(p.trim())) {
+            continue;
+        }
         phase(s, n, clients, rooms, calls).await;
     }
     drop(single);

@@ -126,7 +126,8 @@ impl Cluster {
             {
                 Arc::new(
                     StreamsTransport::connect(
-                        url,
+                        Some(url),
+                        None,
                         config.key(),
                         &config.streams,
                         config.connect_timeout(),
@@ -167,6 +168,19 @@ impl Cluster {
                 ClassicCluster::connect(
                     url,
                     more,
+                    config.connect_timeout(),
+                    config.publish_queue(),
+                    router.clone(),
+                    counters.clone(),
+                )
+                .await?,
+            ),
+            TransportKind::Sentinel(spec) if config.protocol() == Protocol::Streams => Arc::new(
+                StreamsTransport::connect(
+                    None,
+                    Some(spec),
+                    config.key(),
+                    &config.streams,
                     config.connect_timeout(),
                     config.publish_queue(),
                     router.clone(),

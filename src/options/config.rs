@@ -132,9 +132,9 @@ impl ClusterConfig {
         }
         if let TransportKind::Sentinel(spec) = &self.transport {
             crate::transport::sentinel::validate(spec)?;
-            if self.protocol != Protocol::Classic {
+            if let Protocol::Sharded(_) = self.protocol {
                 return Err(Error::config(
-                    "Sentinel carries the classic protocol only (not sharded)",
+                    "Sentinel carries the classic and streams protocols only (not sharded)",
                 ));
             }
         }
@@ -150,9 +150,12 @@ impl ClusterConfig {
             return Err(Error::config("the sharded protocol needs Redis"));
         }
         if self.protocol == Protocol::Streams {
-            if !matches!(self.transport, TransportKind::Redis { cluster: None, .. }) {
+            if !matches!(
+                self.transport,
+                TransportKind::Redis { cluster: None, .. } | TransportKind::Sentinel(_)
+            ) {
                 return Err(Error::config(
-                    "the streams protocol needs a standalone Redis (for now)",
+                    "the streams protocol needs a standalone Redis or Sentinel (not a Redis Cluster, for now)",
                 ));
             }
             let s = &self.streams;

@@ -107,7 +107,7 @@ fn sentinel_options_are_checked_and_never_show_a_password() {
     );
     fails(
         ClusterOptions::sentinel(["redis://h:1"], "m").sharded(SubscriptionMode::Static),
-        "classic protocol only",
+        "classic and streams protocols only",
     );
     fails(
         ClusterOptions::new("redis://h").master_auth(None, "pw"),

@@ -188,7 +188,18 @@ impl RedisServer {
         );
     }
 
+    /// The RDB file name of this server (in the temporary directory).
+    fn rdb_name(&self) -> String {
+        format!(
+            "socketioxide-cluster-test-{}-{}.rdb",
+            std::process::id(),
+            self.port
+        )
+    }
+
     fn spawn_and_wait(&self) -> Result<(), String> {
+        // Every start is empty, a restart too (a replica may have written its RDB).
+        std::fs::remove_file(std::env::temp_dir().join(self.rdb_name())).ok();
         let mut args = self.leading_args.clone();
         args.extend([
             "--port".into(),
@@ -201,6 +212,10 @@ impl RedisServer {
             "no".into(),
             "--dir".into(),
             std::env::temp_dir().display().to_string(),
+            // A file of its own: a replica writes the RDB of its full sync, and any other
+            // server started in the same directory would load the shared `dump.rdb`.
+            "--dbfilename".into(),
+            self.rdb_name(),
             "--logfile".into(),
             self.log_path.display().to_string(),
         ]);
@@ -242,6 +257,7 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
         std::fs::remove_file(&self.log_path).ok();
+        std::fs::remove_file(std::env::temp_dir().join(self.rdb_name())).ok();
     }
 }
 

@@ -256,19 +256,52 @@ impl Sentinels {
     }
 }
 
-/// The client connections of `port` that are not a sentinel's, a replica's or this
-/// call's own (`CLIENT LIST`, one line each): the applications' connections.
+/// The client connections of `port` (`CLIENT LIST`, one line each) that this process
+/// opened: the adapter's and the emitter's (a sentinel's connection is not counted even
+/// in the instant before it names itself).
 pub fn application_clients(port: u16) -> Vec<String> {
+    let ours = own_tcp_ports();
     cli(port, &["client", "list"])
         .lines()
         .filter(|l| {
-            !l.contains(" name=sentinel-")
-                && !l.contains(" cmd=client|list")
-                && !l.contains(" flags=S ")
-                && !l.contains(" flags=M ")
-                && !l.trim().is_empty()
+            let peer = l
+                .split(' ')
+                .find_map(|f| f.strip_prefix("addr="))
+                .and_then(|a| a.rsplit(':').next())
+                .and_then(|p| p.parse::<u16>().ok());
+            peer.is_some_and(|p| ours.contains(&p))
         })
         .map(str::to_owned)
+        .collect()
+}
+
+/// The local ports of this process's TCP sockets (`/proc/self/fd` and
+/// `/proc/self/net/tcp`).
+fn own_tcp_ports() -> std::collections::HashSet<u16> {
+    let inodes: std::collections::HashSet<u64> = std::fs::read_dir("/proc/self/fd")
+        .map(|d| {
+            d.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .filter_map(|l| {
+                    l.to_str()?
+                        .strip_prefix("socket:[")?
+                        .strip_suffix(']')?
+                        .parse()
+                        .ok()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let tcp = std::fs::read_to_string("/proc/self/net/tcp").unwrap_or_default();
+    tcp.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            let inode: u64 = cols.get(9)?.parse().ok()?;
+            if !inodes.contains(&inode) {
+                return None;
+            }
+            u16::from_str_radix(cols.get(1)?.split(':').nth(1)?, 16).ok()
+        })
         .collect()
 }
 

@@ -90,6 +90,9 @@ struct Shared {
     screen: Arc<dyn MessageSink>,
 }
 
+/// Gives a client for the node the connections use now.
+pub(crate) type NodeInUse = Arc<dyn Fn() -> redis::Client + Send + Sync>;
+
 pub(crate) struct RedisTransport {
     shared: Arc<Shared>,
     queue: mpsc::Sender<Outgoing>,
@@ -236,6 +239,16 @@ impl RedisTransport {
     pub(crate) fn set_fallbacks(&self, nodes: Vec<(redis::Client, String)>) {
         let mut f = lock(&self.shared.fallbacks);
         f.0 = nodes;
+    }
+
+    /// What gives a client for the node the connections use now, and a receiver told
+    /// each time they move to another (for the Streams transport's reader).
+    pub(crate) fn node_in_use(&self) -> (NodeInUse, watch::Receiver<u64>) {
+        let shared = self.shared.clone();
+        (
+            Arc::new(move || shared.node().0),
+            self.shared.moved.subscribe(),
+        )
     }
 
     /// Why nothing can be published now: closed, or the connection is known down.

@@ -19,7 +19,9 @@
 mod reader;
 
 use super::redis::{RedisTransport, Xadd};
-use super::{BoxFuture, MessageSink, Mode, RedisEndpoint, Sub, Transport, TryPublish};
+use super::{
+    BoxFuture, MessageSink, Mode, RedisEndpoint, SentinelSpec, Sub, Transport, TryPublish,
+};
 use crate::error::Error;
 use crate::stats::Counters;
 use crate::wire::cluster_format::ClusterMessage;
@@ -69,8 +71,11 @@ pub(crate) struct StreamsTransport {
 }
 
 impl StreamsTransport {
+    /// Over a standalone Redis (`sentinel` `None`) or the master of a Sentinel setup.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn connect(
-        endpoint: &RedisEndpoint,
+        endpoint: Option<&RedisEndpoint>,
+        sentinel: Option<&SentinelSpec>,
         key: &str,
         opts: &StreamsOptions,
         connect_timeout: Duration,
@@ -78,20 +83,45 @@ impl StreamsTransport {
         sink: Arc<dyn MessageSink>,
         counters: Arc<Counters>,
     ) -> Result<Self, Error> {
-        let inner = RedisTransport::connect(
-            endpoint,
-            connect_timeout,
-            queue_capacity,
-            sink.clone(),
-            counters.clone(),
-        )
-        .await?;
-        let client = super::connect::open_client(endpoint)?;
+        let inner = match (endpoint, sentinel) {
+            (_, Some(spec)) => {
+                RedisTransport::connect_sentinel(
+                    spec,
+                    connect_timeout,
+                    queue_capacity,
+                    sink.clone(),
+                    counters.clone(),
+                )
+                .await?
+            }
+            (Some(endpoint), None) => {
+                RedisTransport::connect(
+                    endpoint,
+                    connect_timeout,
+                    queue_capacity,
+                    sink.clone(),
+                    counters.clone(),
+                )
+                .await?
+            }
+            (None, None) => return Err(Error::config("streams: no Redis")),
+        };
+        // The reader follows the node the other connections use (with Sentinel, the
+        // master; it moves when they move).
+        let (node, moved) = inner.node_in_use();
         let streams = stream_names(&opts.stream_name, opts.stream_count);
         // Where each stream ends now: what is appended from here on is read.
-        let start =
-            reader::Reader::start(client, streams, key, opts, connect_timeout, sink, counters)
-                .await?;
+        let start = reader::Reader::start(
+            node,
+            moved,
+            streams,
+            key,
+            opts,
+            connect_timeout,
+            sink,
+            counters,
+        )
+        .await?;
         let (shutdown, rx) = watch::channel(false);
         let reader = tokio::spawn(start.run(rx));
         Ok(Self {

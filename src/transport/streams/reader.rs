@@ -21,6 +21,7 @@
 use crate::error::Error;
 use crate::stats::Counters;
 use crate::transport::MessageSink;
+use crate::transport::redis::NodeInUse;
 use crate::transport::streams::StreamsOptions;
 use crate::wire::cluster_format::ClusterMessage;
 use redis::Value;
@@ -42,7 +43,11 @@ struct Cursor {
 }
 
 pub(super) struct Reader {
+    node: NodeInUse,
     client: redis::Client,
+    /// Told when the other connections moved to another node (a new Sentinel master):
+    /// the reader follows.
+    moved: watch::Receiver<u64>,
     cursors: Vec<Cursor>,
     key: String,
     read_count: usize,
@@ -54,8 +59,10 @@ pub(super) struct Reader {
 
 impl Reader {
     /// Connects and notes where every stream ends now.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn start(
-        client: redis::Client,
+        node: NodeInUse,
+        moved: watch::Receiver<u64>,
         streams: Vec<String>,
         key: &str,
         opts: &StreamsOptions,
@@ -64,7 +71,9 @@ impl Reader {
         counters: Arc<Counters>,
     ) -> Result<Reader, Error> {
         let mut this = Reader {
-            client,
+            client: node(),
+            node,
+            moved,
             cursors: streams
                 .into_iter()
                 .map(|stream| Cursor {
@@ -89,6 +98,11 @@ impl Reader {
             }
         }
         Ok(this)
+    }
+
+    /// The client of the node the other connections use now.
+    fn follow(&self) -> redis::Client {
+        (self.node)()
     }
 
     /// A connection whose response timeout outlasts the blocking read.
@@ -116,6 +130,10 @@ impl Reader {
         let mut delay = Duration::ZERO;
         let mut first = true;
         loop {
+            if self.moved.has_changed().unwrap_or(false) {
+                self.moved.borrow_and_update();
+                self.client = self.follow();
+            }
             let mut conn = match self.connection().await {
                 Ok(c) => c,
                 Err(e) => {
@@ -149,6 +167,12 @@ impl Reader {
                 let reply = tokio::select! {
                     r = cmd.query_async::<Value>(&mut conn) => r,
                     _ = shutdown.changed() => return,
+                    // Another master: read there from the same offsets (its replicated
+                    // copy of the stream holds the same ids).
+                    _ = self.moved.changed() => {
+                        tracing::info!("stream reader follows the connections to another node");
+                        break;
+                    }
                 };
                 match reply {
                     Ok(v) => {
