@@ -137,13 +137,18 @@ impl StreamsTransport {
     /// for pub/sub (msgpack for ClusterAdapter messages; anything else, e.g. our
     /// heartbeats, unchanged).
     fn route(&self, channel: &str, payload: Bytes) -> Result<(String, Xadd), Bytes> {
-        if !channel.starts_with(&format!("{}#", self.key)) {
+        // `<key>#<rest>`: ours; anything else (our heartbeats) goes as it is.
+        let Some(rest) = channel
+            .strip_prefix(self.key.as_str())
+            .and_then(|r| r.strip_prefix('#'))
+        else {
             return Err(payload);
-        }
+        };
         let Ok(msg) = ClusterMessage::decode(&payload) else {
             return Err(payload);
         };
-        let main = channel == format!("{}#{}#", self.key, msg.nsp);
+        // The namespace's own channel `<key>#<nsp>#` (not a response channel).
+        let main = rest.strip_suffix('#') == Some(msg.nsp.as_str());
         if main && !is_ephemeral(&msg) {
             let entry = Xadd {
                 max_len: self.opts.max_len,
