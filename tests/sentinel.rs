@@ -521,14 +521,20 @@ async fn streams_follow_a_failover_without_loss_or_duplicates() {
         .expect("+switch-master")
         .unwrap();
     let mut got: BTreeMap<u64, usize> = BTreeMap::new();
-    loop {
+    let resumed = loop {
         let ev = c.recv_event_named("tick", FAILOVER_WITHIN).await;
         let i = ev.i64_arg(0) as u64;
         *got.entry(i).or_default() += 1;
         if ticker.emitted_at(i) > switched_at + Duration::from_millis(500) {
-            break;
+            break switched_at.elapsed();
         }
-    }
+    };
+    // The reader follows at once: not when the demoted master drops it (~10 s), and
+    // never reading a replica meanwhile.
+    assert!(
+        resumed < Duration::from_secs(3),
+        "a tick emitted 0.5 s after the switch arrived {resumed:?} after it"
+    );
     let (total, refused) = ticker.finish().await;
     while let Some(ev) = c.try_recv_event(Duration::from_millis(500)).await {
         *got.entry(ev.i64_arg(0) as u64).or_default() += 1;

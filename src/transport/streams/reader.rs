@@ -129,10 +129,13 @@ impl Reader {
     pub(super) async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         let mut delay = Duration::ZERO;
         let mut first = true;
+        // Set when the other connections moved: reconnect to their node.
+        let mut follow = false;
         loop {
-            if self.moved.has_changed().unwrap_or(false) {
+            if follow || self.moved.has_changed().unwrap_or(false) {
                 self.moved.borrow_and_update();
                 self.client = self.follow();
+                follow = false;
             }
             let mut conn = match self.connection().await {
                 Ok(c) => c,
@@ -171,6 +174,7 @@ impl Reader {
                     // copy of the stream holds the same ids).
                     _ = self.moved.changed() => {
                         tracing::info!("stream reader follows the connections to another node");
+                        follow = true;
                         break;
                     }
                 };
