@@ -99,6 +99,28 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The standalone transport as it is (classic protocol), or carrying the Streams one.
+async fn standalone(
+    inner: RedisTransport,
+    config: &ClusterConfig,
+    sink: Arc<Router>,
+    counters: Arc<Counters>,
+) -> Result<Arc<dyn Transport>, Error> {
+    if config.protocol() != Protocol::Streams {
+        return Ok(Arc::new(inner));
+    }
+    let streams = StreamsTransport::over(
+        inner,
+        config.key(),
+        &config.streams,
+        config.connect_timeout(),
+        sink,
+        counters,
+    )
+    .await?;
+    Ok(Arc::new(streams))
+}
+
 impl Cluster {
     /// Connects to Redis (or the in-process bus) with `opts`.
     ///
@@ -121,24 +143,9 @@ impl Cluster {
             config.max_message_size(),
         ));
         let transport: Arc<dyn Transport> = match &config.transport {
-            TransportKind::Redis { url, cluster: None }
-                if config.protocol() == Protocol::Streams =>
+            TransportKind::Redis { url, cluster }
+                if matches!(config.protocol(), Protocol::Sharded(_)) =>
             {
-                Arc::new(
-                    StreamsTransport::connect(
-                        Some(url),
-                        None,
-                        config.key(),
-                        &config.streams,
-                        config.connect_timeout(),
-                        config.publish_queue(),
-                        router.clone(),
-                        counters.clone(),
-                    )
-                    .await?,
-                )
-            }
-            TransportKind::Redis { url, cluster } if config.protocol() != Protocol::Classic => {
                 Arc::new(
                     ShardedTransport::connect(
                         url,
@@ -151,16 +158,6 @@ impl Cluster {
                     .await?,
                 )
             }
-            TransportKind::Redis { url, cluster: None } => Arc::new(
-                RedisTransport::connect(
-                    url,
-                    config.connect_timeout(),
-                    config.publish_queue(),
-                    router.clone(),
-                    counters.clone(),
-                )
-                .await?,
-            ),
             TransportKind::Redis {
                 url,
                 cluster: Some(more),
@@ -175,29 +172,28 @@ impl Cluster {
                 )
                 .await?,
             ),
-            TransportKind::Sentinel(spec) if config.protocol() == Protocol::Streams => Arc::new(
-                StreamsTransport::connect(
-                    None,
-                    Some(spec),
-                    config.key(),
-                    &config.streams,
+            TransportKind::Redis { url, cluster: None } => {
+                let inner = RedisTransport::connect(
+                    url,
                     config.connect_timeout(),
                     config.publish_queue(),
                     router.clone(),
                     counters.clone(),
                 )
-                .await?,
-            ),
-            TransportKind::Sentinel(spec) => Arc::new(
-                RedisTransport::connect_sentinel(
+                .await?;
+                standalone(inner, &config, router.clone(), counters.clone()).await?
+            }
+            TransportKind::Sentinel(spec) => {
+                let inner = RedisTransport::connect_sentinel(
                     spec,
                     config.connect_timeout(),
                     config.publish_queue(),
                     router.clone(),
                     counters.clone(),
                 )
-                .await?,
-            ),
+                .await?;
+                standalone(inner, &config, router.clone(), counters.clone()).await?
+            }
             TransportKind::InProcess(bus) => Arc::new(MemoryTransport::connect(
                 bus,
                 router.clone(),

@@ -19,9 +19,7 @@
 mod reader;
 
 use super::redis::{RedisTransport, Xadd};
-use super::{
-    BoxFuture, MessageSink, Mode, RedisEndpoint, SentinelSpec, Sub, Transport, TryPublish,
-};
+use super::{BoxFuture, MessageSink, Mode, Sub, Transport, TryPublish};
 use crate::error::Error;
 use crate::stats::Counters;
 use crate::wire::cluster_format::ClusterMessage;
@@ -71,41 +69,16 @@ pub(crate) struct StreamsTransport {
 }
 
 impl StreamsTransport {
-    /// Over a standalone Redis (`sentinel` `None`) or the master of a Sentinel setup.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn connect(
-        endpoint: Option<&RedisEndpoint>,
-        sentinel: Option<&SentinelSpec>,
+    /// Streams over `inner`, the standalone transport (to one Redis, or to the master of
+    /// a Sentinel setup), which carries the pub/sub part and writes the entries.
+    pub(crate) async fn over(
+        inner: RedisTransport,
         key: &str,
         opts: &StreamsOptions,
         connect_timeout: Duration,
-        queue_capacity: usize,
         sink: Arc<dyn MessageSink>,
         counters: Arc<Counters>,
     ) -> Result<Self, Error> {
-        let inner = match (endpoint, sentinel) {
-            (_, Some(spec)) => {
-                RedisTransport::connect_sentinel(
-                    spec,
-                    connect_timeout,
-                    queue_capacity,
-                    sink.clone(),
-                    counters.clone(),
-                )
-                .await?
-            }
-            (Some(endpoint), None) => {
-                RedisTransport::connect(
-                    endpoint,
-                    connect_timeout,
-                    queue_capacity,
-                    sink.clone(),
-                    counters.clone(),
-                )
-                .await?
-            }
-            (None, None) => return Err(Error::config("streams: no Redis")),
-        };
         // The reader follows the node the other connections use (with Sentinel, the
         // master; it moves when they move).
         let (node, moved) = inner.node_in_use();
