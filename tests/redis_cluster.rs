@@ -312,6 +312,12 @@ async fn sharded_scenario(opts: Vec<ClusterOptions>, emitter: EmitterOptions, ke
 /// and two Rust servers on three different nodes of one Redis Cluster, one protocol each
 /// run: broadcasts both ways, counts, fetchSockets both ways, server-side acks.
 async fn node_on_the_cluster(protocol: Option<SubscriptionMode>) {
+    node_on_the_cluster_with(protocol, None).await;
+}
+
+/// `streams`: both on the streams protocol (Node's `@socket.io/redis-streams-adapter`
+/// 0.3.1), its pub/sub part sharded when `Some(true)`.
+async fn node_on_the_cluster_with(protocol: Option<SubscriptionMode>, streams: Option<bool>) {
     use common::node::{start_client, start_server};
     use serde_json::json;
     common::init_tracing();
@@ -319,9 +325,16 @@ async fn node_on_the_cluster(protocol: Option<SubscriptionMode>) {
         .await
         .unwrap();
     let key = common::unique_key("rc-node");
+    let stream = format!("{key}-s");
     let mut args = vec!["--cluster"];
     if let Some(mode) = protocol {
         args.extend(["--sharded", mode.as_str()]);
+    }
+    if let Some(sharded) = streams {
+        args.extend(["--streams", stream.as_str()]);
+        if sharded {
+            args.push("--streams-sharded");
+        }
     }
     let mut node = start_server("rc-node-N", &cluster.urls().join(","), &key, &args).await;
     let mut servers = Vec::new();
@@ -332,13 +345,24 @@ async fn node_on_the_cluster(protocol: Option<SubscriptionMode>) {
         if let Some(mode) = protocol {
             opts = opts.sharded(mode);
         }
+        if let Some(sharded) = streams {
+            opts = opts.streams(socketioxide_cluster::StreamsOptions {
+                stream_name: stream.clone(),
+                use_sharded_pub_sub: sharded,
+                ..Default::default()
+            });
+        }
         servers.push(node_serving(opts, Parser::Json, Serve::ROOT).await);
     }
     let (r1, r2) = (&servers[0], &servers[1]);
     let mut n1 = start_client("rc-n1", &node.url(), "/", json!(["lobby"]), &[]).await;
     let mut c1 = client(r1, "/", Parser::Json, &["lobby"], T).await;
     let mut c2 = client(r2, "/", Parser::Json, &[], T).await;
-    let what = protocol.map_or("classic", SubscriptionMode::as_str);
+    let what = match streams {
+        Some(true) => "streams, sharded pub/sub",
+        Some(false) => "streams",
+        None => protocol.map_or("classic", SubscriptionMode::as_str),
+    };
 
     let count = node.request(json!({"cmd": "serverCount"}), T).await;
     assert_eq!(count["count"], json!(3), "{what}: {count}");
@@ -380,6 +404,21 @@ async fn node_on_the_cluster(protocol: Option<SubscriptionMode>) {
         "{what}"
     );
     assert_eq!(c1.recv_event_named("to-lobby", T).await.str_arg(0), "r");
+    if streams.is_some() {
+        // Both broadcasts went through the stream, on the master that owns its key.
+        let lens: Vec<usize> = (0..cluster.nodes().len())
+            .filter_map(|i| cluster.cli(i, &["xlen", &stream]).trim().parse().ok())
+            .collect();
+        assert_eq!(
+            lens.len(),
+            1,
+            "{what}: one master holds the stream: {lens:?}"
+        );
+        assert!(
+            lens[0] >= 2,
+            "{what}: Node's and ours are entries: {lens:?}"
+        );
+    }
     let got = r1.io.fetch_sockets().await.unwrap();
     assert_eq!(got.len(), 3, "{what}");
     let all = node.request(json!({"cmd": "fetchSockets"}), T).await;
@@ -407,6 +446,12 @@ async fn node_on_the_cluster(protocol: Option<SubscriptionMode>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_classic_server_on_a_redis_cluster() {
     node_on_the_cluster(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_streams_server_on_a_redis_cluster() {
+    node_on_the_cluster_with(None, Some(false)).await;
+    node_on_the_cluster_with(None, Some(true)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

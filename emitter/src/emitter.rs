@@ -197,6 +197,7 @@ impl Emitter {
                 conn,
                 key: opts.key.clone(),
                 target: target.clone(),
+                cluster: false,
             };
             return Ok(Self::with_publisher(Box::new(publisher), &opts));
         }
@@ -237,6 +238,15 @@ impl Emitter {
             .build()
             .map_err(|e| Error::Config(format!("invalid Redis Cluster options: {e}")))?;
         let conn = connecting(client.get_async_connection(), url, opts.connect_timeout).await?;
+        if let Some(target) = &opts.streams {
+            let publisher = StreamsPublisher {
+                conn,
+                key: opts.key.clone(),
+                target: target.clone(),
+                cluster: true,
+            };
+            return Ok(Self::with_publisher(Box::new(publisher), opts));
+        }
         let command = publish_command(opts);
         Ok(Self::with_publisher(
             Box::new(RedisPublisher(conn, command)),
@@ -268,6 +278,7 @@ impl Emitter {
                 conn,
                 key: opts.key.clone(),
                 target: target.clone(),
+                cluster: false,
             };
             return Ok(Self::with_publisher(Box::new(publisher), &opts));
         }

@@ -71,13 +71,25 @@ impl EmitterOptions {
     /// appended to `stream_name` (Node's `streamName`, default `socket.io`; with
     /// [`stream_count`](Self::stream_count) the namespace's stream among several), server-side
     /// emits are published. The count an operation returns is the namespace's servers.
-    /// A standalone Redis.
+    /// A standalone Redis or a Redis Cluster (each stream is written on its master).
     pub fn streams(mut self, stream_name: impl Into<String>) -> Self {
         self.streams = Some(crate::streams::StreamTarget {
             stream_name: stream_name.into(),
             stream_count: 1,
             max_len: 10_000,
+            sharded_pub_sub: false,
         });
+        self
+    }
+
+    /// Streams: the servers' `useShardedPubSub` (default false): server-side emits are
+    /// `SPUBLISH`ed and servers counted with `PUBSUB SHARDNUMSUB`. An error in
+    /// [`build`](Self::build) without [`streams`](Self::streams).
+    pub fn use_sharded_pub_sub(mut self, on: bool) -> Self {
+        match &mut self.streams {
+            Some(s) => s.sharded_pub_sub = on,
+            None => self.misplaced = Some("use_sharded_pub_sub"),
+        }
         self
     }
 
@@ -221,9 +233,9 @@ impl EmitterOptions {
                     "streams: the stream name must not be empty, stream_count and max_len above zero".into(),
                 ));
             }
-            if self.sharded.is_some() || self.cluster.is_some() || self.sentinel.is_some() {
+            if self.sharded.is_some() || self.sentinel.is_some() {
                 return Err(Error::Config(
-                    "streams: a standalone Redis and no sharded mode (for now)".into(),
+                    "streams: a standalone Redis or a Redis Cluster (not Sentinel, for now), and no sharded mode (use_sharded_pub_sub is the streams' own)".into(),
                 ));
             }
         }

@@ -25,6 +25,8 @@ pub(crate) struct StreamTarget {
     pub(crate) stream_name: String,
     pub(crate) stream_count: u32,
     pub(crate) max_len: usize,
+    /// Node's `useShardedPubSub`: `SPUBLISH` and `PUBSUB SHARDNUMSUB`.
+    pub(crate) sharded_pub_sub: bool,
 }
 
 /// [`Publish`] for the Streams protocol over any async connection.
@@ -32,6 +34,9 @@ pub(crate) struct StreamsPublisher<C> {
     pub(crate) conn: C,
     pub(crate) key: String,
     pub(crate) target: StreamTarget,
+    /// A Redis Cluster connection: the `XADD` and the count go apart (a pipeline must
+    /// stay in one slot; the count is summed over the nodes by the cluster connection).
+    pub(crate) cluster: bool,
 }
 
 impl<C> Publish for StreamsPublisher<C>
@@ -52,10 +57,16 @@ where
             _ => None,
         };
         let max_len = self.target.max_len;
+        let (publish, numsub) = if self.target.sharded_pub_sub {
+            ("SPUBLISH", "SHARDNUMSUB")
+        } else {
+            ("PUBLISH", "NUMSUB")
+        };
+        let cluster = self.cluster;
         Box::pin(async move {
             let Ok(msg) = msg else {
                 // Not ours to encode (cannot happen for what the emitter builds).
-                return redis::cmd("PUBLISH")
+                return redis::cmd(publish)
                     .arg(&channel)
                     .arg(payload)
                     .query_async(&mut conn)
@@ -72,17 +83,23 @@ where
                     for (k, v) in msg.to_stream_fields(false) {
                         xadd.arg(k).arg(v);
                     }
-                    let (_id, counts): (String, Vec<(String, usize)>) = redis::pipe()
-                        .add_command(xadd)
-                        .cmd("PUBSUB")
-                        .arg("NUMSUB")
-                        .arg(&channel)
-                        .query_async(&mut conn)
-                        .await?;
+                    let mut count = redis::cmd("PUBSUB");
+                    count.arg(numsub).arg(&channel);
+                    let counts: Vec<(String, usize)> = if cluster {
+                        xadd.query_async::<String>(&mut conn).await?;
+                        count.query_async(&mut conn).await?
+                    } else {
+                        let (_id, counts): (String, _) = redis::pipe()
+                            .add_command(xadd)
+                            .add_command(count)
+                            .query_async(&mut conn)
+                            .await?;
+                        counts
+                    };
                     Ok(counts.first().map_or(0, |(_, n)| *n))
                 }
                 None => {
-                    redis::cmd("PUBLISH")
+                    redis::cmd(publish)
                         .arg(&channel)
                         .arg(msg.encode_msgpack())
                         .query_async(&mut conn)

@@ -150,15 +150,18 @@ impl ClusterConfig {
             return Err(Error::config("the sharded protocol needs Redis"));
         }
         if self.protocol == Protocol::Streams {
-            if !matches!(
-                self.transport,
-                TransportKind::Redis { cluster: None, .. } | TransportKind::Sentinel(_)
-            ) {
-                return Err(Error::config(
-                    "the streams protocol needs a standalone Redis or Sentinel (not a Redis Cluster, for now)",
-                ));
-            }
             let s = &self.streams;
+            match &self.transport {
+                TransportKind::InProcess(_) => {
+                    return Err(Error::config("the streams protocol needs Redis"));
+                }
+                TransportKind::Sentinel(_) if s.use_sharded_pub_sub => {
+                    return Err(Error::config(
+                        "streams over Sentinel carry their pub/sub part classic (use_sharded_pub_sub is for a Redis Cluster or one Redis 7)",
+                    ));
+                }
+                _ => {}
+            }
             if s.stream_name.is_empty()
                 || s.stream_count == 0
                 || s.max_len == 0

@@ -109,6 +109,29 @@ fn sentinel_options_are_checked_and_never_show_a_password() {
         ClusterOptions::sentinel(["redis://h:1"], "m").sharded(SubscriptionMode::Static),
         "classic and streams protocols only",
     );
+    let sharded_streams = StreamsOptions {
+        use_sharded_pub_sub: true,
+        ..Default::default()
+    };
+    fails(
+        ClusterOptions::sentinel(["redis://h:1"], "m").streams(sharded_streams.clone()),
+        "use_sharded_pub_sub is for a Redis Cluster",
+    );
+    fails(
+        ClusterOptions::in_process(&InProcessBus::new()).streams(StreamsOptions::default()),
+        "the streams protocol needs Redis",
+    );
+    // Streams over a Redis Cluster and over one Redis, with either pub/sub part.
+    for streams in [StreamsOptions::default(), sharded_streams] {
+        ClusterOptions::redis_cluster(["redis://a:1", "redis://b:1"])
+            .streams(streams.clone())
+            .build()
+            .unwrap();
+        ClusterOptions::new("redis://h")
+            .streams(streams)
+            .build()
+            .unwrap();
+    }
     fails(
         ClusterOptions::new("redis://h").master_auth(None, "pw"),
         "master_auth is an option of ClusterOptions::sentinel",

@@ -260,24 +260,28 @@ impl Sentinels {
 /// opened: the adapter's and the emitter's (a sentinel's connection is not counted even
 /// in the instant before it names itself).
 pub fn application_clients(port: u16) -> Vec<String> {
-    let ours = own_tcp_ports();
+    let ours = own_tcp_connections();
     cli(port, &["client", "list"])
         .lines()
         .filter(|l| {
+            // A client is ours when this process holds a socket from its port to this
+            // server's port: the local port alone is not enough (Linux reuses an
+            // ephemeral port for connections to different destinations, so a
+            // sentinel's connection can share one with ours).
             let peer = l
                 .split(' ')
                 .find_map(|f| f.strip_prefix("addr="))
                 .and_then(|a| a.rsplit(':').next())
                 .and_then(|p| p.parse::<u16>().ok());
-            peer.is_some_and(|p| ours.contains(&p))
+            peer.is_some_and(|p| ours.contains(&(p, port)))
         })
         .map(str::to_owned)
         .collect()
 }
 
-/// The local ports of this process's TCP sockets (`/proc/self/fd` and
+/// `(local port, remote port)` of this process's TCP sockets (`/proc/self/fd` and
 /// `/proc/self/net/tcp`).
-fn own_tcp_ports() -> std::collections::HashSet<u16> {
+fn own_tcp_connections() -> std::collections::HashSet<(u16, u16)> {
     let inodes: std::collections::HashSet<u64> = std::fs::read_dir("/proc/self/fd")
         .map(|d| {
             d.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
@@ -292,6 +296,7 @@ fn own_tcp_ports() -> std::collections::HashSet<u16> {
         })
         .unwrap_or_default();
     let tcp = std::fs::read_to_string("/proc/self/net/tcp").unwrap_or_default();
+    let port = |col: &str| u16::from_str_radix(col.split(':').nth(1)?, 16).ok();
     tcp.lines()
         .skip(1)
         .filter_map(|line| {
@@ -300,7 +305,7 @@ fn own_tcp_ports() -> std::collections::HashSet<u16> {
             if !inodes.contains(&inode) {
                 return None;
             }
-            u16::from_str_radix(cols.get(1)?.split(':').nth(1)?, 16).ok()
+            Some((port(cols.get(1)?)?, port(cols.get(2)?)?))
         })
         .collect()
 }

@@ -49,6 +49,9 @@ const SENTINEL = String(lib.opt(args, "sentinel", "SENTINEL", ""));
 // state recovery on (what Node users of the streams adapter run it for).
 const STREAMS = String(lib.opt(args, "streams", "STREAMS", ""));
 const CSR = lib.boolOpt(args, "csr", "CSR", false);
+// --streams-sharded: the streams adapter's pub/sub part over sharded pub/sub
+// (useShardedPubSub).
+const STREAMS_SHARDED = lib.boolOpt(args, "streams-sharded", "STREAMS_SHARDED", false);
 const MAX_LIFETIME_MS = Number(
   lib.opt(args, "max-lifetime-ms", "MAX_LIFETIME_MS", "600000"),
 );
@@ -420,7 +423,11 @@ async function main() {
   let adapter;
   if (STREAMS) {
     const { createAdapter: createStreamsAdapter } = require("@socket.io/redis-streams-adapter");
-    adapter = createStreamsAdapter(pubClient, { streamName: STREAMS, channelPrefix: KEY });
+    adapter = createStreamsAdapter(pubClient, {
+      streamName: STREAMS,
+      channelPrefix: KEY,
+      useShardedPubSub: STREAMS_SHARDED,
+    });
   }
   io = new Server(httpServer, {
     ...(CSR ? { connectionStateRecovery: { maxDisconnectionDuration: 60000 } } : {}),

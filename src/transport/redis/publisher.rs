@@ -212,17 +212,7 @@ impl Plan {
                 plan.numsub_at.push(None);
             }
             match &m.xadd {
-                Some(x) => {
-                    pipe.cmd("XADD")
-                        .arg(&m.channel)
-                        .arg("MAXLEN")
-                        .arg("~")
-                        .arg(x.max_len)
-                        .arg("*");
-                    for (k, v) in &x.fields {
-                        pipe.arg(*k).arg(&v[..]);
-                    }
-                }
+                Some(x) => x.add_to(&mut pipe, &m.channel),
                 None => {
                     pipe.cmd("PUBLISH").arg(&m.channel).arg(&m.payload[..]);
                 }

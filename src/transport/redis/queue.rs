@@ -33,6 +33,21 @@ pub(crate) struct Xadd {
     pub(crate) fields: Vec<(&'static str, Vec<u8>)>,
 }
 
+impl Xadd {
+    /// Appends `XADD <stream> MAXLEN ~ <max_len> * <fields…>` to `pipe`.
+    pub(crate) fn add_to(&self, pipe: &mut redis::Pipeline, stream: &str) {
+        pipe.cmd("XADD")
+            .arg(stream)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(self.max_len)
+            .arg("*");
+        for (k, v) in &self.fields {
+            pipe.arg(*k).arg(&v[..]);
+        }
+    }
+}
+
 impl Outgoing {
     pub(super) fn new(channel: String, payload: Bytes, expect: usize, mode: Mode) -> Self {
         Outgoing {

@@ -26,6 +26,7 @@ mod slots;
 mod subscriptions;
 
 use super::connect::{RedisEndpoint, host_port, info_at, open_client};
+use super::redis::Xadd;
 use super::{BoxFuture, MessageSink, Mode, Sub, Transport, TryPublish};
 use crate::error::Error;
 use crate::stats::Counters;
@@ -59,6 +60,9 @@ struct Outgoing {
     /// [`Mode::Counted`]: `PUBSUB SHARDNUMSUB` of the channel, in the same pipeline
     /// just before the `SPUBLISH` (the owner answers both).
     count: bool,
+    /// Set: an `XADD` on the stream `channel` instead of an `SPUBLISH` (the Streams
+    /// transport over a Redis Cluster writes its entries on each stream's master).
+    xadd: Option<Xadd>,
     done: Option<oneshot::Sender<Result<Option<usize>, Error>>>,
 }
 
@@ -158,6 +162,77 @@ impl ShardedTransport {
     }
 }
 
+impl ShardedTransport {
+    /// Queues `msg` as `mode` says (see [`Mode`]); refused at once (and counted) while
+    /// the master owning its channel is known down.
+    async fn enqueue(&self, mut msg: Outgoing, mode: Mode) -> Result<Option<usize>, Error> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        // Fail fast while the channel's master is known down (until a replica took its
+        // slots over or it answers again).
+        if self.inner.owner_is_down(&msg.channel) {
+            // The caller gets the error (counted, and a dropped volatile message too).
+            Counters::add(&self.inner.counters.refused, 1);
+            if mode == Mode::Volatile {
+                Counters::add(&self.inner.counters.volatile_dropped, 1);
+            }
+            return Err(Error::Disconnected);
+        }
+        match mode {
+            Mode::Volatile => {
+                if self.queue.try_send(msg).is_err() {
+                    Counters::add(&self.inner.counters.volatile_dropped, 1);
+                }
+                Ok(None)
+            }
+            Mode::Queued => {
+                self.queue.send(msg).await.map_err(|_| Error::Closed)?;
+                Ok(None)
+            }
+            Mode::Confirmed | Mode::Counted => {
+                let (tx, rx) = oneshot::channel();
+                msg.done = Some(tx);
+                self.queue.send(msg).await.map_err(|_| Error::Closed)?;
+                rx.await.map_err(|_| Error::Closed)?
+            }
+        }
+    }
+
+    /// `XADD` on `stream`, on the master owning its slot, queued with the `SPUBLISH`es:
+    /// resolves as [`Transport::publish`] does for `mode` (with `None`).
+    pub(crate) async fn xadd(
+        &self,
+        stream: String,
+        entry: Xadd,
+        mode: Mode,
+    ) -> Result<Option<usize>, Error> {
+        let msg = Outgoing {
+            channel: stream,
+            payload: Bytes::new(),
+            expect: 0,
+            count: false,
+            xadd: Some(entry),
+            done: None,
+        };
+        self.enqueue(msg, mode).await
+    }
+
+    /// A client for the master that owns `key` now (read afresh when `fresh`), with the
+    /// seed's credentials and TLS settings: where the stream reader reads a stream.
+    pub(crate) async fn client_for_key(
+        &self,
+        key: &str,
+        fresh: bool,
+    ) -> Result<redis::Client, Error> {
+        let topology = self.inner.topology(fresh).await?;
+        let owner = topology
+            .owner(slots::slot(key))
+            .ok_or(Error::Disconnected)?;
+        Ok(redis::Client::open(self.inner.info_for(owner))?)
+    }
+}
+
 impl Inner {
     /// Connection settings for node `addr` (the seed's, another address).
     fn info_for(&self, (host, port): &Addr) -> redis::ConnectionInfo {
@@ -210,46 +285,15 @@ impl Transport for ShardedTransport {
         mode: Mode,
         expect: usize,
     ) -> BoxFuture<'_, Result<Option<usize>, Error>> {
-        Box::pin(async move {
-            if self.inner.closed.load(Ordering::Acquire) {
-                return Err(Error::Closed);
-            }
-            // Fail fast while the channel's master is known down (until a replica took
-            // its slots over or it answers again).
-            if self.inner.owner_is_down(&channel) {
-                // The caller gets the error (counted, and a dropped volatile message too).
-                Counters::add(&self.inner.counters.refused, 1);
-                if mode == Mode::Volatile {
-                    Counters::add(&self.inner.counters.volatile_dropped, 1);
-                }
-                return Err(Error::Disconnected);
-            }
-            let mut msg = Outgoing {
-                channel,
-                payload,
-                expect,
-                count: mode == Mode::Counted,
-                done: None,
-            };
-            match mode {
-                Mode::Volatile => {
-                    if self.queue.try_send(msg).is_err() {
-                        Counters::add(&self.inner.counters.volatile_dropped, 1);
-                    }
-                    Ok(None)
-                }
-                Mode::Queued => {
-                    self.queue.send(msg).await.map_err(|_| Error::Closed)?;
-                    Ok(None)
-                }
-                Mode::Confirmed | Mode::Counted => {
-                    let (tx, rx) = oneshot::channel();
-                    msg.done = Some(tx);
-                    self.queue.send(msg).await.map_err(|_| Error::Closed)?;
-                    rx.await.map_err(|_| Error::Closed)?
-                }
-            }
-        })
+        let msg = Outgoing {
+            channel,
+            payload,
+            expect,
+            count: mode == Mode::Counted,
+            xadd: None,
+            done: None,
+        };
+        Box::pin(self.enqueue(msg, mode))
     }
 
     fn try_publish(&self, channel: String, payload: Bytes) -> TryPublish {
@@ -261,6 +305,7 @@ impl Transport for ShardedTransport {
             payload,
             expect: 0,
             count: false,
+            xadd: None,
             done: None,
         }) {
             Ok(()) => TryPublish::Queued,

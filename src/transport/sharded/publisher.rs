@@ -66,13 +66,24 @@ async fn publish_round(inner: &Inner, todo: &mut Vec<Outgoing>, fresh: bool) -> 
             if m.count {
                 pipe.cmd("PUBSUB").arg("SHARDNUMSUB").arg(&m.channel);
             }
-            pipe.cmd("SPUBLISH").arg(&m.channel).arg(&m.payload[..]);
+            match &m.xadd {
+                Some(x) => x.add_to(&mut pipe, &m.channel),
+                None => {
+                    pipe.cmd("SPUBLISH").arg(&m.channel).arg(&m.payload[..]);
+                }
+            }
         }
+        // `Some` once the pipeline was sent: its error leaves each command's fate
+        // unknown.
+        let mut sent = None;
         let res = match inner.command(&addr).await {
             Ok(mut conn) => pipe
                 .query_async::<Vec<redis::Value>>(&mut conn)
                 .await
-                .map_err(Error::from),
+                .map_err(|e| {
+                    sent = Some(e.clone());
+                    Error::from(e)
+                }),
             Err(e) => Err(e),
         };
         if res.is_err() {
@@ -80,9 +91,25 @@ async fn publish_round(inner: &Inner, todo: &mut Vec<Outgoing>, fresh: bool) -> 
             lock(&inner.down).insert(addr.clone());
             inner.wake.notify_one();
         }
-        (msgs, res)
+        (msgs, res, sent)
     });
-    for (msgs, res) in futures_util::future::join_all(sends).await {
+    for (msgs, res, sent) in futures_util::future::join_all(sends).await {
+        // A stream entry whose XADD may have been executed is not sent again: a reader
+        // would get it twice. It fails (counted) instead.
+        let msgs = match (&res, sent) {
+            (Err(_), Some(e)) => {
+                let (unknown, retry): (Vec<_>, Vec<_>) =
+                    msgs.into_iter().partition(|m| m.xadd.is_some());
+                Counters::add(&inner.counters.publish_failed, unknown.len() as u64);
+                for m in unknown {
+                    if let Some(done) = m.done {
+                        let _ = done.send(Err(Error::Unconfirmed(e.clone())));
+                    }
+                }
+                retry
+            }
+            _ => msgs,
+        };
         let replies = msgs.len() + msgs.iter().filter(|m| m.count).count();
         match res {
             Ok(values) if values.len() == replies => {
@@ -94,6 +121,15 @@ async fn publish_round(inner: &Inner, todo: &mut Vec<Outgoing>, fresh: bool) -> 
                         None
                     };
                     match values.next() {
+                        // XADD answers the entry's id.
+                        Some(redis::Value::BulkString(_) | redis::Value::SimpleString(_))
+                            if m.xadd.is_some() =>
+                        {
+                            Counters::add(&inner.counters.published, 1);
+                            if let Some(done) = m.done {
+                                let _ = done.send(Ok(None));
+                            }
+                        }
                         Some(redis::Value::Int(n)) if !m.count || counted.is_some() => {
                             Counters::add(&inner.counters.published, 1);
                             let reached = usize::try_from(n).unwrap_or(0);

@@ -16,9 +16,11 @@
 //!   so a server that lost its connection reads what was appended meanwhile; a reader
 //!   that fell behind the stream's trimming counts what it missed.
 
+mod parse;
 mod reader;
 
 use super::redis::{RedisTransport, Xadd};
+use super::sharded::ShardedTransport;
 use super::{BoxFuture, MessageSink, Mode, Sub, Transport, TryPublish};
 use crate::error::Error;
 use crate::stats::Counters;
@@ -45,6 +47,11 @@ pub struct StreamsOptions {
     pub block_time: Duration,
     /// Node: `onlyPlaintext`: entries hold JSON even for binary. Default false.
     pub only_plaintext: bool,
+    /// Node: `useShardedPubSub`: the pub/sub part (requests, responses) over sharded
+    /// pub/sub (`SPUBLISH`, `SSUBSCRIBE`, servers counted with `PUBSUB SHARDNUMSUB`), on
+    /// a Redis Cluster or one Redis 7. Default false (`PUBLISH`). Every server of the
+    /// cluster must use the same setting.
+    pub use_sharded_pub_sub: bool,
 }
 
 impl Default for StreamsOptions {
@@ -56,16 +63,33 @@ impl Default for StreamsOptions {
             read_count: 100,
             block_time: Duration::from_secs(5),
             only_plaintext: false,
+            use_sharded_pub_sub: false,
         }
     }
 }
 
 pub(crate) struct StreamsTransport {
-    inner: RedisTransport,
+    /// The pub/sub part: requests, responses, server counts, heartbeats.
+    pubsub: Arc<dyn Transport>,
+    /// Where the entries are written.
+    store: Store,
     key: String,
     opts: StreamsOptions,
     shutdown: watch::Sender<bool>,
-    reader: Mutex<Option<JoinHandle<()>>>,
+    readers: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// Where the stream entries are written.
+enum Store {
+    /// One node (a standalone Redis, the Sentinel master): the pub/sub transport itself,
+    /// so entries and PUBLISHes share one order and one pipeline.
+    Node(Arc<RedisTransport>),
+    /// Each stream on its slot's master; `own` when it is not also the pub/sub part
+    /// (then it has no subscriptions and is closed with the transport).
+    Slots {
+        writer: Arc<ShardedTransport>,
+        own: bool,
+    },
 }
 
 impl StreamsTransport {
@@ -85,8 +109,7 @@ impl StreamsTransport {
         let streams = stream_names(&opts.stream_name, opts.stream_count);
         // Where each stream ends now: what is appended from here on is read.
         let start = reader::Reader::start(
-            node,
-            moved,
+            reader::Locate::Follow(node, moved),
             streams,
             key,
             opts,
@@ -95,15 +118,82 @@ impl StreamsTransport {
             counters,
         )
         .await?;
+        let inner = Arc::new(inner);
+        Ok(Self::with(
+            inner.clone(),
+            Store::Node(inner),
+            key,
+            opts,
+            vec![start],
+        ))
+    }
+
+    /// Streams over a Redis Cluster (or, sharded, one Redis 7): `writer` writes each
+    /// entry on its stream's master; `pubsub` carries the rest (`writer` itself when
+    /// `opts.use_sharded_pub_sub`). One reader per stream, on that stream's master.
+    #[allow(clippy::too_many_arguments)] // the two transports, and what `over` takes
+    pub(crate) async fn over_slots(
+        pubsub: Arc<dyn Transport>,
+        writer: Arc<ShardedTransport>,
+        own: bool,
+        key: &str,
+        opts: &StreamsOptions,
+        connect_timeout: Duration,
+        sink: Arc<dyn MessageSink>,
+        counters: Arc<Counters>,
+    ) -> Result<Self, Error> {
+        let mut readers = Vec::new();
+        for stream in stream_names(&opts.stream_name, opts.stream_count) {
+            let start = reader::Reader::start(
+                reader::Locate::Slot(writer.clone()),
+                vec![stream],
+                key,
+                opts,
+                connect_timeout,
+                sink.clone(),
+                counters.clone(),
+            )
+            .await;
+            match start {
+                Ok(r) => readers.push(r),
+                Err(e) => {
+                    if own {
+                        writer.close().await;
+                    }
+                    pubsub.close().await;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(Self::with(
+            pubsub,
+            Store::Slots { writer, own },
+            key,
+            opts,
+            readers,
+        ))
+    }
+
+    fn with(
+        pubsub: Arc<dyn Transport>,
+        store: Store,
+        key: &str,
+        opts: &StreamsOptions,
+        readers: Vec<reader::Reader>,
+    ) -> Self {
         let (shutdown, rx) = watch::channel(false);
-        let reader = tokio::spawn(start.run(rx));
-        Ok(Self {
-            inner,
+        let readers = readers
+            .into_iter()
+            .map(|r| tokio::spawn(r.run(rx.clone())))
+            .collect();
+        Self {
+            pubsub,
+            store,
             key: key.to_owned(),
             opts: opts.clone(),
             shutdown,
-            reader: Mutex::new(Some(reader)),
-        })
+            readers: Mutex::new(readers),
+        }
     }
 
     /// The bytes and where they go: `(stream, entry)` for the stream, or the payload
@@ -146,8 +236,11 @@ impl Transport for StreamsTransport {
     ) -> BoxFuture<'_, Result<Option<usize>, Error>> {
         Box::pin(async move {
             match self.route(&channel, payload) {
-                Ok((stream, entry)) => self.inner.xadd(stream, entry, mode).await,
-                Err(payload) => self.inner.publish(channel, payload, mode, expect).await,
+                Ok((stream, entry)) => match &self.store {
+                    Store::Node(node) => node.xadd(stream, entry, mode).await,
+                    Store::Slots { writer, .. } => writer.xadd(stream, entry, mode).await,
+                },
+                Err(payload) => self.pubsub.publish(channel, payload, mode, expect).await,
             }
         })
     }
@@ -159,38 +252,46 @@ impl Transport for StreamsTransport {
                 Error::Unsupported("a stream entry on the replies' path"),
                 channel,
             ),
-            Err(payload) => self.inner.try_publish(channel, payload),
+            Err(payload) => self.pubsub.try_publish(channel, payload),
         }
     }
 
     fn subscribe(&self, sub: Sub) -> BoxFuture<'_, Result<(), Error>> {
-        self.inner.subscribe(sub)
+        self.pubsub.subscribe(sub)
     }
 
     fn unsubscribe(&self, sub: Sub) -> BoxFuture<'_, Result<(), Error>> {
-        self.inner.unsubscribe(sub)
+        self.pubsub.unsubscribe(sub)
     }
 
     fn num_sub(&self, channels: Vec<String>) -> BoxFuture<'_, Result<Vec<usize>, Error>> {
-        self.inner.num_sub(channels)
+        self.pubsub.num_sub(channels)
     }
 
     fn is_connected(&self) -> bool {
-        self.inner.is_connected()
+        self.pubsub.is_connected()
     }
 
     fn is_publishing(&self) -> bool {
-        self.inner.is_publishing()
+        self.pubsub.is_publishing()
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {
         let _ = self.shutdown.send(true);
-        let reader = self.reader.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let readers: Vec<_> = self
+            .readers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+            .collect();
         Box::pin(async move {
-            if let Some(r) = reader {
+            for r in readers {
                 let _ = r.await;
             }
-            self.inner.close().await;
+            self.pubsub.close().await;
+            if let Store::Slots { writer, own: true } = &self.store {
+                writer.close().await;
+            }
         })
     }
 }

@@ -17,11 +17,16 @@
 //!   reconnect and after every full batch it compares with `XINFO STREAM` and counts the
 //!   entries trimmed before it read them (`stats().stream_missed`, logged). A stream
 //!   made anew (Redis restarted without persistence) is read from its start.
+//! * Where it reads ([`Locate`]): on the node the standalone transport uses (and where
+//!   that moves, a new Sentinel master), or, over a Redis Cluster, on the master that
+//!   owns the stream's slot, looked up again at every reconnect.
 
+use super::parse::{info, stream_entries};
 use crate::error::Error;
 use crate::stats::Counters;
 use crate::transport::MessageSink;
 use crate::transport::redis::NodeInUse;
+use crate::transport::sharded::ShardedTransport;
 use crate::transport::streams::StreamsOptions;
 use crate::wire::cluster_format::ClusterMessage;
 use redis::Value;
@@ -42,12 +47,55 @@ struct Cursor {
     added: Option<u64>,
 }
 
+/// Where a reader reads.
+pub(super) enum Locate {
+    /// The node the other connections use now; the receiver is told when they move to
+    /// another (a new Sentinel master): the reader follows.
+    Follow(NodeInUse, watch::Receiver<u64>),
+    /// The master owning the (one) stream's slot, as the sharded transport's topology
+    /// says; read afresh after a lost connection or an error (`MOVED`).
+    Slot(Arc<ShardedTransport>),
+}
+
+impl Locate {
+    /// The client to (re)connect with; `fresh`: after a failure, so a cached topology
+    /// is not trusted.
+    async fn client(&self, key: &str, fresh: bool) -> Result<redis::Client, Error> {
+        match self {
+            Locate::Follow(node, _) => Ok(node()),
+            Locate::Slot(slots) => slots.client_for_key(key, fresh).await,
+        }
+    }
+
+    /// Resolves when the other connections moved (never, over a Redis Cluster: the
+    /// reader finds out from its own errors).
+    async fn moved(&mut self) {
+        match self {
+            Locate::Follow(_, moved) => {
+                if moved.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+            Locate::Slot(_) => std::future::pending().await,
+        }
+    }
+
+    /// Whether the other connections moved since this was last asked.
+    fn has_moved(&mut self) -> bool {
+        match self {
+            Locate::Follow(_, moved) => {
+                let changed = moved.has_changed().unwrap_or(false);
+                moved.borrow_and_update();
+                changed
+            }
+            Locate::Slot(_) => false,
+        }
+    }
+}
+
 pub(super) struct Reader {
-    node: NodeInUse,
+    locate: Locate,
     client: redis::Client,
-    /// Told when the other connections moved to another node (a new Sentinel master):
-    /// the reader follows.
-    moved: watch::Receiver<u64>,
     cursors: Vec<Cursor>,
     key: String,
     read_count: usize,
@@ -61,8 +109,7 @@ impl Reader {
     /// Connects and notes where every stream ends now.
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn start(
-        node: NodeInUse,
-        moved: watch::Receiver<u64>,
+        locate: Locate,
         streams: Vec<String>,
         key: &str,
         opts: &StreamsOptions,
@@ -70,10 +117,10 @@ impl Reader {
         sink: Arc<dyn MessageSink>,
         counters: Arc<Counters>,
     ) -> Result<Reader, Error> {
+        let first = streams.first().cloned().unwrap_or_default();
         let mut this = Reader {
-            client: node(),
-            node,
-            moved,
+            client: locate.client(&first, false).await?,
+            locate,
             cursors: streams
                 .into_iter()
                 .map(|stream| Cursor {
@@ -100,11 +147,6 @@ impl Reader {
         Ok(this)
     }
 
-    /// The client of the node the other connections use now.
-    fn follow(&self) -> redis::Client {
-        (self.node)()
-    }
-
     /// A connection whose response timeout outlasts the blocking read.
     async fn connection(&self) -> Result<redis::aio::MultiplexedConnection, Error> {
         let config = redis::AsyncConnectionConfig::new()
@@ -129,18 +171,29 @@ impl Reader {
     pub(super) async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         let mut delay = Duration::ZERO;
         let mut first = true;
-        // Set when the other connections moved: reconnect to their node.
-        let mut follow = false;
+        // Set when the connection must be made anew, perhaps elsewhere: the other
+        // connections moved, or (over a Redis Cluster) the read failed.
+        let mut relocate = false;
         loop {
-            if follow || self.moved.has_changed().unwrap_or(false) {
-                self.moved.borrow_and_update();
-                self.client = self.follow();
-                follow = false;
+            if relocate || self.locate.has_moved() {
+                let stream = self.cursors[0].stream.clone();
+                match self.locate.client(&stream, true).await {
+                    Ok(client) => self.client = client,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "stream reader: where to read is unknown yet");
+                        delay = (delay * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
+                        tokio::select! {
+                            _ = tokio::time::sleep(delay) => continue,
+                            _ = shutdown.changed() => return,
+                        }
+                    }
+                }
             }
             let mut conn = match self.connection().await {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::debug!(error = %e, "stream reader: reconnect failed");
+                    relocate = matches!(self.locate, Locate::Slot(_));
                     delay = (delay * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => continue,
@@ -172,9 +225,9 @@ impl Reader {
                     _ = shutdown.changed() => return,
                     // Another master: read there from the same offsets (its replicated
                     // copy of the stream holds the same ids).
-                    _ = self.moved.changed() => {
+                    _ = self.locate.moved() => {
                         tracing::info!("stream reader follows the connections to another node");
-                        follow = true;
+                        relocate = true;
                         break;
                     }
                 };
@@ -187,6 +240,7 @@ impl Reader {
                     Err(e) => {
                         Counters::add(&self.counters.reconnects, 1);
                         tracing::warn!(error = %e, "stream reader connection lost; reconnecting");
+                        relocate = matches!(self.locate, Locate::Slot(_));
                         break;
                     }
                 }
@@ -252,126 +306,4 @@ impl Reader {
             }
         }
     }
-}
-
-struct Info {
-    last_id: String,
-    length: u64,
-    entries_added: Option<u64>,
-}
-
-/// `XINFO STREAM`; `None` for a stream that does not exist.
-async fn info(
-    conn: &mut redis::aio::MultiplexedConnection,
-    stream: &str,
-) -> Result<Option<Info>, Error> {
-    let reply: Result<Value, _> = redis::cmd("XINFO")
-        .arg("STREAM")
-        .arg(stream)
-        .query_async(conn)
-        .await;
-    let v = match reply {
-        Ok(v) => v,
-        Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) => {
-            return Ok(None); // ERR no such key
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let pairs = pairs(v);
-    let get = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v);
-    let int = |name: &str| match get(name) {
-        Some(Value::Int(n)) => Some(*n as u64),
-        _ => None,
-    };
-    Ok(Some(Info {
-        last_id: get("last-generated-id")
-            .and_then(text)
-            .unwrap_or_else(|| "0-0".into()),
-        length: int("length").unwrap_or(0),
-        entries_added: int("entries-added"),
-    }))
-}
-
-/// A RESP2 flat array or RESP3 map as `(name, value)` pairs.
-fn pairs(v: Value) -> Vec<(String, Value)> {
-    match v {
-        Value::Map(m) => m
-            .into_iter()
-            .filter_map(|(k, v)| Some((text(&k)?, v)))
-            .collect(),
-        Value::Array(a) => {
-            let mut out = Vec::new();
-            let mut it = a.into_iter();
-            while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                if let Some(k) = text(&k) {
-                    out.push((k, v));
-                }
-            }
-            out
-        }
-        _ => Vec::new(),
-    }
-}
-
-fn text(v: &Value) -> Option<String> {
-    match v {
-        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
-        Value::SimpleString(s) => Some(s.clone()),
-        _ => None,
-    }
-}
-
-type Fields = Vec<(Vec<u8>, Vec<u8>)>;
-
-/// An `XREAD` reply (RESP2 arrays or a RESP3 map; nil when the block timed out) as
-/// `(stream, [(id, fields)])`.
-fn stream_entries(reply: Value) -> Vec<(String, Vec<(String, Fields)>)> {
-    let streams: Vec<(Value, Value)> = match reply {
-        Value::Map(m) => m,
-        Value::Array(a) => a
-            .into_iter()
-            .filter_map(|s| match s {
-                Value::Array(mut kv) if kv.len() == 2 => {
-                    let entries = kv.pop()?;
-                    Some((kv.pop()?, entries))
-                }
-                _ => None,
-            })
-            .collect(),
-        _ => return Vec::new(),
-    };
-    streams
-        .into_iter()
-        .filter_map(|(name, entries)| {
-            let name = text(&name)?;
-            let Value::Array(entries) = entries else {
-                return None;
-            };
-            let entries = entries
-                .into_iter()
-                .filter_map(|e| match e {
-                    Value::Array(mut e) if e.len() == 2 => {
-                        let fields = e.pop()?;
-                        let id = text(&e.pop()?)?;
-                        let fields = match fields {
-                            Value::Array(f) => f
-                                .chunks(2)
-                                .filter_map(|kv| match kv {
-                                    [Value::BulkString(k), Value::BulkString(v)] => {
-                                        Some((k.clone(), v.clone()))
-                                    }
-                                    _ => None,
-                                })
-                                .collect(),
-                            // A deleted entry still listed (XDEL) has no fields.
-                            _ => Vec::new(),
-                        };
-                        Some((id, fields))
-                    }
-                    _ => None,
-                })
-                .collect();
-            Some((name, entries))
-        })
-        .collect()
 }

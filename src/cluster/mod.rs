@@ -6,19 +6,18 @@
 //! It is a cheap clone (an `Arc`); keep a copy before passing it to `with_adapter` to
 //! read [`stats`](Cluster::stats) or to [`close`](Cluster::close) it.
 
+mod open;
+
 use crate::error::Error;
 use crate::liveness::{self, Liveness};
 use crate::namespace::Namespace;
-use crate::options::{ClusterConfig, ClusterOptions, Protocol, TransportKind};
+use crate::options::{ClusterConfig, ClusterOptions};
 use crate::replies::{Replies, ReplyTasks};
 use crate::requests::NsCore;
 use crate::router::{Router, heartbeat_channel};
 use crate::shared::Shared;
 use crate::stats::{ClusterStats, Counters};
-use crate::transport::{
-    MessageSink, Mode, Sub, Transport, cluster_classic::ClassicCluster, memory::MemoryTransport,
-    redis::RedisTransport, sharded::ShardedTransport, streams::StreamsTransport,
-};
+use crate::transport::{MessageSink, Mode, Sub};
 use socketioxide_core::Uid;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -99,28 +98,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The standalone transport as it is (classic protocol), or carrying the Streams one.
-async fn standalone(
-    inner: RedisTransport,
-    config: &ClusterConfig,
-    sink: Arc<Router>,
-    counters: Arc<Counters>,
-) -> Result<Arc<dyn Transport>, Error> {
-    if config.protocol() != Protocol::Streams {
-        return Ok(Arc::new(inner));
-    }
-    let streams = StreamsTransport::over(
-        inner,
-        config.key(),
-        &config.streams,
-        config.connect_timeout(),
-        sink,
-        counters,
-    )
-    .await?;
-    Ok(Arc::new(streams))
-}
-
 impl Cluster {
     /// Connects to Redis (or the in-process bus) with `opts`.
     ///
@@ -142,64 +119,7 @@ impl Cluster {
             liveness.clone(),
             config.max_message_size(),
         ));
-        let transport: Arc<dyn Transport> = match &config.transport {
-            TransportKind::Redis { url, cluster }
-                if matches!(config.protocol(), Protocol::Sharded(_)) =>
-            {
-                Arc::new(
-                    ShardedTransport::connect(
-                        url,
-                        cluster.as_deref().unwrap_or_default(),
-                        config.connect_timeout(),
-                        config.publish_queue(),
-                        router.clone(),
-                        counters.clone(),
-                    )
-                    .await?,
-                )
-            }
-            TransportKind::Redis {
-                url,
-                cluster: Some(more),
-            } => Arc::new(
-                ClassicCluster::connect(
-                    url,
-                    more,
-                    config.connect_timeout(),
-                    config.publish_queue(),
-                    router.clone(),
-                    counters.clone(),
-                )
-                .await?,
-            ),
-            TransportKind::Redis { url, cluster: None } => {
-                let inner = RedisTransport::connect(
-                    url,
-                    config.connect_timeout(),
-                    config.publish_queue(),
-                    router.clone(),
-                    counters.clone(),
-                )
-                .await?;
-                standalone(inner, &config, router.clone(), counters.clone()).await?
-            }
-            TransportKind::Sentinel(spec) => {
-                let inner = RedisTransport::connect_sentinel(
-                    spec,
-                    config.connect_timeout(),
-                    config.publish_queue(),
-                    router.clone(),
-                    counters.clone(),
-                )
-                .await?;
-                standalone(inner, &config, router.clone(), counters.clone()).await?
-            }
-            TransportKind::InProcess(bus) => Arc::new(MemoryTransport::connect(
-                bus,
-                router.clone(),
-                counters.clone(),
-            )),
-        };
+        let transport = open::transport(&config, router.clone(), counters.clone()).await?;
         transport.subscribe(Sub::Channel(heartbeat.clone())).await?;
         let (replies, ReplyTasks { worker, forwarder }) =
             Replies::start(transport.clone(), counters.clone());
