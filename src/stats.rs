@@ -20,6 +20,7 @@ pub(crate) struct Counters {
     pub(crate) refused: AtomicU64,
     pub(crate) master_switches: AtomicU64,
     pub(crate) stream_missed: AtomicU64,
+    pub(crate) stream_held: AtomicU64,
     malformed_log: RateLimit,
     replies_log: RateLimit,
     under_log: RateLimit,
@@ -90,6 +91,7 @@ impl Counters {
             refused: self.refused.load(Relaxed),
             master_switches: self.master_switches.load(Relaxed),
             stream_missed: self.stream_missed.load(Relaxed),
+            stream_held: self.stream_held.load(Relaxed),
             // Filled in by the cluster handle, which holds the table.
             node_stand_ins: 0,
         }
@@ -166,6 +168,11 @@ pub struct ClusterStats {
     /// server read them: lost for its sockets, and logged. Node's reader skips them
     /// without a word.
     pub stream_missed: u64,
+    /// Stream entries (Streams transport, one Redis or Sentinel) emitted while Redis was
+    /// unreachable, kept and appended once it answered again instead of refused (see
+    /// [`StreamsOptions::offline_queue`](crate::StreamsOptions::offline_queue)); those
+    /// that were not (full, held too long) are in `refused` or `publish_failed`.
+    pub stream_held: u64,
     /// Stand-in `Sid`s held for sockets of Node servers (what `io.fetch_sockets()`
     /// returned for them; at most 65,536, see README "Mixed clusters"). A gauge, not a
     /// counter.

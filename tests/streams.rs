@@ -259,10 +259,11 @@ async fn a_reader_behind_max_len_counts_the_gap() {
 }
 
 /// Redis restarted (SIGKILL, 300 ms down, no persistence: the stream starts anew) while
-/// broadcasts flow: every broadcast accepted once Redis answered again is delivered,
-/// once; what was lost went down with Redis or failed in the publisher (counted).
+/// broadcasts flow: every broadcast emitted while it was down is kept and appended once
+/// it answers (`offline_queue`), every one accepted after is delivered, all once; what
+/// was lost went down with Redis or failed in the publisher (counted).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_redis_restart_loses_nothing_accepted_after_it() {
+async fn a_redis_restart_loses_nothing_emitted_during_or_after_it() {
     common::init_tracing();
     let redis = Arc::new(RedisServer::start());
     let key = common::unique_key("streams-restart");
@@ -291,13 +292,14 @@ async fn a_redis_restart_loses_nothing_accepted_after_it() {
         })
     };
     c.recv_event_named("tick", T).await;
-    let back = {
+    let (killed, back) = {
         let r = redis.clone();
         tokio::task::spawn_blocking(move || {
             r.kill();
+            let killed = std::time::Instant::now();
             std::thread::sleep(Duration::from_millis(300));
             r.restart();
-            std::time::Instant::now()
+            (killed, std::time::Instant::now())
         })
         .await
         .unwrap()
@@ -342,17 +344,35 @@ async fn a_redis_restart_loses_nothing_accepted_after_it() {
         .iter()
         .filter(|(i, ok, at)| *ok && *at <= back && !got.contains_key(i))
         .count();
+    // Emitted while Redis was down: kept (offline_queue) and appended once it was back.
+    let during: Vec<u64> = log
+        .iter()
+        .filter(|(_, ok, at)| *ok && *at > killed && *at <= back)
+        .map(|(i, ..)| *i)
+        .collect();
+    let lost_during = during.iter().filter(|i| !got.contains_key(i)).count();
+    let refused = log.iter().filter(|(_, ok, _)| !ok).count();
     let a = servers[0].cluster.stats();
     eprintln!(
-        "redis restarted: {} accepted after it was back, {} of them lost; {lost_before} accepted before lost \
-         (publish_failed {}), {} refused, {} duplicated",
+        "redis restarted: {} emitted while it was down, {lost_during} of them lost, {} held; \
+         {} accepted after it was back, {} of them lost; {lost_before} accepted before lost \
+         (publish_failed {}), {refused} refused, {} duplicated",
+        during.len(),
+        a.stream_held,
         accepted_after.len(),
         lost_after.len(),
         a.publish_failed,
-        log.iter().filter(|(_, ok, _)| !ok).count(),
         dup.len()
     );
     assert!(!accepted_after.is_empty());
+    assert!(a.stream_held > 0, "entries were held while Redis was down");
+    assert_eq!(refused, 0, "nothing refused: the offline queue had room");
+    // Only what was in the pipeline when Redis died can be lost (counted).
+    assert!(
+        lost_during as u64 <= a.publish_failed,
+        "{lost_during} emitted while down lost, {} counted",
+        a.publish_failed
+    );
     assert!(
         lost_after.is_empty(),
         "lost after Redis was back: {lost_after:?}"

@@ -12,7 +12,9 @@
 //! connection is known down (a lost subscriber does not stop them), requests (which
 //! need replies) while the subscriber is down.
 
+mod held;
 mod node;
+mod pipeline;
 mod publisher;
 mod queue;
 mod subscriber;
@@ -85,6 +87,8 @@ struct Shared {
     probe: tokio::sync::Notify,
     /// Set by `close`: publishing then fails with `Closed`, not `Disconnected`.
     closed: AtomicBool,
+    /// Stream entries kept while publishing is down (see `held.rs`).
+    held: Mutex<held::Held>,
     counters: Arc<Counters>,
     /// Screens what the subscriber connection reads (the router; see `screen.rs`).
     screen: Arc<dyn MessageSink>,
@@ -210,6 +214,7 @@ impl RedisTransport {
             publishing: AtomicBool::new(true),
             probe: tokio::sync::Notify::new(),
             closed: AtomicBool::new(false),
+            held: Mutex::default(),
             counters,
             screen: sink.clone(),
         });
@@ -239,6 +244,12 @@ impl RedisTransport {
     pub(crate) fn set_fallbacks(&self, nodes: Vec<(redis::Client, String)>) {
         let mut f = lock(&self.shared.fallbacks);
         f.0 = nodes;
+    }
+
+    /// Keeps up to `cap` stream entries queued while Redis is unreachable, and sends
+    /// those not older than `max_age` when it answers again (see `held.rs`).
+    pub(crate) fn hold_stream_entries(&self, cap: usize, max_age: Duration) {
+        lock(&self.shared.held).set_bounds(cap, max_age);
     }
 
     /// What gives a client for the node the connections use now, and a receiver told

@@ -4,9 +4,11 @@
 //! expected. When the connection fails it marks publishing down (new messages are
 //! refused at once) and probes with PING until Redis answers again.
 
+use super::held::Kept;
 use super::node::{ATTEMPTS_PER_NODE, command_connection};
+use super::pipeline::{Outcome, Plan};
 use super::queue::Outgoing;
-use super::{BACKOFF_MAX, BACKOFF_MIN, MAX_BATCH, RETRY_DELAY, Shared};
+use super::{BACKOFF_MAX, BACKOFF_MIN, MAX_BATCH, RETRY_DELAY, Shared, lock};
 use crate::error::Error;
 use crate::stats::Counters;
 use redis::aio::ConnectionManager;
@@ -72,6 +74,7 @@ pub(super) async fn run_publisher(
             }
         };
         if n == 0 {
+            lock(&shared.held).fail_all(&shared.counters);
             return;
         }
         let (pipe, plan) = Plan::of(&batch);
@@ -100,31 +103,37 @@ pub(super) async fn run_publisher(
             }
         }
         let outcome = Outcome::of(result);
-        let failed = outcome.failed(&plan);
-        Counters::add(&shared.counters.published, (n - failed) as u64);
-        if failed > 0 {
-            Counters::add(&shared.counters.publish_failed, failed as u64);
-            tracing::warn!(url = %shared.url(), outcome = ?outcome, failed, "PUBLISH failed");
-        }
-        for (i, m) in batch.iter().enumerate() {
-            if let Some(n) = outcome.reached(&plan, i)
-                && n < m.expect
-            {
-                shared.counters.under_delivered(&m.channel, m.expect, n);
-            }
-        }
-        for (i, m) in batch.drain(..).enumerate() {
-            if let Some(done) = m.done {
-                // The caller may have given up waiting; nothing to tell then.
-                let _ = done.send(outcome.of_message(&plan, i, m.count_subscribers));
-            }
-        }
+        settle(&shared, &mut batch, &plan, &outcome);
         if matches!(outcome, Outcome::Failed(_))
             && !closing
             && wait_until_back(&shared, &mut conn, &mut on, &mut rx, &mut shutdown).await
         {
             closing = true;
             rx.close();
+        }
+    }
+}
+
+/// Counts how the pipeline of `batch` ended and tells each waiting caller; empties
+/// `batch`.
+fn settle(shared: &Shared, batch: &mut Vec<Outgoing>, plan: &Plan, outcome: &Outcome) {
+    let failed = outcome.failed(plan);
+    Counters::add(&shared.counters.published, (batch.len() - failed) as u64);
+    if failed > 0 {
+        Counters::add(&shared.counters.publish_failed, failed as u64);
+        tracing::warn!(url = %shared.url(), outcome = ?outcome, failed, "PUBLISH failed");
+    }
+    for (i, m) in batch.iter().enumerate() {
+        if let Some(n) = outcome.reached(plan, i)
+            && n < m.expect
+        {
+            shared.counters.under_delivered(&m.channel, m.expect, n);
+        }
+    }
+    for (i, m) in batch.drain(..).enumerate() {
+        if let Some(done) = m.done {
+            // The caller may have given up waiting; nothing to tell then.
+            let _ = done.send(outcome.of_message(plan, i, m.count_subscribers));
         }
     }
 }
@@ -171,15 +180,27 @@ async fn wait_until_back(
             shared.move_on(*generation);
         }
     }
-    shared.publishing.store(true, Ordering::Release);
+    let held = lock(&shared.held).resume(&shared.publishing, &shared.counters);
     tracing::info!(url = %shared.url(), "redis publishing connection restored");
+    if !held.is_empty() {
+        send_held(shared, conn, held).await;
+    }
     false
 }
 
 /// Fails every message waiting in the queue (counted in `publish_failed`).
+/// Stream entries nobody waits on are kept instead, as far as there is room (see
+/// `held.rs`).
 fn fail_queued(shared: &Shared, rx: &mut mpsc::Receiver<Outgoing>) {
     let mut failed = 0;
     while let Ok(m) = rx.try_recv() {
+        let m = match lock(&shared.held).keep(m, &shared.publishing) {
+            Kept::Yes => {
+                Counters::add(&shared.counters.stream_held, 1);
+                continue;
+            }
+            Kept::Up(m) | Kept::No(m) => m,
+        };
         failed += 1;
         if let Some(done) = m.done {
             let _ = done.send(Err(Error::Disconnected));
@@ -188,212 +209,18 @@ fn fail_queued(shared: &Shared, rx: &mut mpsc::Receiver<Outgoing>) {
     Counters::add(&shared.counters.publish_failed, failed);
 }
 
-/// Where each message's commands sit in its pipeline: its PUBLISH, and the
-/// `PUBSUB NUMSUB` before it for [`Mode::Counted`](crate::transport::Mode::Counted).
-struct Plan {
-    publish_at: Vec<usize>,
-    numsub_at: Vec<Option<usize>>,
-}
-
-impl Plan {
-    fn of(batch: &[Outgoing]) -> (redis::Pipeline, Plan) {
-        let mut pipe = redis::pipe();
-        let mut plan = Plan {
-            publish_at: Vec::with_capacity(batch.len()),
-            numsub_at: Vec::with_capacity(batch.len()),
-        };
-        let mut at = 0;
-        for m in batch {
-            if m.count_subscribers {
-                pipe.cmd("PUBSUB").arg("NUMSUB").arg(&m.channel);
-                plan.numsub_at.push(Some(at));
-                at += 1;
-            } else {
-                plan.numsub_at.push(None);
-            }
-            match &m.xadd {
-                Some(x) => x.add_to(&mut pipe, &m.channel),
-                None => {
-                    pipe.cmd("PUBLISH").arg(&m.channel).arg(&m.payload[..]);
-                }
-            }
-            plan.publish_at.push(at);
-            at += 1;
-        }
-        (pipe, plan)
+/// Sends what was held while Redis was down, in order, before anything queued since.
+async fn send_held(shared: &Shared, conn: &mut ConnectionManager, held: Vec<Outgoing>) {
+    let n = held.len();
+    let mut held = held.into_iter().peekable();
+    while held.peek().is_some() {
+        let mut batch: Vec<Outgoing> = held.by_ref().take(MAX_BATCH).collect();
+        let (pipe, plan) = Plan::of(&batch);
+        let result = pipe.query_async::<Vec<redis::Value>>(conn).await;
+        settle(shared, &mut batch, &plan, &Outcome::of(result));
     }
-}
-
-/// How one pipeline ended.
-#[derive(Debug)]
-enum Outcome {
-    /// Every command executed: their replies, by command index.
-    Published(Vec<redis::Value>),
-    /// Redis refused some commands (by command index; e.g. an ACL without PUBLISH on a
-    /// channel): the others were executed.
-    Refused(Vec<(usize, redis::RedisError)>),
-    /// The connection failed: none was executed.
-    Failed(redis::RedisError),
-    /// No answer within the response timeout: each may or may not be executed.
-    Unknown(redis::RedisError),
-}
-
-impl Outcome {
-    fn of(result: redis::RedisResult<Vec<redis::Value>>) -> Outcome {
-        match result {
-            Ok(replies) => Outcome::Published(replies),
-            Err(e) if e.is_timeout() => Outcome::Unknown(e),
-            // Cloned: `into_server_errors` consumes the error even when it holds none.
-            Err(e) => match e.clone().into_server_errors() {
-                Some(errors) => Outcome::Refused(
-                    errors
-                        .iter()
-                        .map(|(i, e)| (*i, redis::RedisError::from(e.clone())))
-                        .collect(),
-                ),
-                None => Outcome::Failed(e),
-            },
-        }
-    }
-
-    /// Messages of the pipeline not known to be published.
-    fn failed(&self, plan: &Plan) -> usize {
-        match self {
-            Outcome::Published(_) => 0,
-            Outcome::Refused(errors) => plan
-                .publish_at
-                .iter()
-                .filter(|at| errors.iter().any(|(k, _)| k == *at))
-                .count(),
-            Outcome::Failed(_) | Outcome::Unknown(_) => plan.publish_at.len(),
-        }
-    }
-
-    fn reply(&self, at: usize) -> Option<&redis::Value> {
-        match self {
-            Outcome::Published(replies) => replies.get(at),
-            _ => None,
-        }
-    }
-
-    /// How many subscribers message `i`'s PUBLISH reached, when known.
-    fn reached(&self, plan: &Plan, i: usize) -> Option<usize> {
-        let v = self.reply(*plan.publish_at.get(i)?)?;
-        redis::from_redis_value_ref::<usize>(v).ok()
-    }
-
-    /// The channel's subscriber count asked before message `i`, when known.
-    fn subscribers(&self, plan: &Plan, i: usize) -> Option<usize> {
-        let v = self.reply((*plan.numsub_at.get(i)?)?)?;
-        let counts: Vec<(String, usize)> = redis::from_redis_value_ref(v).ok()?;
-        Some(counts.first().map_or(0, |(_, n)| *n))
-    }
-
-    /// What the caller of message `i` is told: the subscriber count it asked for, or how
-    /// many its PUBLISH reached.
-    fn of_message(&self, plan: &Plan, i: usize, counted: bool) -> Result<Option<usize>, Error> {
-        let refused = |at: Option<usize>| match (self, at) {
-            (Outcome::Refused(errors), Some(at)) => errors.iter().find(|(k, _)| *k == at),
-            _ => None,
-        };
-        if let Some((_, e)) = refused(plan.publish_at.get(i).copied()) {
-            return Err(Error::NotPublished(e.clone()));
-        }
-        if let Some((_, e)) = refused(plan.numsub_at.get(i).copied().flatten()) {
-            // Published, but the count asked for was refused (an ACL without PUBSUB).
-            return Err(Error::Redis(e.clone()));
-        }
-        match self {
-            Outcome::Published(_) if counted => Ok(self.subscribers(plan, i)),
-            Outcome::Published(_) => Ok(self.reached(plan, i)),
-            Outcome::Refused(_) => Ok(None),
-            Outcome::Failed(e) => Err(Error::NotPublished(e.clone())),
-            Outcome::Unknown(e) => Err(Error::Unconfirmed(e.clone())),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use bytes::Bytes;
-
-    fn io(kind: std::io::ErrorKind) -> redis::RedisError {
-        redis::RedisError::from(std::io::Error::from(kind))
-    }
-
-    fn message(count_subscribers: bool) -> Outgoing {
-        let mut m = Outgoing::new(
-            "c".into(),
-            Bytes::from_static(b"x"),
-            0,
-            crate::transport::Mode::Queued,
-        );
-        m.count_subscribers = count_subscribers;
-        m
-    }
-
-    /// Three messages, the second counted: commands PUBLISH, NUMSUB, PUBLISH, PUBLISH.
-    fn plan() -> Plan {
-        Plan::of(&[message(false), message(true), message(false)]).1
-    }
-
-    #[test]
-    fn a_refused_command_fails_only_its_caller() {
-        let refused = redis::RedisError::from((
-            redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm),
-            "NOPERM",
-        ));
-        let plan = plan();
-        // Command 2 is the second message's PUBLISH.
-        let o = Outcome::Refused(vec![(2, refused)]);
-        assert_eq!(o.failed(&plan), 1);
-        assert!(o.of_message(&plan, 0, false).is_ok());
-        let err = o.of_message(&plan, 1, true).unwrap_err();
-        assert!(matches!(&err, Error::NotPublished(_)), "{err}");
-        // The Redis error is the source, not only text.
-        let source = std::error::Error::source(&err).expect("a source");
-        assert!(source.to_string().contains("NOPERM"), "{source}");
-        assert!(o.of_message(&plan, 2, false).is_ok());
-    }
-
-    #[test]
-    fn a_failed_pipeline_fails_everyone_and_a_timeout_is_unconfirmed() {
-        let plan = plan();
-        let o = Outcome::Failed(io(std::io::ErrorKind::BrokenPipe));
-        assert_eq!(o.failed(&plan), 3);
-        assert!(matches!(
-            o.of_message(&plan, 2, false),
-            Err(Error::NotPublished(_))
-        ));
-        let o = Outcome::Unknown(io(std::io::ErrorKind::TimedOut));
-        assert_eq!(o.failed(&plan), 3);
-        assert!(matches!(
-            o.of_message(&plan, 0, false),
-            Err(Error::Unconfirmed(_))
-        ));
-    }
-
-    #[test]
-    fn counts_are_read_per_message() {
-        use redis::Value as V;
-        let plan = plan();
-        let numsub = V::Array(vec![V::BulkString(b"c".to_vec()), V::Int(3)]);
-        let o = Outcome::Published(vec![V::Int(1), numsub, V::Int(4), V::Int(0)]);
-        assert_eq!(o.failed(&plan), 0);
-        assert_eq!(o.of_message(&plan, 0, false).unwrap(), Some(1));
-        // The counted message gets NUMSUB's answer; its PUBLISH reached 4.
-        assert_eq!(o.of_message(&plan, 1, true).unwrap(), Some(3));
-        assert_eq!(o.reached(&plan, 1), Some(4));
-        assert_eq!(o.reached(&plan, 2), Some(0));
-    }
-
-    #[test]
-    fn redis_errors_are_classified() {
-        let timeout = redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut));
-        assert!(matches!(Outcome::of(Err(timeout)), Outcome::Unknown(_)));
-        let dropped = redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
-        assert!(matches!(Outcome::of(Err(dropped)), Outcome::Failed(_)));
-        assert!(matches!(Outcome::of(Ok(vec![])), Outcome::Published(_)));
-    }
+    tracing::info!(
+        entries = n,
+        "stream entries held while Redis was down: sent"
+    );
 }

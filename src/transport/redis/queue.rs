@@ -1,7 +1,8 @@
 //! What the publisher task sends: one PUBLISH, or one XADD (the Streams transport), and
 //! how a caller queues it ([`Mode`]).
 
-use super::RedisTransport;
+use super::held::Kept;
+use super::{RedisTransport, lock};
 use crate::error::Error;
 use crate::stats::Counters;
 use crate::transport::Mode;
@@ -70,6 +71,22 @@ impl RedisTransport {
         mode: Mode,
     ) -> Result<Option<usize>, Error> {
         if let Some(e) = self.refusal() {
+            // A stream entry nobody waits on is kept while Redis is down (bounded).
+            if matches!(e, Error::Disconnected) && mode == Mode::Queued && msg.xadd.is_some() {
+                let shared = &self.shared;
+                let kept = lock(&shared.held).keep(msg, &shared.publishing);
+                match kept {
+                    Kept::Yes => {
+                        Counters::add(&shared.counters.stream_held, 1);
+                        return Ok(None);
+                    }
+                    Kept::Up(m) => {
+                        self.queue.send(m).await.map_err(|_| Error::Closed)?;
+                        return Ok(None);
+                    }
+                    Kept::No(_) => {}
+                }
+            }
             if matches!(e, Error::Disconnected) {
                 Counters::add(&self.shared.counters.refused, 1);
                 if mode == Mode::Volatile {

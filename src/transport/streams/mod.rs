@@ -52,6 +52,16 @@ pub struct StreamsOptions {
     /// a Redis Cluster or one Redis 7. Default false (`PUBLISH`). Every server of the
     /// cluster must use the same setting.
     pub use_sharded_pub_sub: bool,
+    /// Broadcasts emitted while Redis is unreachable that are kept (at most this many)
+    /// and appended once it answers again, before anything newer: the stream has room
+    /// for late entries, every server reads them from its offset. 0: refused at once,
+    /// as pub/sub broadcasts are. Default 10,000. One Redis or Sentinel (over a Redis
+    /// Cluster, an entry for a master that is down is refused). Node: node-redis and
+    /// ioredis queue commands while disconnected, without a bound.
+    pub offline_queue: usize,
+    /// Held entries older than this when Redis answers again are dropped (counted in
+    /// `publish_failed`) rather than delivered that late. Default 30 s.
+    pub offline_max_age: Duration,
 }
 
 impl Default for StreamsOptions {
@@ -64,6 +74,8 @@ impl Default for StreamsOptions {
             block_time: Duration::from_secs(5),
             only_plaintext: false,
             use_sharded_pub_sub: false,
+            offline_queue: 10_000,
+            offline_max_age: Duration::from_secs(30),
         }
     }
 }
@@ -118,6 +130,7 @@ impl StreamsTransport {
             counters,
         )
         .await?;
+        inner.hold_stream_entries(opts.offline_queue, opts.offline_max_age);
         let inner = Arc::new(inner);
         Ok(Self::with(
             inner.clone(),
