@@ -8,10 +8,12 @@
 //! emitted after Redis answered again, then 2 s more; then the bench waits 1.5 s for
 //! stragglers and counts.
 //!
-//! Scenarios (`BENCH_GAP_SCENARIOS`, default `kill-pubsub,restart`):
+//! Scenarios (`BENCH_GAP_SCENARIOS`, default `kill-pubsub,kill-all,restart`):
 //! * **kill-pubsub**: `CLIENT KILL TYPE pubsub` on the redis-server (every subscriber
 //!   connection, A's and B's; the publishing connections stay). Redis never stops
 //!   answering, so "Redis back" is the moment of the kill.
+//! * **kill-all**: `CLIENT KILL TYPE normal` then `TYPE pubsub`: every connection but
+//!   the bench's (publishers, stream readers, subscribers); Redis keeps answering.
 //! * **restart**: redis-server SIGKILLed, started again on the same port
 //!   `BENCH_GAP_DOWN_MS` later (default 1000; test-support's `RedisServer::restart`).
 //!   "Redis back" is the first `PING` answered on a fresh connection of the bench's own
@@ -105,6 +107,7 @@ fn wall_ms() -> f64 {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Fault {
     KillPubsub,
+    KillAll,
     Restart,
 }
 
@@ -112,6 +115,7 @@ impl Fault {
     fn name(self) -> &'static str {
         match self {
             Fault::KillPubsub => "kill-pubsub",
+            Fault::KillAll => "kill-all",
             Fault::Restart => "restart",
         }
     }
@@ -445,6 +449,24 @@ async fn run(imp: &'static str, fault: Fault, cfg: &Config) -> Outcome {
     let t_fault;
     let t_back;
     match fault {
+        Fault::KillAll => {
+            let mut admin = command_conn(&redis.url()).await;
+            let mut killed: i64 = 0;
+            for kind in ["normal", "pubsub"] {
+                killed += redis::cmd("CLIENT")
+                    .arg("KILL")
+                    .arg("TYPE")
+                    .arg(kind)
+                    .query_async::<i64>(&mut admin)
+                    .await
+                    .expect("CLIENT KILL TYPE");
+            }
+            t_fault = wall_ms();
+            t_back = t_fault;
+            lines.push(format!(
+                "fault: CLIENT KILL TYPE normal, then TYPE pubsub, closed {killed} connections (every one but the bench's)"
+            ));
+        }
         Fault::KillPubsub => {
             let mut admin = command_conn(&redis.url()).await;
             let killed: i64 = redis::cmd("CLIENT")
@@ -706,7 +728,7 @@ fn analyse(
         "received per client {} of {emits}; duplicates {dups}; errored emits that arrived anyway {errored_but_arrived}",
         spread_int(received)
     ));
-    if fault == Fault::KillPubsub {
+    if fault != Fault::Restart {
         // Redis never stopped answering: "back" is the fault itself.
         back_first.clear();
     }
@@ -724,7 +746,7 @@ fn analyse(
         )
     });
     match fault {
-        Fault::KillPubsub => lines.push(format!(
+        Fault::KillPubsub | Fault::KillAll => lines.push(format!(
             "accepted but never delivered, per client: {} emitted before the kill completed, {} after{span}",
             spread_int(lost_other.clone()),
             spread_int(lost_back.clone()),
@@ -807,7 +829,7 @@ async fn main() {
         rate: env_num("BENCH_GAP_RATE", 1000) as f64,
         down: Duration::from_millis(env_num("BENCH_GAP_DOWN_MS", 1000) as u64),
         peers: list("BENCH_GAP_PEERS", "ours,node,ours-streams,node-streams"),
-        scenarios: list("BENCH_GAP_SCENARIOS", "kill-pubsub,restart"),
+        scenarios: list("BENCH_GAP_SCENARIOS", "kill-pubsub,kill-all,restart"),
     };
     assert!(
         cfg.clients > 0 && cfg.rate > 0.0,
@@ -826,9 +848,12 @@ async fn main() {
     for scenario in &cfg.scenarios {
         let fault = match scenario.as_str() {
             "kill-pubsub" => Fault::KillPubsub,
+            "kill-all" => Fault::KillAll,
             "restart" => Fault::Restart,
             other => {
-                panic!("BENCH_GAP_SCENARIOS: unknown scenario {other:?} (kill-pubsub, restart)")
+                panic!(
+                    "BENCH_GAP_SCENARIOS: unknown scenario {other:?} (kill-pubsub, kill-all, restart)"
+                )
             }
         };
         for imp in ["ours", "node", "ours-streams", "node-streams"] {
