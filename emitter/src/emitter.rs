@@ -155,9 +155,14 @@ impl Emitter {
             if spec.master_tls || spec.sentinels.iter().any(|u| u.starts_with("rediss:")) {
                 let _ = rustls::crypto::ring::default_provider().install_default();
             }
-            let publisher =
-                SentinelPublisher::connect(&spec, opts.connect_timeout, opts.publish_timeout)
-                    .await?;
+            let streams = opts.streams.clone().map(|t| (opts.key.clone(), t));
+            let publisher = SentinelPublisher::connect(
+                &spec,
+                opts.connect_timeout,
+                opts.publish_timeout,
+                streams,
+            )
+            .await?;
             return Ok(Self::with_publisher(Box::new(publisher), &opts));
         }
         let url = redact_url(&opts.url);

@@ -71,7 +71,8 @@ impl EmitterOptions {
     /// appended to `stream_name` (Node's `streamName`, default `socket.io`; with
     /// [`stream_count`](Self::stream_count) the namespace's stream among several), server-side
     /// emits are published. The count an operation returns is the namespace's servers.
-    /// A standalone Redis or a Redis Cluster (each stream is written on its master).
+    /// A standalone Redis, a Redis Cluster (each stream is written on its master) or the
+    /// master of a Sentinel setup.
     pub fn streams(mut self, stream_name: impl Into<String>) -> Self {
         self.streams = Some(crate::streams::StreamTarget {
             stream_name: stream_name.into(),
@@ -233,9 +234,9 @@ impl EmitterOptions {
                     "streams: the stream name must not be empty, stream_count and max_len above zero".into(),
                 ));
             }
-            if self.sharded.is_some() || self.sentinel.is_some() {
+            if self.sharded.is_some() {
                 return Err(Error::Config(
-                    "streams: a standalone Redis or a Redis Cluster (not Sentinel, for now), and no sharded mode (use_sharded_pub_sub is the streams' own)".into(),
+                    "streams: no sharded mode (use_sharded_pub_sub is the streams' own)".into(),
                 ));
             }
         }

@@ -14,9 +14,14 @@
 //!   followed the switch). Whenever the watcher has to reconnect to a sentinel, it drops
 //!   the connection as well: an announcement may have been missed meanwhile.
 //!
+//! With [`EmitterOptions::streams`] the same connection writes the stream entries (see
+//! `streams.rs`).
+//!
 //! [`EmitterOptions::sentinel`]: crate::EmitterOptions::sentinel
+//! [`EmitterOptions::streams`]: crate::EmitterOptions::streams
 
 use crate::emitter::{BoxFuture, Publish};
+use crate::streams::StreamTarget;
 use futures_util::StreamExt;
 use redis::aio::MultiplexedConnection;
 use redis::sentinel::SentinelClient;
@@ -35,6 +40,8 @@ struct Inner {
     master: Mutex<Option<MultiplexedConnection>>,
     connect_timeout: Duration,
     publish_timeout: Duration,
+    /// The Streams protocol: the namespace key and the streams (see `streams.rs`).
+    streams: Option<(String, StreamTarget)>,
 }
 
 /// [`Publish`] through the master the sentinels name (see the module docs).
@@ -64,6 +71,7 @@ impl SentinelPublisher {
         spec: &SentinelSpec,
         connect_timeout: Duration,
         publish_timeout: Duration,
+        streams: Option<(String, StreamTarget)>,
     ) -> Result<Self, crate::Error> {
         let sentinels = spec
             .builder()
@@ -75,6 +83,7 @@ impl SentinelPublisher {
             master: Mutex::new(None),
             connect_timeout,
             publish_timeout,
+            streams,
         });
         inner
             .connection()
@@ -116,11 +125,21 @@ impl Inner {
 
     async fn publish_once(&self, channel: &str, payload: &[u8]) -> redis::RedisResult<usize> {
         let mut conn = self.connection().await?;
-        let res = redis::cmd("PUBLISH")
-            .arg(channel)
-            .arg(payload)
-            .query_async::<usize>(&mut conn)
-            .await;
+        let res = match &self.streams {
+            Some((key, target)) => {
+                target
+                    .write(key, channel, payload.to_vec())
+                    .run(&mut conn, false)
+                    .await
+            }
+            None => {
+                redis::cmd("PUBLISH")
+                    .arg(channel)
+                    .arg(payload)
+                    .query_async::<usize>(&mut conn)
+                    .await
+            }
+        };
         if let Err(e) = &res
             && (e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal())
         {

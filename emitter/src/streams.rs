@@ -39,6 +39,86 @@ pub(crate) struct StreamsPublisher<C> {
     pub(crate) cluster: bool,
 }
 
+/// What one emitter message becomes on the Streams protocol.
+pub(crate) enum StreamWrite {
+    /// `XADD` of the entry, and the count of the namespace's servers.
+    Entry { xadd: redis::Cmd, count: redis::Cmd },
+    /// A `PUBLISH` (or `SPUBLISH`) answering the subscribers reached.
+    Publish(redis::Cmd),
+}
+
+impl StreamTarget {
+    /// Where `payload` (a ClusterAdapter message the emitter encoded for `channel`) goes:
+    /// the namespace's stream when it is a stream type on the namespace's channel, else
+    /// pub/sub as msgpack (Node's subscriber reads msgpack only).
+    pub(crate) fn write(&self, key: &str, channel: &str, payload: Vec<u8>) -> StreamWrite {
+        let (publish, numsub) = if self.sharded_pub_sub {
+            ("SPUBLISH", "SHARDNUMSUB")
+        } else {
+            ("PUBLISH", "NUMSUB")
+        };
+        let msg = match ClusterMessage::decode(&payload) {
+            Ok(m) => m,
+            // Not ours to encode (cannot happen for what the emitter builds).
+            Err(_) => {
+                let mut cmd = redis::cmd(publish);
+                cmd.arg(channel).arg(payload);
+                return StreamWrite::Publish(cmd);
+            }
+        };
+        let main = channel
+            .strip_prefix(key)
+            .and_then(|r| r.strip_prefix('#'))
+            .and_then(|r| r.strip_suffix('#'))
+            == Some(msg.nsp.as_str());
+        if !main || is_ephemeral(&msg) {
+            let mut cmd = redis::cmd(publish);
+            cmd.arg(channel).arg(msg.encode_msgpack());
+            return StreamWrite::Publish(cmd);
+        }
+        let stream = stream_name(&self.stream_name, self.stream_count, &msg.nsp);
+        let mut xadd = redis::cmd("XADD");
+        xadd.arg(&stream)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(self.max_len)
+            .arg("*");
+        for (k, v) in msg.to_stream_fields(false) {
+            xadd.arg(k).arg(v);
+        }
+        let mut count = redis::cmd("PUBSUB");
+        count.arg(numsub).arg(channel);
+        StreamWrite::Entry { xadd, count }
+    }
+}
+
+impl StreamWrite {
+    /// Runs it on `conn`: the count it answers. `split`: the XADD and the count apart
+    /// (a Redis Cluster connection; a pipeline there must stay in one slot).
+    pub(crate) async fn run<C>(self, conn: &mut C, split: bool) -> redis::RedisResult<usize>
+    where
+        C: redis::aio::ConnectionLike + Send,
+    {
+        match self {
+            StreamWrite::Publish(cmd) => cmd.query_async(conn).await,
+            StreamWrite::Entry { xadd, count } => {
+                let counts: Vec<(String, usize)> = if split {
+                    xadd.query_async::<String>(conn).await?;
+                    count.query_async(conn).await?
+                } else {
+                    let (_id, counts): (String, _) = redis::pipe()
+                        .add_command(xadd)
+                        .add_command(count)
+                        .query_async(conn)
+                        .await?;
+                    counts
+                };
+                Ok(counts.first().map_or(0, |(_, n)| *n))
+            }
+        }
+    }
+}
+
 impl<C> Publish for StreamsPublisher<C>
 where
     C: redis::aio::ConnectionLike + Clone + Send + Sync + 'static,
@@ -49,63 +129,8 @@ where
         payload: Vec<u8>,
     ) -> BoxFuture<'static, Result<usize, redis::RedisError>> {
         let mut conn = self.conn.clone();
-        let msg = ClusterMessage::decode(&payload);
-        let stream = match &msg {
-            Ok(m) if channel == format!("{}#{}#", self.key, m.nsp) && !is_ephemeral(m) => Some(
-                stream_name(&self.target.stream_name, self.target.stream_count, &m.nsp),
-            ),
-            _ => None,
-        };
-        let max_len = self.target.max_len;
-        let (publish, numsub) = if self.target.sharded_pub_sub {
-            ("SPUBLISH", "SHARDNUMSUB")
-        } else {
-            ("PUBLISH", "NUMSUB")
-        };
-        let cluster = self.cluster;
-        Box::pin(async move {
-            let Ok(msg) = msg else {
-                // Not ours to encode (cannot happen for what the emitter builds).
-                return redis::cmd(publish)
-                    .arg(&channel)
-                    .arg(payload)
-                    .query_async(&mut conn)
-                    .await;
-            };
-            match stream {
-                Some(stream) => {
-                    let mut xadd = redis::cmd("XADD");
-                    xadd.arg(&stream)
-                        .arg("MAXLEN")
-                        .arg("~")
-                        .arg(max_len)
-                        .arg("*");
-                    for (k, v) in msg.to_stream_fields(false) {
-                        xadd.arg(k).arg(v);
-                    }
-                    let mut count = redis::cmd("PUBSUB");
-                    count.arg(numsub).arg(&channel);
-                    let counts: Vec<(String, usize)> = if cluster {
-                        xadd.query_async::<String>(&mut conn).await?;
-                        count.query_async(&mut conn).await?
-                    } else {
-                        let (_id, counts): (String, _) = redis::pipe()
-                            .add_command(xadd)
-                            .add_command(count)
-                            .query_async(&mut conn)
-                            .await?;
-                        counts
-                    };
-                    Ok(counts.first().map_or(0, |(_, n)| *n))
-                }
-                None => {
-                    redis::cmd(publish)
-                        .arg(&channel)
-                        .arg(msg.encode_msgpack())
-                        .query_async(&mut conn)
-                        .await
-                }
-            }
-        })
+        let write = self.target.write(&self.key, &channel, payload);
+        let split = self.cluster;
+        Box::pin(async move { write.run(&mut conn, split).await })
     }
 }
