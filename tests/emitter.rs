@@ -65,6 +65,7 @@ async fn emit_to_all_reaches_every_client_of_every_server_once() {
         ];
         let n = em
             .emit("hello", &("world", 42, json!({"nested": ["ü", 1.5]})))
+            .confirmed()
             .await
             .unwrap();
         assert_eq!(n, 2, "both servers subscribe to the namespace");
@@ -160,7 +161,10 @@ async fn namespaces_are_kept_apart_and_of_adds_the_slash() {
     expect_events(&mut admin0, &["adm", "marker"], T).await;
     expect_events(&mut root, &["marker"], T).await;
     // A namespace no server has: published, nobody listens.
-    assert_eq!(em.of("/none").emit("void", &()).await.unwrap(), 0);
+    assert_eq!(
+        em.of("/none").emit("void", &()).confirmed().await.unwrap(),
+        0
+    );
 }
 
 #[tokio::test]
@@ -325,7 +329,7 @@ async fn existing_connections_and_keys() {
     em2.emit("via-manager", &2).await.unwrap();
     // Another key: another cluster.
     let stranger = emitter("someone-else").await;
-    assert_eq!(stranger.emit("stranger", &()).await.unwrap(), 0);
+    assert_eq!(stranger.emit("stranger", &()).confirmed().await.unwrap(), 0);
     // Clones and spawned futures share the connection.
     let em3 = em.clone();
     tokio::spawn(em3.emit("spawned", &3))
@@ -337,7 +341,11 @@ async fn existing_connections_and_keys() {
     let em4 = Emitter::connect(EmitterOptions::new(&resp3).key(&key))
         .await
         .unwrap();
-    assert_eq!(em4.emit("via-resp3", &4).await.unwrap(), 2, "both servers");
+    assert_eq!(
+        em4.emit("via-resp3", &4).confirmed().await.unwrap(),
+        2,
+        "both servers"
+    );
     em.emit("marker", &()).await.unwrap();
     expect_events(
         &mut c,
@@ -394,15 +402,26 @@ async fn publish_fails_while_redis_is_down_then_recovers() {
     )
     .await
     .unwrap();
-    assert_eq!(em.emit("before", &()).await.unwrap(), 0);
+    assert_eq!(em.emit("before", &()).confirmed().await.unwrap(), 0);
     redis.kill();
-    let err = em.emit("during", &()).await.unwrap_err();
+    // A broadcast resolves once queued; its failure is counted, and the next flush
+    // reports it.
+    em.emit("during", &()).await.unwrap();
+    let err = em.flush().await.unwrap_err();
+    assert!(
+        matches!(err, Error::NotPublished { failed: 1, .. }),
+        "{err}"
+    );
+    assert_eq!(em.stats().failed, 1);
+    assert!(em.flush().await.is_ok(), "reported once");
+    // A confirmed one gets its own error.
+    let err = em.emit("during", &()).confirmed().await.unwrap_err();
     assert!(matches!(err, Error::Redis(_) | Error::Timeout(_)), "{err}");
     redis.restart();
     // The connection manager reconnects in the background: bounded retries.
     let deadline = std::time::Instant::now() + T;
     loop {
-        match em.emit("after", &()).await {
+        match em.emit("after", &()).confirmed().await {
             Ok(_) => break,
             Err(e) if std::time::Instant::now() < deadline => {
                 tracing::debug!("not reconnected yet: {e}");
@@ -567,6 +586,7 @@ async fn mixed_node_and_rust_cluster_receives_everything_once() {
         let n = em
             .to("r")
             .emit("mixed", &(Bytes::from_static(&[7]), "x"))
+            .confirmed()
             .await
             .unwrap();
         assert_eq!(n, 2, "the Node and the Rust server");

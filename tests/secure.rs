@@ -329,7 +329,7 @@ async fn emitter_over_tls() {
     )
     .await
     .unwrap();
-    assert_eq!(em.emit("over-tls", &6).await.unwrap(), 1);
+    assert_eq!(em.emit("over-tls", &6).confirmed().await.unwrap(), 1);
     assert_eq!(c.recv_event_named("over-tls", T).await.i64_arg(0), 6);
 
     // Or an existing TLS connection.
@@ -345,7 +345,7 @@ async fn emitter_over_tls() {
         .await
         .unwrap();
     let em = Emitter::from_connection(conn, EmitterOptions::default().key(&key)).unwrap();
-    assert_eq!(em.emit("over-tls", &7).await.unwrap(), 1);
+    assert_eq!(em.emit("over-tls", &7).confirmed().await.unwrap(), 1);
     assert_eq!(c.recv_event_named("over-tls", T).await.i64_arg(0), 7);
 
     // `rediss://` through `Emitter::connect`: TLS is there, and an unknown CA is refused
@@ -447,7 +447,14 @@ async fn emitter_with_acl_user() {
     assert_no_secret(&format!("{opts:?}"));
     let em = Emitter::connect(opts).await.expect("emitter connect");
     assert_no_secret(&format!("{em:?}"));
-    assert_eq!(em.to("r").emit("from-emitter", &"hi").await.unwrap(), 1);
+    assert_eq!(
+        em.to("r")
+            .emit("from-emitter", &"hi")
+            .confirmed()
+            .await
+            .unwrap(),
+        1
+    );
     assert_eq!(c.recv_event_named("from-emitter", T).await.str_arg(0), "hi");
 
     let started = Instant::now();
@@ -478,7 +485,7 @@ async fn acl_missing_credentials_are_refused() {
     // command, at the first emit; never silently.
     let err = match Emitter::connect(EmitterOptions::new(&url)).await {
         Err(e) => e,
-        Ok(em) => em.emit("x", &1).await.unwrap_err(),
+        Ok(em) => em.emit("x", &1).confirmed().await.unwrap_err(),
     };
     assert!(err.to_string().contains("NOAUTH"), "{err}");
 }

@@ -55,7 +55,7 @@ impl Source {
     async fn emit(&self, event: &str, i: u64) -> bool {
         match self {
             Source::Server(io) => io.emit(event, &(i,)).await.is_ok(),
-            Source::Emitter(e) => e.emit(event, &(i,)).await.is_ok(),
+            Source::Emitter(e) => e.emit(event, &(i,)).confirmed().await.is_ok(),
         }
     }
 }
@@ -394,7 +394,10 @@ async fn each_leg_has_its_own_credentials() {
     )
     .await
     .expect("emitter with both passwords");
-    assert_eq!(emitter.emit("from-emitter", &()).await.unwrap(), 2);
+    assert_eq!(
+        emitter.emit("from-emitter", &()).confirmed().await.unwrap(),
+        2
+    );
     assert_eq!(c.recv_event(T).await.name, "from-emitter");
 
     // A wrong master password, or none for the sentinels: an error from connect,
@@ -463,7 +466,14 @@ async fn tls_on_both_legs_through_a_failover() {
         until_server_count(&servers[0], 2, within).await;
         servers[0].io.emit("hello", &(round,)).await.unwrap();
         assert_eq!(c.recv_event_named("hello", T).await.str_arg(0), round);
-        assert_eq!(emitter.emit("from-emitter", &(round,)).await.unwrap(), 2);
+        assert_eq!(
+            emitter
+                .emit("from-emitter", &(round,))
+                .confirmed()
+                .await
+                .unwrap(),
+            2
+        );
         assert_eq!(
             c.recv_event_named("from-emitter", T).await.str_arg(0),
             round
@@ -563,7 +573,14 @@ async fn streams_follow_a_failover_without_loss_or_duplicates() {
     )
     .await
     .expect("streams emitter through the sentinels");
-    assert_eq!(emitter.emit("from-emitter", &"e").await.unwrap(), 2);
+    assert_eq!(
+        emitter
+            .emit("from-emitter", &"e")
+            .confirmed()
+            .await
+            .unwrap(),
+        2
+    );
     assert_eq!(c.recv_event_named("from-emitter", T).await.str_arg(0), "e");
     // (Its entry is the last of the new master's stream. What the old master accepted
     // between the promotion and `+switch-master` is not there: delivered to every

@@ -186,7 +186,11 @@ async fn streams_over_a_redis_cluster_classic_and_sharded_pubsub() {
         .await
         .unwrap();
         assert_eq!(
-            emitter.emit("from-emitter", &"e").await.unwrap(),
+            emitter
+                .emit("from-emitter", &"e")
+                .confirmed()
+                .await
+                .unwrap(),
             2,
             "{what}"
         );

@@ -54,6 +54,8 @@ async fn main() -> std::process::ExitCode {
         match emitter
             .to(room.as_str())
             .emit("tick", &Tick { n, unix_ms })
+            // Waits for Redis (one tick a second: the count is worth the round trip).
+            .confirmed()
             .await
         {
             Ok(servers) => println!("tick {n}: received by {servers} server(s)"),

@@ -39,43 +39,10 @@ pub const RESERVED_EVENTS: [&str; 6] = [
 /// listeners.
 pub const RESERVED_SERVER_SIDE_EVENTS: [&str; 3] = ["connect", "connection", "new_namespace"];
 
-pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// Where the encoded messages go. One implementation per connection type; tests
-/// capture instead.
-pub(crate) trait Publish: Send + Sync + 'static {
-    /// `PUBLISH channel payload`: how many subscribers received it.
-    fn publish(
-        &self,
-        channel: String,
-        payload: Vec<u8>,
-    ) -> BoxFuture<'static, Result<usize, redis::RedisError>>;
-}
-
-/// A connection and the command it publishes with (`PUBLISH`, or `SPUBLISH` for the
-/// sharded protocol).
-struct RedisPublisher<C>(C, &'static str);
-
-impl<C> Publish for RedisPublisher<C>
-where
-    C: redis::aio::ConnectionLike + Clone + Send + Sync + 'static,
-{
-    fn publish(
-        &self,
-        channel: String,
-        payload: Vec<u8>,
-    ) -> BoxFuture<'static, Result<usize, redis::RedisError>> {
-        let mut conn = self.0.clone();
-        let command = self.1;
-        Box::pin(async move {
-            redis::cmd(command)
-                .arg(channel)
-                .arg(payload)
-                .query_async::<usize>(&mut conn)
-                .await
-        })
-    }
-}
+pub(crate) use crate::publish::BoxFuture;
+use crate::publish::{Publish, RedisPublisher};
+use crate::writer::Writer;
+use std::sync::OnceLock;
 
 /// Awaits `connect` within `timeout`: its connection, or the error naming `url`.
 async fn connecting<C>(
@@ -102,17 +69,34 @@ fn publish_command(opts: &EmitterOptions) -> &'static str {
 struct Shared {
     key: String,
     publish_timeout: Duration,
-    publisher: Box<dyn Publish>,
+    publisher: Arc<dyn Publish>,
+    /// Started by the first operation (inside the caller's runtime).
+    writer: OnceLock<Writer>,
+    queue_capacity: usize,
     sharded: Option<SubscriptionMode>,
+}
+
+impl Shared {
+    fn writer(&self) -> &Writer {
+        self.writer.get_or_init(|| {
+            Writer::start(
+                self.publisher.clone(),
+                self.queue_capacity,
+                self.publish_timeout,
+            )
+        })
+    }
 }
 
 /// Sends events and cluster-wide operations to the socket.io servers sharing a Redis,
 /// without being a server: `@socket.io/redis-emitter` for Rust.
 ///
-/// A cheap clone (one connection shared by every clone and every [`of`](Self::of)).
-/// Every operation encodes its message at call time and completes once Redis has
-/// acknowledged the `PUBLISH`; the `usize` it returns is Redis' count of subscribers that
-/// received it (the servers listening on that namespace; 0 means none is).
+/// A cheap clone (one connection and one writer task shared by every clone and every
+/// [`of`](Self::of)). Every operation encodes its message at call time and queues it;
+/// a broadcast ([`emit`](Self::emit)) resolves once queued, the other operations (and
+/// [`EmitFuture::confirmed`]) once Redis acknowledged them, with Redis' count of
+/// subscribers that received it (the servers listening on that namespace; 0 means none
+/// is). See the crate docs, "How it works".
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), socketioxide_cluster_emitter::Error> {
@@ -207,7 +191,11 @@ impl Emitter {
             return Ok(Self::with_publisher(Box::new(publisher), &opts));
         }
         Ok(Self::with_publisher(
-            Box::new(RedisPublisher(conn, command)),
+            Box::new(RedisPublisher {
+                conn,
+                command,
+                cluster: false,
+            }),
             &opts,
         ))
     }
@@ -254,7 +242,11 @@ impl Emitter {
         }
         let command = publish_command(opts);
         Ok(Self::with_publisher(
-            Box::new(RedisPublisher(conn, command)),
+            Box::new(RedisPublisher {
+                conn,
+                command,
+                cluster: true,
+            }),
             opts,
         ))
     }
@@ -262,6 +254,9 @@ impl Emitter {
     /// An emitter on a connection you already have (Node: `new Emitter(redisClient)`):
     /// a [`redis::aio::ConnectionManager`], a [`redis::aio::MultiplexedConnection`], or
     /// any cloneable async connection. The options' URL and connect timeout are unused.
+    /// Broadcasts are pipelined on it: for a Redis Cluster, use
+    /// [`EmitterOptions::redis_cluster`] with [`connect`](Self::connect) instead (its
+    /// pipelines are split by slot).
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -289,7 +284,11 @@ impl Emitter {
         }
         let command = publish_command(&opts);
         Ok(Self::with_publisher(
-            Box::new(RedisPublisher(conn, command)),
+            Box::new(RedisPublisher {
+                conn,
+                command,
+                cluster: false,
+            }),
             &opts,
         ))
     }
@@ -298,7 +297,9 @@ impl Emitter {
         let shared = Arc::new(Shared {
             key: opts.key.clone(),
             publish_timeout: opts.publish_timeout,
-            publisher,
+            publisher: Arc::from(publisher),
+            writer: OnceLock::new(),
+            queue_capacity: opts.queue_capacity,
             // The Streams protocol's messages are the sharded static ones; its publisher
             // puts them in the stream or on pub/sub.
             sharded: match &opts.streams {
@@ -349,7 +350,7 @@ impl Emitter {
 
     /// Emits `event` to every client of the namespace, on every server.
     /// See [`BroadcastOperator::emit`] for the arguments.
-    pub fn emit<T: ?Sized + Serialize>(&self, event: &str, args: &T) -> PublishFuture {
+    pub fn emit<T: ?Sized + Serialize>(&self, event: &str, args: &T) -> EmitFuture {
         self.operator().emit(event, args)
     }
 
@@ -431,26 +432,40 @@ impl Emitter {
         Ok((main.main().to_owned(), msg.encode()))
     }
 
-    /// Publishes a prepared message, bounded by the publish timeout.
+    /// Queues a prepared message; resolves with Redis' count once it was published (in
+    /// queue order, behind what was queued before).
     fn send(&self, msg: Result<(String, Vec<u8>), Error>) -> PublishFuture {
         let shared = self.shared.clone();
         PublishFuture(Box::pin(async move {
             let (channel, payload) = msg?;
-            let timeout = shared.publish_timeout;
-            match tokio::time::timeout(timeout, shared.publisher.publish(channel, payload)).await {
-                Ok(res) => Ok(res?),
-                Err(_) => Err(Error::Timeout(timeout)),
-            }
+            shared.writer().confirmed(channel, payload).await
         }))
+    }
+
+    /// Waits until every message queued so far (by any clone) is published or failed:
+    /// `Ok` when none failed since the previous flush, else [`Error::NotPublished`] with
+    /// how many. Call it before a process exits, or where a batch of broadcasts must be
+    /// known to have reached Redis.
+    pub async fn flush(&self) -> Result<(), Error> {
+        self.shared.writer().flush().await
+    }
+
+    /// Counts of what the writer published and what failed, since the emitter was made
+    /// (every clone and namespace of it).
+    pub fn stats(&self) -> crate::EmitterStats {
+        match self.shared.writer.get() {
+            Some(w) => w.stats(),
+            None => crate::EmitterStats::default(),
+        }
     }
 }
 
 /// The future of one operation: resolves to the number of Redis subscribers (servers)
-/// that received the message, once Redis has acknowledged the `PUBLISH`.
+/// that received the message, once Redis has acknowledged it.
 ///
-/// The message is encoded when the operation is called and sent when this future is first
-/// polled; dropping it unpolled sends nothing. It borrows nothing (`'static`, `Send`), so
-/// it can be spawned.
+/// The message is encoded when the operation is called, and queued when this future is
+/// first polled; dropping it unpolled sends nothing. It borrows nothing (`'static`,
+/// `Send`), so it can be spawned.
 #[must_use = "nothing is sent unless the future is awaited"]
 pub struct PublishFuture(BoxFuture<'static, Result<usize, Error>>);
 
@@ -468,6 +483,62 @@ impl Future for PublishFuture {
 impl std::fmt::Debug for PublishFuture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("PublishFuture")
+    }
+}
+
+/// The future of a broadcast ([`BroadcastOperator::emit`]): resolves once the message
+/// is queued for the writer (at once, unless the queue is full), as Node's emitter
+/// hands it to its Redis client. A failure after that is counted in
+/// [`Emitter::stats`] and reported by the next [`Emitter::flush`].
+///
+/// [`confirmed`](Self::confirmed) waits for Redis instead, and gives its count.
+#[must_use = "nothing is sent unless the future is awaited"]
+pub struct EmitFuture {
+    shared: Arc<Shared>,
+    msg: Option<Result<(String, Vec<u8>), Error>>,
+    queued: Option<BoxFuture<'static, Result<(), Error>>>,
+}
+
+impl EmitFuture {
+    /// Resolves once Redis accepted the message, with its count of subscribers (the
+    /// servers of the namespace), like the other operations.
+    pub fn confirmed(mut self) -> PublishFuture {
+        let msg = self.msg.take();
+        let shared = self.shared.clone();
+        PublishFuture(Box::pin(async move {
+            let (channel, payload) =
+                msg.ok_or_else(|| Error::Config("confirmed() after the emit was awaited".into()))??;
+            shared.writer().confirmed(channel, payload).await
+        }))
+    }
+}
+
+impl Future for EmitFuture {
+    type Output = Result<(), Error>;
+
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        if self.queued.is_none() {
+            let msg = self.msg.take();
+            let shared = self.shared.clone();
+            self.queued = Some(Box::pin(async move {
+                let (channel, payload) = msg.ok_or(Error::Closed)??;
+                shared.writer().queue(channel, payload, false).await?;
+                Ok(())
+            }));
+        }
+        match self.queued.as_mut() {
+            Some(f) => f.as_mut().poll(cx),
+            None => std::task::Poll::Ready(Err(Error::Closed)),
+        }
+    }
+}
+
+impl std::fmt::Debug for EmitFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EmitFuture")
     }
 }
 
@@ -571,9 +642,12 @@ impl BroadcastOperator {
     ///
     /// Fails with [`Error::ReservedEvent`] for the names in [`RESERVED_EVENTS`].
     /// Acknowledgements are not supported (as in Node).
-    pub fn emit<T: ?Sized + Serialize>(&self, event: &str, args: &T) -> PublishFuture {
-        let msg = self.broadcast(event, args);
-        self.emitter.send(msg)
+    pub fn emit<T: ?Sized + Serialize>(&self, event: &str, args: &T) -> EmitFuture {
+        EmitFuture {
+            shared: self.emitter.shared.clone(),
+            msg: Some(self.broadcast(event, args)),
+            queued: None,
+        }
     }
 
     /// The channel and bytes of a broadcast, exactly as `@socket.io/redis-emitter` 5.1.0.

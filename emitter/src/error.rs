@@ -41,6 +41,19 @@ pub enum Error {
     /// may not have been delivered.
     #[error("Redis did not answer PUBLISH within {0:?}")]
     Timeout(Duration),
+    /// Messages queued earlier (broadcasts, which resolve once queued) failed since the
+    /// previous [`flush`](crate::Emitter::flush): `failed` of them, the last because of
+    /// `last`. Each is counted in [`Emitter::stats`](crate::Emitter::stats) too.
+    #[error("{failed} queued messages were not published (last: {last})")]
+    NotPublished {
+        /// How many failed since the previous flush.
+        failed: u64,
+        /// The last failure.
+        last: String,
+    },
+    /// The emitter's writer has stopped (its runtime shut down).
+    #[error("the emitter is closed")]
+    Closed,
     /// The arguments could not be serialized to msgpack.
     #[error("cannot encode the arguments: {0}")]
     Encode(String),

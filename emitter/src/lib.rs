@@ -37,8 +37,22 @@
 //!
 //! An emitter is a Redis *publisher* only: it never subscribes and receives nothing back,
 //! so there are no acknowledgements and no replies (as in Node). Each operation is
-//! encoded once, at call time, and sent as one `PUBLISH`; the returned future completes
-//! when Redis has accepted it, with the number of subscribers that received it.
+//! encoded once, at call time, and queued for the emitter's one writer task, which
+//! sends what is queued as pipelines (up to 512 messages per round trip), in queue
+//! order:
+//!
+//! * a broadcast ([`emit`](Emitter::emit)) resolves **once queued**, as Node's emitter
+//!   returns once it handed the message to its Redis client: a loop of
+//!   `emit(..).await` runs at pipeline speed, not one round trip per call.
+//!   [`confirmed()`](EmitFuture::confirmed) waits for Redis instead and gives the count
+//!   of subscribers that received it;
+//! * the other operations (`sockets_join`, `sockets_leave`, `disconnect_sockets`,
+//!   `server_side_emit`) resolve once Redis accepted them, with that count;
+//! * nothing is lost silently: a queued broadcast that fails later is counted in
+//!   [`Emitter::stats`] and reported by the next [`Emitter::flush`], which also waits
+//!   until everything queued before it is settled (call it before a process exits).
+//!   The queue holds at most [`EmitterOptions::queue_capacity`] messages (65,536 by
+//!   default); a caller finding it full waits for room.
 //!
 //! | operation | channel | payload |
 //! | --- | --- | --- |
@@ -59,8 +73,9 @@
 //! * Flags: [`volatile`](Emitter::volatile) → `{"volatile": true}`,
 //!   [`compress(b)`](Emitter::compress) → `{"compress": b}`.
 //!
-//! Nothing is queued: an operation that fails (Redis down, timeout) returns the error,
-//! and the caller decides whether to retry. [`Emitter::connect`] uses a
+//! Nothing is retried behind your back: a confirmed operation that fails (Redis down,
+//! timeout) returns the error, a queued broadcast that fails is counted and reported by
+//! [`Emitter::flush`]; the caller decides whether to retry. [`Emitter::connect`] uses a
 //! [`redis::aio::ConnectionManager`], which reconnects by itself after a connection loss.
 //!
 //! # Command line
@@ -72,18 +87,21 @@ mod args;
 mod emitter;
 mod error;
 mod options;
+mod publish;
 mod rooms;
 mod sentinel;
 mod streams;
+mod writer;
 
 pub use args::Args;
 pub use emitter::{
-    BroadcastOperator, EMITTER_UID, Emitter, PublishFuture, RESERVED_EVENTS,
+    BroadcastOperator, EMITTER_UID, EmitFuture, Emitter, PublishFuture, RESERVED_EVENTS,
     RESERVED_SERVER_SIDE_EVENTS,
 };
 pub use error::Error;
 pub use options::{DEFAULT_KEY, DEFAULT_URL, EmitterConfig, EmitterOptions, SubscriptionMode};
 pub use rooms::{IntoRooms, Room};
+pub use writer::{DEFAULT_QUEUE, EmitterStats};
 
 /// The `redis` crate this emitter is built on, to create connections for
 /// [`Emitter::from_connection`].

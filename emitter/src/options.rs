@@ -21,6 +21,7 @@ pub const DEFAULT_KEY: &str = "socket.io";
 /// | [`key`](Self::key) | `"socket.io"` | `key` |
 /// | [`connect_timeout`](Self::connect_timeout) | 5 s | (client option) |
 /// | [`publish_timeout`](Self::publish_timeout) | 5 s | — |
+/// | [`queue_capacity`](Self::queue_capacity) | 65,536 messages | — (node-redis queues without a bound) |
 /// | [`tls_root_cert`](Self::tls_root_cert) | system roots | (client `tls.ca`) |
 /// | [`sharded`](Self::sharded) | classic | (the servers' `createShardedAdapter`; Node's emitter has none) |
 /// | [`redis_cluster`](Self::redis_cluster) | one Redis | (a cluster client) |
@@ -35,6 +36,7 @@ pub struct EmitterOptions {
     pub(crate) key: String,
     pub(crate) connect_timeout: Duration,
     pub(crate) publish_timeout: Duration,
+    pub(crate) queue_capacity: usize,
     pub(crate) tls_root_cert: Option<Vec<u8>>,
     /// The other seeds of a Redis Cluster (`url` is the first).
     pub(crate) cluster: Option<Vec<String>>,
@@ -57,6 +59,7 @@ impl EmitterOptions {
             key: DEFAULT_KEY.into(),
             connect_timeout: Duration::from_secs(5),
             publish_timeout: Duration::from_secs(5),
+            queue_capacity: crate::DEFAULT_QUEUE,
             tls_root_cert: None,
             cluster: None,
             sharded: None,
@@ -202,6 +205,14 @@ impl EmitterOptions {
         self
     }
 
+    /// How many messages may wait for the writer (see [`Emitter`](crate::Emitter)): a
+    /// caller finding the queue full waits for room. Default 65,536 (about 10 MB of
+    /// typical broadcasts).
+    pub fn queue_capacity(mut self, n: usize) -> Self {
+        self.queue_capacity = n;
+        self
+    }
+
     /// Trust this CA (PEM, one or more certificates) for a `rediss://` URL instead of
     /// the system's roots. Default: system roots.
     pub fn tls_root_cert(mut self, pem: impl Into<Vec<u8>>) -> Self {
@@ -267,6 +278,9 @@ impl EmitterOptions {
             return Err(Error::Config(
                 "a Redis URL (or Redis Cluster seed) is required".into(),
             ));
+        }
+        if self.queue_capacity == 0 {
+            return Err(Error::Config("queue_capacity must be at least 1".into()));
         }
         if self.connect_timeout.is_zero() || self.publish_timeout.is_zero() {
             return Err(Error::Config("timeouts must be greater than zero".into()));

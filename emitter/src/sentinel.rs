@@ -20,7 +20,7 @@
 //! [`EmitterOptions::sentinel`]: crate::EmitterOptions::sentinel
 //! [`EmitterOptions::streams`]: crate::EmitterOptions::streams
 
-use crate::emitter::{BoxFuture, Publish};
+use crate::publish::{BoxFuture, Publish, count_of, is_connection_error, pipelined};
 use crate::streams::StreamTarget;
 use futures_util::StreamExt;
 use redis::aio::MultiplexedConnection;
@@ -151,6 +151,26 @@ impl Inner {
 }
 
 impl Publish for SentinelPublisher {
+    fn publish_batch(
+        &self,
+        batch: Vec<(String, Vec<u8>)>,
+    ) -> BoxFuture<'static, Vec<Result<usize, redis::RedisError>>> {
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            let out = inner.publish_batch_once(&batch).await;
+            // The whole pipeline failed on the connection (a master that died is noticed
+            // by the first batch after): once more, on the master the sentinels name now.
+            if !out.is_empty()
+                && out
+                    .iter()
+                    .all(|r| matches!(r, Err(e) if is_connection_error(e)))
+            {
+                return inner.publish_batch_once(&batch).await;
+            }
+            out
+        })
+    }
+
     fn publish(
         &self,
         channel: String,
@@ -169,6 +189,39 @@ impl Publish for SentinelPublisher {
                 res => res,
             }
         })
+    }
+}
+
+impl Inner {
+    /// One pipeline of `batch` on the master connection (asked of the sentinels when
+    /// there is none); the connection is dropped when it failed.
+    async fn publish_batch_once(
+        &self,
+        batch: &[(String, Vec<u8>)],
+    ) -> Vec<Result<usize, redis::RedisError>> {
+        let mut conn = match self.connection().await {
+            Ok(c) => c,
+            Err(e) => return batch.iter().map(|_| Err(e.clone())).collect(),
+        };
+        let groups: Vec<Vec<redis::Cmd>> = batch
+            .iter()
+            .map(|(channel, payload)| match &self.streams {
+                Some((key, target)) => target.write(key, channel, payload.clone()).commands(),
+                None => {
+                    let mut cmd = redis::cmd("PUBLISH");
+                    cmd.arg(channel).arg(&payload[..]);
+                    vec![cmd]
+                }
+            })
+            .collect();
+        let out = pipelined(&mut conn, groups, &[], count_of).await;
+        if out
+            .iter()
+            .any(|r| matches!(r, Err(e) if is_connection_error(e)))
+        {
+            lock(&self.master).take();
+        }
+        out
     }
 }
 

@@ -14,7 +14,7 @@
 //!
 //! [`EmitterOptions::streams`]: crate::EmitterOptions::streams
 
-use crate::emitter::{BoxFuture, Publish};
+use crate::publish::{BoxFuture, Publish, count_of, pipelined};
 use socketioxide_cluster_wire::cluster_format::ClusterMessage;
 use socketioxide_cluster_wire::streams::{is_ephemeral, stream_name};
 
@@ -93,6 +93,14 @@ impl StreamTarget {
 }
 
 impl StreamWrite {
+    /// Its commands, in order (the count is the last one's reply).
+    pub(crate) fn commands(self) -> Vec<redis::Cmd> {
+        match self {
+            StreamWrite::Publish(cmd) => vec![cmd],
+            StreamWrite::Entry { xadd, count } => vec![xadd, count],
+        }
+    }
+
     /// Runs it on `conn`: the count it answers. `split`: the XADD and the count apart
     /// (a Redis Cluster connection; a pipeline there must stay in one slot).
     pub(crate) async fn run<C>(self, conn: &mut C, split: bool) -> redis::RedisResult<usize>
@@ -132,5 +140,31 @@ where
         let write = self.target.write(&self.key, &channel, payload);
         let split = self.cluster;
         Box::pin(async move { write.run(&mut conn, split).await })
+    }
+
+    fn publish_batch(
+        &self,
+        batch: Vec<(String, Vec<u8>)>,
+    ) -> BoxFuture<'static, Vec<Result<usize, redis::RedisError>>> {
+        if self.cluster {
+            // An entry's XADD and its count go to different nodes: one by one.
+            let sends: Vec<_> = batch
+                .into_iter()
+                .map(|(channel, payload)| self.publish(channel, payload))
+                .collect();
+            return Box::pin(async move {
+                let mut out = Vec::with_capacity(sends.len());
+                for s in sends {
+                    out.push(s.await);
+                }
+                out
+            });
+        }
+        let mut conn = self.conn.clone();
+        let groups: Vec<Vec<redis::Cmd>> = batch
+            .into_iter()
+            .map(|(channel, payload)| self.target.write(&self.key, &channel, payload).commands())
+            .collect();
+        Box::pin(async move { pipelined(&mut conn, groups, &[], count_of).await })
     }
 }

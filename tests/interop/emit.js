@@ -112,6 +112,24 @@ const handlers = {
     await modernPing();
     return {};
   },
+  // {"cmd":"burst","event","count","payload"}: `count` plain emit() calls in one
+  // synchronous loop (@socket.io/redis-emitter's emit is fire-and-forget: node-redis
+  // queues the PUBLISH), each with args [i, payload]; then a PING, answered once Redis
+  // executed every PUBLISH before it. Reports the loop's time (first to last emit) and
+  // the time until the PING answered, in ms.
+  async burst(msg) {
+    onlyModern(msg, "burst");
+    const n = Number(msg.count);
+    const payload = String(msg.payload || "");
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) {
+      emitter.emit(msg.event, i, payload);
+    }
+    const t1 = performance.now();
+    await modernPing();
+    const t2 = performance.now();
+    return { loop_ms: t1 - t0, executed_ms: t2 - t0 };
+  },
   // {"cmd":"serverSideEmit","nsp","event","args"}
   async serverSideEmit(msg) {
     onlyModern(msg, "serverSideEmit");

@@ -337,7 +337,7 @@ async fn run(cli: Cli) -> ExitCode {
         target = target.compress(false);
     }
     let res = match &op {
-        Op::Emit { event, .. } => target.emit(event, &args).await,
+        Op::Emit { event, .. } => target.emit(event, &args).confirmed().await,
         Op::Join(rooms) => target.sockets_join(rooms).await,
         Op::Leave(rooms) => target.sockets_leave(rooms).await,
         Op::Disconnect { close } => target.disconnect_sockets(*close).await,

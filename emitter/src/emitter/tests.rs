@@ -46,33 +46,41 @@ fn capture() -> (Emitter, Sent) {
 async fn run_step(e: &Emitter, step: &str) -> Result<usize, Error> {
     match step {
         // emitter.emit('em', 'hello')
-        "emit" => e.emit("em", "hello").await,
+        "emit" => e.emit("em", "hello").confirmed().await,
         // emitter.to('room1').emit('em-room', 'r1')
-        "to-room" => e.to("room1").emit("em-room", "r1").await,
+        "to-room" => e.to("room1").emit("em-room", "r1").confirmed().await,
         // emitter.to(['room1','room2']).except('room3').emit('em-multi', 1)
         "to-rooms-except" => {
             e.to(["room1", "room2"])
                 .except("room3")
                 .emit("em-multi", &1)
+                .confirmed()
                 .await
         }
         // emitter.except('room1').emit('em-except', 'x')
-        "except-only" => e.except("room1").emit("em-except", "x").await,
+        "except-only" => e.except("room1").emit("em-except", "x").confirmed().await,
         // emitter.volatile.emit('em-vol', 'v')
-        "volatile" => e.volatile().emit("em-vol", "v").await,
+        "volatile" => e.volatile().emit("em-vol", "v").confirmed().await,
         // emitter.compress(false).emit('em-cmp', 'c')
-        "compress" => e.compress(false).emit("em-cmp", "c").await,
+        "compress" => e.compress(false).emit("em-cmp", "c").confirmed().await,
         // emitter.emit('em-bin', Buffer.from([1,2,3]))
         "binary" => {
             e.emit("em-bin", &bytes::Bytes::from_static(&[1, 2, 3]))
+                .confirmed()
                 .await
         }
         // emitter.emit('em-undef', undefined, 1)
-        "undefined-arg" => e.emit("em-undef", &(None::<()>, 1)).await,
+        "undefined-arg" => e.emit("em-undef", &(None::<()>, 1)).confirmed().await,
         // emitter.of('/admin').emit('em-adm', 'a')
-        "namespace" => e.of("/admin").emit("em-adm", "a").await,
+        "namespace" => e.of("/admin").emit("em-adm", "a").confirmed().await,
         // emitter.of('admin').to('adminroom').emit('em-adm-room', 'a')
-        "namespace-no-slash-room" => e.of("admin").to("adminroom").emit("em-adm-room", "a").await,
+        "namespace-no-slash-room" => {
+            e.of("admin")
+                .to("adminroom")
+                .emit("em-adm-room", "a")
+                .confirmed()
+                .await
+        }
         // emitter.socketsJoin('ejoin')
         "sockets-join" => e.sockets_join("ejoin").await,
         // emitter.in('room1').except('room2').socketsJoin(['ej1', 'ej2'])
@@ -139,7 +147,7 @@ async fn every_redis_emitter_fixture_is_reproduced_byte_for_byte() {
 async fn reserved_events_are_rejected_and_nothing_is_sent() {
     let (e, sent) = capture();
     for ev in RESERVED_EVENTS {
-        let err = e.to("r").emit(ev, &1).await.unwrap_err();
+        let err = e.to("r").emit(ev, &1).confirmed().await.unwrap_err();
         assert!(
             matches!(&err, Error::ReservedEvent(name) if name == ev),
             "{err}"
@@ -153,7 +161,7 @@ async fn reserved_events_are_rejected_and_nothing_is_sent() {
         ));
     }
     // socket.io reserves "connection" server-side only; clients may receive it.
-    e.emit("connection", &()).await.unwrap();
+    e.emit("connection", &()).confirmed().await.unwrap();
     assert_eq!(sent.lock().unwrap().len(), 1);
 }
 
@@ -167,10 +175,11 @@ async fn operators_are_immutable_and_accumulate_like_js_sets() {
     let base = e.to("a");
     let ab = base.to(["b", "a"]).in_(vec!["c".to_owned()]);
     let _unused = base.except("x"); // does not change `base`
-    base.emit("one", &()).await.unwrap();
+    base.emit("one", &()).confirmed().await.unwrap();
     ab.except("x")
         .except(["x", "y"])
         .emit("many", &())
+        .confirmed()
         .await
         .unwrap();
     let sent = sent.lock().unwrap();
@@ -195,9 +204,15 @@ async fn flags_keep_their_first_position_as_object_assign() {
         .volatile()
         .compress(false)
         .emit("f", &())
+        .confirmed()
         .await
         .unwrap();
-    e.compress(true).volatile().emit("g", &()).await.unwrap();
+    e.compress(true)
+        .volatile()
+        .emit("g", &())
+        .confirmed()
+        .await
+        .unwrap();
     let sent = sent.lock().unwrap();
     let keys = |b: &[u8]| -> Vec<(String, Value)> { decode(b).opts.flags };
     assert_eq!(
@@ -222,8 +237,18 @@ async fn namespaces_keys_and_numeric_rooms() {
     assert_eq!(e.of("chat").nsp(), "/chat");
     assert_eq!(e.of("/chat").of("admin").nsp(), "/admin");
     assert_eq!(e.of("chat").key(), "app");
-    e.of("chat").to(42).emit("n", &()).await.unwrap();
-    e.of("chat").to("room#hash").emit("h", &()).await.unwrap();
+    e.of("chat")
+        .to(42)
+        .emit("n", &())
+        .confirmed()
+        .await
+        .unwrap();
+    e.of("chat")
+        .to("room#hash")
+        .emit("h", &())
+        .confirmed()
+        .await
+        .unwrap();
     e.of("chat").server_side_emit("s", &()).await.unwrap();
     e.of("chat")
         .to([1, 2])
@@ -267,7 +292,7 @@ async fn server_side_binary_travels_as_a_node_json_buffer() {
 async fn a_silent_redis_is_a_bounded_timeout() {
     let opts = EmitterOptions::default().publish_timeout(Duration::from_millis(50));
     let e = Emitter::with_publisher(Box::new(Stuck), &opts);
-    let err = e.emit("x", &()).await.unwrap_err();
+    let err = e.emit("x", &()).confirmed().await.unwrap_err();
     assert!(
         matches!(err, Error::Timeout(t) if t == Duration::from_millis(50)),
         "{err}"
@@ -302,12 +327,106 @@ async fn unencodable_arguments_are_an_error() {
             Err(serde::ser::Error::custom("nope"))
         }
     }
-    let err = e.emit("x", &(Fails,)).await.unwrap_err();
+    let err = e.emit("x", &(Fails,)).confirmed().await.unwrap_err();
     assert!(
         matches!(err, Error::Encode(ref m) if m.contains("nope")),
         "{err}"
     );
     let mut m = HashMap::new();
     m.insert(1, "one");
-    e.emit("map", &m).await.unwrap();
+    e.emit("map", &m).confirmed().await.unwrap();
+}
+
+/// Fails every message, as a Redis that refuses them would.
+struct Refusing;
+
+impl Publish for Refusing {
+    fn publish(
+        &self,
+        _: String,
+        _: Vec<u8>,
+    ) -> BoxFuture<'static, Result<usize, redis::RedisError>> {
+        Box::pin(async {
+            Err(redis::RedisError::from(std::io::Error::from(
+                std::io::ErrorKind::ConnectionReset,
+            )))
+        })
+    }
+}
+
+#[tokio::test]
+async fn broadcasts_resolve_once_queued_and_flush_reports_what_failed() {
+    let e = Emitter::with_publisher(Box::new(Refusing), &EmitterOptions::default());
+    for i in 0..3 {
+        e.emit("x", &i).await.expect("queued");
+    }
+    let err = e.flush().await.unwrap_err();
+    assert!(
+        matches!(err, Error::NotPublished { failed: 3, .. }),
+        "{err}"
+    );
+    assert_eq!(e.stats().failed, 3);
+    assert_eq!(e.stats().published, 0);
+    // Reported once; a confirmed call gets its own error (and is counted too).
+    e.flush().await.expect("nothing failed since");
+    assert!(matches!(
+        e.emit("y", &()).confirmed().await,
+        Err(Error::Redis(_))
+    ));
+    assert!(matches!(e.sockets_join("r").await, Err(Error::Redis(_))));
+    assert_eq!(e.stats().failed, 5);
+}
+
+#[tokio::test]
+async fn a_full_queue_makes_the_caller_wait_for_room() {
+    let opts = EmitterOptions::default()
+        .queue_capacity(2)
+        .publish_timeout(Duration::from_millis(300));
+    let e = Emitter::with_publisher(Box::new(Stuck), &opts);
+    // The writer holds the first (stuck in Redis); two more fill the queue.
+    for i in 0..3 {
+        e.emit("x", &i).await.expect("queued");
+        tokio::task::yield_now().await;
+    }
+    let fourth = tokio::time::timeout(Duration::from_millis(100), e.emit("x", &3)).await;
+    assert!(fourth.is_err(), "the fourth waits for room");
+    // Once the stuck batch times out (counted failed), room is made.
+    tokio::time::timeout(Duration::from_secs(5), e.emit("x", &3))
+        .await
+        .expect("room after the timeout")
+        .expect("queued");
+    assert!(e.stats().failed >= 1);
+}
+
+#[tokio::test]
+async fn one_tasks_messages_keep_their_order_among_many_tasks() {
+    let (e, sent) = capture();
+    let tasks: Vec<_> = (0..8)
+        .map(|t| {
+            let e = e.clone();
+            tokio::spawn(async move {
+                for i in 0..200 {
+                    if i % 50 == 0 {
+                        // Confirmed calls in between: queued behind that task's emits.
+                        e.to(format!("t{t}")).sockets_join("x").await.unwrap();
+                    }
+                    e.to(format!("t{t}")).emit("seq", &i).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    e.flush().await.unwrap();
+    let sent = sent.lock().unwrap();
+    for t in 0..8 {
+        let channel = format!("{}#/#t{t}#", crate::DEFAULT_KEY);
+        let seq: Vec<u64> = sent
+            .iter()
+            .filter(|(c, _)| *c == channel)
+            .map(|(_, p)| decode(p).packet.data[1].as_u64().unwrap())
+            .collect();
+        assert_eq!(seq, (0..200).collect::<Vec<u64>>(), "task {t}");
+    }
 }
