@@ -66,9 +66,12 @@ fn publish_command(opts: &EmitterOptions) -> &'static str {
     }
 }
 
-struct Shared {
-    key: String,
+pub(crate) struct Shared {
+    pub(crate) key: String,
     publish_timeout: Duration,
+    /// Requests (classic protocol, `Emitter::connect`): opened on first use.
+    pub(crate) asker: Option<crate::requests::Asker>,
+    pub(crate) requests_timeout: Duration,
     publisher: Arc<dyn Publish>,
     /// Started by the first operation (inside the caller's runtime).
     writer: OnceLock<Writer>,
@@ -77,7 +80,7 @@ struct Shared {
 }
 
 impl Shared {
-    fn writer(&self) -> &Writer {
+    pub(crate) fn writer(&self) -> &Writer {
         self.writer.get_or_init(|| {
             Writer::start(
                 self.publisher.clone(),
@@ -111,9 +114,9 @@ impl Shared {
 /// ```
 #[derive(Clone)]
 pub struct Emitter {
-    shared: Arc<Shared>,
-    nsp: Arc<str>,
-    channels: Arc<Channels>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) nsp: Arc<str>,
+    pub(crate) channels: Arc<Channels>,
 }
 
 impl std::fmt::Debug for Emitter {
@@ -175,6 +178,15 @@ impl Emitter {
             .set_response_timeout(Some(opts.publish_timeout))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_secs(2));
+        let asker = crate::requests::Asker::new(
+            &opts.key,
+            client.clone(),
+            crate::requests::Counter::Plain(Box::new((
+                client.clone(),
+                tokio::sync::Mutex::new(None),
+            ))),
+            opts.connect_timeout,
+        );
         let conn = connecting(
             redis::aio::ConnectionManager::new_with_config(client, config),
             url,
@@ -190,14 +202,13 @@ impl Emitter {
             };
             return Ok(Self::with_publisher(Box::new(publisher), &opts));
         }
-        Ok(Self::with_publisher(
-            Box::new(RedisPublisher {
-                conn,
-                command,
-                cluster: false,
-            }),
-            &opts,
-        ))
+        let publisher = Box::new(RedisPublisher {
+            conn,
+            command,
+            cluster: false,
+        });
+        let asker = opts.sharded.is_none().then_some(asker);
+        Ok(Self::with_parts(publisher, &opts, asker))
     }
 
     /// A Redis Cluster: the redis crate's cluster connection, which routes each
@@ -241,14 +252,22 @@ impl Emitter {
             return Ok(Self::with_publisher(Box::new(publisher), opts));
         }
         let command = publish_command(opts);
-        Ok(Self::with_publisher(
-            Box::new(RedisPublisher {
-                conn,
-                command,
-                cluster: true,
-            }),
-            opts,
-        ))
+        // Requests: responses subscribed on the first seed (a classic PUBLISH reaches
+        // every node), servers counted over every node.
+        let asker = opts.sharded.is_none().then(|| {
+            crate::requests::Asker::new(
+                &opts.key,
+                first.clone(),
+                crate::requests::Counter::Cluster(conn.clone()),
+                opts.connect_timeout,
+            )
+        });
+        let publisher = Box::new(RedisPublisher {
+            conn,
+            command,
+            cluster: true,
+        });
+        Ok(Self::with_parts(publisher, opts, asker))
     }
 
     /// An emitter on a connection you already have (Node: `new Emitter(redisClient)`):
@@ -294,12 +313,22 @@ impl Emitter {
     }
 
     pub(crate) fn with_publisher(publisher: Box<dyn Publish>, opts: &EmitterOptions) -> Self {
+        Self::with_parts(publisher, opts, None)
+    }
+
+    fn with_parts(
+        publisher: Box<dyn Publish>,
+        opts: &EmitterOptions,
+        asker: Option<crate::requests::Asker>,
+    ) -> Self {
         let shared = Arc::new(Shared {
             key: opts.key.clone(),
             publish_timeout: opts.publish_timeout,
             publisher: Arc::from(publisher),
             writer: OnceLock::new(),
             queue_capacity: opts.queue_capacity,
+            asker,
+            requests_timeout: opts.requests_timeout,
             // The Streams protocol's messages are the sharded static ones; its publisher
             // puts them in the stream or on pub/sub.
             sharded: match &opts.streams {
@@ -339,7 +368,7 @@ impl Emitter {
         &self.shared.key
     }
 
-    fn operator(&self) -> BroadcastOperator {
+    pub(crate) fn operator(&self) -> BroadcastOperator {
         BroadcastOperator {
             emitter: self.clone(),
             rooms: Vec::new(),
@@ -557,10 +586,10 @@ impl std::fmt::Debug for EmitFuture {
 #[derive(Clone)]
 #[must_use = "an operator does nothing until an operation (emit, sockets_join, …) is awaited"]
 pub struct BroadcastOperator {
-    emitter: Emitter,
+    pub(crate) emitter: Emitter,
     rooms: Vec<Room>,
     except: Vec<Room>,
-    flags: Vec<(String, Value)>,
+    pub(crate) flags: Vec<(String, Value)>,
 }
 
 impl std::fmt::Debug for BroadcastOperator {
@@ -624,7 +653,7 @@ impl BroadcastOperator {
         &self.except
     }
 
-    fn selector(&self) -> Selector {
+    pub(crate) fn selector(&self) -> Selector {
         Selector {
             rooms: self.rooms.iter().map(Room::to_value).collect(),
             except: self.except.iter().map(Room::to_value).collect(),

@@ -51,10 +51,34 @@ pub enum Error {
         /// The last failure.
         last: String,
     },
+    /// A request did not get every answer within its timeout: how many servers
+    /// answered out of how many, which of our servers went silent, and what arrived
+    /// ([`Incomplete::partial`](crate::Incomplete)).
+    #[error("timeout: {0}")]
+    Incomplete(Box<crate::Incomplete>),
     /// The emitter's writer has stopped (its runtime shut down).
     #[error("the emitter is closed")]
     Closed,
     /// The arguments could not be serialized to msgpack.
     #[error("cannot encode the arguments: {0}")]
     Encode(String),
+}
+
+impl Error {
+    /// Whether Redis or the servers did not answer in time (`Timeout`, `Incomplete`,
+    /// `ConnectTimeout`).
+    pub fn is_timeout(&self) -> bool {
+        matches!(
+            self,
+            Error::Timeout(_) | Error::Incomplete(_) | Error::ConnectTimeout { .. }
+        )
+    }
+
+    /// What a timed-out request had gathered.
+    pub fn incomplete(&self) -> Option<&crate::Incomplete> {
+        match self {
+            Error::Incomplete(i) => Some(i),
+            _ => None,
+        }
+    }
 }

@@ -84,10 +84,12 @@
 //! `socketio-emit --help`.
 
 mod args;
+mod ask;
 mod emitter;
 mod error;
 mod options;
 mod publish;
+mod requests;
 mod rooms;
 mod sentinel;
 mod streams;
@@ -100,12 +102,15 @@ pub use emitter::{
 };
 pub use error::Error;
 pub use options::{DEFAULT_KEY, DEFAULT_URL, EmitterConfig, EmitterOptions, SubscriptionMode};
+pub use requests::{Incomplete, Partial, RemoteSocket};
 pub use rooms::{IntoRooms, Room};
 pub use writer::{DEFAULT_QUEUE, EmitterStats};
 
 /// The `redis` crate this emitter is built on, to create connections for
 /// [`Emitter::from_connection`].
 pub use redis;
+/// The msgpack values acknowledgements arrive as (binary kept).
+pub use rmpv;
 
 /// The README's examples, compiled as doc tests.
 #[cfg(doctest)]

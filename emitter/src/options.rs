@@ -22,6 +22,7 @@ pub const DEFAULT_KEY: &str = "socket.io";
 /// | [`connect_timeout`](Self::connect_timeout) | 5 s | (client option) |
 /// | [`publish_timeout`](Self::publish_timeout) | 5 s | — |
 /// | [`queue_capacity`](Self::queue_capacity) | 65,536 messages | — (node-redis queues without a bound) |
+/// | [`requests_timeout`](Self::requests_timeout) | 5 s | (the servers' `requestsTimeout`) |
 /// | [`tls_root_cert`](Self::tls_root_cert) | system roots | (client `tls.ca`) |
 /// | [`sharded`](Self::sharded) | classic | (the servers' `createShardedAdapter`; Node's emitter has none) |
 /// | [`redis_cluster`](Self::redis_cluster) | one Redis | (a cluster client) |
@@ -37,6 +38,7 @@ pub struct EmitterOptions {
     pub(crate) connect_timeout: Duration,
     pub(crate) publish_timeout: Duration,
     pub(crate) queue_capacity: usize,
+    pub(crate) requests_timeout: Duration,
     pub(crate) tls_root_cert: Option<Vec<u8>>,
     /// The other seeds of a Redis Cluster (`url` is the first).
     pub(crate) cluster: Option<Vec<String>>,
@@ -60,6 +62,7 @@ impl EmitterOptions {
             connect_timeout: Duration::from_secs(5),
             publish_timeout: Duration::from_secs(5),
             queue_capacity: crate::DEFAULT_QUEUE,
+            requests_timeout: Duration::from_secs(5),
             tls_root_cert: None,
             cluster: None,
             sharded: None,
@@ -205,6 +208,14 @@ impl EmitterOptions {
         self
     }
 
+    /// How long a request from the emitter (`fetch_sockets`, `all_rooms`,
+    /// `server_side_emit_with_ack`) waits for the servers' answers. Default 5 s (Node's
+    /// `requestsTimeout`). `emit_with_ack` takes its own.
+    pub fn requests_timeout(mut self, timeout: Duration) -> Self {
+        self.requests_timeout = timeout;
+        self
+    }
+
     /// How many messages may wait for the writer (see [`Emitter`](crate::Emitter)): a
     /// caller finding the queue full waits for room. Default 65,536 (about 10 MB of
     /// typical broadcasts).
@@ -278,6 +289,9 @@ impl EmitterOptions {
             return Err(Error::Config(
                 "a Redis URL (or Redis Cluster seed) is required".into(),
             ));
+        }
+        if self.requests_timeout.is_zero() {
+            return Err(Error::Config("requests_timeout must be above zero".into()));
         }
         if self.queue_capacity == 0 {
             return Err(Error::Config("queue_capacity must be at least 1".into()));

@@ -1,0 +1,409 @@
+//! Asking the cluster from the emitter: the classic adapter's request protocol
+//! (`@socket.io/redis-adapter` 8.x, answered alike by Node servers and ours).
+//!
+//! Nothing here exists until the first request: then the emitter opens one subscriber
+//! connection (`SUBSCRIBE P-response#N#`, `P-response#N#<uid>#` for each namespace asked,
+//! and `P-heartbeat`, where our servers announce themselves) and one command connection
+//! (for `PUBSUB NUMSUB`). A lost subscriber connection is opened again by the next
+//! request.
+//!
+//! * **Identity**: requests carry a uid of its own per emitter, `emitter-<16 hex>`:
+//!   not `"emitter"` (what its broadcasts carry), never a server's (6 characters for
+//!   Node, 16 for ours), never another emitter's. The emitter does not subscribe to
+//!   `P-request#N#`, so it is never counted as a server.
+//! * **How many answers**: `PUBSUB NUMSUB P-request#N#` (summed over every node on a
+//!   Redis Cluster), as Node counts; every server answers (none of them is the
+//!   requester). A request returns as soon as every expected answer arrived.
+//! * **Timeouts**: the partial result is kept in [`Error::Incomplete`], with how many
+//!   answered out of how many, and the uids of our servers that stopped announcing
+//!   themselves (their last heartbeat is older than twice their interval). Node servers
+//!   send no heartbeats: they are counted, not named.
+
+use crate::Error;
+use rmpv::Value;
+use socketioxide_cluster_wire::request::{Response, value_to_json};
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Answers one request may get before the requester reads them (a burst bigger than
+/// this from a huge cluster is still read: the reader waits for room).
+const ANSWERS: usize = 1024;
+
+/// A socket of the cluster, as the server that has it describes it
+/// ([`Emitter::fetch_sockets`](crate::Emitter::fetch_sockets)).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct RemoteSocket {
+    /// The socket id.
+    pub id: String,
+    /// Its rooms (its own id among them).
+    pub rooms: Vec<String>,
+    /// The application's `socket.data` (Node) or the socket's extensions our servers
+    /// describe, as JSON.
+    pub data: serde_json::Value,
+    /// The handshake (`headers`, `time`, `address`, `query`, `auth`, …), as JSON.
+    pub handshake: serde_json::Value,
+}
+
+/// What a request had gathered when it timed out.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Partial {
+    /// `fetch_sockets`.
+    Sockets(Vec<RemoteSocket>),
+    /// `all_rooms`.
+    Rooms(Vec<String>),
+    /// `server_side_emit_with_ack`, `emit_with_ack`: the replies received.
+    Replies(Vec<Value>),
+}
+
+/// A request that timed out: see [`Error::Incomplete`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Incomplete {
+    /// `fetch_sockets`, `all_rooms`, `server_side_emit_with_ack`, `emit_with_ack`.
+    pub operation: &'static str,
+    /// Servers expected to answer (for `emit_with_ack`: servers to report their client
+    /// count).
+    pub expected: usize,
+    /// Servers that answered.
+    pub answered: usize,
+    /// For `emit_with_ack`: acknowledgements announced by the servers that answered,
+    /// and received.
+    pub acks: Option<(u64, usize)>,
+    /// Our servers (uids) that stopped announcing themselves; Node servers are counted
+    /// in `expected - answered`, not named.
+    pub missing: Vec<String>,
+    /// What arrived.
+    pub partial: Partial,
+}
+
+impl std::fmt::Display for Incomplete {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {} of {} servers answered",
+            self.operation, self.answered, self.expected
+        )?;
+        if let Some((announced, got)) = self.acks {
+            write!(f, ", {got} of {announced} acknowledgements")?;
+        }
+        if !self.missing.is_empty() {
+            write!(f, "; silent: {}", self.missing.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+/// A fresh id of `n` hex digits (request ids, the emitter's uid).
+pub(crate) fn random_hex(n: usize) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut out = String::with_capacity(n);
+    while out.len() < n {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        out.push_str(&format!("{:016x}", h.finish()));
+    }
+    out.truncate(n);
+    out
+}
+
+/// Where `PUBSUB NUMSUB` is asked.
+pub(crate) enum Counter {
+    /// One Redis: a connection opened on first use.
+    Plain(
+        Box<(
+            redis::Client,
+            tokio::sync::Mutex<Option<redis::aio::MultiplexedConnection>>,
+        )>,
+    ),
+    /// A Redis Cluster connection: the redis crate asks every node and sums.
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+/// One of our servers, from its heartbeats.
+struct Peer {
+    last: Instant,
+    /// Time between its last two heartbeats.
+    interval: Duration,
+    nsps: Vec<String>,
+}
+
+struct Subscriber {
+    sink: redis::aio::PubSubSink,
+    channels: HashSet<String>,
+    alive: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// The emitter's request machinery (see the module docs).
+pub(crate) struct Asker {
+    pub(crate) uid: String,
+    key: String,
+    /// Where the subscriber connection is opened.
+    client: redis::Client,
+    counter: Counter,
+    subscriber: tokio::sync::Mutex<Option<Subscriber>>,
+    pending: Arc<Mutex<HashMap<String, mpsc::Sender<Response>>>>,
+    peers: Arc<Mutex<HashMap<String, Peer>>>,
+    connect_timeout: Duration,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Asker {
+    pub(crate) fn new(
+        key: &str,
+        client: redis::Client,
+        counter: Counter,
+        connect_timeout: Duration,
+    ) -> Asker {
+        Asker {
+            uid: format!("emitter-{}", random_hex(16)),
+            key: key.to_owned(),
+            client,
+            counter,
+            subscriber: tokio::sync::Mutex::new(None),
+            pending: Arc::default(),
+            peers: Arc::default(),
+            connect_timeout,
+        }
+    }
+
+    fn heartbeat_channel(&self) -> String {
+        format!("{}-heartbeat", self.key)
+    }
+
+    /// Subscribes (once) to the response channels of `nsp` and to our heartbeats.
+    pub(crate) async fn listen(&self, nsp: &str) -> Result<(), Error> {
+        let wanted = [
+            format!("{}-response#{nsp}#", self.key),
+            format!("{}-response#{nsp}#{}#", self.key, self.uid),
+            self.heartbeat_channel(),
+        ];
+        let mut sub = self.subscriber.lock().await;
+        if sub
+            .as_ref()
+            .is_some_and(|s| !s.alive.load(Ordering::Acquire))
+        {
+            *sub = None; // lost: open again
+        }
+        if sub.is_none() {
+            *sub = Some(self.open().await?);
+        }
+        let Some(s) = sub.as_mut() else {
+            return Err(Error::Closed);
+        };
+        for ch in wanted {
+            if !s.channels.contains(&ch) {
+                s.sink.subscribe(&ch).await?;
+                s.channels.insert(ch);
+            }
+        }
+        Ok(())
+    }
+
+    async fn open(&self) -> Result<Subscriber, Error> {
+        let url = self.client.get_connection_info().addr().to_string();
+        let pubsub = match tokio::time::timeout(
+            self.connect_timeout,
+            self.client.get_async_pubsub(),
+        )
+        .await
+        {
+            Ok(Ok(p)) => p,
+            Ok(Err(source)) => return Err(Error::Connect { url, source }),
+            Err(_) => {
+                return Err(Error::ConnectTimeout {
+                    url,
+                    timeout: self.connect_timeout,
+                });
+            }
+        };
+        let (sink, mut stream) = pubsub.split();
+        let alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (pending, peers, flag) = (self.pending.clone(), self.peers.clone(), alive.clone());
+        let heartbeat = self.heartbeat_channel();
+        tokio::spawn(async move {
+            use futures_util::StreamExt;
+            while let Some(msg) = stream.next().await {
+                let payload = msg.get_payload_bytes();
+                if msg.get_channel_name() == heartbeat {
+                    heard(&peers, payload);
+                    continue;
+                }
+                // Answers to other requesters (the shared channel) are skipped unread.
+                let id = Response::peek_request_id(payload).map(str::to_owned);
+                if let Some(id) = &id
+                    && !lock(&pending).contains_key(id)
+                {
+                    continue;
+                }
+                let Ok(resp) = Response::decode(payload) else {
+                    continue;
+                };
+                let tx = lock(&pending).get(&resp.request_id).cloned();
+                if let Some(tx) = tx {
+                    let _ = tx.send(resp).await;
+                }
+            }
+            flag.store(false, Ordering::Release);
+        });
+        Ok(Subscriber {
+            sink,
+            channels: HashSet::new(),
+            alive,
+        })
+    }
+
+    /// `PUBSUB NUMSUB channel`: the servers of the namespace.
+    pub(crate) async fn count(&self, channel: &str) -> Result<usize, Error> {
+        let mut cmd = redis::cmd("PUBSUB");
+        cmd.arg("NUMSUB").arg(channel);
+        let counts: Vec<(String, usize)> = match &self.counter {
+            Counter::Cluster(conn) => cmd.query_async(&mut conn.clone()).await?,
+            Counter::Plain(plain) => {
+                let (client, conn) = &**plain;
+                let mut guard = conn.lock().await;
+                if guard.is_none() {
+                    let opened = tokio::time::timeout(
+                        self.connect_timeout,
+                        client.get_multiplexed_async_connection(),
+                    )
+                    .await
+                    .map_err(|_| Error::Timeout(self.connect_timeout))??;
+                    *guard = Some(opened);
+                }
+                let Some(c) = guard.as_mut() else {
+                    return Err(Error::Closed);
+                };
+                match cmd.query_async(c).await {
+                    Ok(v) => v,
+                    Err(e) => {
+                        *guard = None; // opened again next time
+                        return Err(e.into());
+                    }
+                }
+            }
+        };
+        Ok(counts.first().map_or(0, |(_, n)| *n))
+    }
+
+    /// Registers `request_id`: its answers arrive on the receiver until [`done`].
+    ///
+    /// [`done`]: Self::done
+    pub(crate) fn register(&self, request_id: &str) -> mpsc::Receiver<Response> {
+        let (tx, rx) = mpsc::channel(ANSWERS);
+        lock(&self.pending).insert(request_id.to_owned(), tx);
+        rx
+    }
+
+    pub(crate) fn done(&self, request_id: &str) {
+        lock(&self.pending).remove(request_id);
+    }
+
+    /// Our servers serving `nsp` whose heartbeats stopped (older than twice their
+    /// interval).
+    pub(crate) fn silent(&self, nsp: &str) -> Vec<String> {
+        let peers = lock(&self.peers);
+        let mut out: Vec<String> = peers
+            .iter()
+            .filter(|(_, p)| p.nsps.iter().any(|n| n == nsp))
+            .filter(|(_, p)| p.last.elapsed() > p.interval * 2)
+            .map(|(uid, _)| uid.clone())
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+/// A heartbeat of ours: `{"uid", "nsps"}` or `{"uid", "leave": true}`.
+fn heard(peers: &Mutex<HashMap<String, Peer>>, payload: &[u8]) {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) else {
+        return;
+    };
+    let Some(uid) = v["uid"].as_str() else { return };
+    let mut peers = lock(peers);
+    if v["leave"].as_bool() == Some(true) {
+        peers.remove(uid);
+        return;
+    }
+    let nsps: Vec<String> = v["nsps"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|n| n.as_str().map(str::to_owned))
+                .take(1024)
+                .collect()
+        })
+        .unwrap_or_default();
+    let now = Instant::now();
+    let interval = peers
+        .get(uid)
+        .map_or(Duration::from_secs(2), |p| now - p.last)
+        .clamp(Duration::from_millis(100), Duration::from_secs(60));
+    peers.insert(
+        uid.to_owned(),
+        Peer {
+            last: now,
+            interval,
+            nsps,
+        },
+    );
+}
+
+/// The sockets of a fetch answer `{requestId, sockets: [{id, handshake, rooms, data}]}`.
+pub(crate) fn sockets_of(resp: &Response) -> Vec<RemoteSocket> {
+    let Some(Value::Array(list)) = resp.get("sockets") else {
+        return Vec::new();
+    };
+    list.iter()
+        .filter_map(|s| {
+            let Value::Map(m) = s else { return None };
+            let get = |k: &str| {
+                m.iter()
+                    .find(|(key, _)| key.as_str() == Some(k))
+                    .map(|(_, v)| v)
+            };
+            Some(RemoteSocket {
+                id: get("id")?.as_str()?.to_owned(),
+                rooms: match get("rooms") {
+                    Some(Value::Array(r)) => r
+                        .iter()
+                        .filter_map(|x| match x {
+                            Value::String(s) => s.as_str().map(str::to_owned),
+                            other => Some(value_to_json(other).to_string()),
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                },
+                data: get("data").map_or(serde_json::Value::Null, value_to_json),
+                handshake: get("handshake").map_or(serde_json::Value::Null, value_to_json),
+            })
+        })
+        .collect()
+}
+
+/// The rooms of an all-rooms answer `{requestId, rooms: [..]}`.
+pub(crate) fn rooms_of(resp: &Response) -> Vec<String> {
+    match resp.get("rooms") {
+        Some(Value::Array(r)) => r
+            .iter()
+            .filter_map(|x| match x {
+                Value::String(s) => s.as_str().map(str::to_owned),
+                other => Some(value_to_json(other).to_string()),
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
