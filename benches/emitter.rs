@@ -17,6 +17,9 @@
 //! 4. **node**: `tests/interop/emit.js` runs the same loop of Node's fire-and-forget
 //!    `emit` (node-redis queues and pipelines), then a `PING`.
 //!
+//! 5. **requests**: 200 each of `server_count`, `fetch_sockets`, `all_rooms` and
+//!    `server_side_emit_with_ack` from the emitter; p50 and p99.
+//!
 //! For each: the loop's time (first to last emit call) and rate, the time until Redis had
 //! executed everything, and the time until every client had received every broadcast, in
 //! order (checked: the k-th event carries k).
@@ -206,6 +209,44 @@ async fn run() {
     });
     node.shutdown(Duration::from_secs(5)).await;
 
+    // 5. requests from the emitter (to the one server and its clients)
+    server
+        .cluster
+        .of("/")
+        .on_server_side("ping", |ev| ev.ack("pong"));
+    let mut latencies = Vec::new();
+    for what in [
+        "server_count",
+        "fetch_sockets",
+        "all_rooms",
+        "server_side_emit_with_ack",
+    ] {
+        let mut times = Vec::with_capacity(200);
+        for _ in 0..200 {
+            let t = Instant::now();
+            match what {
+                "server_count" => {
+                    emitter.server_count().await.expect("count");
+                }
+                "fetch_sockets" => {
+                    assert_eq!(emitter.fetch_sockets().await.expect("fetch").len(), clients);
+                }
+                "all_rooms" => {
+                    emitter.all_rooms().await.expect("rooms");
+                }
+                _ => {
+                    emitter
+                        .server_side_emit_with_ack("ping", &())
+                        .await
+                        .expect("ack");
+                }
+            }
+            times.push(t.elapsed());
+        }
+        times.sort();
+        latencies.push((what, times[100], times[198]));
+    }
+
     println!(
         "\n{n} broadcasts to {clients} clients of one Rust server (emit(\"bench\", i, payload)); times in ms from the first emit"
     );
@@ -224,6 +265,14 @@ async fn run() {
         ours.n as f64 / ours.executed.as_secs_f64(),
         ours.n as f64 / ours.delivered.unwrap_or_default().as_secs_f64(),
     );
+    println!("requests from the emitter to 1 server with {clients} sockets (200 each):");
+    for (what, p50, p99) in latencies {
+        println!(
+            "  {what:<26} p50 {:>7.3} ms  p99 {:>7.3} ms",
+            p50.as_secs_f64() * 1000.0,
+            p99.as_secs_f64() * 1000.0
+        );
+    }
     println!(
         "emitter stats: {stats:?}; server stats: {:?}",
         server.cluster.stats()
