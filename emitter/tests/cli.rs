@@ -428,3 +428,109 @@ async fn publishes_to_the_master_the_sentinels_name() {
         text(&out.stderr)
     );
 }
+
+/// `count`, `rooms`, `fetch-sockets` and `--ack` against two socketioxide servers: JSON
+/// lines on a pipe, a table with `--table`; a server that never answers (a silent
+/// subscriber of the request channel) makes the request exit 3 with what arrived.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_print_json_lines_or_a_table_and_exit_3_on_a_timeout() {
+    use socketioxide_cluster::ClusterOptions;
+    use socketioxide_cluster_test_support::cluster::{Serve, client, nodes_serving};
+    use socketioxide_cluster_test_support::{AutoAck, Parser, arg};
+    let key = unique_key("cli-ask");
+    let url = redis().url();
+    let opts = ClusterOptions::new(&url).key(&key);
+    let servers = nodes_serving(2, &opts, Parser::Json, Serve::ROOT).await;
+    let c1 = client(&servers[0], "/", Parser::Json, &["a"], T).await;
+    let c2 = client(&servers[1], "/", Parser::Json, &["b"], T).await;
+    c1.set_auto_ack(Some(AutoAck::With(vec![arg(serde_json::json!("c1"))])));
+    c2.set_auto_ack(Some(AutoAck::With(vec![arg(serde_json::json!("c2"))])));
+    for s in &servers {
+        s.cluster
+            .of("/")
+            .on_server_side("ping", |ev| ev.ack("pong"));
+    }
+    let base = ["--redis", url.as_str(), "--key", key.as_str()];
+    let ok = |out: &Output| {
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let lines = |s: String| -> Vec<serde_json::Value> {
+        s.lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect()
+    };
+
+    let out = ok(&run(&[&base[..], &["count"]].concat()).await);
+    assert_eq!(lines(out), vec![serde_json::json!({"servers": 2})]);
+    let out = ok(&run(&[&base[..], &["--table", "count"]].concat()).await);
+    assert_eq!(out.trim(), "2 server(s)");
+    let rooms = lines(ok(&run(&[&base[..], &["rooms"]].concat()).await));
+    for r in ["a", "b", c1.sid(), c2.sid()] {
+        assert!(
+            rooms.contains(&serde_json::json!({"room": r})),
+            "{r}: {rooms:?}"
+        );
+    }
+    let socks = lines(ok(&run(
+        &[&base[..], &["--to", "a", "fetch-sockets"]].concat()
+    )
+    .await));
+    assert_eq!(socks.len(), 1, "{socks:?}");
+    assert_eq!(socks[0]["id"], serde_json::json!(c1.sid()));
+    assert!(
+        socks[0]["rooms"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("a"))
+    );
+    let table = ok(&run(&[&base[..], &["--table", "fetch-sockets"]].concat()).await);
+    assert!(table.starts_with("ID"), "{table}");
+    assert!(
+        table.contains("2 socket(s)") && table.contains(c2.sid()),
+        "{table}"
+    );
+    let mut acks = lines(ok(&run(&[
+        &base[..],
+        &["--ack", "--timeout", "5", "q", "1"],
+    ]
+    .concat())
+    .await));
+    acks.sort_by_key(|v| v.to_string());
+    assert_eq!(acks, vec![serde_json::json!("c1"), serde_json::json!("c2")]);
+    let acks = lines(ok(&run(
+        &[&base[..], &["--server-side", "--ack", "ping"]].concat()
+    )
+    .await));
+    assert_eq!(acks, vec![serde_json::json!("pong"); 2]);
+
+    // Bad forms: exit 2 before connecting.
+    for bad in [
+        &["count", "1"][..],
+        &["--to", "a", "rooms"],
+        &["--ack", "--join", "x"],
+    ] {
+        let out = run(&[&base[..], bad].concat()).await;
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", text(&out.stderr));
+    }
+
+    // A third "server" that never answers: exit 3, the two answers printed.
+    let mut silent = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_async_pubsub()
+        .await
+        .unwrap();
+    silent.subscribe(format!("{key}-request#/#")).await.unwrap();
+    let out = run(&[&base[..], &["--timeout", "1", "fetch-sockets"]].concat()).await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert_eq!(lines(text(&out.stdout)).len(), 2);
+    assert!(
+        text(&out.stderr).contains("2 of 3 servers answered"),
+        "{}",
+        text(&out.stderr)
+    );
+    drop(silent);
+    for s in &servers {
+        s.cluster.close().await;
+    }
+}

@@ -6,6 +6,10 @@ use clap::parser::ValueSource;
 use clap::{ArgGroup, CommandFactory, FromArgMatches, Parser};
 use socketioxide_cluster_emitter::{Args, BroadcastOperator, Emitter, EmitterOptions, Error};
 use std::ffi::OsString;
+use std::io::IsTerminal;
+
+mod query;
+use query::{Format, Output, Query};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -19,7 +23,12 @@ socketio-emit [OPTIONS] EVENT [JSON-ARG]...                emit EVENT to clients
        socketio-emit [OPTIONS] --join ROOM [--join ROOM]...       matching sockets join ROOMs
        socketio-emit [OPTIONS] --leave ROOM [--leave ROOM]...     matching sockets leave ROOMs
        socketio-emit [OPTIONS] --disconnect [--close]             disconnect matching sockets
-       socketio-emit [OPTIONS] --server-side EVENT [JSON-ARG]...  server-side event to servers";
+       socketio-emit [OPTIONS] --server-side EVENT [JSON-ARG]...  server-side event to servers
+       socketio-emit [OPTIONS] --ack EVENT [JSON-ARG]...          emit, print the clients' acks
+       socketio-emit [OPTIONS] --server-side --ack EVENT [..]     print each server's ack
+       socketio-emit [OPTIONS] count                              how many servers
+       socketio-emit [OPTIONS] rooms                              every room, on every server
+       socketio-emit [OPTIONS] fetch-sockets                      every (matching) socket";
 
 const AFTER_HELP: &str = "\
 Each JSON-ARG is one argument, written as JSON: '\"text\"', 42, -1.5, true, null,
@@ -27,8 +36,15 @@ Each JSON-ARG is one argument, written as JSON: '\"text\"', 42, -1.5, true, null
 positional (an EVENT or JSON-ARG that starts with `-`).
 
 On success, prints how many Redis subscribers (servers of the namespace) received the
-message; 0 is reported as a warning on stderr. Exit status: 0 success, 1 Redis
-unreachable or failing, 2 bad command line or bad JSON.
+message; 0 is reported as a warning on stderr. `count`, `rooms`, `fetch-sockets` and
+`--ack` ask every server (Node and Rust alike) and print what they answer: one JSON
+value per line when stdout is a pipe or with --json, a table on a terminal or with
+--table; they wait at most --timeout for the answers. (An event named count, rooms or
+fetch-sockets cannot be emitted from here.)
+
+Exit status: 0 success, 1 Redis unreachable or failing, 2 bad command line or bad JSON,
+3 a request timed out (what did arrive is printed; stderr says how many servers
+answered and which of ours went silent).
 
 EXAMPLES:
   socketio-emit --redis redis://127.0.0.1:6379 --to room1 news '\"hello\"' 42
@@ -36,7 +52,10 @@ EXAMPLES:
   socketio-emit --nsp /admin --to staff --except interns alert '{\"level\":2}'
   socketio-emit --to room1 --join room2
   socketio-emit --to banned --disconnect --close
-  socketio-emit --server-side job-done '\"job-7\"' '{\"ok\":true}'";
+  socketio-emit --server-side job-done '\"job-7\"' '{\"ok\":true}'
+  socketio-emit count
+  socketio-emit --to room1 fetch-sockets | jq -r .id
+  socketio-emit --ack --timeout 2 question '\"ready?\"'";
 
 // The command line as clap checks it. Operations exclude each other through the group
 // "op" (emit is the absence of all of them); the emit-only and --disconnect-only flags
@@ -154,11 +173,24 @@ struct Cli {
     #[arg(long, conflicts_with = "op")]
     volatile: bool,
 
+    /// Emit or --server-side: wait for acknowledgements (each client's, or each
+    /// server's) and print them
+    #[arg(long, conflicts_with_all = ["join", "leave", "disconnect", "volatile"])]
+    ack: bool,
+
+    /// Print one JSON value per line (the default when stdout is not a terminal)
+    #[arg(long, conflicts_with = "table")]
+    json: bool,
+
+    /// Print a table (the default on a terminal)
+    #[arg(long)]
+    table: bool,
+
     /// Emit only: flags.compress = false
     #[arg(long, conflicts_with = "op")]
     no_compress: bool,
 
-    /// Bound for connecting and for each publish
+    /// Bound for connecting, for each publish, and for the servers' answers
     #[arg(
         long,
         value_name = "SECONDS",
@@ -201,6 +233,7 @@ fn parse_timeout(v: &str) -> Result<Duration, String> {
 
 #[derive(Debug, PartialEq)]
 enum Op {
+    Ask(Query),
     Emit { event: String, args: Vec<String> },
     Join(Vec<String>),
     Leave(Vec<String>),
@@ -240,6 +273,11 @@ impl Cli {
             // `event` is required when none of the above is given.
             let event = self.event.clone().unwrap_or_default();
             let args = self.args.clone();
+            if !self.server_side
+                && let Some(q) = Query::from_word(&event)
+            {
+                return Op::Ask(q);
+            }
             if self.server_side {
                 Op::ServerSide { event, args }
             } else {
@@ -288,12 +326,32 @@ fn describe(cli: &Cli, op: &Op, nsp: &str) -> String {
         Op::Leave(rooms) => format!("leave {rooms:?}"),
         Op::Disconnect { close } => format!("disconnect (close: {close})"),
         Op::ServerSide { event, .. } => format!("server-side event {event:?}"),
+        Op::Ask(q) => format!("{q:?}").to_lowercase(),
     };
     format!("{what} ({target})")
 }
 
 async fn run(cli: Cli) -> ExitCode {
     let op = cli.op();
+    if let Op::Ask(q) = op
+        && (!cli.args.is_empty() || cli.ack || cli.volatile || cli.no_compress)
+    {
+        eprintln!("socketio-emit: {q:?} takes no JSON-ARG, --ack, --volatile or --no-compress");
+        return ExitCode::from(2);
+    }
+    if let Op::Ask(Query::Count | Query::Rooms) = op
+        && (!cli.to.is_empty() || !cli.except.is_empty())
+    {
+        eprintln!("socketio-emit: count and rooms are for the whole namespace (no --to/--except)");
+        return ExitCode::from(2);
+    }
+    let format = if cli.json {
+        Format::Lines
+    } else if cli.table || std::io::stdout().is_terminal() {
+        Format::Table
+    } else {
+        Format::Lines
+    };
     // Parse the JSON first: a typo must not need a Redis to be reported.
     let args = match &op {
         Op::Emit { args, .. } | Op::ServerSide { args, .. } => match json_args(args) {
@@ -317,7 +375,8 @@ async fn run(cli: Cli) -> ExitCode {
     let opts = opts
         .key(cli.key.clone())
         .connect_timeout(cli.timeout)
-        .publish_timeout(cli.timeout);
+        .publish_timeout(cli.timeout)
+        .requests_timeout(cli.timeout);
     let emitter = match Emitter::connect(opts).await {
         Ok(e) => e.of(&cli.nsp),
         Err(e @ Error::Config(_)) => {
@@ -336,14 +395,36 @@ async fn run(cli: Cli) -> ExitCode {
     if cli.no_compress {
         target = target.compress(false);
     }
+    let what = describe(&cli, &op, emitter.nsp());
+    let asked = match &op {
+        Op::Ask(Query::Count) => Some(emitter.server_count().await.map(Output::Count)),
+        Op::Ask(Query::Rooms) => Some(emitter.all_rooms().await.map(Output::Rooms)),
+        Op::Ask(Query::FetchSockets) => Some(target.fetch_sockets().await.map(Output::Sockets)),
+        Op::Emit { event, .. } if cli.ack => Some(
+            target
+                .emit_with_ack(event, &args, cli.timeout)
+                .await
+                .map(Output::Acks),
+        ),
+        Op::ServerSide { event, .. } if cli.ack => Some(
+            emitter
+                .server_side_emit_with_ack(event, &args)
+                .await
+                .map(Output::Acks),
+        ),
+        _ => None,
+    };
+    if let Some(res) = asked {
+        return query::report(res, format, &what);
+    }
     let res = match &op {
+        Op::Ask(_) => return ExitCode::from(2), // answered above
         Op::Emit { event, .. } => target.emit(event, &args).confirmed().await,
         Op::Join(rooms) => target.sockets_join(rooms).await,
         Op::Leave(rooms) => target.sockets_leave(rooms).await,
         Op::Disconnect { close } => target.disconnect_sockets(*close).await,
         Op::ServerSide { event, .. } => emitter.server_side_emit(event, &args).await,
     };
-    let what = describe(&cli, &op, emitter.nsp());
     match res {
         Ok(n) => {
             if n == 0 {
