@@ -190,3 +190,86 @@ async fn the_emitter_asks_node_and_rust_servers() {
     }
     common::cluster::shutdown_all(vec![n1, node]).await;
 }
+
+/// The same requests to a cluster on the Streams protocol: a Node server on
+/// `@socket.io/redis-streams-adapter` 0.3.1 and two of ours; the emitter speaks the
+/// ClusterAdapter messages over pub/sub, as those servers do for requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_emitter_asks_a_streams_cluster() {
+    use socketioxide_cluster::StreamsOptions;
+    common::init_tracing();
+    let key = common::unique_key("em-ask-st");
+    let stream = format!("{key}-s");
+    let url = common::shared().url();
+    let node = start_server("askst-N", &url, &key, &["--streams", stream.as_str()]).await;
+    let opts = shared_opts(&key).streams(StreamsOptions {
+        stream_name: stream.clone(),
+        ..StreamsOptions::default()
+    });
+    let rust = nodes_serving(2, &opts, Parser::Json, Serve::ROOT).await;
+    let n1 = start_client(
+        "askst-n1",
+        &node.url(),
+        "/",
+        json!(["a"]),
+        &["--ack-reply", "\"n1\""],
+    )
+    .await;
+    let c1 = client(&rust[0], "/", Parser::Json, &["a"], T).await;
+    let c2 = client(&rust[1], "/", Parser::Json, &["b"], T).await;
+    c1.set_auto_ack(Some(AutoAck::With(vec![arg(json!("c1"))])));
+    c2.set_auto_ack(Some(AutoAck::With(vec![arg(json!("c2"))])));
+    for (i, r) in rust.iter().enumerate() {
+        r.cluster
+            .of("/")
+            .on_server_side("ping", move |ev| ev.ack(format!("r{i}")));
+    }
+    let em = Emitter::connect(
+        EmitterOptions::new(&url)
+            .key(&key)
+            .streams(stream.clone())
+            .requests_timeout(Duration::from_secs(3)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(em.server_count().await.unwrap(), 3);
+    let ids: BTreeSet<String> = em
+        .fetch_sockets()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(
+        ids,
+        [n1.sid(), c1.sid().to_owned(), c2.sid().to_owned()].into()
+    );
+    let in_a: BTreeSet<String> = em
+        .to("a")
+        .fetch_sockets()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(in_a, [n1.sid(), c1.sid().to_owned()].into());
+    let rooms = em.all_rooms().await.unwrap();
+    assert!(
+        rooms.contains(&"a".to_owned()) && rooms.contains(&"b".to_owned()),
+        "{rooms:?}"
+    );
+    let replies = em.server_side_emit_with_ack("ping", &("x",)).await.unwrap();
+    assert_eq!(
+        texts(&replies),
+        ["askst-N", "r0", "r1"].map(str::to_owned).into()
+    );
+    let acks = em
+        .emit_with_ack("ask", &(1,), Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(texts(&acks), ["c1", "c2", "n1"].map(str::to_owned).into());
+    for r in &rust {
+        r.cluster.close().await;
+    }
+    common::cluster::shutdown_all(vec![n1, node]).await;
+}

@@ -4,10 +4,13 @@
 
 use crate::args::to_args;
 use crate::emitter::{BroadcastOperator, Emitter, RESERVED_EVENTS};
-use crate::requests::{Asker, Incomplete, Partial, RemoteSocket, random_hex, rooms_of, sockets_of};
+use crate::requests::{
+    Asker, Dialect, Incomplete, Partial, RemoteSocket, random_hex, rooms_of, sockets_of,
+};
 use crate::{Error, RESERVED_SERVER_SIDE_EVENTS};
 use rmpv::Value;
 use serde::Serialize;
+use socketioxide_cluster_wire::cluster_format::ClusterMessage;
 use socketioxide_cluster_wire::message::{EVENT, NodePacket, WireOptions};
 use socketioxide_cluster_wire::request::{Request, RequestId, Response, kind};
 use std::time::Duration;
@@ -24,7 +27,7 @@ impl Emitter {
     fn asker(&self) -> Result<&Asker, Error> {
         self.shared.asker.as_ref().ok_or_else(|| {
             Error::Config(
-                "requests need Emitter::connect (one Redis or a Redis Cluster) and the classic protocol (not from_connection, Sentinel, sharded or streams, for now)"
+                "requests need Emitter::connect (one Redis or a Redis Cluster) and classic pub/sub: the classic or the streams protocol (not from_connection, Sentinel or sharded pub/sub, for now)"
                     .into(),
             )
         })
@@ -34,7 +37,8 @@ impl Emitter {
     /// as Node's `serverCount()` (summed over every node of a Redis Cluster). The emitter
     /// itself is not counted.
     pub async fn server_count(&self) -> Result<usize, Error> {
-        self.asker()?.count(self.channels.request()).await
+        let asker = self.asker()?;
+        asker.count(&asker.request_channel(&self.nsp)).await
     }
 
     /// The sockets of the namespace on every server (Node: `fetchSockets()`), as each
@@ -58,16 +62,28 @@ impl Emitter {
     /// Every room of the namespace, on every server (Node: `adapter.allRooms()`):
     /// sorted, each once; sockets' own ids are rooms too.
     pub async fn all_rooms(&self) -> Result<Vec<String>, Error> {
+        if self.asker()?.dialect == Dialect::ClusterFormat {
+            // No such request in the ClusterAdapter protocol (Node's allRooms is local
+            // there): the rooms of every socket, which is the same set.
+            return match self.fetch_sockets().await {
+                Ok(sockets) => Ok(union(sockets)),
+                Err(Error::Incomplete(mut inc)) => {
+                    if let Partial::Sockets(s) = &inc.partial {
+                        inc.partial = Partial::Rooms(union(s.clone()));
+                    }
+                    inc.operation = "all_rooms";
+                    Err(Error::Incomplete(inc))
+                }
+                Err(e) => Err(e),
+            };
+        }
         let mut rooms = Vec::new();
         let round = self
             .round(
                 self.shared.requests_timeout,
-                |uid, id| {
-                    Request::AllRooms {
-                        uid: Some(uid.to_owned()),
-                        request_id: id.clone(),
-                    }
-                    .encode()
+                |uid, id| Request::AllRooms {
+                    uid: Some(uid.to_owned()),
+                    request_id: id.clone(),
                 },
                 |resp, round| {
                     rooms.extend(rooms_of(&resp));
@@ -100,13 +116,10 @@ impl Emitter {
         let round = self
             .round(
                 self.shared.requests_timeout,
-                |uid, id| {
-                    Request::ServerSideEmit {
-                        uid: Some(uid.to_owned()),
-                        request_id: Some(id.clone()),
-                        data,
-                    }
-                    .encode()
+                |uid, id| Request::ServerSideEmit {
+                    uid: Some(uid.to_owned()),
+                    request_id: Some(id.clone()),
+                    data,
                 },
                 |mut resp, round| {
                     if resp.kind == Some(kind::SERVER_SIDE_EMIT) {
@@ -131,13 +144,14 @@ impl Emitter {
     async fn round(
         &self,
         timeout: Duration,
-        build: impl FnOnce(&str, &RequestId) -> Vec<u8>,
+        build: impl FnOnce(&str, &RequestId) -> Request,
         mut on: impl FnMut(Response, &mut Round) -> bool,
     ) -> Result<Round, Error> {
         let asker = self.asker()?;
         let nsp = self.nsp.to_string();
         asker.listen(&nsp).await?;
-        let expected = asker.count(self.channels.request()).await?;
+        let channel = asker.request_channel(&nsp);
+        let expected = asker.count(&channel).await?;
         let mut round = Round {
             expected,
             answered: 0,
@@ -148,12 +162,18 @@ impl Emitter {
         }
         let id = random_hex(16);
         let mut answers = asker.register(&id);
-        let bytes = build(&asker.uid, &RequestId::new(id.clone()));
-        let sent = self
-            .shared
-            .writer()
-            .confirmed(self.channels.request().to_owned(), bytes)
-            .await;
+        let req = build(&asker.uid, &RequestId::new(id.clone()));
+        let bytes = match asker.dialect {
+            Dialect::Classic => req.encode(),
+            Dialect::ClusterFormat => match ClusterMessage::from_request(&req, &asker.uid, &nsp) {
+                Some(m) => m.encode(),
+                None => {
+                    asker.done(&id);
+                    return Err(Error::Config("no such request in this protocol".into()));
+                }
+            },
+        };
+        let sent = self.shared.writer().confirmed(channel, bytes).await;
         if let Err(e) = sent {
             asker.done(&id);
             return Err(e);
@@ -207,13 +227,10 @@ impl BroadcastOperator {
         let round = e
             .round(
                 e.shared.requests_timeout,
-                |uid, id| {
-                    Request::Fetch {
-                        uid: Some(uid.to_owned()),
-                        request_id: id.clone(),
-                        opts,
-                    }
-                    .encode()
+                |uid, id| Request::Fetch {
+                    uid: Some(uid.to_owned()),
+                    request_id: id.clone(),
+                    opts,
                 },
                 |resp, round| {
                     sockets.extend(sockets_of(&resp));
@@ -270,14 +287,11 @@ impl BroadcastOperator {
         let round = e
             .round(
                 timeout,
-                |uid, id| {
-                    Request::Broadcast {
-                        uid: Some(uid.to_owned()),
-                        request_id: id.clone(),
-                        packet,
-                        opts,
-                    }
-                    .encode()
+                |uid, id| Request::Broadcast {
+                    uid: Some(uid.to_owned()),
+                    request_id: id.clone(),
+                    packet,
+                    opts,
                 },
                 |mut resp, round| {
                     match resp.kind {
@@ -304,4 +318,12 @@ impl BroadcastOperator {
         )
         .map(|()| acks)
     }
+}
+
+/// Every room of `sockets`, sorted, each once.
+fn union(sockets: Vec<RemoteSocket>) -> Vec<String> {
+    let mut rooms: Vec<String> = sockets.into_iter().flat_map(|s| s.rooms).collect();
+    rooms.sort();
+    rooms.dedup();
+    rooms
 }

@@ -57,6 +57,23 @@ async fn connecting<C>(
     }
 }
 
+/// Whether requests from the emitter are built for these options: the classic protocol,
+/// and the streams one with its pub/sub part classic (sharded pub/sub: not yet).
+fn asks(opts: &EmitterOptions) -> bool {
+    match &opts.streams {
+        Some(t) => !t.sharded_pub_sub,
+        None => opts.sharded.is_none(),
+    }
+}
+
+/// The request protocol of these options' servers.
+fn dialect(opts: &EmitterOptions) -> crate::requests::Dialect {
+    match opts.streams {
+        Some(_) => crate::requests::Dialect::ClusterFormat,
+        None => crate::requests::Dialect::Classic,
+    }
+}
+
 /// `SPUBLISH` for the sharded protocol, `PUBLISH` otherwise.
 fn publish_command(opts: &EmitterOptions) -> &'static str {
     if opts.sharded.is_some() {
@@ -180,6 +197,7 @@ impl Emitter {
             .set_max_delay(Duration::from_secs(2));
         let asker = crate::requests::Asker::new(
             &opts.key,
+            dialect(&opts),
             client.clone(),
             crate::requests::Counter::Plain(Box::new((
                 client.clone(),
@@ -193,6 +211,7 @@ impl Emitter {
             opts.connect_timeout,
         )
         .await?;
+        let asker = asks(&opts).then_some(asker);
         if let Some(target) = &opts.streams {
             let publisher = StreamsPublisher {
                 conn,
@@ -200,14 +219,13 @@ impl Emitter {
                 target: target.clone(),
                 cluster: false,
             };
-            return Ok(Self::with_publisher(Box::new(publisher), &opts));
+            return Ok(Self::with_parts(Box::new(publisher), &opts, asker));
         }
         let publisher = Box::new(RedisPublisher {
             conn,
             command,
             cluster: false,
         });
-        let asker = opts.sharded.is_none().then_some(asker);
         Ok(Self::with_parts(publisher, &opts, asker))
     }
 
@@ -242,6 +260,17 @@ impl Emitter {
             .build()
             .map_err(|e| Error::Config(format!("invalid Redis Cluster options: {e}")))?;
         let conn = connecting(client.get_async_connection(), url, opts.connect_timeout).await?;
+        // Requests: responses subscribed on the first seed (a classic PUBLISH reaches
+        // every node), servers counted over every node.
+        let asker = asks(opts).then(|| {
+            crate::requests::Asker::new(
+                &opts.key,
+                dialect(opts),
+                first.clone(),
+                crate::requests::Counter::Cluster(conn.clone()),
+                opts.connect_timeout,
+            )
+        });
         if let Some(target) = &opts.streams {
             let publisher = StreamsPublisher {
                 conn,
@@ -249,19 +278,9 @@ impl Emitter {
                 target: target.clone(),
                 cluster: true,
             };
-            return Ok(Self::with_publisher(Box::new(publisher), opts));
+            return Ok(Self::with_parts(Box::new(publisher), opts, asker));
         }
         let command = publish_command(opts);
-        // Requests: responses subscribed on the first seed (a classic PUBLISH reaches
-        // every node), servers counted over every node.
-        let asker = opts.sharded.is_none().then(|| {
-            crate::requests::Asker::new(
-                &opts.key,
-                first.clone(),
-                crate::requests::Counter::Cluster(conn.clone()),
-                opts.connect_timeout,
-            )
-        });
         let publisher = Box::new(RedisPublisher {
             conn,
             command,

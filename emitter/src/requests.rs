@@ -21,6 +21,7 @@
 
 use crate::Error;
 use rmpv::Value;
+use socketioxide_cluster_wire::cluster_format::{ClusterMessage, Incoming};
 use socketioxide_cluster_wire::request::{Response, value_to_json};
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hasher};
@@ -117,6 +118,18 @@ pub(crate) fn random_hex(n: usize) -> String {
     out
 }
 
+/// Which request protocol the servers speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    /// `@socket.io/redis-adapter`'s classic one: requests on `P-request#N#`, answers
+    /// on `P-response#N#` (or the requester's own), servers counted on the request
+    /// channel.
+    Classic,
+    /// The ClusterAdapter messages over classic pub/sub (the streams adapter's pub/sub
+    /// part): requests on `P#N#`, answers on `P#N#<uid>#`, servers counted on `P#N#`.
+    ClusterFormat,
+}
+
 /// Where `PUBSUB NUMSUB` is asked.
 pub(crate) enum Counter {
     /// One Redis: a connection opened on first use.
@@ -147,6 +160,7 @@ struct Subscriber {
 /// The emitter's request machinery (see the module docs).
 pub(crate) struct Asker {
     pub(crate) uid: String,
+    pub(crate) dialect: Dialect,
     key: String,
     /// Where the subscriber connection is opened.
     client: redis::Client,
@@ -164,12 +178,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Asker {
     pub(crate) fn new(
         key: &str,
+        dialect: Dialect,
         client: redis::Client,
         counter: Counter,
         connect_timeout: Duration,
     ) -> Asker {
         Asker {
             uid: format!("emitter-{}", random_hex(16)),
+            dialect,
             key: key.to_owned(),
             client,
             counter,
@@ -186,11 +202,17 @@ impl Asker {
 
     /// Subscribes (once) to the response channels of `nsp` and to our heartbeats.
     pub(crate) async fn listen(&self, nsp: &str) -> Result<(), Error> {
-        let wanted = [
-            format!("{}-response#{nsp}#", self.key),
-            format!("{}-response#{nsp}#{}#", self.key, self.uid),
-            self.heartbeat_channel(),
-        ];
+        let wanted = match self.dialect {
+            Dialect::Classic => vec![
+                format!("{}-response#{nsp}#", self.key),
+                format!("{}-response#{nsp}#{}#", self.key, self.uid),
+                self.heartbeat_channel(),
+            ],
+            Dialect::ClusterFormat => vec![
+                format!("{}#{nsp}#{}#", self.key, self.uid),
+                self.heartbeat_channel(),
+            ],
+        };
         let mut sub = self.subscriber.lock().await;
         if sub
             .as_ref()
@@ -234,6 +256,7 @@ impl Asker {
         let alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let (pending, peers, flag) = (self.pending.clone(), self.peers.clone(), alive.clone());
         let heartbeat = self.heartbeat_channel();
+        let dialect = self.dialect;
         tokio::spawn(async move {
             use futures_util::StreamExt;
             while let Some(msg) = stream.next().await {
@@ -249,7 +272,19 @@ impl Asker {
                 {
                     continue;
                 }
-                let Ok(resp) = Response::decode(payload) else {
+                let resp = match dialect {
+                    Dialect::Classic => Response::decode(payload).ok(),
+                    // Our answer channel carries only answers; read as classic ones.
+                    Dialect::ClusterFormat => {
+                        ClusterMessage::decode(payload)
+                            .ok()
+                            .and_then(|m| match m.into_incoming() {
+                                Ok(Incoming::Response(r)) => Some(r),
+                                _ => None,
+                            })
+                    }
+                };
+                let Some(resp) = resp else {
                     continue;
                 };
                 let tx = lock(&pending).get(&resp.request_id).cloned();
@@ -264,6 +299,15 @@ impl Asker {
             channels: HashSet::new(),
             alive,
         })
+    }
+
+    /// Where requests for `nsp` go and where servers are counted: `P-request#N#`
+    /// (classic) or `P#N#`.
+    pub(crate) fn request_channel(&self, nsp: &str) -> String {
+        match self.dialect {
+            Dialect::Classic => format!("{}-request#{nsp}#", self.key),
+            Dialect::ClusterFormat => format!("{}#{nsp}#", self.key),
+        }
     }
 
     /// `PUBSUB NUMSUB channel`: the servers of the namespace.
