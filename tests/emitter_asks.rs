@@ -191,24 +191,43 @@ async fn the_emitter_asks_node_and_rust_servers() {
     common::cluster::shutdown_all(vec![n1, node]).await;
 }
 
-/// The same requests to a cluster on the Streams protocol: a Node server on
-/// `@socket.io/redis-streams-adapter` 0.3.1 and two of ours; the emitter speaks the
-/// ClusterAdapter messages over pub/sub, as those servers do for requests.
+/// The same requests on the ClusterAdapter protocols: a Node server on
+/// `@socket.io/redis-streams-adapter` 0.3.1 (or `createShardedAdapter`, static) and two
+/// of ours; the emitter speaks the ClusterAdapter messages, over pub/sub (streams) or
+/// sharded pub/sub.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_emitter_asks_a_streams_cluster() {
-    use socketioxide_cluster::StreamsOptions;
+    cluster_format_asks(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_emitter_asks_a_sharded_cluster() {
+    cluster_format_asks(true).await;
+}
+
+async fn cluster_format_asks(sharded: bool) {
+    use socketioxide_cluster::{StreamsOptions, SubscriptionMode};
     common::init_tracing();
-    let key = common::unique_key("em-ask-st");
+    let key = common::unique_key(if sharded { "em-ask-sh" } else { "em-ask-st" });
     let stream = format!("{key}-s");
     let url = common::shared().url();
-    let node = start_server("askst-N", &url, &key, &["--streams", stream.as_str()]).await;
-    let opts = shared_opts(&key).streams(StreamsOptions {
-        stream_name: stream.clone(),
-        ..StreamsOptions::default()
-    });
+    let args: [&str; 2] = if sharded {
+        ["--sharded", "static"]
+    } else {
+        ["--streams", stream.as_str()]
+    };
+    let node = start_server("askcf-N", &url, &key, &args).await;
+    let opts = if sharded {
+        shared_opts(&key).sharded(SubscriptionMode::Static)
+    } else {
+        shared_opts(&key).streams(StreamsOptions {
+            stream_name: stream.clone(),
+            ..StreamsOptions::default()
+        })
+    };
     let rust = nodes_serving(2, &opts, Parser::Json, Serve::ROOT).await;
     let n1 = start_client(
-        "askst-n1",
+        "askcf-n1",
         &node.url(),
         "/",
         json!(["a"]),
@@ -224,14 +243,15 @@ async fn the_emitter_asks_a_streams_cluster() {
             .of("/")
             .on_server_side("ping", move |ev| ev.ack(format!("r{i}")));
     }
-    let em = Emitter::connect(
-        EmitterOptions::new(&url)
-            .key(&key)
-            .streams(stream.clone())
-            .requests_timeout(Duration::from_secs(3)),
-    )
-    .await
-    .unwrap();
+    let eo = EmitterOptions::new(&url)
+        .key(&key)
+        .requests_timeout(Duration::from_secs(3));
+    let eo = if sharded {
+        eo.sharded(SubscriptionMode::Static)
+    } else {
+        eo.streams(stream.clone())
+    };
+    let em = Emitter::connect(eo).await.unwrap();
     assert_eq!(em.server_count().await.unwrap(), 3);
     let ids: BTreeSet<String> = em
         .fetch_sockets()
@@ -261,7 +281,7 @@ async fn the_emitter_asks_a_streams_cluster() {
     let replies = em.server_side_emit_with_ack("ping", &("x",)).await.unwrap();
     assert_eq!(
         texts(&replies),
-        ["askst-N", "r0", "r1"].map(str::to_owned).into()
+        ["askcf-N", "r0", "r1"].map(str::to_owned).into()
     );
     let acks = em
         .emit_with_ack("ask", &(1,), Duration::from_secs(5))

@@ -489,10 +489,13 @@ async fn node_clients_recover_their_state_while_rust_servers_broadcast() {
     n1.next_matching(|v| v.get("disconnected").is_some(), T)
         .await;
     // While it is away: broadcasts from both Rust servers, to its room and to all.
+    // `emit` resolves once queued: a confirmed join after each makes the order of the
+    // two servers' entries in the stream the order of the calls (r1's, then r2's), and
+    // both are in the stream before the client comes back.
     r1.io.to("a").emit("missed-room", &(1,)).await.unwrap();
-    r2.io.emit("missed-all", &(2,)).await.unwrap();
-    // Both are in the stream before the client comes back.
     r1.io.to("nobody").join("barrier").await.unwrap();
+    r2.io.emit("missed-all", &(2,)).await.unwrap();
+    r2.io.to("nobody").join("barrier").await.unwrap();
     node_cmd(&mut n1, "reconnect", json!({})).await;
     let ev = n1
         .next_matching(|v| v.get("reconnected").is_some(), T)

@@ -437,6 +437,29 @@ async fn node_on_the_cluster_with(protocol: Option<SubscriptionMode>, streams: O
         .await
         .unwrap();
     assert_eq!(replies.len(), 2, "{what}: the Node server and r2");
+    r1.cluster
+        .of("/")
+        .on_server_side("ping", |ev| ev.ack("pong-r1"));
+    // Our emitter on the cluster asks every server (the Node one too).
+    let mut eo = EmitterOptions::redis_cluster(cluster.urls())
+        .key(key.clone())
+        .requests_timeout(T);
+    if let Some(mode) = protocol {
+        eo = eo.sharded(mode);
+    }
+    if let Some(sharded) = streams {
+        eo = eo.streams(stream.clone()).use_sharded_pub_sub(sharded);
+    }
+    let em = Emitter::connect(eo).await.unwrap();
+    assert_eq!(em.server_count().await.unwrap(), 3, "{what}: emitter count");
+    let from_emitter = em.fetch_sockets().await.unwrap();
+    assert_eq!(
+        from_emitter.len(),
+        3,
+        "{what}: emitter fetch {from_emitter:?}"
+    );
+    let acks = em.server_side_emit_with_ack("ping", &()).await.unwrap();
+    assert_eq!(acks.len(), 3, "{what}: {acks:?}");
     for s in &servers {
         s.cluster.close().await;
     }

@@ -27,7 +27,7 @@ impl Emitter {
     fn asker(&self) -> Result<&Asker, Error> {
         self.shared.asker.as_ref().ok_or_else(|| {
             Error::Config(
-                "requests need Emitter::connect (one Redis or a Redis Cluster) and classic pub/sub: the classic or the streams protocol (not from_connection, Sentinel or sharded pub/sub, for now)"
+                "requests need Emitter::connect to one Redis or a Redis Cluster (not from_connection or Sentinel, for now)"
                     .into(),
             )
         })
@@ -62,7 +62,7 @@ impl Emitter {
     /// Every room of the namespace, on every server (Node: `adapter.allRooms()`):
     /// sorted, each once; sockets' own ids are rooms too.
     pub async fn all_rooms(&self) -> Result<Vec<String>, Error> {
-        if self.asker()?.dialect == Dialect::ClusterFormat {
+        if self.asker()?.dialect != Dialect::Classic {
             // No such request in the ClusterAdapter protocol (Node's allRooms is local
             // there): the rooms of every socket, which is the same set.
             return match self.fetch_sockets().await {
@@ -165,13 +165,15 @@ impl Emitter {
         let req = build(&asker.uid, &RequestId::new(id.clone()));
         let bytes = match asker.dialect {
             Dialect::Classic => req.encode(),
-            Dialect::ClusterFormat => match ClusterMessage::from_request(&req, &asker.uid, &nsp) {
-                Some(m) => m.encode(),
-                None => {
-                    asker.done(&id);
-                    return Err(Error::Config("no such request in this protocol".into()));
+            Dialect::ClusterFormat | Dialect::Sharded => {
+                match ClusterMessage::from_request(&req, &asker.uid, &nsp) {
+                    Some(m) => m.encode(),
+                    None => {
+                        asker.done(&id);
+                        return Err(Error::Config("no such request in this protocol".into()));
+                    }
                 }
-            },
+            }
         };
         let sent = self.shared.writer().confirmed(channel, bytes).await;
         if let Err(e) = sent {

@@ -57,20 +57,20 @@ async fn connecting<C>(
     }
 }
 
-/// Whether requests from the emitter are built for these options: the classic protocol,
-/// and the streams one with its pub/sub part classic (sharded pub/sub: not yet).
+/// Whether requests from the emitter are built for these options (not over Sentinel,
+/// for now).
 fn asks(opts: &EmitterOptions) -> bool {
-    match &opts.streams {
-        Some(t) => !t.sharded_pub_sub,
-        None => opts.sharded.is_none(),
-    }
+    opts.sentinel.is_none()
 }
 
 /// The request protocol of these options' servers.
 fn dialect(opts: &EmitterOptions) -> crate::requests::Dialect {
-    match opts.streams {
-        Some(_) => crate::requests::Dialect::ClusterFormat,
-        None => crate::requests::Dialect::Classic,
+    use crate::requests::Dialect;
+    match (&opts.streams, opts.sharded) {
+        (Some(t), _) if t.sharded_pub_sub => Dialect::Sharded,
+        (Some(_), _) => Dialect::ClusterFormat,
+        (None, Some(_)) => Dialect::Sharded,
+        (None, None) => Dialect::Classic,
     }
 }
 
@@ -203,6 +203,7 @@ impl Emitter {
                 client.clone(),
                 tokio::sync::Mutex::new(None),
             ))),
+            crate::requests::ShardedVia::Node,
             opts.connect_timeout,
         );
         let conn = connecting(
@@ -247,7 +248,7 @@ impl Emitter {
             })?;
             nodes.push(c.get_connection_info().clone());
         }
-        let mut builder = redis::cluster::ClusterClient::builder(nodes)
+        let mut builder = redis::cluster::ClusterClient::builder(nodes.clone())
             .connection_timeout(opts.connect_timeout)
             .response_timeout(opts.publish_timeout);
         if let Some(pem) = &opts.tls_root_cert {
@@ -268,6 +269,7 @@ impl Emitter {
                 dialect(opts),
                 first.clone(),
                 crate::requests::Counter::Cluster(conn.clone()),
+                crate::requests::ShardedVia::Cluster(nodes.clone(), opts.tls_root_cert.clone()),
                 opts.connect_timeout,
             )
         });

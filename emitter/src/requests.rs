@@ -1,5 +1,6 @@
 //! Asking the cluster from the emitter: the classic adapter's request protocol
-//! (`@socket.io/redis-adapter` 8.x, answered alike by Node servers and ours).
+//! (`@socket.io/redis-adapter` 8.x), or the ClusterAdapter messages of the sharded and
+//! streams protocols; answered alike by Node servers and ours.
 //!
 //! Nothing here exists until the first request: then the emitter opens one subscriber
 //! connection (`SUBSCRIBE P-response#N#`, `P-response#N#<uid>#` for each namespace asked,
@@ -11,8 +12,9 @@
 //!   not `"emitter"` (what its broadcasts carry), never a server's (6 characters for
 //!   Node, 16 for ours), never another emitter's. The emitter does not subscribe to
 //!   `P-request#N#`, so it is never counted as a server.
-//! * **How many answers**: `PUBSUB NUMSUB P-request#N#` (summed over every node on a
-//!   Redis Cluster), as Node counts; every server answers (none of them is the
+//! * **How many answers**: `PUBSUB NUMSUB P-request#N#` (`P#N#` for the ClusterAdapter
+//!   protocols, `SHARDNUMSUB` over sharded pub/sub; summed over every node of a Redis
+//!   Cluster), as Node counts; every server answers (none of them is the
 //!   requester). A request returns as soon as every expected answer arrived.
 //! * **Timeouts**: the partial result is kept in [`Error::Incomplete`], with how many
 //!   answered out of how many, and the uids of our servers that stopped announcing
@@ -128,6 +130,10 @@ pub(crate) enum Dialect {
     /// The ClusterAdapter messages over classic pub/sub (the streams adapter's pub/sub
     /// part): requests on `P#N#`, answers on `P#N#<uid>#`, servers counted on `P#N#`.
     ClusterFormat,
+    /// The same over sharded pub/sub (Node's `createShardedAdapter`, streams with
+    /// `useShardedPubSub`): `SSUBSCRIBE` on the answer channel's master, servers counted
+    /// with `PUBSUB SHARDNUMSUB`.
+    Sharded,
 }
 
 /// Where `PUBSUB NUMSUB` is asked.
@@ -151,10 +157,67 @@ struct Peer {
     nsps: Vec<String>,
 }
 
+/// The subscriber connection: classic (a RESP2 pub/sub connection), or RESP3 with
+/// pushes for `SSUBSCRIBE` (one node, or a cluster connection routing by slot).
+enum Link {
+    PubSub(redis::aio::PubSubSink),
+    Node(redis::aio::MultiplexedConnection),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
 struct Subscriber {
-    sink: redis::aio::PubSubSink,
+    link: Link,
     channels: HashSet<String>,
     alive: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// How the sharded subscriber connects.
+pub(crate) enum ShardedVia {
+    /// One Redis 7 (the emitter's client).
+    Node,
+    /// A Redis Cluster: its seeds and TLS roots.
+    Cluster(Vec<redis::ConnectionInfo>, Option<Vec<u8>>),
+}
+
+/// Hands what the subscriber reads to the request waiting for it (or to the peers'
+/// table, for our heartbeats). Never waits: called from the connection's reader.
+struct Dispatch {
+    dialect: Dialect,
+    heartbeat: String,
+    pending: Mutex<HashMap<String, mpsc::Sender<Response>>>,
+    peers: Mutex<HashMap<String, Peer>>,
+}
+
+impl Dispatch {
+    fn deliver(&self, channel: &[u8], payload: &[u8]) {
+        if channel == self.heartbeat.as_bytes() {
+            heard(&self.peers, payload);
+            return;
+        }
+        // Answers to other requesters (the shared channel) are skipped unread.
+        if let Some(id) = Response::peek_request_id(payload)
+            && !lock(&self.pending).contains_key(id)
+        {
+            return;
+        }
+        let resp = match self.dialect {
+            Dialect::Classic => Response::decode(payload).ok(),
+            // Our answer channel carries only answers; read as classic ones.
+            Dialect::ClusterFormat | Dialect::Sharded => ClusterMessage::decode(payload)
+                .ok()
+                .and_then(|m| match m.into_incoming() {
+                    Ok(Incoming::Response(r)) => Some(r),
+                    _ => None,
+                }),
+        };
+        let Some(resp) = resp else { return };
+        let tx = lock(&self.pending).get(&resp.request_id).cloned();
+        if let Some(tx) = tx {
+            // Bounded: beyond ANSWERS unread answers to one request, the rest is lost
+            // to it (it then times out with what it has).
+            let _ = tx.try_send(resp);
+        }
+    }
 }
 
 /// The emitter's request machinery (see the module docs).
@@ -165,9 +228,9 @@ pub(crate) struct Asker {
     /// Where the subscriber connection is opened.
     client: redis::Client,
     counter: Counter,
+    sharded_via: ShardedVia,
     subscriber: tokio::sync::Mutex<Option<Subscriber>>,
-    pending: Arc<Mutex<HashMap<String, mpsc::Sender<Response>>>>,
-    peers: Arc<Mutex<HashMap<String, Peer>>>,
+    dispatch: Arc<Dispatch>,
     connect_timeout: Duration,
 }
 
@@ -181,6 +244,7 @@ impl Asker {
         dialect: Dialect,
         client: redis::Client,
         counter: Counter,
+        sharded_via: ShardedVia,
         connect_timeout: Duration,
     ) -> Asker {
         Asker {
@@ -189,9 +253,14 @@ impl Asker {
             key: key.to_owned(),
             client,
             counter,
+            sharded_via,
             subscriber: tokio::sync::Mutex::new(None),
-            pending: Arc::default(),
-            peers: Arc::default(),
+            dispatch: Arc::new(Dispatch {
+                dialect,
+                heartbeat: format!("{key}-heartbeat"),
+                pending: Mutex::default(),
+                peers: Mutex::default(),
+            }),
             connect_timeout,
         }
     }
@@ -212,6 +281,8 @@ impl Asker {
                 format!("{}#{nsp}#{}#", self.key, self.uid),
                 self.heartbeat_channel(),
             ],
+            // Our sharded servers' heartbeats are sharded too: not followed here.
+            Dialect::Sharded => vec![format!("{}#{nsp}#{}#", self.key, self.uid)],
         };
         let mut sub = self.subscriber.lock().await;
         if sub
@@ -228,14 +299,97 @@ impl Asker {
         };
         for ch in wanted {
             if !s.channels.contains(&ch) {
-                s.sink.subscribe(&ch).await?;
+                match &mut s.link {
+                    Link::PubSub(sink) => sink.subscribe(&ch).await?,
+                    Link::Node(conn) => {
+                        redis::cmd("SSUBSCRIBE")
+                            .arg(&ch)
+                            .query_async::<()>(conn)
+                            .await?
+                    }
+                    Link::Cluster(conn) => conn.ssubscribe(&ch).await?,
+                }
                 s.channels.insert(ch);
             }
         }
         Ok(())
     }
 
+    /// A RESP3 connection whose pushes go to the dispatcher (sharded pub/sub).
+    async fn open_sharded(&self) -> Result<Subscriber, Error> {
+        let alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (dispatch, flag) = (self.dispatch.clone(), alive.clone());
+        let sender = move |push: redis::PushInfo| -> Result<(), std::convert::Infallible> {
+            match push.kind {
+                redis::PushKind::SMessage | redis::PushKind::Message => {
+                    if let [redis::Value::BulkString(ch), redis::Value::BulkString(p)] =
+                        &push.data[..]
+                    {
+                        dispatch.deliver(ch, p);
+                    }
+                }
+                redis::PushKind::Disconnection => flag.store(false, Ordering::Release),
+                _ => {}
+            }
+            Ok(())
+        };
+        let url = self.client.get_connection_info().addr().to_string();
+        let timed = |e: tokio::time::error::Elapsed| {
+            let _ = e;
+            Error::ConnectTimeout {
+                url: url.clone(),
+                timeout: self.connect_timeout,
+            }
+        };
+        let link = match &self.sharded_via {
+            ShardedVia::Node => {
+                let info = self.client.get_connection_info().clone();
+                let settings = info
+                    .redis_settings()
+                    .clone()
+                    .set_protocol(redis::ProtocolVersion::RESP3);
+                let client = redis::Client::open(info.set_redis_settings(settings))?;
+                let config = redis::AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(self.connect_timeout))
+                    .set_push_sender(sender);
+                let conn = tokio::time::timeout(
+                    self.connect_timeout,
+                    client.get_multiplexed_async_connection_with_config(&config),
+                )
+                .await
+                .map_err(timed)??;
+                Link::Node(conn)
+            }
+            ShardedVia::Cluster(nodes, certs) => {
+                let mut b = redis::cluster::ClusterClient::builder(nodes.clone())
+                    .use_protocol(redis::ProtocolVersion::RESP3)
+                    .connection_timeout(self.connect_timeout)
+                    .push_sender(sender);
+                if let Some(pem) = certs {
+                    b = b.certs(redis::TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(pem.clone()),
+                    });
+                }
+                let client = b.build()?;
+                let conn =
+                    tokio::time::timeout(self.connect_timeout, client.get_async_connection())
+                        .await
+                        .map_err(timed)??;
+                Link::Cluster(conn)
+            }
+        };
+        Ok(Subscriber {
+            link,
+            channels: HashSet::new(),
+            alive,
+        })
+    }
+
     async fn open(&self) -> Result<Subscriber, Error> {
+        if self.dialect == Dialect::Sharded {
+            return self.open_sharded().await;
+        }
         let url = self.client.get_connection_info().addr().to_string();
         let pubsub = match tokio::time::timeout(
             self.connect_timeout,
@@ -254,48 +408,16 @@ impl Asker {
         };
         let (sink, mut stream) = pubsub.split();
         let alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let (pending, peers, flag) = (self.pending.clone(), self.peers.clone(), alive.clone());
-        let heartbeat = self.heartbeat_channel();
-        let dialect = self.dialect;
+        let (dispatch, flag) = (self.dispatch.clone(), alive.clone());
         tokio::spawn(async move {
             use futures_util::StreamExt;
             while let Some(msg) = stream.next().await {
-                let payload = msg.get_payload_bytes();
-                if msg.get_channel_name() == heartbeat {
-                    heard(&peers, payload);
-                    continue;
-                }
-                // Answers to other requesters (the shared channel) are skipped unread.
-                let id = Response::peek_request_id(payload).map(str::to_owned);
-                if let Some(id) = &id
-                    && !lock(&pending).contains_key(id)
-                {
-                    continue;
-                }
-                let resp = match dialect {
-                    Dialect::Classic => Response::decode(payload).ok(),
-                    // Our answer channel carries only answers; read as classic ones.
-                    Dialect::ClusterFormat => {
-                        ClusterMessage::decode(payload)
-                            .ok()
-                            .and_then(|m| match m.into_incoming() {
-                                Ok(Incoming::Response(r)) => Some(r),
-                                _ => None,
-                            })
-                    }
-                };
-                let Some(resp) = resp else {
-                    continue;
-                };
-                let tx = lock(&pending).get(&resp.request_id).cloned();
-                if let Some(tx) = tx {
-                    let _ = tx.send(resp).await;
-                }
+                dispatch.deliver(msg.get_channel_name().as_bytes(), msg.get_payload_bytes());
             }
             flag.store(false, Ordering::Release);
         });
         Ok(Subscriber {
-            sink,
+            link: Link::PubSub(sink),
             channels: HashSet::new(),
             alive,
         })
@@ -306,14 +428,19 @@ impl Asker {
     pub(crate) fn request_channel(&self, nsp: &str) -> String {
         match self.dialect {
             Dialect::Classic => format!("{}-request#{nsp}#", self.key),
-            Dialect::ClusterFormat => format!("{}#{nsp}#", self.key),
+            Dialect::ClusterFormat | Dialect::Sharded => format!("{}#{nsp}#", self.key),
         }
     }
 
     /// `PUBSUB NUMSUB channel`: the servers of the namespace.
     pub(crate) async fn count(&self, channel: &str) -> Result<usize, Error> {
         let mut cmd = redis::cmd("PUBSUB");
-        cmd.arg("NUMSUB").arg(channel);
+        cmd.arg(if self.dialect == Dialect::Sharded {
+            "SHARDNUMSUB"
+        } else {
+            "NUMSUB"
+        })
+        .arg(channel);
         let counts: Vec<(String, usize)> = match &self.counter {
             Counter::Cluster(conn) => cmd.query_async(&mut conn.clone()).await?,
             Counter::Plain(plain) => {
@@ -348,18 +475,18 @@ impl Asker {
     /// [`done`]: Self::done
     pub(crate) fn register(&self, request_id: &str) -> mpsc::Receiver<Response> {
         let (tx, rx) = mpsc::channel(ANSWERS);
-        lock(&self.pending).insert(request_id.to_owned(), tx);
+        lock(&self.dispatch.pending).insert(request_id.to_owned(), tx);
         rx
     }
 
     pub(crate) fn done(&self, request_id: &str) {
-        lock(&self.pending).remove(request_id);
+        lock(&self.dispatch.pending).remove(request_id);
     }
 
     /// Our servers serving `nsp` whose heartbeats stopped (older than twice their
     /// interval).
     pub(crate) fn silent(&self, nsp: &str) -> Vec<String> {
-        let peers = lock(&self.peers);
+        let peers = lock(&self.dispatch.peers);
         let mut out: Vec<String> = peers
             .iter()
             .filter(|(_, p)| p.nsps.iter().any(|n| n == nsp))
