@@ -293,3 +293,47 @@ async fn cluster_format_asks(sharded: bool) {
     }
     common::cluster::shutdown_all(vec![n1, node]).await;
 }
+
+/// Every connection killed (`CLIENT KILL TYPE normal` and `TYPE pubsub`: the emitter's
+/// publisher, subscriber and command connections, the servers' too): the emitter's next
+/// requests are answered, by itself, without a new emitter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_work_again_after_client_kill() {
+    common::init_tracing();
+    let redis = common::RedisServer::start();
+    let key = common::unique_key("em-ask-kill");
+    let opts = socketioxide_cluster::ClusterOptions::new(redis.url()).key(&key);
+    let rust = nodes_serving(2, &opts, Parser::Json, Serve::ROOT).await;
+    let _c1 = client(&rust[0], "/", Parser::Json, &[], T).await;
+    let em = Emitter::connect(
+        EmitterOptions::new(redis.url())
+            .key(&key)
+            .requests_timeout(Duration::from_secs(3)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(em.fetch_sockets().await.unwrap().len(), 1);
+    for kind in ["normal", "pubsub"] {
+        common::redis::cli(redis.port(), &["client", "kill", "type", kind]);
+    }
+    // The servers resubscribe by themselves; the emitter reopens what it needs.
+    let deadline = Instant::now() + T;
+    loop {
+        match em.fetch_sockets().await {
+            Ok(s) if s.len() == 1 && em.server_count().await.ok() == Some(2) => break,
+            other => {
+                assert!(
+                    Instant::now() < deadline,
+                    "not back within {T:?}: {other:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    assert_eq!(em.all_rooms().await.unwrap().len(), 1);
+    em.emit("after", &()).await.unwrap();
+    em.flush().await.unwrap();
+    for r in &rust {
+        r.cluster.close().await;
+    }
+}

@@ -175,7 +175,18 @@ impl Emitter {
                 }
             }
         };
-        let sent = self.shared.writer().confirmed(channel, bytes).await;
+        let mut sent = self
+            .shared
+            .writer()
+            .confirmed(channel.clone(), bytes.clone())
+            .await;
+        // A connection lost since the last call (the connection manager reconnects on
+        // the next command): once more.
+        if let Err(Error::Redis(e)) = &sent
+            && crate::publish::is_connection_error(e)
+        {
+            sent = self.shared.writer().confirmed(channel, bytes).await;
+        }
         if let Err(e) = sent {
             asker.done(&id);
             return Err(e);

@@ -285,31 +285,25 @@ impl Asker {
             Dialect::Sharded => vec![format!("{}#{nsp}#{}#", self.key, self.uid)],
         };
         let mut sub = self.subscriber.lock().await;
-        if sub
-            .as_ref()
-            .is_some_and(|s| !s.alive.load(Ordering::Acquire))
-        {
-            *sub = None; // lost: open again
-        }
-        if sub.is_none() {
-            *sub = Some(self.open().await?);
-        }
-        let Some(s) = sub.as_mut() else {
-            return Err(Error::Closed);
-        };
-        for ch in wanted {
-            if !s.channels.contains(&ch) {
-                match &mut s.link {
-                    Link::PubSub(sink) => sink.subscribe(&ch).await?,
-                    Link::Node(conn) => {
-                        redis::cmd("SSUBSCRIBE")
-                            .arg(&ch)
-                            .query_async::<()>(conn)
-                            .await?
-                    }
-                    Link::Cluster(conn) => conn.ssubscribe(&ch).await?,
-                }
-                s.channels.insert(ch);
+        // Twice at most: a connection found dead while subscribing is opened again.
+        for attempt in 0..2 {
+            if sub
+                .as_ref()
+                .is_some_and(|s| !s.alive.load(Ordering::Acquire))
+            {
+                *sub = None; // lost: open again
+            }
+            if sub.is_none() {
+                *sub = Some(self.open().await?);
+            }
+            let Some(s) = sub.as_mut() else {
+                return Err(Error::Closed);
+            };
+            match subscribe_all(s, &wanted).await {
+                Ok(()) => return Ok(()),
+                // The retry's outcome is what counts.
+                Err(_) if attempt == 0 => *sub = None,
+                Err(e) => return Err(e),
             }
         }
         Ok(())
@@ -432,8 +426,18 @@ impl Asker {
         }
     }
 
-    /// `PUBSUB NUMSUB channel`: the servers of the namespace.
+    /// `PUBSUB NUMSUB channel`: the servers of the namespace; once more on a fresh
+    /// connection when the one it had was lost (`CLIENT KILL`, a Redis restart).
     pub(crate) async fn count(&self, channel: &str) -> Result<usize, Error> {
+        match self.count_once(channel).await {
+            Err(Error::Redis(e)) if crate::publish::is_connection_error(&e) => {
+                self.count_once(channel).await
+            }
+            res => res,
+        }
+    }
+
+    async fn count_once(&self, channel: &str) -> Result<usize, Error> {
         let mut cmd = redis::cmd("PUBSUB");
         cmd.arg(if self.dialect == Dialect::Sharded {
             "SHARDNUMSUB"
@@ -496,6 +500,27 @@ impl Asker {
         out.sort();
         out
     }
+}
+
+/// Subscribes `s` to what it lacks of `wanted`.
+async fn subscribe_all(s: &mut Subscriber, wanted: &[String]) -> Result<(), Error> {
+    for ch in wanted {
+        if s.channels.contains(ch) {
+            continue;
+        }
+        match &mut s.link {
+            Link::PubSub(sink) => sink.subscribe(ch).await?,
+            Link::Node(conn) => {
+                redis::cmd("SSUBSCRIBE")
+                    .arg(ch)
+                    .query_async::<()>(conn)
+                    .await?
+            }
+            Link::Cluster(conn) => conn.ssubscribe(ch).await?,
+        }
+        s.channels.insert(ch.clone());
+    }
+    Ok(())
 }
 
 /// A heartbeat of ours: `{"uid", "nsps"}` or `{"uid", "leave": true}`.

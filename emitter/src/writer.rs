@@ -62,7 +62,7 @@ struct Counters {
     pending: AtomicU64,
     published: AtomicU64,
     failed: AtomicU64,
-    /// Failures since the last flush, and the last one's error.
+    /// Failures of queued messages since the last flush, and the last one's error.
     unflushed: Mutex<(u64, Option<String>)>,
 }
 
@@ -76,17 +76,20 @@ pub(crate) struct Writer {
 }
 
 impl Counters {
-    /// Counts one message's outcome.
-    fn settle(&self, res: &Result<usize, Error>) {
+    /// Counts one message's outcome; `queued`: nobody waits for it, so a failure is
+    /// for the next flush to report (a confirmed caller got its own error).
+    fn settle(&self, res: &Result<usize, Error>, queued: bool) {
         match res {
             Ok(_) => {
                 self.published.fetch_add(1, Relaxed);
             }
             Err(e) => {
                 self.failed.fetch_add(1, Relaxed);
-                let mut u = lock(&self.unflushed);
-                u.0 += 1;
-                u.1 = Some(e.to_string());
+                if queued {
+                    let mut u = lock(&self.unflushed);
+                    u.0 += 1;
+                    u.1 = Some(e.to_string());
+                }
             }
         }
     }
@@ -135,7 +138,7 @@ impl Writer {
             .await
             .map_err(|_| Error::Timeout(self.publish_timeout))
             .and_then(|r| r.map_err(Error::Redis));
-            self.counters.settle(&res);
+            self.counters.settle(&res, false);
             return res;
         }
         match self.queue(channel, payload, true).await? {
@@ -267,7 +270,7 @@ async fn send(
             },
             Err(_) => Err(Error::Timeout(publish_timeout)),
         };
-        counters.settle(&res);
+        counters.settle(&res, done.is_none());
         counters.pending.fetch_sub(1, Relaxed);
         if let Some(done) = done {
             let _ = done.send(res);
