@@ -596,3 +596,48 @@ async fn streams_follow_a_failover_without_loss_or_duplicates() {
     );
     c.disconnect().await;
 }
+
+/// Requests from an emitter through the sentinels: answered on the master, and again
+/// after a `SENTINEL FAILOVER` (the emitter asks the sentinels anew).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_emitter_asks_through_the_sentinels_across_a_failover() {
+    common::init_tracing();
+    let s = tokio::task::spawn_blocking(|| Sentinels::start(500))
+        .await
+        .unwrap();
+    let key = common::unique_key("sentinel-asks");
+    let servers = nodes_serving(2, &opts(&s, &key), Parser::Json, Serve::ROOT).await;
+    let _c = client(&servers[0], "/", Parser::Json, &["r"], T).await;
+    let emitter = Emitter::connect(
+        EmitterOptions::sentinel(s.sentinel_urls(), MASTER_NAME)
+            .key(&key)
+            .requests_timeout(Duration::from_secs(2)),
+    )
+    .await
+    .expect("emitter through the sentinels");
+    assert_eq!(emitter.server_count().await.unwrap(), 2);
+    assert_eq!(emitter.fetch_sockets().await.unwrap().len(), 1);
+    let switch = s.on_switch().await;
+    let out = tokio::task::block_in_place(|| s.failover());
+    assert!(out.contains("OK"), "SENTINEL FAILOVER: {out:?}");
+    tokio::time::timeout(FAILOVER_WITHIN, switch)
+        .await
+        .expect("+switch-master")
+        .unwrap();
+    let deadline = Instant::now() + FAILOVER_WITHIN;
+    loop {
+        let count = emitter.server_count().await;
+        let fetched = emitter.fetch_sockets().await;
+        if count.as_ref().ok() == Some(&2) && fetched.as_ref().map(Vec::len).ok() == Some(1) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not answered on the new master: {count:?} {fetched:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for s in &servers {
+        s.cluster.close().await;
+    }
+}

@@ -27,7 +27,7 @@ impl Emitter {
     fn asker(&self) -> Result<&Asker, Error> {
         self.shared.asker.as_ref().ok_or_else(|| {
             Error::Config(
-                "requests need Emitter::connect to one Redis or a Redis Cluster (not from_connection or Sentinel, for now)"
+                "requests need Emitter::connect (not from_connection, for now)"
                     .into(),
             )
         })

@@ -59,8 +59,8 @@ async fn connecting<C>(
 
 /// Whether requests from the emitter are built for these options (not over Sentinel,
 /// for now).
-fn asks(opts: &EmitterOptions) -> bool {
-    opts.sentinel.is_none()
+fn asks(_: &EmitterOptions) -> bool {
+    true
 }
 
 /// The request protocol of these options' servers.
@@ -167,7 +167,17 @@ impl Emitter {
                 streams,
             )
             .await?;
-            return Ok(Self::with_publisher(Box::new(publisher), &opts));
+            // Requests: on the master the sentinels name when a connection is opened
+            // (and asked again for every count).
+            let asker = crate::requests::Asker::new(
+                &opts.key,
+                dialect(&opts),
+                crate::requests::Source::Master(publisher.master()),
+                crate::requests::Counter::Plain(Box::default()),
+                crate::requests::ShardedVia::Node,
+                opts.connect_timeout,
+            );
+            return Ok(Self::with_parts(Box::new(publisher), &opts, Some(asker)));
         }
         let url = redact_url(&opts.url);
         if opts.url.starts_with("rediss:") {
@@ -198,11 +208,8 @@ impl Emitter {
         let asker = crate::requests::Asker::new(
             &opts.key,
             dialect(&opts),
-            client.clone(),
-            crate::requests::Counter::Plain(Box::new((
-                client.clone(),
-                tokio::sync::Mutex::new(None),
-            ))),
+            crate::requests::Source::Client(Box::new(client.clone())),
+            crate::requests::Counter::Plain(Box::default()),
             crate::requests::ShardedVia::Node,
             opts.connect_timeout,
         );
@@ -267,7 +274,7 @@ impl Emitter {
             crate::requests::Asker::new(
                 &opts.key,
                 dialect(opts),
-                first.clone(),
+                crate::requests::Source::Client(Box::new(first.clone())),
                 crate::requests::Counter::Cluster(conn.clone()),
                 crate::requests::ShardedVia::Cluster(nodes.clone(), opts.tls_root_cert.clone()),
                 opts.connect_timeout,

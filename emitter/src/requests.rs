@@ -138,15 +138,22 @@ pub(crate) enum Dialect {
 
 /// Where `PUBSUB NUMSUB` is asked.
 pub(crate) enum Counter {
-    /// One Redis: a connection opened on first use.
-    Plain(
-        Box<(
-            redis::Client,
-            tokio::sync::Mutex<Option<redis::aio::MultiplexedConnection>>,
-        )>,
-    ),
+    /// One Redis (or the Sentinel master): a connection opened on first use, and again
+    /// when the node to ask changed.
+    Plain(Box<tokio::sync::Mutex<Option<(String, redis::aio::MultiplexedConnection)>>>),
     /// A Redis Cluster connection: the redis crate asks every node and sums.
     Cluster(redis::cluster_async::ClusterConnection),
+}
+
+/// Where the node to ask is: fixed, or the master the sentinels name now.
+pub(crate) enum Source {
+    Client(Box<redis::Client>),
+    Master(Arc<dyn Master>),
+}
+
+/// The master of a Sentinel setup, asked of the sentinels each time.
+pub(crate) trait Master: Send + Sync {
+    fn client(&self) -> crate::publish::BoxFuture<'_, redis::RedisResult<redis::Client>>;
 }
 
 /// One of our servers, from its heartbeats.
@@ -226,7 +233,7 @@ pub(crate) struct Asker {
     pub(crate) dialect: Dialect,
     key: String,
     /// Where the subscriber connection is opened.
-    client: redis::Client,
+    source: Source,
     counter: Counter,
     sharded_via: ShardedVia,
     subscriber: tokio::sync::Mutex<Option<Subscriber>>,
@@ -242,7 +249,7 @@ impl Asker {
     pub(crate) fn new(
         key: &str,
         dialect: Dialect,
-        client: redis::Client,
+        source: Source,
         counter: Counter,
         sharded_via: ShardedVia,
         connect_timeout: Duration,
@@ -251,7 +258,7 @@ impl Asker {
             uid: format!("emitter-{}", random_hex(16)),
             dialect,
             key: key.to_owned(),
-            client,
+            source,
             counter,
             sharded_via,
             subscriber: tokio::sync::Mutex::new(None),
@@ -262,6 +269,17 @@ impl Asker {
                 peers: Mutex::default(),
             }),
             connect_timeout,
+        }
+    }
+
+    /// The client of the node to use now.
+    async fn client(&self) -> Result<redis::Client, Error> {
+        match &self.source {
+            Source::Client(c) => Ok((**c).clone()),
+            Source::Master(m) => tokio::time::timeout(self.connect_timeout, m.client())
+                .await
+                .map_err(|_| Error::Timeout(self.connect_timeout))?
+                .map_err(Error::Redis),
         }
     }
 
@@ -327,7 +345,8 @@ impl Asker {
             }
             Ok(())
         };
-        let url = self.client.get_connection_info().addr().to_string();
+        let base = self.client().await?;
+        let url = base.get_connection_info().addr().to_string();
         let timed = |e: tokio::time::error::Elapsed| {
             let _ = e;
             Error::ConnectTimeout {
@@ -337,7 +356,7 @@ impl Asker {
         };
         let link = match &self.sharded_via {
             ShardedVia::Node => {
-                let info = self.client.get_connection_info().clone();
+                let info = base.get_connection_info().clone();
                 let settings = info
                     .redis_settings()
                     .clone()
@@ -384,22 +403,19 @@ impl Asker {
         if self.dialect == Dialect::Sharded {
             return self.open_sharded().await;
         }
-        let url = self.client.get_connection_info().addr().to_string();
-        let pubsub = match tokio::time::timeout(
-            self.connect_timeout,
-            self.client.get_async_pubsub(),
-        )
-        .await
-        {
-            Ok(Ok(p)) => p,
-            Ok(Err(source)) => return Err(Error::Connect { url, source }),
-            Err(_) => {
-                return Err(Error::ConnectTimeout {
-                    url,
-                    timeout: self.connect_timeout,
-                });
-            }
-        };
+        let client = self.client().await?;
+        let url = client.get_connection_info().addr().to_string();
+        let pubsub =
+            match tokio::time::timeout(self.connect_timeout, client.get_async_pubsub()).await {
+                Ok(Ok(p)) => p,
+                Ok(Err(source)) => return Err(Error::Connect { url, source }),
+                Err(_) => {
+                    return Err(Error::ConnectTimeout {
+                        url,
+                        timeout: self.connect_timeout,
+                    });
+                }
+            };
         let (sink, mut stream) = pubsub.split();
         let alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let (dispatch, flag) = (self.dispatch.clone(), alive.clone());
@@ -447,9 +463,14 @@ impl Asker {
         .arg(channel);
         let counts: Vec<(String, usize)> = match &self.counter {
             Counter::Cluster(conn) => cmd.query_async(&mut conn.clone()).await?,
-            Counter::Plain(plain) => {
-                let (client, conn) = &**plain;
+            Counter::Plain(conn) => {
+                let client = self.client().await?;
+                let addr = client.get_connection_info().addr().to_string();
                 let mut guard = conn.lock().await;
+                // Another node to ask (a new Sentinel master): a connection there.
+                if guard.as_ref().is_some_and(|(a, _)| *a != addr) {
+                    *guard = None;
+                }
                 if guard.is_none() {
                     let opened = tokio::time::timeout(
                         self.connect_timeout,
@@ -457,9 +478,9 @@ impl Asker {
                     )
                     .await
                     .map_err(|_| Error::Timeout(self.connect_timeout))??;
-                    *guard = Some(opened);
+                    *guard = Some((addr, opened));
                 }
-                let Some(c) = guard.as_mut() else {
+                let Some((_, c)) = guard.as_mut() else {
                     return Err(Error::Closed);
                 };
                 match cmd.query_async(c).await {

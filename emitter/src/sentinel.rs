@@ -101,6 +101,19 @@ impl SentinelPublisher {
     }
 }
 
+impl SentinelPublisher {
+    /// The master as the emitter's requests find it (asked of the sentinels each time).
+    pub(crate) fn master(&self) -> Arc<dyn crate::requests::Master> {
+        self.inner.clone()
+    }
+}
+
+impl crate::requests::Master for Inner {
+    fn client(&self) -> BoxFuture<'_, redis::RedisResult<redis::Client>> {
+        Box::pin(async move { self.sentinels.lock().await.async_get_client().await })
+    }
+}
+
 impl Inner {
     /// The connection to the master, asking the sentinels for it when there is none.
     async fn connection(&self) -> redis::RedisResult<MultiplexedConnection> {
