@@ -135,11 +135,53 @@ fn scenario(redis: &RedisServer, sharded: bool) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
 
+        // An emitter asking the same cluster (classic: it follows our heartbeats there).
+        let emitter = if sharded {
+            None
+        } else {
+            let em = socketioxide_cluster_emitter::Emitter::connect(
+                socketioxide_cluster_emitter::EmitterOptions::new(redis.url())
+                    .key("hung")
+                    .requests_timeout(Duration::from_secs(1)),
+            )
+            .await
+            .expect("emitter");
+            // Answered by both while healthy (and it hears the heartbeats from now on).
+            let healthy = Instant::now();
+            while em.all_rooms().await.is_err() {
+                assert!(
+                    healthy.elapsed() < Duration::from_secs(10),
+                    "emitter: never healthy"
+                );
+            }
+            // Heard twice (its interval known), so its silence can be told.
+            while !em.live_servers().contains(&child_uid) {
+                assert!(
+                    healthy.elapsed() < Duration::from_secs(10),
+                    "emitter: child never heard"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Some(em)
+        };
+
         // SIGSTOP: the child's connections stay open; it stops answering and heartbeating.
         unsafe { libc::kill(pid, libc::SIGSTOP) };
         // kill(2) only queues the signal: wait until the kernel says the child is stopped,
         // else it may still answer the next request (seen once on a loaded 2-core CI).
         wait_until_stopped(pid);
+        if let Some(em) = &emitter {
+            // The emitter's request ends at its timeout with the parent's answer, and
+            // names the child (its heartbeats stopped).
+            let err = em
+                .fetch_sockets()
+                .await
+                .expect_err("the child does not answer");
+            let inc = err.incomplete().expect("partial result");
+            assert_eq!((inc.answered, inc.expected), (1, 2), "{err}");
+            assert_eq!(inc.missing, vec![child_uid.clone()], "{err}");
+            println!("emitter, hung server: {err}");
+        }
         let stopped = Instant::now();
         let detected = loop {
             let call = Instant::now();

@@ -26,10 +26,7 @@ struct Round {
 impl Emitter {
     fn asker(&self) -> Result<&Asker, Error> {
         self.shared.asker.as_ref().ok_or_else(|| {
-            Error::Config(
-                "requests need Emitter::connect (not from_connection, for now)"
-                    .into(),
-            )
+            Error::Config("requests need Emitter::connect (not from_connection, for now)".into())
         })
     }
 
@@ -39,6 +36,18 @@ impl Emitter {
     pub async fn server_count(&self) -> Result<usize, Error> {
         let asker = self.asker()?;
         asker.count(&asker.request_channel(&self.nsp)).await
+    }
+
+    /// The uids of our servers (socketioxide-cluster) heard from recently, from their
+    /// heartbeats (twice at least, so that their interval is known): known once the
+    /// emitter made its first request (it listens from then on). Node servers send no
+    /// heartbeats and are not listed.
+    pub fn live_servers(&self) -> Vec<String> {
+        self.shared
+            .asker
+            .as_ref()
+            .map(Asker::live)
+            .unwrap_or_default()
     }
 
     /// The sockets of the namespace on every server (Node: `fetchSockets()`), as each

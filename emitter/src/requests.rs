@@ -161,6 +161,8 @@ struct Peer {
     last: Instant,
     /// Time between its last two heartbeats.
     interval: Duration,
+    /// Heartbeats heard (from the second on, `interval` is measured).
+    beats: u32,
     nsps: Vec<String>,
 }
 
@@ -508,6 +510,19 @@ impl Asker {
         lock(&self.dispatch.pending).remove(request_id);
     }
 
+    /// Our servers heard at least twice (their interval is known), the last time
+    /// within twice that interval.
+    pub(crate) fn live(&self) -> Vec<String> {
+        let peers = lock(&self.dispatch.peers);
+        let mut out: Vec<String> = peers
+            .iter()
+            .filter(|(_, p)| p.beats >= 2 && p.last.elapsed() <= p.interval * 2)
+            .map(|(uid, _)| uid.clone())
+            .collect();
+        out.sort();
+        out
+    }
+
     /// Our servers serving `nsp` whose heartbeats stopped (older than twice their
     /// interval).
     pub(crate) fn silent(&self, nsp: &str) -> Vec<String> {
@@ -565,15 +580,17 @@ fn heard(peers: &Mutex<HashMap<String, Peer>>, payload: &[u8]) {
         })
         .unwrap_or_default();
     let now = Instant::now();
-    let interval = peers
-        .get(uid)
-        .map_or(Duration::from_secs(2), |p| now - p.last)
-        .clamp(Duration::from_millis(100), Duration::from_secs(60));
+    let (interval, beats) = match peers.get(uid) {
+        Some(p) => (now - p.last, p.beats.saturating_add(1)),
+        // Our servers' default interval until a second heartbeat measures it.
+        None => (Duration::from_secs(2), 1),
+    };
     peers.insert(
         uid.to_owned(),
         Peer {
             last: now,
-            interval,
+            interval: interval.clamp(Duration::from_millis(100), Duration::from_secs(60)),
+            beats,
             nsps,
         },
     );
