@@ -92,6 +92,24 @@ pub enum Error {
         /// The replies that did arrive.
         partial: Partial,
     },
+    /// No live server has this name (see [`ClusterOptions::name`](crate::ClusterOptions::name)).
+    #[error("no live server has the name {0:?}")]
+    NoSuchServer(String),
+    /// A request to named servers did not get every reply in time: `missing` are the
+    /// uids that did not answer, `replies` what did arrive.
+    #[error("{operation} to {name:?}: no answer within {timeout:?} from {missing:?} ({} replies)", replies.len())]
+    NoAnswer {
+        /// `ask_one` or `ask_all`.
+        operation: &'static str,
+        /// The name asked.
+        name: String,
+        /// Members that did not answer.
+        missing: Vec<String>,
+        /// The replies received.
+        replies: Vec<NamedReply>,
+        /// How long the call waited.
+        timeout: Duration,
+    },
     /// No server of the cluster knows this socket id.
     #[error("no server of the cluster has a socket with id {0:?} in this namespace")]
     SocketNotFound(String),
@@ -183,6 +201,17 @@ impl Error {
     }
 }
 
+/// One member's reply.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct NamedReply {
+    /// The member's uid.
+    pub from: String,
+    /// What its handler returned, or why there is nothing (no handler for the event
+    /// there, the handler failed, busy).
+    pub result: Result<serde_json::Value, String>,
+}
+
 /// What the servers that answered a timed-out request replied.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -211,7 +240,7 @@ impl Error {
 
     /// True when a cluster-wide request timed out (see [`Error::Timeout`]).
     pub fn is_timeout(&self) -> bool {
-        matches!(self, Error::Timeout { .. })
+        matches!(self, Error::Timeout { .. } | Error::NoAnswer { .. })
     }
 
     /// The partial results of a timed-out request.

@@ -20,7 +20,8 @@
 //! * `options`: [`ClusterOptions`] (builder) and [`ClusterConfig`] (validated).
 //! * `liveness` (heartbeats between our servers), `correlation` (requests in flight),
 //!   `replies` (the bounded reply queue), `server_side` (server-side events and acks),
-//!   `callbacks` (the application's handlers, hooks, waiters and describers).
+//!   `callbacks` (the application's handlers, hooks, waiters and describers),
+//!   [`named`] (requests to one or every live member of a server name).
 //! * `shared`: the parts every namespace gets from its cluster handle.
 //! * `requests`: a namespace's core, requests and gathering their replies.
 //! * `router`: which namespace each received message belongs to.
@@ -105,6 +106,7 @@ mod cluster;
 mod correlation;
 mod error;
 mod liveness;
+pub mod named;
 mod namespace;
 mod options;
 mod packet;
@@ -124,6 +126,7 @@ pub use ack_stream::AckStream;
 pub use adapter::{ClusterAdapter, InitRes};
 pub use cluster::Cluster;
 pub use error::{BoxError, ConfigError, Error, Partial};
+pub use named::{Ask, NamedReply, NamedRequest};
 pub use namespace::Namespace;
 pub use options::{ClusterConfig, ClusterOptions, Protocol};
 pub use server_side::{CUSTOM_REQUEST_EVENT, ServerSideEvent};

@@ -30,6 +30,8 @@ struct Peer {
     seen: Instant,
     /// The namespaces it serves; `None` from a heartbeat without the list.
     nsps: Option<Vec<String>>,
+    /// The names it announces (`ClusterOptions::name`).
+    names: Vec<String>,
 }
 
 /// Namespaces listed in one heartbeat, at most (a bound on what a peer makes us keep).
@@ -55,9 +57,22 @@ impl Liveness {
                     .filter_map(|s| s.as_str().map(str::to_owned))
                     .collect()
             });
+            let names = v
+                .get("names")
+                .and_then(|n| n.as_array())
+                .map(|n| {
+                    n.iter()
+                        .take(crate::wire::named::MAX_NAMES)
+                        .filter_map(|s| s.as_str())
+                        .filter(|s| crate::wire::named::valid_name(s))
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default();
             let peer = Peer {
                 seen: Instant::now(),
                 nsps,
+                names,
             };
             self.peers.insert(uid.to_owned(), peer);
         }
@@ -92,6 +107,21 @@ impl Liveness {
         self.peers.len()
     }
 
+    /// Live peers (heard from within `timeout`) that announce `name`, or whose uid is
+    /// `name`; sorted.
+    pub(crate) fn members(&self, name: &str, timeout: Duration) -> Vec<String> {
+        let now = Instant::now();
+        let mut out: Vec<String> = self
+            .peers
+            .iter()
+            .filter(|e| now.duration_since(e.seen) < timeout)
+            .filter(|e| e.key() == name || e.names.iter().any(|n| n == name))
+            .map(|e| e.key().clone())
+            .collect();
+        out.sort();
+        out
+    }
+
     /// Peers heard from within `timeout`.
     pub(crate) fn live(&self, timeout: Duration) -> Vec<String> {
         let now = Instant::now();
@@ -103,9 +133,14 @@ impl Liveness {
     }
 }
 
-/// `{"uid":"<uid>","nsps":[…]}`.
-pub(crate) fn heartbeat(uid: &str, nsps: &[String]) -> Vec<u8> {
-    serde_json::to_vec(&serde_json::json!({ "uid": uid, "nsps": nsps })).unwrap_or_default()
+/// `{"uid":"<uid>","nsps":[…]}`, with `"names":[…]` when the server has names.
+pub(crate) fn heartbeat(uid: &str, nsps: &[String], names: &[String]) -> Vec<u8> {
+    let v = if names.is_empty() {
+        serde_json::json!({ "uid": uid, "nsps": nsps })
+    } else {
+        serde_json::json!({ "uid": uid, "nsps": nsps, "names": names })
+    };
+    serde_json::to_vec(&v).unwrap_or_default()
 }
 
 /// `{"uid":"<uid>","leave":true}`.
@@ -120,9 +155,18 @@ mod tests {
     #[test]
     fn peers_go_stale_and_leave() {
         let l = Liveness::default();
-        l.on_heartbeat("me", &heartbeat("other", &["/".into()]))
+        l.on_heartbeat("me", &heartbeat("other", &["/".into()], &["api".into()]))
             .unwrap();
-        l.on_heartbeat("me", &heartbeat("me", &[])).unwrap();
+        l.on_heartbeat("me", &heartbeat("me", &[], &[])).unwrap();
+        assert_eq!(
+            l.members("api", Duration::from_secs(60)),
+            vec!["other".to_owned()]
+        );
+        assert_eq!(
+            l.members("other", Duration::from_secs(60)),
+            vec!["other".to_owned()]
+        );
+        assert!(l.members("api", Duration::ZERO).is_empty());
         let t = Duration::from_secs(60);
         assert_eq!(
             (l.live_serving("/", t), l.live_serving("/admin", t)),

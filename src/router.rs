@@ -94,11 +94,15 @@ pub(crate) struct Router {
     namespaces_changed: tokio::sync::Notify,
     /// `ClusterOptions::max_message_size`.
     max_message_size: usize,
+    /// This server's named channel (`<key>-named#<uid>#`) and what handles it.
+    named_channel: String,
+    named: std::sync::OnceLock<Arc<crate::named::Named>>,
 }
 
 impl Router {
     pub(crate) fn new(
         heartbeat: String,
+        named_channel: String,
         uid: Arc<str>,
         counters: Arc<Counters>,
         liveness: Arc<Liveness>,
@@ -113,7 +117,19 @@ impl Router {
             uid,
             namespaces_changed: tokio::sync::Notify::new(),
             max_message_size,
+            named_channel,
+            named: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Hands this server's named channel to `named` (once, at connect).
+    pub(crate) fn set_named(&self, named: Arc<crate::named::Named>) {
+        let _ = self.named.set(named);
+    }
+
+    /// The named-servers machinery.
+    pub(crate) fn named(&self) -> Option<Arc<crate::named::Named>> {
+        self.named.get().cloned()
     }
 
     /// Resolves when a namespace was added since the last call.
@@ -133,6 +149,8 @@ impl Router {
     ) -> Result<(), Refusal> {
         let check = if pattern.is_none() && channel == self.heartbeat {
             screen::heartbeat
+        } else if pattern.is_none() && channel == self.named_channel {
+            screen::named
         } else {
             match self.routes.get(pattern.unwrap_or(channel)).map(|r| r.kind) {
                 Some(RouteKind::Broadcast) => screen::broadcast,
@@ -266,6 +284,12 @@ impl MessageSink for Router {
         if pattern.is_none() && channel == self.heartbeat {
             if let Err(e) = self.liveness.on_heartbeat(&self.uid, payload) {
                 self.counters.malformed(channel, &e);
+            }
+            return;
+        }
+        if pattern.is_none() && channel == self.named_channel {
+            if let Some(named) = self.named.get() {
+                named.on_message(payload);
             }
             return;
         }

@@ -21,6 +21,8 @@ pub(crate) struct Counters {
     pub(crate) master_switches: AtomicU64,
     pub(crate) stream_missed: AtomicU64,
     pub(crate) stream_held: AtomicU64,
+    pub(crate) named_expired: AtomicU64,
+    pub(crate) named_dropped: AtomicU64,
     malformed_log: RateLimit,
     replies_log: RateLimit,
     under_log: RateLimit,
@@ -92,6 +94,8 @@ impl Counters {
             master_switches: self.master_switches.load(Relaxed),
             stream_missed: self.stream_missed.load(Relaxed),
             stream_held: self.stream_held.load(Relaxed),
+            named_expired: self.named_expired.load(Relaxed),
+            named_dropped: self.named_dropped.load(Relaxed),
             // Filled in by the cluster handle, which holds the table.
             node_stand_ins: 0,
         }
@@ -173,6 +177,12 @@ pub struct ClusterStats {
     /// [`StreamsOptions::offline_queue`](crate::StreamsOptions::offline_queue)); those
     /// that were not (full, held too long) are in `refused` or `publish_failed`.
     pub stream_held: u64,
+    /// Named requests and events dropped unread because they arrived after their
+    /// deadline ([`Ask::ttl`](crate::Ask::ttl)).
+    pub named_expired: u64,
+    /// Named requests and events refused because [`MAX_RUNNING`](crate::named::MAX_RUNNING)
+    /// handlers were running (requests are answered "busy").
+    pub named_dropped: u64,
     /// Stand-in `Sid`s held for sockets of Node servers (what `io.fetch_sockets()`
     /// returned for them; at most 65,536, see README "Mixed clusters"). A gauge, not a
     /// counter.

@@ -84,7 +84,11 @@ async fn heartbeat_loop(inner: Weak<Inner>, channel: String) {
             _ = router.namespaces_changed() => {}
         }
         let Some(inner) = inner.upgrade() else { return };
-        let beat = liveness::heartbeat(&inner.shared.uid, &inner.router.namespace_names());
+        let beat = liveness::heartbeat(
+            &inner.shared.uid,
+            &inner.router.namespace_names(),
+            inner.shared.config.names(),
+        );
         // A failure is already counted and logged by the transport; the next tick retries.
         let _ = inner
             .shared
@@ -112,8 +116,10 @@ impl Cluster {
         let uid_text: Arc<str> = uid.to_string().into();
         let liveness = Arc::new(Liveness::default());
         let heartbeat = heartbeat_channel(config.key());
+        let named_channel = crate::wire::named::channel(config.key(), &uid_text);
         let router = Arc::new(Router::new(
             heartbeat.clone(),
+            named_channel.clone(),
             uid_text.clone(),
             counters.clone(),
             liveness.clone(),
@@ -121,6 +127,17 @@ impl Cluster {
         ));
         let transport = open::transport(&config, router.clone(), counters.clone()).await?;
         transport.subscribe(Sub::Channel(heartbeat.clone())).await?;
+        router.set_named(Arc::new(crate::named::Named::new(
+            config.key(),
+            &uid_text,
+            config.names(),
+            transport.clone(),
+            liveness.clone(),
+            counters.clone(),
+            config.heartbeat_timeout(),
+            config.requests_timeout(),
+        )));
+        transport.subscribe(Sub::Channel(named_channel)).await?;
         let (replies, ReplyTasks { worker, forwarder }) =
             Replies::start(transport.clone(), counters.clone());
         let shared = Shared::new(&uid_text, config, transport, replies, counters, liveness);

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod ids;
+mod named;
 
 /// Cluster-wide operations on one namespace. Get it with [`Cluster::of`](crate::Cluster::of).
 #[derive(Clone)]
@@ -45,6 +46,10 @@ impl Namespace {
             callbacks,
             nsp: nsp.to_owned(),
         }
+    }
+
+    pub(crate) fn router(&self) -> &Router {
+        &self.router
     }
 
     fn ops(&self) -> Result<Arc<dyn NsOps>, Error> {

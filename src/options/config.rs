@@ -39,6 +39,11 @@ impl ClusterConfig {
         self.specific_response_channel
     }
 
+    /// The names this server announces ([`ClusterOptions::name`]).
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
     /// How often this server heartbeats.
     pub fn heartbeat_interval(&self) -> Duration {
         self.heartbeat_interval
@@ -137,6 +142,13 @@ impl ClusterConfig {
                     "Sentinel carries the classic and streams protocols only (not sharded)",
                 ));
             }
+        }
+        if self.names.len() > crate::wire::named::MAX_NAMES
+            || !self.names.iter().all(|n| crate::wire::named::valid_name(n))
+        {
+            return Err(Error::config(
+                "names: at most 8, each 1 to 64 bytes without '#'",
+            ));
         }
         if self.key.is_empty() {
             return Err(Error::config("key must not be empty"));

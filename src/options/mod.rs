@@ -91,6 +91,8 @@ pub struct ClusterConfig {
     pub(crate) misplaced: Option<&'static str>,
     /// With [`Protocol::Streams`].
     pub(crate) streams: StreamsOptions,
+    /// Names this server announces (`ClusterOptions::name`).
+    pub(crate) names: Vec<String>,
 }
 
 impl Default for ClusterOptions {
@@ -206,6 +208,7 @@ impl ClusterOptions {
             room_sync_interval: Duration::from_millis(50),
             misplaced: None,
             streams: StreamsOptions::default(),
+            names: Vec::new(),
         })
     }
 
@@ -272,6 +275,18 @@ impl ClusterOptions {
             TransportKind::Redis { url, .. } => url.tls_root_cert = Some(pem.into().into()),
             TransportKind::Sentinel(spec) => spec.tls_root_cert = Some(pem.into().into()),
             TransportKind::InProcess(_) => {}
+        }
+        self
+    }
+
+    /// A name this server answers to (repeatable, up to 8; 1 to 64 bytes, no `#`): other
+    /// servers and emitters can send requests to one or every live member of a name
+    /// (see [`Namespace::ask_one`](crate::Namespace::ask_one)). Its uid is always a name
+    /// of it too. Announced in its heartbeats.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        if !self.0.names.contains(&name) {
+            self.0.names.push(name);
         }
         self
     }

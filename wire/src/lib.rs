@@ -8,6 +8,7 @@
 //!   adapters (`{type, data, uid, nsp}`), and the sharded adapter's channels.
 //! * [`codec`]: msgpack exactly as notepack.io writes it, and a hardened reader.
 //! * [`message`]: the broadcast message `[uid, packet, opts]`.
+//! * [`named`]: messages between named servers (ours only).
 //! * [`packet`]: how a receiver reads its `packet`, as Node's server and clients do.
 //! * [`request`]: requests and responses (JSON, or msgpack when they carry binary).
 //! * [`screen`]: refusing a message from its first bytes, before decoding it.
@@ -20,6 +21,7 @@ pub mod channel;
 pub mod cluster_format;
 pub mod codec;
 pub mod message;
+pub mod named;
 pub mod packet;
 mod redact;
 pub mod request;

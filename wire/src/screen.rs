@@ -78,6 +78,18 @@ pub fn request(head: &[u8], len: usize) -> Result<(), Refusal> {
 /// Longest heartbeat accepted (ours are about 40 bytes: `{"uid":"<16>","leave":true}`).
 pub const HEARTBEAT_MAX: usize = 1024;
 
+/// A message on a named channel (`named.rs`): a JSON object.
+pub fn named(head: &[u8], len: usize) -> Result<(), Refusal> {
+    let head = &head[..head.len().min(len)];
+    match head
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+    {
+        Some(i) if head[i] == b'{' => json_depth(&head[i..], SERDE_JSON_DEPTH),
+        _ => Err("named message is not a JSON object"),
+    }
+}
+
 /// A message on `<key>-heartbeat` (our servers' liveness, JSON).
 pub fn heartbeat(head: &[u8], len: usize) -> Result<(), Refusal> {
     if len > HEARTBEAT_MAX {
