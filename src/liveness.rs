@@ -11,6 +11,9 @@
 //! A peer that heartbeats again counts again at once. A peer that closes sends
 //! `{"uid":"<uid>","leave":true}`.
 //!
+//! An emitter that needs to know the servers (named requests) publishes
+//! `{"uid":"<its uid>","probe":true}` there: not a peer; every server heartbeats at once.
+//!
 //! A heartbeat also lists the namespaces its server serves (`"nsps":["/",…]`): with the
 //! receiver counts PUBLISH returns, that tells when a message reached fewer of our
 //! servers than are alive (`ClusterStats::under_delivered`).
@@ -38,15 +41,20 @@ struct Peer {
 const MAX_NSPS: usize = 1024;
 
 impl Liveness {
-    /// A heartbeat payload arrived.
-    pub(crate) fn on_heartbeat(&self, own_uid: &str, payload: &[u8]) -> Result<(), String> {
+    /// A heartbeat payload arrived; `true` when it is an emitter's probe
+    /// (`{"uid":"…","probe":true}`), to answer with a heartbeat at once.
+    pub(crate) fn on_heartbeat(&self, own_uid: &str, payload: &[u8]) -> Result<bool, String> {
         let v: serde_json::Value = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
         let uid = v
             .get("uid")
             .and_then(|u| u.as_str())
             .ok_or("heartbeat without uid")?;
         if uid == own_uid || uid.len() > 64 {
-            return Ok(());
+            return Ok(false);
+        }
+        // An emitter asking who is there: not a peer; answered by a heartbeat at once.
+        if v.get("probe").and_then(|p| p.as_bool()) == Some(true) {
+            return Ok(true);
         }
         if v.get("leave").and_then(|l| l.as_bool()) == Some(true) {
             self.peers.remove(uid);
@@ -76,7 +84,7 @@ impl Liveness {
             };
             self.peers.insert(uid.to_owned(), peer);
         }
-        Ok(())
+        Ok(false)
     }
 
     /// Live peers (heard from within `timeout`) that serve namespace `nsp`.

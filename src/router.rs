@@ -282,8 +282,11 @@ impl MessageSink for Router {
             return;
         }
         if pattern.is_none() && channel == self.heartbeat {
-            if let Err(e) = self.liveness.on_heartbeat(&self.uid, payload) {
-                self.counters.malformed(channel, &e);
+            match self.liveness.on_heartbeat(&self.uid, payload) {
+                // An emitter's probe: heartbeat now (coalesced with other wake-ups).
+                Ok(true) => self.namespaces_changed.notify_one(),
+                Ok(false) => {}
+                Err(e) => self.counters.malformed(channel, &e),
             }
             return;
         }

@@ -180,6 +180,46 @@ async fn requests_to_one_or_every_member_of_a_name() {
         .unwrap();
     assert_eq!(ok.len(), 2);
 
+    // From an emitter: the same requests, the members learnt from the heartbeats.
+    let em = socketioxide_cluster_emitter::Emitter::connect(
+        socketioxide_cluster_emitter::EmitterOptions::new(common::shared().url())
+            .key(&key)
+            .requests_timeout(Duration::from_secs(2)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(em.members("worker").await.unwrap(), want);
+    let ea = socketioxide_cluster_emitter::Ask::default();
+    let mut by: BTreeMap<String, usize> = BTreeMap::new();
+    for i in 0..4 {
+        let r = em.ask_one("worker", "job", &(i,), ea).await.unwrap();
+        assert_eq!(r.result.unwrap()["args"], json!([i]));
+        *by.entry(r.from).or_default() += 1;
+    }
+    assert_eq!(
+        by.values().copied().collect::<Vec<_>>(),
+        vec![2, 2],
+        "{by:?}"
+    );
+    assert_eq!(em.ask_all("worker", "job", &(), ea).await.unwrap().len(), 2);
+    assert_eq!(
+        em.ask_all("api", "job", &(), ea).await.unwrap()[0].from,
+        uid(2)
+    );
+    assert_eq!(
+        em.tell_all("worker", "reload", &("e",), ea).await.unwrap(),
+        2
+    );
+    for _ in 0..2 {
+        let args = tokio::time::timeout(T, rx.recv()).await.unwrap().unwrap();
+        assert_eq!(args, vec![json!("e")]);
+    }
+    let err = em.ask_one("nobody", "job", &(), ea).await.unwrap_err();
+    assert!(
+        matches!(err, socketioxide_cluster_emitter::Error::NoSuchServer(_)),
+        "{err}"
+    );
+
     // A member that left is no longer asked.
     servers[1].cluster.close().await;
     let left = until_members(&servers[2], "worker", 1).await;

@@ -89,6 +89,7 @@ pub(crate) struct Shared {
     /// Requests (classic protocol, `Emitter::connect`): opened on first use.
     pub(crate) asker: Option<crate::requests::Asker>,
     pub(crate) requests_timeout: Duration,
+    next_named: std::sync::Mutex<std::collections::HashMap<String, usize>>,
     publisher: Arc<dyn Publish>,
     /// Started by the first operation (inside the caller's runtime).
     writer: OnceLock<Writer>,
@@ -97,6 +98,15 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The next one-of index for `name` (round robin, per emitter).
+    pub(crate) fn next_named(&self, name: &str) -> usize {
+        let mut next = self.next_named.lock().unwrap_or_else(|p| p.into_inner());
+        let i = next.entry(name.to_owned()).or_insert(0);
+        let out = *i;
+        *i = i.wrapping_add(1);
+        out
+    }
+
     pub(crate) fn writer(&self) -> &Writer {
         self.writer.get_or_init(|| {
             Writer::start(
@@ -357,6 +367,7 @@ impl Emitter {
             queue_capacity: opts.queue_capacity,
             asker,
             requests_timeout: opts.requests_timeout,
+            next_named: Default::default(),
             // The Streams protocol's messages are the sharded static ones; its publisher
             // puts them in the stream or on pub/sub.
             sharded: match &opts.streams {

@@ -56,6 +56,23 @@ pub enum Error {
     /// ([`Incomplete::partial`](crate::Incomplete)).
     #[error("timeout: {0}")]
     Incomplete(Box<crate::Incomplete>),
+    /// No live server of ours has this name.
+    #[error("no live server has the name {0:?}")]
+    NoSuchServer(String),
+    /// A named request did not get every reply in time.
+    #[error("{operation} to {name:?}: no answer within {timeout:?} from {missing:?} ({} replies)", replies.len())]
+    NoAnswer {
+        /// `ask_one` or `ask_all`.
+        operation: &'static str,
+        /// The name asked.
+        name: String,
+        /// Members that did not answer.
+        missing: Vec<String>,
+        /// The replies received.
+        replies: Vec<crate::NamedReply>,
+        /// How long the call waited.
+        timeout: Duration,
+    },
     /// The emitter's writer has stopped (its runtime shut down).
     #[error("the emitter is closed")]
     Closed,
@@ -70,7 +87,10 @@ impl Error {
     pub fn is_timeout(&self) -> bool {
         matches!(
             self,
-            Error::Timeout(_) | Error::Incomplete(_) | Error::ConnectTimeout { .. }
+            Error::Timeout(_)
+                | Error::Incomplete(_)
+                | Error::ConnectTimeout { .. }
+                | Error::NoAnswer { .. }
         )
     }
 

@@ -87,6 +87,7 @@ mod args;
 mod ask;
 mod emitter;
 mod error;
+mod named;
 mod options;
 mod publish;
 mod requests;
@@ -101,6 +102,7 @@ pub use emitter::{
     RESERVED_SERVER_SIDE_EVENTS,
 };
 pub use error::Error;
+pub use named::{Ask, NamedReply};
 pub use options::{DEFAULT_KEY, DEFAULT_URL, EmitterConfig, EmitterOptions, SubscriptionMode};
 pub use requests::{Incomplete, Partial, RemoteSocket};
 pub use rooms::{IntoRooms, Room};

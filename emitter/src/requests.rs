@@ -24,8 +24,10 @@
 use crate::Error;
 use rmpv::Value;
 use socketioxide_cluster_wire::cluster_format::{ClusterMessage, Incoming};
+use socketioxide_cluster_wire::named::NamedMessage;
 use socketioxide_cluster_wire::request::{Response, value_to_json};
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -164,6 +166,8 @@ struct Peer {
     /// Heartbeats heard (from the second on, `interval` is measured).
     beats: u32,
     nsps: Vec<String>,
+    /// Its names (`ClusterOptions::name`).
+    names: Vec<String>,
 }
 
 /// The subscriber connection: classic (a RESP2 pub/sub connection), or RESP3 with
@@ -195,12 +199,30 @@ struct Dispatch {
     heartbeat: String,
     pending: Mutex<HashMap<String, mpsc::Sender<Response>>>,
     peers: Mutex<HashMap<String, Peer>>,
+    /// Woken by every heartbeat (a first named request waits for one).
+    beat: tokio::sync::Notify,
+    /// `<key>-named#<uid>#`: replies to named requests.
+    named: String,
+    named_pending: Mutex<HashMap<String, mpsc::Sender<NamedMessage>>>,
 }
 
 impl Dispatch {
     fn deliver(&self, channel: &[u8], payload: &[u8]) {
         if channel == self.heartbeat.as_bytes() {
             heard(&self.peers, payload);
+            self.beat.notify_waiters();
+            return;
+        }
+        if channel == self.named.as_bytes() {
+            if let Ok(m @ NamedMessage::Res { .. }) = NamedMessage::decode(payload) {
+                let NamedMessage::Res { id, .. } = &m else {
+                    return;
+                };
+                let tx = lock(&self.named_pending).get(id).cloned();
+                if let Some(tx) = tx {
+                    let _ = tx.try_send(m);
+                }
+            }
             return;
         }
         // Answers to other requesters (the shared channel) are skipped unread.
@@ -239,6 +261,8 @@ pub(crate) struct Asker {
     counter: Counter,
     sharded_via: ShardedVia,
     subscriber: tokio::sync::Mutex<Option<Subscriber>>,
+    /// The heartbeat probe was sent (named requests).
+    probed: std::sync::atomic::AtomicBool,
     dispatch: Arc<Dispatch>,
     connect_timeout: Duration,
 }
@@ -256,19 +280,25 @@ impl Asker {
         sharded_via: ShardedVia,
         connect_timeout: Duration,
     ) -> Asker {
+        let uid = format!("emitter-{}", random_hex(16));
+        let named = socketioxide_cluster_wire::named::channel(key, &uid);
         Asker {
-            uid: format!("emitter-{}", random_hex(16)),
+            uid,
             dialect,
             key: key.to_owned(),
             source,
             counter,
             sharded_via,
             subscriber: tokio::sync::Mutex::new(None),
+            probed: std::sync::atomic::AtomicBool::new(false),
             dispatch: Arc::new(Dispatch {
                 dialect,
                 heartbeat: format!("{key}-heartbeat"),
                 pending: Mutex::default(),
                 peers: Mutex::default(),
+                beat: tokio::sync::Notify::new(),
+                named,
+                named_pending: Mutex::default(),
             }),
             connect_timeout,
         }
@@ -301,9 +331,89 @@ impl Asker {
                 format!("{}#{nsp}#{}#", self.key, self.uid),
                 self.heartbeat_channel(),
             ],
-            // Our sharded servers' heartbeats are sharded too: not followed here.
-            Dialect::Sharded => vec![format!("{}#{nsp}#{}#", self.key, self.uid)],
+            // Our sharded servers' heartbeats are SPUBLISHed: SSUBSCRIBEd here.
+            Dialect::Sharded => vec![
+                format!("{}#{nsp}#{}#", self.key, self.uid),
+                self.heartbeat_channel(),
+            ],
         };
+        self.subscribe_wanted(&wanted).await
+    }
+
+    /// Subscribes (once) to the emitter's named channel and to our heartbeats; the
+    /// first time, waits (at most `wait`) for a heartbeat, so that names are known.
+    /// `probe` publishes `{"uid":…,"probe":true}` on the heartbeat channel (our servers
+    /// heartbeat at once when they read it); the first call then waits until no new
+    /// server was heard for 150 ms, at most `wait`.
+    pub(crate) async fn listen_named<F>(&self, wait: Duration, probe: F) -> Result<(), Error>
+    where
+        F: Future<Output = Result<usize, Error>>,
+    {
+        let wanted = [self.dispatch.named.clone(), self.heartbeat_channel()];
+        self.subscribe_wanted(&wanted).await?;
+        if self.probed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let until = tokio::time::Instant::now() + wait;
+        let beat = self.dispatch.beat.notified();
+        tokio::pin!(beat);
+        beat.as_mut().enable();
+        probe.await?;
+        // Until no new server was heard for 150 ms (heartbeats of known ones do not
+        // count), at most `wait`.
+        let mut known = lock(&self.dispatch.peers).len();
+        let mut quiet_until = until;
+        loop {
+            match tokio::time::timeout_at(quiet_until.min(until), beat.as_mut()).await {
+                Ok(()) => {
+                    let now_known = lock(&self.dispatch.peers).len();
+                    if now_known > known {
+                        known = now_known;
+                        quiet_until = tokio::time::Instant::now() + Duration::from_millis(150);
+                    }
+                    beat.set(self.dispatch.beat.notified());
+                    beat.as_mut().enable();
+                }
+                Err(_) => return Ok(()),
+            }
+        }
+    }
+
+    /// The probe our servers answer with a heartbeat.
+    pub(crate) fn probe(&self) -> (String, Vec<u8>) {
+        (
+            self.heartbeat_channel(),
+            serde_json::json!({"uid": self.uid, "probe": true})
+                .to_string()
+                .into_bytes(),
+        )
+    }
+
+    /// Live servers of ours (heard within twice their interval) that announce `name` or
+    /// whose uid is `name`; sorted.
+    pub(crate) fn members(&self, name: &str) -> Vec<String> {
+        let peers = lock(&self.dispatch.peers);
+        let mut out: Vec<String> = peers
+            .iter()
+            .filter(|(_, p)| p.last.elapsed() <= p.interval * 2)
+            .filter(|(uid, p)| *uid == name || p.names.iter().any(|n| n == name))
+            .map(|(uid, _)| uid.clone())
+            .collect();
+        out.sort();
+        out
+    }
+
+    pub(crate) fn register_named(&self, id: &str, n: usize) -> mpsc::Receiver<NamedMessage> {
+        let (tx, rx) = mpsc::channel(n.max(1));
+        lock(&self.dispatch.named_pending).insert(id.to_owned(), tx);
+        rx
+    }
+
+    pub(crate) fn done_named(&self, id: &str) {
+        lock(&self.dispatch.named_pending).remove(id);
+    }
+
+    async fn subscribe_wanted(&self, wanted: &[String]) -> Result<(), Error> {
         let mut sub = self.subscriber.lock().await;
         // Twice at most: a connection found dead while subscribing is opened again.
         for attempt in 0..2 {
@@ -319,7 +429,7 @@ impl Asker {
             let Some(s) = sub.as_mut() else {
                 return Err(Error::Closed);
             };
-            match subscribe_all(s, &wanted).await {
+            match subscribe_all(s, wanted).await {
                 Ok(()) => return Ok(()),
                 // The retry's outcome is what counts.
                 Err(_) if attempt == 0 => *sub = None,
@@ -579,6 +689,17 @@ fn heard(peers: &Mutex<HashMap<String, Peer>>, payload: &[u8]) {
                 .collect()
         })
         .unwrap_or_default();
+    let names: Vec<String> = v["names"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|n| n.as_str())
+                .filter(|n| socketioxide_cluster_wire::named::valid_name(n))
+                .take(socketioxide_cluster_wire::named::MAX_NAMES)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
     let now = Instant::now();
     let (interval, beats) = match peers.get(uid) {
         Some(p) => (now - p.last, p.beats.saturating_add(1)),
@@ -592,6 +713,7 @@ fn heard(peers: &Mutex<HashMap<String, Peer>>, payload: &[u8]) {
             interval: interval.clamp(Duration::from_millis(100), Duration::from_secs(60)),
             beats,
             nsps,
+            names,
         },
     );
 }
