@@ -23,6 +23,7 @@ const SHARDED_ENV: &str = "SIO_CLUSTER_HUNG_SHARDED";
 
 fn opts(url: &str, sharded: bool) -> ClusterOptions {
     let o = ClusterOptions::new(url)
+        .name("group")
         .requests_timeout(Duration::from_secs(4))
         .heartbeat(Duration::from_millis(200), Duration::from_millis(1500));
     if sharded {
@@ -57,6 +58,11 @@ fn child() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
         let (cluster, _io) = server(&url, sharded).await;
+        let me = cluster.uid().to_string();
+        cluster.of("/").on_named("who", move |_| {
+            let me = me.clone();
+            async move { Ok(serde_json::json!(me)) }
+        });
         println!("READY {}", cluster.uid());
         tokio::task::spawn_blocking(|| {
             let mut sink = Vec::new();
@@ -165,6 +171,19 @@ fn scenario(redis: &RedisServer, sharded: bool) {
             Some(em)
         };
 
+        // Named: both are members of "group"; one-of requests alternate (the child
+        // answers its own; this one registers its handler below, after the stop).
+        let mut asked_child = false;
+        for _ in 0..2 {
+            if let Ok(r) = ns
+                .ask_one("group", "who", &(), socketioxide_cluster::Ask::default())
+                .await
+            {
+                asked_child |= r.from == child_uid && r.result.is_ok();
+            }
+        }
+        assert!(asked_child, "the child is one of the group");
+
         // SIGSTOP: the child's connections stay open; it stops answering and heartbeating.
         unsafe { libc::kill(pid, libc::SIGSTOP) };
         // kill(2) only queues the signal: wait until the kernel says the child is stopped,
@@ -204,6 +223,22 @@ fn scenario(redis: &RedisServer, sharded: bool) {
                 "hung server never detected"
             );
         };
+        // Named: the stopped member dropped out of "group" (heartbeat timeout), so
+        // one-of requests go to the live one only.
+        let me = cluster.uid().to_string();
+        let mine = me.clone();
+        ns.on_named("who", move |_| {
+            let me = mine.clone();
+            async move { Ok(serde_json::json!(me)) }
+        });
+        assert_eq!(ns.members("group"), vec![me.clone()]);
+        for _ in 0..4 {
+            let r = ns
+                .ask_one("group", "who", &(), socketioxide_cluster::Ask::default())
+                .await
+                .expect("the live member answers");
+            assert_eq!(r.from, me);
+        }
         // Every later call is fast too.
         for _ in 0..5 {
             let call = Instant::now();
@@ -215,7 +250,7 @@ fn scenario(redis: &RedisServer, sharded: bool) {
         unsafe { libc::kill(pid, libc::SIGCONT) };
         let resumed = Instant::now();
         loop {
-            if ns.all_rooms().await.is_ok() {
+            if ns.all_rooms().await.is_ok() && ns.members("group").len() == 2 {
                 break;
             }
             assert!(

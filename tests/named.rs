@@ -246,3 +246,90 @@ async fn requests_to_one_or_every_member_of_a_name() {
     }
     common::cluster::shutdown_all(vec![n1, node]).await;
 }
+
+/// The same on a Redis Cluster (3 masters), sharded protocol: each server's named
+/// channel lives on its own slot's master. Also the latency of one-of and all-of
+/// requests (printed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn named_requests_on_a_redis_cluster() {
+    use common::redis_cluster::RedisCluster;
+    use socketioxide_cluster::SubscriptionMode;
+    common::init_tracing();
+    let cluster = tokio::task::spawn_blocking(|| RedisCluster::start(3, 0))
+        .await
+        .unwrap();
+    let key = common::unique_key("named-rc");
+    let mut servers = Vec::new();
+    for i in 0..3 {
+        let mut seeds = cluster.urls();
+        seeds.rotate_left(i);
+        let o = ClusterOptions::redis_cluster(seeds)
+            .key(&key)
+            .sharded(SubscriptionMode::Static)
+            .name("group")
+            .heartbeat(Duration::from_millis(200), Duration::from_millis(1000));
+        servers.push(node_serving(o, Parser::Json, Serve::ROOT).await);
+    }
+    for s in &servers {
+        let me = s.cluster.uid().to_string();
+        s.cluster.of("/").on_named("who", move |_| {
+            let me = me.clone();
+            async move { Ok(json!(me)) }
+        });
+    }
+    until_members(&servers[0], "group", 3).await;
+    let ns = servers[0].cluster.of("/");
+    let mut one = Vec::new();
+    let mut from = std::collections::BTreeSet::new();
+    for _ in 0..60 {
+        let t = Instant::now();
+        let r = ns
+            .ask_one("group", "who", &(), Ask::default())
+            .await
+            .unwrap();
+        one.push(t.elapsed());
+        assert_eq!(r.result.unwrap(), json!(r.from));
+        from.insert(r.from);
+    }
+    assert_eq!(from.len(), 3, "every member asked");
+    let mut all = Vec::new();
+    for _ in 0..60 {
+        let t = Instant::now();
+        assert_eq!(
+            ns.ask_all("group", "who", &(), Ask::default())
+                .await
+                .unwrap()
+                .len(),
+            3
+        );
+        all.push(t.elapsed());
+    }
+    let em = socketioxide_cluster_emitter::Emitter::connect(
+        socketioxide_cluster_emitter::EmitterOptions::redis_cluster(cluster.urls())
+            .key(&key)
+            .sharded(SubscriptionMode::Static),
+    )
+    .await
+    .unwrap();
+    let ea = socketioxide_cluster_emitter::Ask::default();
+    assert_eq!(em.ask_all("group", "who", &(), ea).await.unwrap().len(), 3);
+    let mut em_one = Vec::new();
+    for _ in 0..60 {
+        let t = Instant::now();
+        em.ask_one("group", "who", &(), ea).await.unwrap();
+        em_one.push(t.elapsed());
+    }
+    let p50 = |v: &mut Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    eprintln!(
+        "named requests on a Redis Cluster (sharded), p50 of 60: one of 3 {:?}, all of 3 {:?}, one of 3 from the emitter {:?}",
+        p50(&mut one),
+        p50(&mut all),
+        p50(&mut em_one)
+    );
+    for s in &servers {
+        s.cluster.close().await;
+    }
+}
