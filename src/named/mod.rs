@@ -236,7 +236,7 @@ impl Named {
     }
 }
 
-/// A request or event a handler receives ([`Namespace::on_named`]).
+/// A request or event a handler receives ([`Namespace::on_named`](crate::Namespace::on_named)).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct NamedRequest {
