@@ -20,6 +20,9 @@
 //! 5. **requests**: 200 each of `server_count`, `fetch_sockets`, `all_rooms` and
 //!    `server_side_emit_with_ack` from the emitter; p50 and p99.
 //!
+//! 6. **named requests**: 200 each of `ask_one` and `ask_all` to a group of three servers
+//!    (this one and two more), from a fourth server and from the emitter.
+//!
 //! For each: the loop's time (first to last emit call) and rate, the time until Redis had
 //! executed everything, and the time until every client had received every broadcast, in
 //! order (checked: the k-th event carries k).
@@ -83,7 +86,7 @@ async fn run() {
         ..Serve::ROOT
     };
     let server = node_serving(
-        ClusterOptions::new(redis.url()).key(&key),
+        ClusterOptions::new(redis.url()).key(&key).name("group"),
         Parser::Json,
         serve,
     )
@@ -247,6 +250,76 @@ async fn run() {
         latencies.push((what, times[100], times[198]));
     }
 
+    // 6. named requests: one of / all of a group of three servers (the one above and
+    // two more), from a server and from the emitter.
+    let mut group = Vec::new();
+    for _ in 0..2 {
+        group.push(
+            node_serving(
+                ClusterOptions::new(redis.url()).key(&key).name("group"),
+                Parser::Json,
+                Serve::ROOT,
+            )
+            .await,
+        );
+    }
+    for s in group.iter().chain([&server]) {
+        s.cluster
+            .of("/")
+            .on_named("who", |_| async { Ok(serde_json::json!(1)) });
+    }
+    let asker = node_serving(
+        ClusterOptions::new(redis.url()).key(&key),
+        Parser::Json,
+        Serve::ROOT,
+    )
+    .await;
+    let ns = asker.cluster.of("/");
+    let deadline = Instant::now() + T;
+    while ns.members("group").len() < 3 {
+        assert!(Instant::now() < deadline, "group never complete");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let ask = socketioxide_cluster::Ask::default();
+    let eask = socketioxide_cluster_emitter::Ask::default();
+    for what in [
+        "ask_one (server)",
+        "ask_all of 3 (server)",
+        "ask_one (emitter)",
+        "ask_all of 3 (emitter)",
+    ] {
+        let mut times = Vec::with_capacity(200);
+        for _ in 0..200 {
+            let t = Instant::now();
+            match what {
+                "ask_one (server)" => {
+                    drop(ns.ask_one("group", "who", &(), ask).await.expect("one"))
+                }
+                "ask_all of 3 (server)" => {
+                    drop(ns.ask_all("group", "who", &(), ask).await.expect("all"))
+                }
+                "ask_one (emitter)" => drop(
+                    emitter
+                        .ask_one("group", "who", &(), eask)
+                        .await
+                        .expect("one"),
+                ),
+                _ => drop(
+                    emitter
+                        .ask_all("group", "who", &(), eask)
+                        .await
+                        .expect("all"),
+                ),
+            }
+            times.push(t.elapsed());
+        }
+        times.sort();
+        latencies.push((what, times[100], times[198]));
+    }
+    for s in group.iter().chain([&asker]) {
+        s.cluster.close().await;
+    }
+
     println!(
         "\n{n} broadcasts to {clients} clients of one Rust server (emit(\"bench\", i, payload)); times in ms from the first emit"
     );
@@ -265,7 +338,9 @@ async fn run() {
         ours.n as f64 / ours.executed.as_secs_f64(),
         ours.n as f64 / ours.delivered.unwrap_or_default().as_secs_f64(),
     );
-    println!("requests from the emitter to 1 server with {clients} sockets (200 each):");
+    println!(
+        "requests (200 each; fetch_sockets to 1 server with {clients} sockets; named to a group of 3):"
+    );
     for (what, p50, p99) in latencies {
         println!(
             "  {what:<26} p50 {:>7.3} ms  p99 {:>7.3} ms",
