@@ -333,3 +333,59 @@ async fn named_requests_on_a_redis_cluster() {
         s.cluster.close().await;
     }
 }
+
+/// Named requests over the Streams transport (pub/sub part) and the in-process bus.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn named_requests_over_streams_and_the_in_process_bus() {
+    use socketioxide_cluster::{InProcessBus, StreamsOptions};
+    common::init_tracing();
+    let key = common::unique_key("named-st");
+    let bus = InProcessBus::new();
+    let transports: [(&str, Box<dyn Fn() -> ClusterOptions>); 2] = [
+        (
+            "streams",
+            Box::new(|| {
+                opts(&key, "g").streams(StreamsOptions {
+                    stream_name: format!("{key}-s"),
+                    ..StreamsOptions::default()
+                })
+            }),
+        ),
+        (
+            "in-process",
+            Box::new(|| {
+                ClusterOptions::in_process(&bus)
+                    .key(&key)
+                    .name("g")
+                    .heartbeat(Duration::from_millis(200), Duration::from_millis(1000))
+            }),
+        ),
+    ];
+    for (what, make) in transports {
+        let mut servers = Vec::new();
+        for _ in 0..2 {
+            servers.push(node_serving(make(), Parser::Json, Serve::ROOT).await);
+        }
+        for s in &servers {
+            let me = s.cluster.uid().to_string();
+            s.cluster.of("/").on_named("who", move |_| {
+                let me = me.clone();
+                async move { Ok(json!(me)) }
+            });
+        }
+        until_members(&servers[0], "g", 2).await;
+        let all = servers[0]
+            .cluster
+            .of("/")
+            .ask_all("g", "who", &(), Ask::default())
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(all.len(), 2, "{what}");
+        for r in &all {
+            assert_eq!(r.result, Ok(json!(r.from)), "{what}");
+        }
+        for s in &servers {
+            s.cluster.close().await;
+        }
+    }
+}
