@@ -27,6 +27,9 @@ const FORGET_AFTER: Duration = Duration::from_secs(600);
 #[derive(Default)]
 pub(crate) struct Liveness {
     peers: DashMap<String, Peer>,
+    /// Emitters with names (`{"uid","names","emitter":true}`): members of their names,
+    /// never peers (they serve no namespace and answer no request).
+    emitters: DashMap<String, (Instant, Vec<String>)>,
 }
 
 struct Peer {
@@ -39,6 +42,23 @@ struct Peer {
 
 /// Namespaces listed in one heartbeat, at most (a bound on what a peer makes us keep).
 const MAX_NSPS: usize = 1024;
+/// Named emitters remembered, at most.
+const MAX_EMITTERS: usize = 4096;
+
+/// The valid names of a heartbeat.
+fn names_of(v: &serde_json::Value) -> Vec<String> {
+    v.get("names")
+        .and_then(|n| n.as_array())
+        .map(|n| {
+            n.iter()
+                .take(crate::wire::named::MAX_NAMES)
+                .filter_map(|s| s.as_str())
+                .filter(|s| crate::wire::named::valid_name(s))
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
 
 impl Liveness {
     /// A heartbeat payload arrived; `true` when it is an emitter's probe
@@ -56,8 +76,18 @@ impl Liveness {
         if v.get("probe").and_then(|p| p.as_bool()) == Some(true) {
             return Ok(true);
         }
+        let emitter = v.get("emitter").and_then(|p| p.as_bool()) == Some(true);
         if v.get("leave").and_then(|l| l.as_bool()) == Some(true) {
             self.peers.remove(uid);
+            self.emitters.remove(uid);
+        } else if emitter {
+            let names = names_of(&v);
+            self.emitters
+                .retain(|_, (seen, _)| seen.elapsed() < FORGET_AFTER);
+            if self.emitters.len() < MAX_EMITTERS || self.emitters.contains_key(uid) {
+                self.emitters
+                    .insert(uid.to_owned(), (Instant::now(), names));
+            }
         } else {
             let nsps = v.get("nsps").and_then(|n| n.as_array()).map(|n| {
                 n.iter()
@@ -65,18 +95,7 @@ impl Liveness {
                     .filter_map(|s| s.as_str().map(str::to_owned))
                     .collect()
             });
-            let names = v
-                .get("names")
-                .and_then(|n| n.as_array())
-                .map(|n| {
-                    n.iter()
-                        .take(crate::wire::named::MAX_NAMES)
-                        .filter_map(|s| s.as_str())
-                        .filter(|s| crate::wire::named::valid_name(s))
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default();
+            let names = names_of(&v);
             let peer = Peer {
                 seen: Instant::now(),
                 nsps,
@@ -126,6 +145,13 @@ impl Liveness {
             .filter(|e| e.key() == name || e.names.iter().any(|n| n == name))
             .map(|e| e.key().clone())
             .collect();
+        out.extend(
+            self.emitters
+                .iter()
+                .filter(|e| now.duration_since(e.0) < timeout)
+                .filter(|e| e.key() == name || e.1.iter().any(|n| n == name))
+                .map(|e| e.key().clone()),
+        );
         out.sort();
         out
     }

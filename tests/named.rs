@@ -341,7 +341,8 @@ async fn named_requests_over_streams_and_the_in_process_bus() {
     common::init_tracing();
     let key = common::unique_key("named-st");
     let bus = InProcessBus::new();
-    let transports: [(&str, Box<dyn Fn() -> ClusterOptions>); 2] = [
+    type Make<'a> = Box<dyn Fn() -> ClusterOptions + 'a>;
+    let transports: [(&str, Make<'_>); 2] = [
         (
             "streams",
             Box::new(|| {
@@ -388,4 +389,59 @@ async fn named_requests_over_streams_and_the_in_process_bus() {
             s.cluster.close().await;
         }
     }
+}
+
+/// An emitter with a name is a member of it: servers and other emitters ask it; it is
+/// not counted as a server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emitter_with_a_name_answers() {
+    use socketioxide_cluster_emitter::{Emitter, EmitterOptions};
+    common::init_tracing();
+    let key = common::unique_key("named-em");
+    let server = node_serving(opts(&key, "api"), Parser::Json, Serve::ROOT).await;
+    let cron = Emitter::connect(
+        EmitterOptions::new(common::shared().url())
+            .key(&key)
+            .name("cron"),
+    )
+    .await
+    .unwrap();
+    cron.on_named("next-run", |req| async move {
+        Ok(json!({"at": "03:00", "asked_by": req.from}))
+    })
+    .await
+    .unwrap();
+    let members = until_members(&server, "cron", 1).await;
+    let reply = server
+        .cluster
+        .of("/")
+        .ask_one("cron", "next-run", &(), Ask::default())
+        .await
+        .unwrap();
+    assert_eq!(reply.from, members[0]);
+    let v = reply.result.unwrap();
+    assert_eq!(v["at"], json!("03:00"));
+    assert_eq!(v["asked_by"], json!(server.cluster.uid().to_string()));
+    // Not one of the servers.
+    assert_eq!(server.cluster.of("/").server_count().await.unwrap(), 1);
+    assert!(
+        server.cluster.live_peers().is_empty(),
+        "{:?}",
+        server.cluster.live_peers()
+    );
+    // Another emitter asks it too.
+    let other = Emitter::connect(EmitterOptions::new(common::shared().url()).key(&key))
+        .await
+        .unwrap();
+    let r = other
+        .ask_one(
+            "cron",
+            "next-run",
+            &(),
+            socketioxide_cluster_emitter::Ask::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.result.unwrap()["at"], json!("03:00"));
+    server.cluster.close().await;
 }

@@ -359,6 +359,7 @@ impl Emitter {
         opts: &EmitterOptions,
         asker: Option<crate::requests::Asker>,
     ) -> Self {
+        let names = opts.names.clone();
         let shared = Arc::new(Shared {
             key: opts.key.clone(),
             publish_timeout: opts.publish_timeout,
@@ -375,6 +376,31 @@ impl Emitter {
                 None => opts.sharded,
             },
         });
+        // A named emitter heartbeats (every 2 s, until the last clone is dropped).
+        if !names.is_empty()
+            && shared.asker.is_some()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            let weak = Arc::downgrade(&shared);
+            rt.spawn(async move {
+                // Listen on its named channel (answers, replies, probes) first.
+                if let Some(s) = weak.upgrade() {
+                    if let Some(a) = &s.asker {
+                        a.heartbeat(&names);
+                    }
+                    let _ = Self::for_nsp(s, "/").answer_named().await;
+                }
+                let mut tick = tokio::time::interval(Duration::from_secs(2));
+                loop {
+                    tick.tick().await;
+                    let Some(s) = weak.upgrade() else { return };
+                    if let Some(a) = &s.asker {
+                        let (channel, beat) = a.heartbeat(&names);
+                        let _ = s.writer().queue(channel, beat, false).await;
+                    }
+                }
+            });
+        }
         Self::for_nsp(shared, "/")
     }
 

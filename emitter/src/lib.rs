@@ -102,7 +102,7 @@ pub use emitter::{
     RESERVED_SERVER_SIDE_EVENTS,
 };
 pub use error::Error;
-pub use named::{Ask, NamedReply};
+pub use named::{Ask, NamedReply, NamedRequest};
 pub use options::{DEFAULT_KEY, DEFAULT_URL, EmitterConfig, EmitterOptions, SubscriptionMode};
 pub use requests::{Incomplete, Partial, RemoteSocket};
 pub use rooms::{IntoRooms, Room};

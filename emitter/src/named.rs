@@ -11,10 +11,32 @@ use crate::emitter::Emitter;
 use crate::requests::{Asker, random_hex};
 use serde::Serialize;
 use socketioxide_cluster_wire::named::{NamedMessage, channel, now_us};
+use std::future::Future;
 use std::time::Duration;
 
 /// How long the first named request waits for a heartbeat.
 const FIRST_WAIT: Duration = Duration::from_millis(2500);
+
+/// A named request or event this emitter receives ([`Emitter::on_named`]).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct NamedRequest {
+    /// The sender's uid.
+    pub from: String,
+    /// The event.
+    pub event: String,
+    /// Its arguments, as JSON.
+    pub args: Vec<serde_json::Value>,
+}
+
+pub(crate) type Handler = std::sync::Arc<
+    dyn Fn(NamedRequest) -> crate::publish::BoxFuture<'static, Result<serde_json::Value, String>>
+        + Send
+        + Sync,
+>;
+
+/// Replies of this emitter's handlers waiting for the writer, at most.
+const REPLIES: usize = 1024;
 
 /// One member's reply.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,6 +76,43 @@ impl Ask {
 }
 
 impl Emitter {
+    /// Answers named requests (and events) `event` sent to this emitter, in its
+    /// namespace, when it has names ([`EmitterOptions::name`](crate::EmitterOptions::name))
+    /// or is asked by uid: `handler` runs on a task of its own, its value is the reply.
+    pub async fn on_named<F, Fut>(&self, event: &str, handler: F) -> Result<(), Error>
+    where
+        F: Fn(NamedRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<serde_json::Value, String>> + Send + 'static,
+    {
+        let asker = self.named_asker()?;
+        asker.on_named(
+            &self.nsp,
+            event,
+            std::sync::Arc::new(move |req| Box::pin(handler(req))),
+        );
+        self.answer_named().await
+    }
+
+    /// Listens on this emitter's named channel and publishes its handlers' replies
+    /// (once per emitter: a task forwards them to the writer).
+    pub(crate) async fn answer_named(&self) -> Result<(), Error> {
+        let asker = self.named_asker()?;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<(String, Vec<u8>)>(REPLIES);
+        if asker.set_replies(tx) {
+            let shared = std::sync::Arc::downgrade(&self.shared);
+            tokio::spawn(async move {
+                while let Some((channel, bytes)) = rx.recv().await {
+                    let Some(s) = shared.upgrade() else { return };
+                    let _ = s.writer().queue(channel, bytes, false).await;
+                }
+            });
+        }
+        let (channel, probe) = asker.probe();
+        asker
+            .listen_named(FIRST_WAIT, self.shared.writer().confirmed(channel, probe))
+            .await
+    }
+
     fn named_asker(&self) -> Result<&Asker, Error> {
         self.shared
             .asker

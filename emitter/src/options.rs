@@ -39,6 +39,8 @@ pub struct EmitterOptions {
     pub(crate) publish_timeout: Duration,
     pub(crate) queue_capacity: usize,
     pub(crate) requests_timeout: Duration,
+    /// Names this emitter answers to (`name`).
+    pub(crate) names: Vec<String>,
     pub(crate) tls_root_cert: Option<Vec<u8>>,
     /// The other seeds of a Redis Cluster (`url` is the first).
     pub(crate) cluster: Option<Vec<String>>,
@@ -63,6 +65,7 @@ impl EmitterOptions {
             publish_timeout: Duration::from_secs(5),
             queue_capacity: crate::DEFAULT_QUEUE,
             requests_timeout: Duration::from_secs(5),
+            names: Vec::new(),
             tls_root_cert: None,
             cluster: None,
             sharded: None,
@@ -208,6 +211,18 @@ impl EmitterOptions {
         self
     }
 
+    /// A name this emitter answers to (repeatable, up to 8; 1 to 64 bytes, no `#`):
+    /// it heartbeats every 2 s on `<key>-heartbeat` with its names (marked as an
+    /// emitter: servers do not count it as one of them), and answers named requests with
+    /// the handlers of [`Emitter::on_named`](crate::Emitter::on_named).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        if !self.names.contains(&name) {
+            self.names.push(name);
+        }
+        self
+    }
+
     /// How long a request from the emitter (`fetch_sockets`, `all_rooms`,
     /// `server_side_emit_with_ack`) waits for the servers' answers. Default 5 s (Node's
     /// `requestsTimeout`). `emit_with_ack` takes its own.
@@ -288,6 +303,16 @@ impl EmitterOptions {
         if self.url.is_empty() && self.sentinel.is_none() {
             return Err(Error::Config(
                 "a Redis URL (or Redis Cluster seed) is required".into(),
+            ));
+        }
+        if self.names.len() > socketioxide_cluster_wire::named::MAX_NAMES
+            || !self
+                .names
+                .iter()
+                .all(|n| socketioxide_cluster_wire::named::valid_name(n))
+        {
+            return Err(Error::Config(
+                "names: at most 8, each 1 to 64 bytes without '#'".into(),
             ));
         }
         if self.requests_timeout.is_zero() {

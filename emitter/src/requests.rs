@@ -168,6 +168,8 @@ struct Peer {
     nsps: Vec<String>,
     /// Its names (`ClusterOptions::name`).
     names: Vec<String>,
+    /// A named emitter, not a server.
+    emitter: bool,
 }
 
 /// The subscriber connection: classic (a RESP2 pub/sub connection), or RESP3 with
@@ -192,6 +194,9 @@ pub(crate) enum ShardedVia {
     Cluster(Vec<redis::ConnectionInfo>, Option<Vec<u8>>),
 }
 
+/// Where a handler's reply goes: `(channel, bytes)` to publish.
+type ReplySender = mpsc::Sender<(String, Vec<u8>)>;
+
 /// Hands what the subscriber reads to the request waiting for it (or to the peers'
 /// table, for our heartbeats). Never waits: called from the connection's reader.
 struct Dispatch {
@@ -204,24 +209,115 @@ struct Dispatch {
     /// `<key>-named#<uid>#`: replies to named requests.
     named: String,
     named_pending: Mutex<HashMap<String, mpsc::Sender<NamedMessage>>>,
+    /// This emitter's uid and key (named replies it sends).
+    uid: String,
+    key: String,
+    /// Handlers of named requests to this emitter (`Emitter::on_named`).
+    handlers: Mutex<HashMap<(String, String), crate::named::Handler>>,
+    /// Where replies go to be published (the writer, through a forwarding task).
+    replies: Mutex<Option<ReplySender>>,
+    /// A named emitter's heartbeat, also sent when another emitter probes.
+    own_beat: Mutex<Option<Vec<u8>>>,
+    running: Arc<tokio::sync::Semaphore>,
 }
 
 impl Dispatch {
+    /// A named request or event for this emitter: its handler on a task of its own.
+    fn on_named(&self, m: NamedMessage) {
+        if m.expired(socketioxide_cluster_wire::named::now_us()) {
+            return;
+        }
+        let (id, from, nsp, ev, args) = match m {
+            NamedMessage::Req {
+                id,
+                from,
+                nsp,
+                ev,
+                args,
+                ..
+            } => (Some(id), from, nsp, ev, args),
+            NamedMessage::Emit {
+                from,
+                nsp,
+                ev,
+                args,
+                ..
+            } => (None, from, nsp, ev, args),
+            NamedMessage::Res { .. } => return,
+        };
+        let handler = lock(&self.handlers).get(&(nsp, ev.clone())).cloned();
+        let Some(tx) = lock(&self.replies).clone() else {
+            return;
+        };
+        let reply_to = socketioxide_cluster_wire::named::channel(&self.key, &from);
+        let me = self.uid.clone();
+        let reply = move |id: String, res: Result<serde_json::Value, String>| {
+            let (ok, err) = match res {
+                Ok(v) => (Some(v), None),
+                Err(e) => (None, Some(e)),
+            };
+            let bytes = NamedMessage::Res {
+                id,
+                from: me,
+                ok,
+                err,
+            }
+            .encode();
+            let _ = tx.try_send((reply_to, bytes));
+        };
+        let Some(handler) = handler else {
+            if let Some(id) = id {
+                reply(id, Err(format!("no handler for {ev:?} here")));
+            }
+            return;
+        };
+        let Ok(permit) = self.running.clone().try_acquire_owned() else {
+            if let Some(id) = id {
+                reply(id, Err("busy".into()));
+            }
+            return;
+        };
+        let req = crate::named::NamedRequest {
+            from,
+            event: ev,
+            args,
+        };
+        tokio::spawn(async move {
+            let res = handler(req).await;
+            drop(permit);
+            if let Some(id) = id {
+                reply(id, res);
+            }
+        });
+    }
+
     fn deliver(&self, channel: &[u8], payload: &[u8]) {
         if channel == self.heartbeat.as_bytes() {
+            let probe = serde_json::from_slice::<serde_json::Value>(payload)
+                .is_ok_and(|v| v["probe"].as_bool() == Some(true));
+            if probe
+                && let Some(beat) = lock(&self.own_beat).clone()
+                && let Some(tx) = lock(&self.replies).clone()
+            {
+                let _ = tx.try_send((self.heartbeat.clone(), beat));
+            }
             heard(&self.peers, payload);
             self.beat.notify_waiters();
             return;
         }
         if channel == self.named.as_bytes() {
-            if let Ok(m @ NamedMessage::Res { .. }) = NamedMessage::decode(payload) {
-                let NamedMessage::Res { id, .. } = &m else {
-                    return;
-                };
-                let tx = lock(&self.named_pending).get(id).cloned();
-                if let Some(tx) = tx {
-                    let _ = tx.try_send(m);
+            match NamedMessage::decode(payload) {
+                Ok(m @ NamedMessage::Res { .. }) => {
+                    let NamedMessage::Res { id, .. } = &m else {
+                        return;
+                    };
+                    let tx = lock(&self.named_pending).get(id).cloned();
+                    if let Some(tx) = tx {
+                        let _ = tx.try_send(m);
+                    }
                 }
+                Ok(m) => self.on_named(m),
+                Err(_) => {}
             }
             return;
         }
@@ -283,7 +379,7 @@ impl Asker {
         let uid = format!("emitter-{}", random_hex(16));
         let named = socketioxide_cluster_wire::named::channel(key, &uid);
         Asker {
-            uid,
+            uid: uid.clone(),
             dialect,
             key: key.to_owned(),
             source,
@@ -298,6 +394,12 @@ impl Asker {
                 peers: Mutex::default(),
                 beat: tokio::sync::Notify::new(),
                 named,
+                uid: uid.clone(),
+                key: key.to_owned(),
+                handlers: Mutex::default(),
+                replies: Mutex::default(),
+                own_beat: Mutex::default(),
+                running: Arc::new(tokio::sync::Semaphore::new(256)),
                 named_pending: Mutex::default(),
             }),
             connect_timeout,
@@ -377,6 +479,31 @@ impl Asker {
                 Err(_) => return Ok(()),
             }
         }
+    }
+
+    /// Registers a handler for named requests `event` in namespace `nsp`.
+    pub(crate) fn on_named(&self, nsp: &str, event: &str, h: crate::named::Handler) {
+        lock(&self.dispatch.handlers).insert((nsp.to_owned(), event.to_owned()), h);
+    }
+
+    /// Hands the replies of this emitter's handlers to `tx` (the first call only).
+    pub(crate) fn set_replies(&self, tx: ReplySender) -> bool {
+        let mut r = lock(&self.dispatch.replies);
+        if r.is_some() {
+            return false;
+        }
+        *r = Some(tx);
+        true
+    }
+
+    /// This emitter's heartbeat with `names`: `{"uid","names","emitter":true}` (kept,
+    /// to answer probes).
+    pub(crate) fn heartbeat(&self, names: &[String]) -> (String, Vec<u8>) {
+        let beat = serde_json::json!({"uid": self.uid, "names": names, "emitter": true})
+            .to_string()
+            .into_bytes();
+        *lock(&self.dispatch.own_beat) = Some(beat.clone());
+        (self.heartbeat_channel(), beat)
     }
 
     /// The probe our servers answer with a heartbeat.
@@ -626,7 +753,7 @@ impl Asker {
         let peers = lock(&self.dispatch.peers);
         let mut out: Vec<String> = peers
             .iter()
-            .filter(|(_, p)| p.beats >= 2 && p.last.elapsed() <= p.interval * 2)
+            .filter(|(_, p)| !p.emitter && p.beats >= 2 && p.last.elapsed() <= p.interval * 2)
             .map(|(uid, _)| uid.clone())
             .collect();
         out.sort();
@@ -675,6 +802,10 @@ fn heard(peers: &Mutex<HashMap<String, Peer>>, payload: &[u8]) {
         return;
     };
     let Some(uid) = v["uid"].as_str() else { return };
+    // Another emitter's probe: nobody to remember.
+    if v["probe"].as_bool() == Some(true) {
+        return;
+    }
     let mut peers = lock(peers);
     if v["leave"].as_bool() == Some(true) {
         peers.remove(uid);
@@ -714,6 +845,7 @@ fn heard(peers: &Mutex<HashMap<String, Peer>>, payload: &[u8]) {
             beats,
             nsps,
             names,
+            emitter: v["emitter"].as_bool() == Some(true),
         },
     );
 }
