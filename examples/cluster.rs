@@ -1,5 +1,7 @@
-//! Two socketioxide servers, one cluster: a chat where a message typed on a page served
-//! by one server reaches the pages served by the other, through Redis.
+//! Two socketioxide servers, one cluster: each page shows the server it is on, everyone
+//! online on every server (from a cluster-wide `fetch_sockets` and each server's
+//! description of its sockets), the number of servers, join/leave notices, and a chat
+//! with two rooms; a line typed on one server's page reaches the other's, through Redis.
 //!
 //! ```text
 //! cargo run --example cluster            # REDIS_URL defaults to redis://127.0.0.1:6379
@@ -11,14 +13,29 @@
 //! Without a reachable Redis the example says how to start one and runs both servers on
 //! the in-process bus instead (one process, no Redis: the zero-setup transport).
 
+use serde_json::{Value, json};
 use socketioxide::{
     SocketIo,
-    extract::{Data, SocketRef},
+    extract::{AckSender, Data, SocketRef},
 };
-use socketioxide_cluster::{Cluster, ClusterAdapter, ClusterOptions, InProcessBus};
+use socketioxide_cluster::{Cluster, ClusterAdapter, ClusterOptions, InProcessBus, SocketDetails};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 type Adapter = ClusterAdapter<socketioxide::adapter::Emitter>;
+/// The two chat rooms a user can be in.
+const ROOMS: [&str; 2] = ["lobby", "garden"];
+
+/// Tells every page of every server that the presence list changed, with a notice.
+async fn announce(s: &SocketRef<Adapter>, notice: String) {
+    for (ev, arg) in [("notice", json!(notice)), ("presence", json!(null))] {
+        if let Err(e) = s.broadcast().emit(ev, &arg).await {
+            eprintln!("broadcast failed: {e}");
+        }
+        let _ = s.emit(ev, &arg);
+    }
+}
 
 async fn start_node(
     name: &'static str,
@@ -32,19 +49,93 @@ async fn start_node(
         .max_buffer_size(4096)
         .with_adapter::<Adapter>(cluster.clone())
         .build_layer();
-    io.ns("/", async move |s: SocketRef<Adapter>| {
-        s.join("chat");
-        s.on(
-            "chat",
-            move |s: SocketRef<Adapter>, Data(text): Data<String>| async move {
-                let line = format!("[{name}] {}: {text}", &s.id.to_string()[..6]);
-                // Everyone in the room on every server, sender included.
-                if let Err(e) = s.within("chat").emit("chat", &line).await {
-                    eprintln!("{name}: broadcast failed: {e}");
+    // The user name of each socket here, for fetch_sockets answers to every server.
+    let users: Arc<Mutex<HashMap<String, String>>> = Arc::default();
+    let described = users.clone();
+    cluster.of("/").describe_sockets(move |id| {
+        let user = described.lock().map(|u| u.get(id).cloned()).ok().flatten();
+        SocketDetails::new().data(json!({ "name": user, "server": name }))
+    });
+    let ns = cluster.of("/");
+    io.ns(
+        "/",
+        async move |s: SocketRef<Adapter>, Data(auth): Data<Value>| {
+            let user = auth["name"]
+                .as_str()
+                .filter(|n| !n.is_empty() && n.len() <= 32)
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("guest-{}", &s.id.to_string()[..4]));
+            if let Ok(mut u) = users.lock() {
+                u.insert(s.id.to_string(), user.clone());
+            }
+            s.join(ROOMS[0]);
+            let _ = s.emit(
+                "hello",
+                &json!({ "server": name, "id": s.id.to_string(), "name": user }),
+            );
+            announce(&s, format!("{user} joined on {name}")).await;
+
+            // The cluster-wide presence list: every socket of every server, as its server
+            // describes it, and how many servers there are.
+            let ns2 = ns.clone();
+            s.on("who", move |ack: AckSender<Adapter>| {
+                let ns2 = ns2.clone();
+                async move {
+                    let sockets = ns2.fetch_sockets(&[], &[]).await.unwrap_or_default();
+                    let servers = ns2.server_count().await.unwrap_or(0);
+                    let list: Vec<Value> = sockets
+                        .into_iter()
+                        .map(|x| {
+                            let room = ROOMS.iter().find(|r| x.rooms.iter().any(|y| y == *r));
+                            json!({
+                                "id": x.id,
+                                "name": x.data["name"],
+                                "server": x.data["server"],
+                                "room": room,
+                            })
+                        })
+                        .collect();
+                    let _ = ack.send(&json!({ "users": list, "servers": servers }));
                 }
-            },
-        );
-    })
+            });
+            let u2 = user.clone();
+            s.on(
+                "room",
+                move |s: SocketRef<Adapter>, Data(room): Data<String>| async move {
+                    if !ROOMS.contains(&room.as_str()) {
+                        return;
+                    }
+                    s.leave(ROOMS.to_vec());
+                    s.join(room.clone());
+                    announce(&s, format!("{u2} moved to {room}")).await;
+                },
+            );
+            let u3 = user.clone();
+            s.on(
+                "chat",
+                move |s: SocketRef<Adapter>, Data(text): Data<String>| async move {
+                    let room = s
+                        .rooms()
+                        .into_iter()
+                        .find(|r| ROOMS.contains(&r.as_ref()))
+                        .map(|r| r.to_string())
+                        .unwrap_or_else(|| ROOMS[0].to_owned());
+                    let line = format!("[{room}] {u3} ({name}): {text}");
+                    // Everyone in the room on every server, sender included.
+                    if let Err(e) = s.within(room).emit("chat", &line).await {
+                        eprintln!("{name}: broadcast failed: {e}");
+                    }
+                },
+            );
+            let gone = users.clone();
+            s.on_disconnect(move |s: SocketRef<Adapter>| async move {
+                if let Ok(mut u) = gone.lock() {
+                    u.remove(&s.id.to_string());
+                }
+                announce(&s, format!("{user} left {name}")).await;
+            });
+        },
+    )
     .await?;
     let app = axum::Router::new()
         .route(
@@ -116,27 +207,55 @@ async fn main() {
     );
 }
 
-/// A page with a tiny socket.io v4 client over websocket (no CDN, no bundle).
+/// A page with a tiny socket.io v4 client over websocket (no CDN, no bundle): the
+/// server it is on, everyone online on every server (and where), the number of servers,
+/// two rooms, join/leave notices and a chat.
 const PAGE: &str = r#"<!doctype html>
-<meta charset="utf-8"><title>socketioxide-cluster chat</title>
-<style>body{font:15px system-ui;margin:2em}#log{white-space:pre-wrap;border:1px solid #ccc;height:20em;overflow:auto;padding:.5em}</style>
-<h1>socketioxide-cluster chat on <span id="host"></span></h1>
+<meta charset="utf-8"><title>socketioxide-cluster</title>
+<style>
+body{font:15px system-ui;margin:1.5em;display:grid;grid-template-columns:1fr 16em;gap:1em}
+#log{white-space:pre-wrap;border:1px solid #ccc;height:20em;overflow:auto;padding:.5em}
+#side{border:1px solid #ccc;padding:.5em} #users li.me{font-weight:bold}
+.notice{color:#777} button.on{background:#cde}
+</style>
+<div>
+<h1>Chat on <span id="server">…</span> <small id="host"></small></h1>
+<p>You are <b id="me"></b> in
+<button id="r-lobby" class="on" onclick="room('lobby')">lobby</button>
+<button id="r-garden" onclick="room('garden')">garden</button></p>
 <div id="log"></div>
 <form id="f"><input id="msg" autocomplete="off" placeholder="say something" autofocus> <button>send</button></form>
+</div>
+<div id="side"><h3><span id="servers">?</span> server(s), <span id="count">0</span> online</h3><ul id="users"></ul></div>
 <script>
-const log = t => { const d = document.getElementById('log'); d.textContent += t + '\n'; d.scrollTop = 1e9; };
-document.getElementById('host').textContent = location.host;
+const $ = id => document.getElementById(id);
+const log = (t, cls) => { const d = document.createElement('div'); d.textContent = t; if (cls) d.className = cls; $('log').append(d); $('log').scrollTop = 1e9; };
+const me = window.me = new URLSearchParams(location.search).get('name') || 'user-' + Math.random().toString(36).slice(2, 6);
+$('me').textContent = me; $('host').textContent = location.host;
+let myId = null, nextAck = 1; const acks = {};
 const ws = new WebSocket(`ws://${location.host}/socket.io/?EIO=4&transport=websocket`);
+const emit = (ev, arg, cb) => { let id = ''; if (cb) { id = nextAck++; acks[id] = cb; } ws.send('42' + id + JSON.stringify(arg === undefined ? [ev] : [ev, arg])); };
+const who = () => emit('who', undefined, ({users, servers}) => {
+  $('servers').textContent = servers; $('count').textContent = users.length;
+  $('users').replaceChildren(...users.sort((a, b) => (a.name || '').localeCompare(b.name || '')).map(u => {
+    const li = document.createElement('li'); li.textContent = `${u.name} @ ${u.server} (${u.room})`;
+    if (u.id === myId) li.className = 'me'; return li; }));
+});
+window.room = r => { emit('room', r); for (const x of ['lobby', 'garden']) $('r-' + x).className = x === r ? 'on' : ''; };
 ws.onmessage = ({data}) => {
-  if (data[0] === '0') ws.send('40');                  // engine.io open -> socket.io connect
-  else if (data === '2') ws.send('3');                 // ping -> pong
-  else if (data.startsWith('40')) log('connected');
-  else if (data.startsWith('42')) { const [ev, text] = JSON.parse(data.slice(2)); if (ev === 'chat') log(text); }
+  if (data[0] === '0') ws.send('40' + JSON.stringify({name: me}));   // engine.io open -> connect with auth
+  else if (data === '2') ws.send('3');                                 // ping -> pong
+  else if (data.startsWith('40')) log('connected', 'notice');
+  else if (data.startsWith('43')) { const m = data.slice(2).match(/^(\d+)(.*)$/); const cb = acks[m[1]]; delete acks[m[1]]; if (cb) cb(...JSON.parse(m[2])); }
+  else if (data.startsWith('42')) {
+    const [ev, arg] = JSON.parse(data.slice(2));
+    if (ev === 'hello') { $('server').textContent = arg.server; myId = arg.id; document.title = `${me} on ${arg.server}`; who(); }
+    else if (ev === 'chat') log(arg);
+    else if (ev === 'notice') log(arg, 'notice');
+    else if (ev === 'presence') who();
+  }
 };
-ws.onclose = () => log('disconnected');
-document.getElementById('f').onsubmit = e => {
-  e.preventDefault(); const m = document.getElementById('msg');
-  if (m.value) ws.send('42' + JSON.stringify(['chat', m.value])); m.value = '';
-};
+ws.onclose = () => log('disconnected', 'notice');
+$('f').onsubmit = e => { e.preventDefault(); const m = $('msg'); if (m.value) emit('chat', m.value); m.value = ''; };
 </script>
 "#;

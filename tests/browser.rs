@@ -301,8 +301,8 @@ impl Cdp {
         }
     }
 
-    /// Opens `url` in a new page; returns the page's session id.
-    async fn open(&mut self, url: &str) -> String {
+    /// Opens `url` in a new page; returns the page's session id and target id.
+    async fn open(&mut self, url: &str) -> (String, String) {
         let target = self
             .call(None, "Target.createTarget", json!({"url": url}))
             .await;
@@ -313,10 +313,63 @@ impl Cdp {
                 json!({"targetId": target["targetId"], "flatten": true}),
             )
             .await;
-        attached["sessionId"]
-            .as_str()
-            .expect("session id")
-            .to_owned()
+        (
+            attached["sessionId"]
+                .as_str()
+                .expect("session id")
+                .to_owned(),
+            target["targetId"].as_str().expect("target id").to_owned(),
+        )
+    }
+
+    /// Closes the page of `target`.
+    async fn close(&mut self, target: &str) {
+        self.call(None, "Target.closeTarget", json!({"targetId": target}))
+            .await;
+    }
+
+    /// A PNG of the page, saved at `path`.
+    async fn screenshot(&mut self, page: &str, path: &Path) {
+        let r = self
+            .call(
+                Some(page),
+                "Page.captureScreenshot",
+                json!({"format": "png"}),
+            )
+            .await;
+        let b64 = r["data"].as_str().expect("screenshot data");
+        std::fs::write(path, base64_decode(b64)).expect("write the screenshot");
+    }
+
+    /// The text of element `id` once `ok` holds for it (polled until `T`).
+    async fn wait_text(
+        &mut self,
+        page: &str,
+        id: &str,
+        what: &str,
+        ok: impl Fn(&str) -> bool,
+    ) -> String {
+        let started = Instant::now();
+        loop {
+            let js = format!(
+                "(e => e ? e.innerText : '')(document.getElementById({}))",
+                json!(id)
+            );
+            let text = self
+                .eval(page, &js)
+                .await
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            if ok(&text) {
+                return text;
+            }
+            assert!(
+                started.elapsed() < T,
+                "#{id} never showed {what} within {T:?}; it holds:\n{text}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Evaluates `js` in the page; its value.
@@ -366,8 +419,31 @@ impl Cdp {
     }
 }
 
+/// Standard base64 (what CDP returns screenshots in).
+fn base64_decode(s: &str) -> Vec<u8> {
+    let val = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0);
+    for v in s.bytes().filter_map(val) {
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chat_lines_cross_servers_in_a_real_browser() {
+async fn the_showcase_shows_the_cluster_in_a_real_browser() {
     common::init_tracing();
     let redis = RedisServer::start();
     let (_example, port_a, port_b) = start_example(&redis);
@@ -378,20 +454,81 @@ async fn chat_lines_cross_servers_in_a_real_browser() {
     let (_chromium, ws) = start_chromium(&profile);
     let mut cdp = Cdp::connect(&ws).await;
 
-    let a = cdp.open(&format!("http://127.0.0.1:{port_a}/")).await;
-    let b = cdp.open(&format!("http://127.0.0.1:{port_b}/")).await;
+    let (a, _) = cdp
+        .open(&format!("http://127.0.0.1:{port_a}/?name=ada"))
+        .await;
     cdp.wait_log(&a, "connected").await;
+    // b joins after a is there: a sees the notice.
+    let (b, b_target) = cdp
+        .open(&format!("http://127.0.0.1:{port_b}/?name=bob"))
+        .await;
     cdp.wait_log(&b, "connected").await;
+    // Each page says which server it is on; both see both users, each on its server,
+    // and two servers.
+    cdp.wait_text(&a, "server", "node-a", |t| t == "node-a")
+        .await;
+    cdp.wait_text(&b, "server", "node-b", |t| t == "node-b")
+        .await;
+    for page in [&a, &b] {
+        cdp.wait_text(page, "users", "both users with their servers", |t| {
+            t.contains("ada @ node-a (lobby)") && t.contains("bob @ node-b (lobby)")
+        })
+        .await;
+        cdp.wait_text(page, "servers", "2 servers", |t| t == "2")
+            .await;
+    }
+    cdp.wait_log(&a, "bob joined on node-b").await;
 
+    // A message crosses servers, in the room both are in.
     cdp.say(&a, "hello from a — ünïcode ✓").await;
     let log_b = cdp.wait_log(&b, "hello from a — ünïcode ✓").await;
-    assert!(log_b.contains("[node-a] "), "{log_b}");
-    // The sender's page shows its own line too (the room includes the sender).
-    cdp.wait_log(&a, "hello from a — ünïcode ✓").await;
-
+    assert!(log_b.contains("[lobby] ada (node-a): "), "{log_b}");
     cdp.say(&b, "and back from b").await;
-    let log_a = cdp.wait_log(&a, "and back from b").await;
-    assert!(log_a.contains("[node-b] "), "{log_a}");
+    cdp.wait_log(&a, "[lobby] bob (node-b): and back from b")
+        .await;
+
+    // A room switch on b is seen on a.
+    assert_eq!(cdp.eval(&b, "room('garden'); true").await, json!(true));
+    cdp.wait_text(&a, "users", "bob in the garden", |t| {
+        t.contains("bob @ node-b (garden)")
+    })
+    .await;
+    cdp.wait_log(&a, "bob moved to garden").await;
+    // Messages stay in their room: a's lobby line does not reach b in the garden.
+    cdp.say(&b, "garden only").await;
+    cdp.wait_log(&b, "[garden] bob (node-b): garden only").await;
+    cdp.say(&a, "lobby marker").await;
+    let log_a = cdp.wait_log(&a, "lobby marker").await;
+    assert!(!log_a.contains("garden only"), "{log_a}");
+
+    // Screenshots for humans.
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("target dir")
+        .to_path_buf();
+    let (shot_a, shot_b) = (
+        target.join("showcase-node-a.png"),
+        target.join("showcase-node-b.png"),
+    );
+    cdp.screenshot(&a, &shot_a).await;
+    cdp.screenshot(&b, &shot_b).await;
+    for shot in [&shot_a, &shot_b] {
+        let png = std::fs::read(shot).expect("screenshot written");
+        assert!(
+            png.starts_with(b"\x89PNG") && png.len() > 1000,
+            "{}",
+            shot.display()
+        );
+        eprintln!("screenshot: {}", shot.display());
+    }
+
+    // A page closed disappears from the other's list.
+    cdp.close(&b_target).await;
+    cdp.wait_text(&a, "users", "bob gone", |t| {
+        t.contains("ada @ node-a") && !t.contains("bob")
+    })
+    .await;
+    cdp.wait_log(&a, "bob left node-b").await;
 
     drop(cdp);
     std::fs::remove_dir_all(&profile).ok();
