@@ -27,6 +27,7 @@
 //! * `router`: which namespace each received message belongs to.
 //! * `namespace`: the classic per-namespace API ([`Namespace`]).
 //! * `cluster`: the handle ([`Cluster`]): connect, stats, close.
+//! * `metrics` (feature `metrics`): `stats()` through the `metrics` facade.
 //! * `ack_stream`, `adapter`: the socketioxide `CoreAdapter` ([`ClusterAdapter`]) —
 //!   `broadcast` (both ways), `respond` (answering requests), `local` (own sockets).
 //!
@@ -106,6 +107,8 @@ mod cluster;
 mod correlation;
 mod error;
 mod liveness;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 pub mod named;
 mod namespace;
 mod options;

@@ -153,6 +153,19 @@ impl Cluster {
         };
         let beat = tokio::spawn(heartbeat_loop(Arc::downgrade(&cluster.inner), heartbeat));
         lock(&cluster.inner.tasks).push(beat);
+        #[cfg(feature = "metrics")]
+        {
+            let weak = Arc::downgrade(&cluster.inner);
+            let task = tokio::spawn(async move {
+                let mut tick = tokio::time::interval(crate::metrics::EVERY);
+                loop {
+                    tick.tick().await;
+                    let Some(inner) = weak.upgrade() else { return };
+                    crate::metrics::record(&Cluster { inner });
+                }
+            });
+            lock(&cluster.inner.tasks).push(task);
+        }
         Ok(cluster)
     }
 
@@ -248,6 +261,9 @@ impl Cluster {
         // drop them all so that nothing keeps the other alive.
         shared.callbacks.clear();
         shared.transport.close().await;
+        // The last figures (disconnected, the final counts).
+        #[cfg(feature = "metrics")]
+        crate::metrics::record(self);
     }
 
     /// Whether [`close`](Self::close) was called.

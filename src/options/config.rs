@@ -112,6 +112,12 @@ impl ClusterConfig {
     }
 
     /// Whether the transport is a Redis Cluster ([`ClusterOptions::redis_cluster`]).
+    /// Whether the transport is the in-process bus.
+    pub fn is_in_process(&self) -> bool {
+        matches!(&self.transport, TransportKind::InProcess(_))
+    }
+
+    /// Whether the transport is a Redis Cluster.
     pub fn is_redis_cluster(&self) -> bool {
         matches!(
             &self.transport,
