@@ -26,8 +26,8 @@
 //! * `requests`: a namespace's core, requests and gathering their replies.
 //! * `router`: which namespace each received message belongs to.
 //! * `namespace`: the classic per-namespace API ([`Namespace`]).
-//! * `cluster`: the handle ([`Cluster`]): connect, stats, close.
-//! * `metrics` (feature `metrics`): `stats()` through the `metrics` facade.
+//! * `cluster`: the handle ([`Cluster`]): connect, stats, close;
+//!   `cluster::metrics` (feature `metrics`): `stats()` through the `metrics` facade.
 //! * `ack_stream`, `adapter`: the socketioxide `CoreAdapter` ([`ClusterAdapter`]) —
 //!   `broadcast` (both ways), `respond` (answering requests), `local` (own sockets).
 //!
@@ -107,8 +107,6 @@ mod cluster;
 mod correlation;
 mod error;
 mod liveness;
-#[cfg(feature = "metrics")]
-pub mod metrics;
 pub mod named;
 mod namespace;
 mod options;

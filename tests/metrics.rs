@@ -49,7 +49,15 @@ async fn stats_and_connection_state_reach_the_recorder() {
         });
         let connected = find("socketio_cluster_connected")
             .any(|(.., v)| matches!(v, DebugValue::Gauge(g) if g.into_inner() == 1.0));
-        if counted && connected {
+        let servers = find("socketio_cluster_servers").any(|(k, _, _, v)| {
+            k.key()
+                .labels()
+                .any(|l| l.key() == "namespace" && l.value() == "/")
+                && matches!(v, DebugValue::Gauge(g) if g.into_inner() == 2.0)
+        });
+        let sockets = find("socketio_cluster_local_sockets")
+            .any(|(.., v)| matches!(v, DebugValue::Gauge(g) if g.into_inner() == 1.0));
+        if counted && connected && servers && sockets {
             break;
         }
         assert!(Instant::now() < deadline, "not recorded: {snap:?}");

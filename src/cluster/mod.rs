@@ -6,6 +6,8 @@
 //! It is a cheap clone (an `Arc`); keep a copy before passing it to `with_adapter` to
 //! read [`stats`](Cluster::stats) or to [`close`](Cluster::close) it.
 
+#[cfg(feature = "metrics")]
+mod metrics;
 mod open;
 
 use crate::error::Error;
@@ -157,11 +159,13 @@ impl Cluster {
         {
             let weak = Arc::downgrade(&cluster.inner);
             let task = tokio::spawn(async move {
-                let mut tick = tokio::time::interval(crate::metrics::EVERY);
+                let mut tick = tokio::time::interval(metrics::EVERY);
                 loop {
                     tick.tick().await;
                     let Some(inner) = weak.upgrade() else { return };
-                    crate::metrics::record(&Cluster { inner });
+                    let cluster = Cluster { inner };
+                    metrics::record(&cluster);
+                    metrics::record_namespaces(&cluster).await;
                 }
             });
             lock(&cluster.inner.tasks).push(task);
@@ -263,7 +267,7 @@ impl Cluster {
         shared.transport.close().await;
         // The last figures (disconnected, the final counts).
         #[cfg(feature = "metrics")]
-        crate::metrics::record(self);
+        metrics::record(self);
     }
 
     /// Whether [`close`](Self::close) was called.

@@ -12,16 +12,20 @@
 //!   `socketio_cluster_pending_requests`, `socketio_cluster_live_peers` (our other
 //!   servers heard from), `socketio_cluster_node_stand_ins`.
 //!
+//! * per namespace (label `namespace`): gauges `socketio_cluster_servers` (the servers
+//!   of the namespace, as `server_count` says) and `socketio_cluster_local_sockets`
+//!   (this server's sockets there).
+//!
 //! Labels: `key` (the channel prefix: one cluster), `transport` (`redis`,
 //! `redis-cluster`, `sentinel`, `in-process`) and `protocol` (`classic`, `sharded`,
 //! `streams`). The counters are those of one cluster handle, over all its namespaces.
 
-use crate::cluster::Cluster;
+use super::Cluster;
 use crate::options::Protocol;
 use std::time::Duration;
 
 /// How often the figures are recorded.
-pub const EVERY: Duration = Duration::from_secs(1);
+pub(super) const EVERY: Duration = Duration::from_secs(1);
 
 /// The labels of `cluster`'s figures.
 fn labels(cluster: &Cluster) -> Vec<(&'static str, String)> {
@@ -48,7 +52,7 @@ fn labels(cluster: &Cluster) -> Vec<(&'static str, String)> {
 }
 
 /// Records `cluster`'s figures once.
-pub(crate) fn record(cluster: &Cluster) {
+pub(super) fn record(cluster: &Cluster) {
     let labels = labels(cluster);
     let s = cluster.stats();
     let counters = [
@@ -91,5 +95,25 @@ pub(crate) fn record(cluster: &Cluster) {
     ];
     for (name, v) in gauges {
         metrics::gauge!(name, &labels).set(v);
+    }
+}
+
+/// Records the per-namespace gauges of `cluster` (one `server_count` per namespace).
+pub(super) async fn record_namespaces(cluster: &Cluster) {
+    let labels = labels(cluster);
+    let router = cluster.router();
+    for nsp in router.namespace_names() {
+        let Some(ops) = router.namespace(&nsp) else {
+            continue;
+        };
+        let mut l = labels.clone();
+        l.push(("namespace", nsp.clone()));
+        let local = ops
+            .local_ids(&crate::wire::request::Selector::new(Vec::new(), Vec::new()))
+            .len();
+        metrics::gauge!("socketio_cluster_local_sockets", &l).set(local as f64);
+        if let Ok(n) = cluster.of(&nsp).server_count().await {
+            metrics::gauge!("socketio_cluster_servers", &l).set(n as f64);
+        }
     }
 }
