@@ -495,8 +495,8 @@ impl Emitter {
     /// `io.on(event, (...args) => ..)`, or `cluster.of(nsp).on_server_side(..)`).
     ///
     /// Arguments follow the rules of [`BroadcastOperator::emit`] but travel as JSON, as
-    /// Node's do: binaries arrive as `{"type":"Buffer","data":[..]}`. Acknowledgements are
-    /// not supported (as in Node). The names in [`RESERVED_SERVER_SIDE_EVENTS`] are
+    /// Node's do: binaries arrive as `{"type":"Buffer","data":[..]}`. For one reply per
+    /// server, see [`server_side_emit_with_ack`](Self::server_side_emit_with_ack). The names in [`RESERVED_SERVER_SIDE_EVENTS`] are
     /// refused.
     pub fn server_side_emit<T: ?Sized + Serialize>(&self, event: &str, args: &T) -> PublishFuture {
         let msg = (|| {
@@ -735,7 +735,8 @@ impl BroadcastOperator {
     /// binary (`Buffer` / `ArrayBuffer`); a plain `Vec<u8>` arrives as an array of numbers.
     ///
     /// Fails with [`Error::ReservedEvent`] for the names in [`RESERVED_EVENTS`].
-    /// Acknowledgements are not supported (as in Node).
+    /// For the clients' acknowledgements, see
+    /// [`emit_with_ack`](BroadcastOperator::emit_with_ack).
     pub fn emit<T: ?Sized + Serialize>(&self, event: &str, args: &T) -> EmitFuture {
         EmitFuture {
             shared: self.emitter.shared.clone(),

@@ -35,8 +35,10 @@
 //!
 //! # How it works
 //!
-//! An emitter is a Redis *publisher* only: it never subscribes and receives nothing back,
-//! so there are no acknowledgements and no replies (as in Node). Each operation is
+//! An emitter that only emits is a Redis *publisher* only, as Node's: one connection,
+//! no subscription. Requests (`fetch_sockets`, `all_rooms`, `server_count`,
+//! `server_side_emit_with_ack`, `emit_with_ack`, named requests) open what they need for
+//! replies on first use (see `Emitter::fetch_sockets`). Each operation is
 //! encoded once, at call time, and queued for the emitter's one writer task, which
 //! sends what is queued as pipelines (up to 512 messages per round trip), in queue
 //! order:
