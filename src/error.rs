@@ -1,5 +1,6 @@
 //! The crate's error type.
 
+use crate::wire::named::NamedReply;
 use std::error::Error as StdError;
 use std::fmt;
 use std::time::Duration;
@@ -199,17 +200,6 @@ impl Error {
     pub(crate) fn config_from(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
         Error::Config(ConfigError::caused_by(message, source))
     }
-}
-
-/// One member's reply.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct NamedReply {
-    /// The member's uid.
-    pub from: String,
-    /// What its handler returned, or why there is nothing (no handler for the event
-    /// there, the handler failed, busy).
-    pub result: Result<serde_json::Value, String>,
 }
 
 /// What the servers that answered a timed-out request replied.

@@ -189,7 +189,7 @@ async fn requests_to_one_or_every_member_of_a_name() {
     .await
     .unwrap();
     assert_eq!(em.members("worker").await.unwrap(), want);
-    let ea = socketioxide_cluster_emitter::Ask::default();
+    let ea = Ask::default();
     let mut by: BTreeMap<String, usize> = BTreeMap::new();
     for i in 0..4 {
         let r = em.ask_one("worker", "job", &(i,), ea).await.unwrap();
@@ -311,7 +311,7 @@ async fn named_requests_on_a_redis_cluster() {
     )
     .await
     .unwrap();
-    let ea = socketioxide_cluster_emitter::Ask::default();
+    let ea = Ask::default();
     assert_eq!(em.ask_all("group", "who", &(), ea).await.unwrap().len(), 3);
     let mut em_one = Vec::new();
     for _ in 0..60 {
@@ -434,12 +434,7 @@ async fn an_emitter_with_a_name_answers() {
         .await
         .unwrap();
     let r = other
-        .ask_one(
-            "cron",
-            "next-run",
-            &(),
-            socketioxide_cluster_emitter::Ask::default(),
-        )
+        .ask_one("cron", "next-run", &(), Ask::default())
         .await
         .unwrap();
     assert_eq!(r.result.unwrap()["at"], json!("03:00"));

@@ -10,24 +10,14 @@ use crate::Error;
 use crate::emitter::Emitter;
 use crate::requests::{Asker, random_hex};
 use serde::Serialize;
-use socketioxide_cluster_wire::named::{NamedMessage, channel, now_us};
+use socketioxide_cluster_wire::named::{NamedMessage, channel};
 use std::future::Future;
+
+pub use socketioxide_cluster_wire::named::{Ask, NamedReply, NamedRequest};
 use std::time::Duration;
 
 /// How long the first named request waits for a heartbeat.
 const FIRST_WAIT: Duration = Duration::from_millis(2500);
-
-/// A named request or event this emitter receives ([`Emitter::on_named`]).
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct NamedRequest {
-    /// The sender's uid.
-    pub from: String,
-    /// The event.
-    pub event: String,
-    /// Its arguments, as JSON.
-    pub args: Vec<serde_json::Value>,
-}
 
 pub(crate) type Handler = std::sync::Arc<
     dyn Fn(NamedRequest) -> crate::publish::BoxFuture<'static, Result<serde_json::Value, String>>
@@ -37,43 +27,6 @@ pub(crate) type Handler = std::sync::Arc<
 
 /// Replies of this emitter's handlers waiting for the writer, at most.
 const REPLIES: usize = 1024;
-
-/// One member's reply.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct NamedReply {
-    /// The member's uid.
-    pub from: String,
-    /// What its handler returned, or why there is nothing (no handler, failed, busy).
-    pub result: Result<serde_json::Value, String>,
-}
-
-/// Timeout and time to live of a named request ([`Emitter::ask_one`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Ask {
-    timeout: Option<Duration>,
-    ttl: Option<Duration>,
-}
-
-impl Ask {
-    /// Wait at most `t` (default: the emitter's `requests_timeout`).
-    pub fn timeout(mut self, t: Duration) -> Self {
-        self.timeout = Some(t);
-        self
-    }
-
-    /// A member that reads the request later than `t` after it was sent drops it.
-    pub fn ttl(mut self, t: Duration) -> Self {
-        self.ttl = Some(t);
-        self
-    }
-
-    fn deadline(&self) -> u64 {
-        self.ttl.map_or(0, |t| {
-            now_us().saturating_add(u64::try_from(t.as_micros()).unwrap_or(u64::MAX))
-        })
-    }
-}
 
 impl Emitter {
     /// Answers named requests (and events) `event` sent to this emitter, in its
@@ -220,7 +173,7 @@ impl Emitter {
             dl: ask.deadline(),
         }
         .encode();
-        let timeout = ask.timeout.unwrap_or(self.shared.requests_timeout);
+        let timeout = ask.timeout_or(self.shared.requests_timeout);
         let mut rx = asker.register_named(&id, members.len());
         for m in members {
             let sent = self
@@ -237,16 +190,10 @@ impl Emitter {
         let deadline = tokio::time::Instant::now() + timeout;
         while replies.len() < members.len() {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(NamedMessage::Res { from, ok, err, .. }))
-                    if members.contains(&from) && !replies.iter().any(|r| r.from == from) =>
+                Ok(Some(r))
+                    if members.contains(&r.from) && !replies.iter().any(|x| x.from == r.from) =>
                 {
-                    replies.push(NamedReply {
-                        from,
-                        result: match (ok, err) {
-                            (_, Some(e)) => Err(e),
-                            (v, None) => Ok(v.unwrap_or(serde_json::Value::Null)),
-                        },
-                    });
+                    replies.push(r);
                 }
                 Ok(Some(_)) => {}
                 Ok(None) | Err(_) => break,
@@ -271,10 +218,5 @@ impl Emitter {
 }
 
 fn json_args(args: &impl Serialize) -> Result<Vec<serde_json::Value>, Error> {
-    let v = serde_json::to_value(args).map_err(|e| Error::Encode(e.to_string()))?;
-    Ok(match v {
-        serde_json::Value::Array(a) => a,
-        serde_json::Value::Null => Vec::new(),
-        other => vec![other],
-    })
+    socketioxide_cluster_wire::named::args_of(args).map_err(|e| Error::Encode(e.to_string()))
 }

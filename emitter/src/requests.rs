@@ -24,7 +24,7 @@
 use crate::Error;
 use rmpv::Value;
 use socketioxide_cluster_wire::cluster_format::{ClusterMessage, Incoming};
-use socketioxide_cluster_wire::named::NamedMessage;
+use socketioxide_cluster_wire::named::{Incoming as NamedIncoming, NamedMessage, NamedReply};
 use socketioxide_cluster_wire::request::{Response, value_to_json};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -208,7 +208,7 @@ struct Dispatch {
     beat: tokio::sync::Notify,
     /// `<key>-named#<uid>#`: replies to named requests.
     named: String,
-    named_pending: Mutex<HashMap<String, mpsc::Sender<NamedMessage>>>,
+    named_pending: Mutex<HashMap<String, mpsc::Sender<NamedReply>>>,
     /// This emitter's uid and key (named replies it sends).
     uid: String,
     key: String,
@@ -222,48 +222,31 @@ struct Dispatch {
 }
 
 impl Dispatch {
-    /// A named request or event for this emitter: its handler on a task of its own.
+    /// A message on this emitter's named channel: a reply to one of its requests, or a
+    /// request or event for it (its handler on a task of its own).
     fn on_named(&self, m: NamedMessage) {
         if m.expired(socketioxide_cluster_wire::named::now_us()) {
             return;
         }
-        let (id, from, nsp, ev, args) = match m {
-            NamedMessage::Req {
-                id,
-                from,
-                nsp,
-                ev,
-                args,
-                ..
-            } => (Some(id), from, nsp, ev, args),
-            NamedMessage::Emit {
-                from,
-                nsp,
-                ev,
-                args,
-                ..
-            } => (None, from, nsp, ev, args),
-            NamedMessage::Res { .. } => return,
+        let (id, nsp, req) = match m.into_incoming() {
+            NamedIncoming::Reply { id, reply } => {
+                let tx = lock(&self.named_pending).get(&id).cloned();
+                if let Some(tx) = tx {
+                    let _ = tx.try_send(reply);
+                }
+                return;
+            }
+            NamedIncoming::Request { id, nsp, req } => (id, nsp, req),
         };
+        let ev = req.event.clone();
         let handler = lock(&self.handlers).get(&(nsp, ev.clone())).cloned();
         let Some(tx) = lock(&self.replies).clone() else {
             return;
         };
-        let reply_to = socketioxide_cluster_wire::named::channel(&self.key, &from);
+        let reply_to = socketioxide_cluster_wire::named::channel(&self.key, &req.from);
         let me = self.uid.clone();
         let reply = move |id: String, res: Result<serde_json::Value, String>| {
-            let (ok, err) = match res {
-                Ok(v) => (Some(v), None),
-                Err(e) => (None, Some(e)),
-            };
-            let bytes = NamedMessage::Res {
-                id,
-                from: me,
-                ok,
-                err,
-            }
-            .encode();
-            let _ = tx.try_send((reply_to, bytes));
+            let _ = tx.try_send((reply_to, NamedMessage::reply(id, me, res).encode()));
         };
         let Some(handler) = handler else {
             if let Some(id) = id {
@@ -276,11 +259,6 @@ impl Dispatch {
                 reply(id, Err("busy".into()));
             }
             return;
-        };
-        let req = crate::named::NamedRequest {
-            from,
-            event: ev,
-            args,
         };
         tokio::spawn(async move {
             let res = handler(req).await;
@@ -306,18 +284,8 @@ impl Dispatch {
             return;
         }
         if channel == self.named.as_bytes() {
-            match NamedMessage::decode(payload) {
-                Ok(m @ NamedMessage::Res { .. }) => {
-                    let NamedMessage::Res { id, .. } = &m else {
-                        return;
-                    };
-                    let tx = lock(&self.named_pending).get(id).cloned();
-                    if let Some(tx) = tx {
-                        let _ = tx.try_send(m);
-                    }
-                }
-                Ok(m) => self.on_named(m),
-                Err(_) => {}
+            if let Ok(m) = NamedMessage::decode(payload) {
+                self.on_named(m);
             }
             return;
         }
@@ -530,7 +498,7 @@ impl Asker {
         out
     }
 
-    pub(crate) fn register_named(&self, id: &str, n: usize) -> mpsc::Receiver<NamedMessage> {
+    pub(crate) fn register_named(&self, id: &str, n: usize) -> mpsc::Receiver<NamedReply> {
         let (tx, rx) = mpsc::channel(n.max(1));
         lock(&self.dispatch.named_pending).insert(id.to_owned(), tx);
         rx

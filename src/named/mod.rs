@@ -20,12 +20,12 @@
 //!   (then requests are answered "busy" and counted in `stats().named_dropped`), never on
 //!   the subscriber task.
 
-pub use crate::error::NamedReply;
+pub use crate::wire::named::{Ask, NamedReply, NamedRequest};
 
 use crate::liveness::Liveness;
 use crate::stats::Counters;
 use crate::transport::{BoxFuture, Mode, Transport};
-use crate::wire::named::{NamedMessage, channel, now_us};
+use crate::wire::named::{Incoming, NamedMessage, channel, now_us};
 use dashmap::DashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -123,38 +123,18 @@ impl Named {
             Counters::add(&self.counters.named_expired, 1);
             return;
         }
-        let (id, from, nsp, ev, args) = match msg {
-            NamedMessage::Res { id, from, ok, err } => {
-                let reply = NamedReply {
-                    from,
-                    result: match (ok, err) {
-                        (_, Some(e)) => Err(e),
-                        (v, None) => Ok(v.unwrap_or(serde_json::Value::Null)),
-                    },
-                };
+        let (id, nsp, req) = match msg.into_incoming() {
+            Incoming::Reply { id, reply } => {
                 if let Some(tx) = self.pending.get(&id).map(|t| t.clone()) {
                     let _ = tx.try_send(reply);
                 }
                 return;
             }
-            NamedMessage::Req {
-                id,
-                from,
-                nsp,
-                ev,
-                args,
-                ..
-            } => (Some(id), from, nsp, ev, args),
-            NamedMessage::Emit {
-                from,
-                nsp,
-                ev,
-                args,
-                ..
-            } => (None, from, nsp, ev, args),
+            Incoming::Request { id, nsp, req } => (id, nsp, req),
         };
+        let ev = req.event.clone();
         let handler = self.handlers.get(&(nsp, ev.clone())).map(|h| h.clone());
-        let reply_to = channel(&self.key, &from);
+        let reply_to = channel(&self.key, &req.from);
         let Some(handler) = handler else {
             if let Some(id) = id {
                 self.reply(reply_to, id, Err(format!("no handler for {ev:?} here")));
@@ -169,11 +149,6 @@ impl Named {
             return;
         };
         let this = self.clone();
-        let req = NamedRequest {
-            from,
-            event: ev,
-            args,
-        };
         tokio::spawn(async move {
             let res = handler(req).await;
             drop(permit);
@@ -189,17 +164,7 @@ impl Named {
         id: String,
         res: Result<serde_json::Value, String>,
     ) {
-        let (ok, err) = match res {
-            Ok(v) => (Some(v), None),
-            Err(e) => (None, Some(e)),
-        };
-        let bytes = NamedMessage::Res {
-            id,
-            from: self.uid.clone(),
-            ok,
-            err,
-        }
-        .encode();
+        let bytes = NamedMessage::reply(id, self.uid.clone(), res).encode();
         let this = self.clone();
         tokio::spawn(async move {
             if let Err(e) = this
@@ -233,45 +198,5 @@ impl Named {
 
     pub(crate) fn done(&self, id: &str) {
         self.pending.remove(id);
-    }
-}
-
-/// A request or event a handler receives ([`Namespace::on_named`](crate::Namespace::on_named)).
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct NamedRequest {
-    /// The sender's uid (a server's, or an emitter's).
-    pub from: String,
-    /// The event.
-    pub event: String,
-    /// Its arguments, as JSON.
-    pub args: Vec<serde_json::Value>,
-}
-
-/// How long to wait for replies, and how long a request stays worth doing.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Ask {
-    pub(crate) timeout: Option<Duration>,
-    pub(crate) ttl: Option<Duration>,
-}
-
-impl Ask {
-    /// Wait at most `t` for the replies (default: the cluster's `requests_timeout`).
-    pub fn timeout(mut self, t: Duration) -> Self {
-        self.timeout = Some(t);
-        self
-    }
-
-    /// A member that reads the request later than `t` after it was sent drops it
-    /// (counted in its `stats().named_expired`). Default: no deadline.
-    pub fn ttl(mut self, t: Duration) -> Self {
-        self.ttl = Some(t);
-        self
-    }
-
-    pub(crate) fn deadline(&self) -> u64 {
-        self.ttl.map_or(0, |t| {
-            now_us().saturating_add(u64::try_from(t.as_micros()).unwrap_or(u64::MAX))
-        })
     }
 }

@@ -1,8 +1,8 @@
 //! Named servers from the namespace handle: handlers, and requests to one or every
 //! member of a name (see [`crate::named`]).
 
-use crate::error::{Error, NamedReply};
-use crate::named::{Ask, Named, NamedRequest};
+use crate::error::Error;
+use crate::named::{Ask, Named, NamedReply, NamedRequest};
 use crate::namespace::Namespace;
 use crate::wire::named::NamedMessage;
 use serde::Serialize;
@@ -126,7 +126,7 @@ impl Namespace {
             args: json_args(args)?,
             dl: ask.deadline(),
         };
-        let timeout = ask.timeout.unwrap_or(named.requests_timeout);
+        let timeout = ask.timeout_or(named.requests_timeout);
         let mut rx = named.register(&id, members.len());
         let sent = async {
             for m in members {
@@ -173,10 +173,5 @@ impl Namespace {
 
 /// The arguments as JSON values (a tuple spreads, as for server-side events).
 fn json_args(args: &impl Serialize) -> Result<Vec<serde_json::Value>, Error> {
-    let v = serde_json::to_value(args).map_err(|e| Error::Encode(Box::new(e)))?;
-    Ok(match v {
-        serde_json::Value::Array(a) => a,
-        serde_json::Value::Null => Vec::new(),
-        other => vec![other],
-    })
+    crate::wire::named::args_of(args).map_err(|e| Error::Encode(Box::new(e)))
 }

@@ -14,6 +14,7 @@
 //! server's names (`"names":["api"]`); a uid is always its own server's name.
 
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 
 /// `<key>-named#<uid>#`: where messages for server (or emitter) `uid` go.
 pub fn channel(key: &str, uid: &str) -> String {
@@ -28,6 +29,94 @@ pub const MAX_NAMES: usize = 8;
 /// Whether `name` can be announced: 1 to [`MAX_NAME`] bytes, no `#`.
 pub fn valid_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= MAX_NAME && !name.contains('#')
+}
+
+/// A request or event a handler receives (a server's or a named emitter's).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct NamedRequest {
+    /// The sender's uid (a server's, or an emitter's).
+    pub from: String,
+    /// The event.
+    pub event: String,
+    /// Its arguments, as JSON.
+    pub args: Vec<serde_json::Value>,
+}
+
+/// One member's reply.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct NamedReply {
+    /// The member's uid.
+    pub from: String,
+    /// What its handler returned, or why there is nothing (no handler for the event
+    /// there, the handler failed, busy).
+    pub result: Result<serde_json::Value, String>,
+}
+
+/// How long to wait for replies, and how long a request stays worth doing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ask {
+    timeout: Option<Duration>,
+    ttl: Option<Duration>,
+}
+
+impl Ask {
+    /// Wait at most `t` for the replies (default: the requester's `requests_timeout`).
+    pub fn timeout(mut self, t: Duration) -> Self {
+        self.timeout = Some(t);
+        self
+    }
+
+    /// A member that reads the request later than `t` after it was sent drops it
+    /// (counted by servers in `stats().named_expired`). Default: no deadline.
+    pub fn ttl(mut self, t: Duration) -> Self {
+        self.ttl = Some(t);
+        self
+    }
+
+    /// The timeout, or `default` when none was set.
+    pub fn timeout_or(&self, default: Duration) -> Duration {
+        self.timeout.unwrap_or(default)
+    }
+
+    /// The `dl` of a message sent now: 0 without a ttl.
+    pub fn deadline(&self) -> u64 {
+        self.ttl.map_or(0, |t| {
+            now_us().saturating_add(u64::try_from(t.as_micros()).unwrap_or(u64::MAX))
+        })
+    }
+}
+
+/// The arguments of a request as JSON values: a tuple or array spreads into several,
+/// `()` is none, anything else is one.
+pub fn args_of(args: &impl Serialize) -> Result<Vec<serde_json::Value>, serde_json::Error> {
+    Ok(match serde_json::to_value(args)? {
+        serde_json::Value::Array(a) => a,
+        serde_json::Value::Null => Vec::new(),
+        other => vec![other],
+    })
+}
+
+/// A [`NamedMessage`] as its receiver handles it ([`NamedMessage::into_incoming`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Incoming {
+    /// A reply to request `id`.
+    Reply {
+        /// The request's id.
+        id: String,
+        /// The reply.
+        reply: NamedReply,
+    },
+    /// A request (`id` set: a reply is expected) or an event, for namespace `nsp`.
+    Request {
+        /// The request's id; `None` for an event.
+        id: Option<String>,
+        /// The namespace whose handler runs.
+        nsp: String,
+        /// What the handler gets.
+        req: NamedRequest,
+    },
 }
 
 /// One message on a named channel.
@@ -90,6 +179,62 @@ impl NamedMessage {
     /// Reads one message.
     pub fn decode(bytes: &[u8]) -> Result<Self, serde_json::Error> {
         serde_json::from_slice(bytes)
+    }
+
+    /// The reply of `from` to request `id`: `ok` with the value, or `err`.
+    pub fn reply(id: String, from: String, res: Result<serde_json::Value, String>) -> Self {
+        let (ok, err) = match res {
+            Ok(v) => (Some(v), None),
+            Err(e) => (None, Some(e)),
+        };
+        NamedMessage::Res { id, from, ok, err }
+    }
+
+    /// What it is for its receiver: a reply, or a request (an event has no id).
+    pub fn into_incoming(self) -> Incoming {
+        match self {
+            NamedMessage::Res { id, from, ok, err } => Incoming::Reply {
+                id,
+                reply: NamedReply {
+                    from,
+                    result: match (ok, err) {
+                        (_, Some(e)) => Err(e),
+                        (v, None) => Ok(v.unwrap_or(serde_json::Value::Null)),
+                    },
+                },
+            },
+            NamedMessage::Req {
+                id,
+                from,
+                nsp,
+                ev,
+                args,
+                ..
+            } => Incoming::Request {
+                id: Some(id),
+                nsp,
+                req: NamedRequest {
+                    from,
+                    event: ev,
+                    args,
+                },
+            },
+            NamedMessage::Emit {
+                from,
+                nsp,
+                ev,
+                args,
+                ..
+            } => Incoming::Request {
+                id: None,
+                nsp,
+                req: NamedRequest {
+                    from,
+                    event: ev,
+                    args,
+                },
+            },
+        }
     }
 
     /// Whether its deadline passed at `now_us` (µs since the epoch).
