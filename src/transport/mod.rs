@@ -67,6 +67,43 @@ pub(crate) enum Mode {
     Counted,
 }
 
+/// A confirmed message's outcome: how its pipeline ended, and the count it resolves with.
+pub(crate) type Done = tokio::sync::oneshot::Sender<Result<Option<usize>, Error>>;
+
+/// Puts `msg` on a publisher's bounded `queue` as `mode` says (see [`Mode`]): volatile
+/// ones never wait (dropped and counted in `volatile_dropped` when full), queued ones
+/// wait for room, confirmed ones get a [`Done`] (through `done`) and wait for it.
+pub(crate) async fn queue_as<T>(
+    queue: &tokio::sync::mpsc::Sender<T>,
+    mut msg: T,
+    mode: Mode,
+    volatile_dropped: &std::sync::atomic::AtomicU64,
+    done: impl FnOnce(&mut T) -> &mut Option<Done>,
+) -> Result<Option<usize>, Error> {
+    use tokio::sync::mpsc::error::TrySendError;
+    match mode {
+        Mode::Volatile => match queue.try_send(msg) {
+            Ok(()) => Ok(None),
+            Err(TrySendError::Full(_)) => {
+                crate::stats::Counters::add(volatile_dropped, 1);
+                Ok(None)
+            }
+            Err(TrySendError::Closed(_)) => Err(Error::Closed),
+        },
+        Mode::Queued => {
+            queue.send(msg).await.map_err(|_| Error::Closed)?;
+            Ok(None)
+        }
+        Mode::Confirmed | Mode::Counted => {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            *done(&mut msg) = Some(tx);
+            queue.send(msg).await.map_err(|_| Error::Closed)?;
+            // The publisher drops the sender without a word only when it stops.
+            rx.await.map_err(|_| Error::Closed)?
+        }
+    }
+}
+
 /// What [`Transport::try_publish`] did.
 #[derive(Debug)]
 pub(crate) enum TryPublish {

@@ -5,9 +5,8 @@ use super::held::Kept;
 use super::{RedisTransport, lock};
 use crate::error::Error;
 use crate::stats::Counters;
-use crate::transport::Mode;
+use crate::transport::{Mode, queue_as};
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
 
 /// One message for the publisher task.
 pub(super) struct Outgoing {
@@ -22,7 +21,7 @@ pub(super) struct Outgoing {
     pub(super) xadd: Option<Xadd>,
     /// Set for [`Mode::Confirmed`]: told how the pipeline holding this message ended,
     /// and how many subscribers it reached.
-    pub(super) done: Option<oneshot::Sender<Result<Option<usize>, Error>>>,
+    pub(super) done: Option<crate::transport::Done>,
 }
 
 /// `XADD <stream> MAXLEN ~ <max_len> * <fields…>`.
@@ -65,11 +64,7 @@ impl Outgoing {
 impl RedisTransport {
     /// Queues `msg` as `mode` says (see [`Mode`]); refused at once (and counted) while
     /// the publishing connection is known down.
-    pub(super) async fn enqueue(
-        &self,
-        mut msg: Outgoing,
-        mode: Mode,
-    ) -> Result<Option<usize>, Error> {
+    pub(super) async fn enqueue(&self, msg: Outgoing, mode: Mode) -> Result<Option<usize>, Error> {
         if let Some(e) = self.refusal() {
             // A stream entry nobody waits on is kept while Redis is down (bounded).
             if matches!(e, Error::Disconnected) && mode == Mode::Queued && msg.xadd.is_some() {
@@ -95,27 +90,14 @@ impl RedisTransport {
             }
             return Err(e);
         }
-        match mode {
-            Mode::Volatile => match self.queue.try_send(msg) {
-                Ok(()) => Ok(None),
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    Counters::add(&self.shared.counters.volatile_dropped, 1);
-                    Ok(None)
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => Err(Error::Closed),
-            },
-            Mode::Queued => {
-                self.queue.send(msg).await.map_err(|_| Error::Closed)?;
-                Ok(None)
-            }
-            Mode::Confirmed | Mode::Counted => {
-                let (tx, rx) = oneshot::channel();
-                msg.done = Some(tx);
-                self.queue.send(msg).await.map_err(|_| Error::Closed)?;
-                // The publisher drops the sender without a word only when it stops.
-                rx.await.map_err(|_| Error::Closed)?
-            }
-        }
+        queue_as(
+            &self.queue,
+            msg,
+            mode,
+            &self.shared.counters.volatile_dropped,
+            |m| &mut m.done,
+        )
+        .await
     }
 
     /// `XADD` on `stream`, queued with the PUBLISHes (one order for both, one pipeline):

@@ -27,7 +27,7 @@ mod subscriptions;
 
 use super::connect::{RedisEndpoint, host_port, info_at, open_client};
 use super::redis::Xadd;
-use super::{BoxFuture, MessageSink, Mode, Sub, Transport, TryPublish};
+use super::{BoxFuture, MessageSink, Mode, Sub, Transport, TryPublish, queue_as};
 use crate::error::Error;
 use crate::stats::Counters;
 use bytes::Bytes;
@@ -37,7 +37,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 /// How often the reconciler checks the topology when all is well, and when not.
@@ -63,7 +63,7 @@ struct Outgoing {
     /// Set: an `XADD` on the stream `channel` instead of an `SPUBLISH` (the Streams
     /// transport over a Redis Cluster writes its entries on each stream's master).
     xadd: Option<Xadd>,
-    done: Option<oneshot::Sender<Result<Option<usize>, Error>>>,
+    done: Option<super::Done>,
 }
 
 /// A subscriber connection to one master and the channels confirmed on it.
@@ -165,7 +165,7 @@ impl ShardedTransport {
 impl ShardedTransport {
     /// Queues `msg` as `mode` says (see [`Mode`]); refused at once (and counted) while
     /// the master owning its channel is known down.
-    async fn enqueue(&self, mut msg: Outgoing, mode: Mode) -> Result<Option<usize>, Error> {
+    async fn enqueue(&self, msg: Outgoing, mode: Mode) -> Result<Option<usize>, Error> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
@@ -179,24 +179,14 @@ impl ShardedTransport {
             }
             return Err(Error::Disconnected);
         }
-        match mode {
-            Mode::Volatile => {
-                if self.queue.try_send(msg).is_err() {
-                    Counters::add(&self.inner.counters.volatile_dropped, 1);
-                }
-                Ok(None)
-            }
-            Mode::Queued => {
-                self.queue.send(msg).await.map_err(|_| Error::Closed)?;
-                Ok(None)
-            }
-            Mode::Confirmed | Mode::Counted => {
-                let (tx, rx) = oneshot::channel();
-                msg.done = Some(tx);
-                self.queue.send(msg).await.map_err(|_| Error::Closed)?;
-                rx.await.map_err(|_| Error::Closed)?
-            }
-        }
+        queue_as(
+            &self.queue,
+            msg,
+            mode,
+            &self.inner.counters.volatile_dropped,
+            |m| &mut m.done,
+        )
+        .await
     }
 
     /// `XADD` on `stream`, on the master owning its slot, queued with the `SPUBLISH`es:
