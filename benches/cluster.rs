@@ -65,11 +65,7 @@ async fn run() {
     let cluster = tokio::task::spawn_blocking(|| RedisCluster::start(3, 0))
         .await
         .expect("cluster");
-    let seeds = |i: usize| {
-        let mut u = cluster.urls();
-        u.rotate_left(i);
-        u
-    };
+    let seeds = |i: usize| cluster.seeds_from(i);
     let key = unique_key("bench-cluster");
     let opts = |o: ClusterOptions| o.key(key.clone()).requests_timeout(T);
     let streams = StreamsOptions {

@@ -10,8 +10,8 @@
 use socketioxide_cluster_test_support as common;
 
 use common::cluster::{Serve, client, nodes_serving, shared_opts};
-use common::node::{start_client, start_server};
-use common::{AutoAck, Parser, arg};
+use common::node::{NodeProcess, start_client, start_server};
+use common::{AutoAck, Client, Parser, arg};
 use serde_json::json;
 use socketioxide_cluster_emitter::{Emitter, EmitterOptions, Partial, rmpv::Value};
 use std::collections::BTreeSet;
@@ -25,15 +25,15 @@ fn texts(v: &[Value]) -> BTreeSet<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_emitter_asks_node_and_rust_servers() {
-    common::init_tracing();
-    let key = common::unique_key("em-ask");
-    let url = common::shared().url();
-    let node = start_server("ask-N", &url, &key, &[]).await;
-    let rust = nodes_serving(2, &shared_opts(&key), Parser::Json, Serve::ROOT).await;
-    let mut n1 = start_client(
-        "ask-n1",
+/// A Node client in room "a" acking "n1", a client of each Rust server (rooms "a" and
+/// "b", acking "c1" and "c2"), and a "ping" handler answering "r<i>" on each Rust server.
+async fn clients_and_handlers(
+    name: &str,
+    node: &NodeProcess,
+    rust: &[common::cluster::Node],
+) -> (NodeProcess, Client, Client) {
+    let n1 = start_client(
+        name,
         &node.url(),
         "/",
         json!(["a"]),
@@ -49,6 +49,17 @@ async fn the_emitter_asks_node_and_rust_servers() {
             .of("/")
             .on_server_side("ping", move |ev| ev.ack(format!("r{i}")));
     }
+    (n1, c1, c2)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_emitter_asks_node_and_rust_servers() {
+    common::init_tracing();
+    let key = common::unique_key("em-ask");
+    let url = common::shared().url();
+    let node = start_server("ask-N", &url, &key, &[]).await;
+    let rust = nodes_serving(2, &shared_opts(&key), Parser::Json, Serve::ROOT).await;
+    let (mut n1, c1, c2) = clients_and_handlers("ask-n1", &node, &rust).await;
     let em = Emitter::connect(
         EmitterOptions::new(&url)
             .key(&key)
@@ -226,23 +237,7 @@ async fn cluster_format_asks(sharded: bool) {
         })
     };
     let rust = nodes_serving(2, &opts, Parser::Json, Serve::ROOT).await;
-    let n1 = start_client(
-        "askcf-n1",
-        &node.url(),
-        "/",
-        json!(["a"]),
-        &["--ack-reply", "\"n1\""],
-    )
-    .await;
-    let c1 = client(&rust[0], "/", Parser::Json, &["a"], T).await;
-    let c2 = client(&rust[1], "/", Parser::Json, &["b"], T).await;
-    c1.set_auto_ack(Some(AutoAck::With(vec![arg(json!("c1"))])));
-    c2.set_auto_ack(Some(AutoAck::With(vec![arg(json!("c2"))])));
-    for (i, r) in rust.iter().enumerate() {
-        r.cluster
-            .of("/")
-            .on_server_side("ping", move |ev| ev.ack(format!("r{i}")));
-    }
+    let (n1, c1, c2) = clients_and_handlers("askcf-n1", &node, &rust).await;
     let eo = EmitterOptions::new(&url)
         .key(&key)
         .requests_timeout(Duration::from_secs(3));

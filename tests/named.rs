@@ -261,9 +261,7 @@ async fn named_requests_on_a_redis_cluster() {
     let key = common::unique_key("named-rc");
     let mut servers = Vec::new();
     for i in 0..3 {
-        let mut seeds = cluster.urls();
-        seeds.rotate_left(i);
-        let o = ClusterOptions::redis_cluster(seeds)
+        let o = ClusterOptions::redis_cluster(cluster.seeds_from(i))
             .key(&key)
             .sharded(SubscriptionMode::Static)
             .name("group")

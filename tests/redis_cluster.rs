@@ -19,13 +19,6 @@ use std::time::Duration;
 
 const T: Duration = Duration::from_secs(10);
 
-/// Seeds for a server that should use node `i` (that one first, then the others).
-fn seeds_from(cluster: &RedisCluster, i: usize) -> Vec<String> {
-    let mut urls = cluster.urls();
-    urls.rotate_left(i);
-    urls
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn classic_protocol_spans_the_nodes_of_a_redis_cluster() {
     common::init_tracing();
@@ -35,7 +28,7 @@ async fn classic_protocol_spans_the_nodes_of_a_redis_cluster() {
     let key = common::unique_key("rc");
     let mut servers = Vec::new();
     for i in 0..3 {
-        let opts = ClusterOptions::redis_cluster(seeds_from(&cluster, i))
+        let opts = ClusterOptions::redis_cluster(cluster.seeds_from(i))
             .key(key.clone())
             .requests_timeout(T);
         assert!(opts.clone().build().unwrap().is_redis_cluster());
@@ -113,7 +106,7 @@ async fn a_server_moves_to_another_node_when_its_node_dies() {
     let key = common::unique_key("rc-kill");
     let mut servers = Vec::new();
     for i in 0..2 {
-        let opts = ClusterOptions::redis_cluster(seeds_from(&cluster, i))
+        let opts = ClusterOptions::redis_cluster(cluster.seeds_from(i))
             .key(key.clone())
             .requests_timeout(T);
         servers.push(node_serving(opts, Parser::Json, Serve::ROOT).await);
@@ -176,7 +169,7 @@ async fn sharded_protocol_between_our_servers() {
     let mut on_cluster = Vec::new();
     for i in 0..3 {
         on_cluster.push(
-            ClusterOptions::redis_cluster(seeds_from(&cluster, i))
+            ClusterOptions::redis_cluster(cluster.seeds_from(i))
                 .sharded(SubscriptionMode::Static)
                 .key(key.clone())
                 .requests_timeout(T),
@@ -339,7 +332,7 @@ async fn node_on_the_cluster_with(protocol: Option<SubscriptionMode>, streams: O
     let mut node = start_server("rc-node-N", &cluster.urls().join(","), &key, &args).await;
     let mut servers = Vec::new();
     for i in 1..3 {
-        let mut opts = ClusterOptions::redis_cluster(seeds_from(&cluster, i))
+        let mut opts = ClusterOptions::redis_cluster(cluster.seeds_from(i))
             .key(key.clone())
             .requests_timeout(T);
         if let Some(mode) = protocol {
@@ -498,7 +491,7 @@ async fn sharded_delivery_resumes_after_the_owning_master_is_killed() {
     let key = common::unique_key("rc-failover");
     let mut servers = Vec::new();
     for i in 0..2 {
-        let opts = ClusterOptions::redis_cluster(seeds_from(&cluster, i))
+        let opts = ClusterOptions::redis_cluster(cluster.seeds_from(i))
             .sharded(SubscriptionMode::Static)
             .key(key.clone())
             .connect_timeout(Duration::from_secs(1))

@@ -23,15 +23,8 @@ use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(10);
 
-/// Seeds for a server that should use node `i` first.
-fn seeds_from(cluster: &RedisCluster, i: usize) -> Vec<String> {
-    let mut urls = cluster.urls();
-    urls.rotate_left(i);
-    urls
-}
-
 fn opts(cluster: &RedisCluster, i: usize, key: &str, sharded: bool) -> ClusterOptions {
-    ClusterOptions::redis_cluster(seeds_from(cluster, i))
+    ClusterOptions::redis_cluster(cluster.seeds_from(i))
         .key(key)
         .connect_timeout(Duration::from_secs(1))
         .requests_timeout(T)

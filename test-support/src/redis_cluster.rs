@@ -102,6 +102,14 @@ impl RedisCluster {
         self.nodes.iter().map(RedisServer::url).collect()
     }
 
+    /// The seed URLs for a client that should use node `i`: that one first, then the
+    /// others.
+    pub fn seeds_from(&self, i: usize) -> Vec<String> {
+        let mut urls = self.urls();
+        urls.rotate_left(i);
+        urls
+    }
+
     /// `redis-cli -p <port of node i> <args>`, its output.
     pub fn cli(&self, i: usize, args: &[&str]) -> String {
         cli(self.nodes[i].port(), args)
