@@ -24,18 +24,26 @@ pub(crate) trait Publish: Send + Sync + 'static {
         &self,
         batch: Vec<(String, Vec<u8>)>,
     ) -> BoxFuture<'static, Vec<Result<usize, redis::RedisError>>> {
-        let sends: Vec<_> = batch
-            .into_iter()
-            .map(|(channel, payload)| self.publish(channel, payload))
-            .collect();
-        Box::pin(async move {
-            let mut out = Vec::with_capacity(sends.len());
-            for s in sends {
-                out.push(s.await);
-            }
-            out
-        })
+        one_by_one(self, batch)
     }
+}
+
+/// Every message of `batch` published by `p`, one after the other.
+pub(crate) fn one_by_one<P: Publish + ?Sized>(
+    p: &P,
+    batch: Vec<(String, Vec<u8>)>,
+) -> BoxFuture<'static, Vec<Result<usize, redis::RedisError>>> {
+    let sends: Vec<_> = batch
+        .into_iter()
+        .map(|(channel, payload)| p.publish(channel, payload))
+        .collect();
+    Box::pin(async move {
+        let mut out = Vec::with_capacity(sends.len());
+        for s in sends {
+            out.push(s.await);
+        }
+        out
+    })
 }
 
 /// A connection and the command it publishes with (`PUBLISH`, or `SPUBLISH` for the

@@ -833,16 +833,7 @@ pub(crate) fn sockets_of(resp: &Response) -> Vec<RemoteSocket> {
             };
             Some(RemoteSocket {
                 id: get("id")?.as_str()?.to_owned(),
-                rooms: match get("rooms") {
-                    Some(Value::Array(r)) => r
-                        .iter()
-                        .filter_map(|x| match x {
-                            Value::String(s) => s.as_str().map(str::to_owned),
-                            other => Some(value_to_json(other).to_string()),
-                        })
-                        .collect(),
-                    _ => Vec::new(),
-                },
+                rooms: room_names(get("rooms")),
                 data: get("data").map_or(serde_json::Value::Null, value_to_json),
                 handshake: get("handshake").map_or(serde_json::Value::Null, value_to_json),
             })
@@ -852,7 +843,13 @@ pub(crate) fn sockets_of(resp: &Response) -> Vec<RemoteSocket> {
 
 /// The rooms of an all-rooms answer `{requestId, rooms: [..]}`.
 pub(crate) fn rooms_of(resp: &Response) -> Vec<String> {
-    match resp.get("rooms") {
+    room_names(resp.get("rooms"))
+}
+
+/// An array of rooms as names: strings as they are, others (numeric rooms of JS apps)
+/// as their JSON text.
+fn room_names(v: Option<&Value>) -> Vec<String> {
+    match v {
         Some(Value::Array(r)) => r
             .iter()
             .filter_map(|x| match x {

@@ -14,7 +14,7 @@
 //!
 //! [`EmitterOptions::streams`]: crate::EmitterOptions::streams
 
-use crate::publish::{BoxFuture, Publish, count_of, pipelined};
+use crate::publish::{BoxFuture, Publish, count_of, one_by_one, pipelined};
 use socketioxide_cluster_wire::cluster_format::ClusterMessage;
 use socketioxide_cluster_wire::streams::{is_ephemeral, stream_name};
 
@@ -148,17 +148,7 @@ where
     ) -> BoxFuture<'static, Vec<Result<usize, redis::RedisError>>> {
         if self.cluster {
             // An entry's XADD and its count go to different nodes: one by one.
-            let sends: Vec<_> = batch
-                .into_iter()
-                .map(|(channel, payload)| self.publish(channel, payload))
-                .collect();
-            return Box::pin(async move {
-                let mut out = Vec::with_capacity(sends.len());
-                for s in sends {
-                    out.push(s.await);
-                }
-                out
-            });
+            return one_by_one(self, batch);
         }
         let mut conn = self.conn.clone();
         let groups: Vec<Vec<redis::Cmd>> = batch

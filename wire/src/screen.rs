@@ -80,14 +80,17 @@ pub const HEARTBEAT_MAX: usize = 1024;
 
 /// A message on a named channel (`named.rs`): a JSON object.
 pub fn named(head: &[u8], len: usize) -> Result<(), Refusal> {
-    let head = &head[..head.len().min(len)];
-    match head
+    json_object(&head[..head.len().min(len)]).ok_or("named message is not a JSON object")?
+}
+
+/// `Some` when `head` starts (after JSON whitespace) with `{`: its depth check.
+fn json_object(head: &[u8]) -> Option<Result<(), Refusal>> {
+    // serde_json skips leading whitespace, and stops at 128 levels (read by serde_json
+    // alone, so no `MAX_DEPTH` here).
+    let i = head
         .iter()
-        .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
-    {
-        Some(i) if head[i] == b'{' => json_depth(&head[i..], SERDE_JSON_DEPTH),
-        _ => Err("named message is not a JSON object"),
-    }
+        .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))?;
+    (head[i] == b'{').then(|| json_depth(&head[i..], SERDE_JSON_DEPTH))
 }
 
 /// A message on `<key>-heartbeat` (our servers' liveness, JSON).
@@ -95,17 +98,7 @@ pub fn heartbeat(head: &[u8], len: usize) -> Result<(), Refusal> {
     if len > HEARTBEAT_MAX {
         return Err("heartbeat larger than 1 KiB");
     }
-    let head = &head[..head.len().min(len)];
-    // serde_json skips leading whitespace.
-    match head
-        .iter()
-        .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
-    {
-        // serde_json stops at 128 levels (no `MAX_DEPTH` here: heartbeats are read by
-        // serde_json alone).
-        Some(i) if head[i] == b'{' => json_depth(&head[i..], SERDE_JSON_DEPTH),
-        _ => Err("heartbeat is not a JSON object"),
-    }
+    json_object(&head[..head.len().min(len)]).ok_or("heartbeat is not a JSON object")?
 }
 
 /// Nesting at which serde_json gives up ("recursion limit exceeded").
